@@ -1,0 +1,32 @@
+# Two entry points (README): `make train` and `make test`. Both build .venv idempotently.
+# On a machine without CUDA the CPU build of torch is installed first (torch==2.13.0 from the local wheel
+# store); a plain `torch` requirement would pull several GB of CUDA wheels.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_CPU ?= torch==2.13.0
+STEPS ?= 300
+OUT ?= runs/digits
+
+.PHONY: venv train test bench clean
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+train: venv
+	$(BIN)/fastwgan train --data digits --steps $(STEPS) --out $(OUT)
+
+test: venv
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python -m pytest benchmarks --benchmark-only -q
+
+clean:
+	rm -rf $(VENV) runs

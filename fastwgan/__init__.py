@@ -1,0 +1,2 @@
+"""fastwgan: Wasserstein GANs on images, fast."""
+__version__ = "0.1.0"

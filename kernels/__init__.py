@@ -1,0 +1,1 @@
+"""Triton kernels of fastwgan (installed as ``fastwgan.kernels``)."""

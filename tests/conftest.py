@@ -1,0 +1,27 @@
+"""Shared test set-up: hypothesis profiles and the GPU marker."""
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+# Property tests: `deadline=None` because first calls compile; CI is derandomised and small so that the whole
+# suite stays well under 10 minutes on 2 cores. `HYPOTHESIS_PROFILE=dev` draws more examples locally.
+settings.register_profile(
+    "ci", max_examples=8, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev", max_examples=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (marked gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
