@@ -1,0 +1,371 @@
+"""Generators and critics: MLP, DCGAN (28/32/64 px) and the WGAN-GP paper's CIFAR-10 ResNet (32 px).
+
+Contract: a generator maps z (B, latent_dim) to (B, *data_shape); a critic maps (B, *data_shape) to (B,), one
+score per sample. Image generators end in tanh (data in [-1, 1], see `fastwgan.data.to_float`).
+
+Critic normalisation (`critic_norm`):
+    "none"   no normalisation (the WGAN-GP paper's choice for its unconditional CIFAR-10 ResNet)
+    "layer"  per-sample layer norm: `nn.LayerNorm(features)` in MLPs, `nn.GroupNorm(1, C)` in conv nets, i.e. mean
+             and variance over (C, H, W) of each sample with a per-channel affine, as the WGAN-GP code's layernorm.
+             Each score depends on its own sample only, which the gradient penalty needs.
+    "batch"  batch norm: allowed for the weight-clipping loss only; the trainer refuses it for GP (`has_batch_norm`).
+
+Every factory returns (G, D) and sets `G.spec` = `D.spec` = a JSON-serialisable dict with `build(**spec)`
+rebuilding the same architecture (checkpoints store it).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+__all__ = ["Generator", "Critic", "CRITIC_NORMS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet", "build", "has_batch_norm"]
+
+CRITIC_NORMS = ("none", "layer", "batch")
+KINDS = ("mlp", "dcgan", "resnet", "auto")
+DCGAN_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of the first feature map (doubled per stage)
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    """True if any submodule is a batch norm (BatchNorm1d/2d/3d, SyncBatchNorm): it breaks the per-sample GP."""
+    return any(isinstance(m, _BatchNorm) for m in module.modules())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Argument checks: ValueError naming the argument.
+# ----------------------------------------------------------------------------------------------------------------
+def _pos_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+    return v
+
+
+def _norm(v: str) -> str:
+    if v not in CRITIC_NORMS:
+        raise ValueError(f"critic_norm must be one of {CRITIC_NORMS}, got {v!r}")
+    return v
+
+
+def _shape(data_shape) -> tuple[int, ...]:
+    shape = (data_shape,) if isinstance(data_shape, int) and not isinstance(data_shape, bool) else data_shape
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ValueError(f"data_shape must be an int or a sequence of positive ints, got {data_shape!r}") from None
+    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(f"data_shape must be a non-empty sequence of positive ints, got {data_shape!r}")
+    return shape
+
+
+def _tag(G: nn.Module, D: nn.Module, spec: dict) -> tuple[nn.Module, nn.Module]:
+    G.spec, D.spec = dict(spec), dict(spec)
+    return G, D
+
+
+class Critic(nn.Module):
+    """Wraps a body ending in one output unit; returns (B,)."""
+
+    def __init__(self, body: nn.Module, data_shape: tuple[int, ...]):
+        super().__init__()
+        self.body, self.data_shape = body, data_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).reshape(x.shape[0])  # (B, 1) -> (B,)
+
+
+class Generator(nn.Module):
+    """Wraps a body from z (B, latent_dim); reshapes its output to (B, *data_shape)."""
+
+    def __init__(self, body: nn.Module, latent_dim: int, data_shape: tuple[int, ...]):
+        super().__init__()
+        self.body, self.latent_dim, self.data_shape = body, latent_dim, data_shape
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z).reshape(z.shape[0], *self.data_shape)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# MLP: the WGAN-GP toy nets (512 wide, 3 hidden ReLU layers); images are flattened.
+# ----------------------------------------------------------------------------------------------------------------
+def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_norm: str = "none",
+        output: str | None = None) -> tuple[nn.Module, nn.Module]:
+    """ReLU MLP generator and critic with `depth` hidden layers of width `hidden`.
+
+    Args:
+        data_shape: shape of one sample, e.g. (2,) for toys or (1, 8, 8) for digits.
+        latent_dim: size of z.
+        critic_norm: "none" | "layer" (nn.LayerNorm over features) | "batch" (nn.BatchNorm1d), after each hidden
+            linear layer of the critic.
+        output: generator output "linear" | "tanh"; default linear for 1-D data_shape (toys), tanh otherwise.
+    Returns:
+        (G, D): G(z) -> (B, *data_shape), D(x) -> (B,).
+    """
+    shape, latent_dim = _shape(data_shape), _pos_int("latent_dim", latent_dim)
+    hidden, depth, critic_norm = _pos_int("hidden", hidden), _pos_int("depth", depth), _norm(critic_norm)
+    output = output if output is not None else ("linear" if len(shape) == 1 else "tanh")
+    if output not in ("linear", "tanh"):
+        raise ValueError(f"output must be 'linear' or 'tanh', got {output!r}")
+    n = math.prod(shape)
+
+    g, d = [], [nn.Flatten()]
+    for i in range(depth):
+        g += [nn.Linear(latent_dim if i == 0 else hidden, hidden), nn.ReLU()]
+        d.append(nn.Linear(n if i == 0 else hidden, hidden))
+        if critic_norm == "layer":
+            d.append(nn.LayerNorm(hidden))
+        elif critic_norm == "batch":
+            d.append(nn.BatchNorm1d(hidden))
+        d.append(nn.ReLU())
+    g.append(nn.Linear(hidden, n))
+    if output == "tanh":
+        g.append(nn.Tanh())
+    d.append(nn.Linear(hidden, 1))
+    spec = dict(kind="mlp", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm,
+                hidden=hidden, depth=depth, output=output)
+    return _tag(Generator(nn.Sequential(*g), latent_dim, shape), Critic(nn.Sequential(*d), shape), spec)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# DCGAN (Radford et al. 2016), with the WGAN-GP code's linear first generator layer so 28 px works (7 -> 14 -> 28).
+# ----------------------------------------------------------------------------------------------------------------
+def _critic_norm_2d(kind: str, c: int) -> list[nn.Module]:
+    if kind == "layer":
+        return [nn.GroupNorm(1, c)]  # LayerNorm over (C, H, W) per sample, per-channel affine
+    if kind == "batch":
+        return [nn.BatchNorm2d(c)]
+    return []
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """DCGAN init: conv / linear weights N(0, 0.02), norm weights N(1, 0.02), all biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (_BatchNorm, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
+class _Reshape(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64,
+          critic_norm: str = "none") -> tuple[nn.Module, nn.Module]:
+    """DCGAN generator and critic for square images.
+
+    Generator: Linear(z -> c0*s0*s0) + BatchNorm + ReLU, then stride-2 ConvTranspose(4x4) stages that double the
+    size and halve the channels (BatchNorm + ReLU), the last one to `channels` with tanh. s0 = 7 for 28 px
+    (7 -> 14 -> 28), 4 for 32 and 64 px; c0 = width * 2^(stages - 1).
+    Critic: the mirror image: stride-2 Conv(4x4) stages with LeakyReLU(0.2) (normalised per `critic_norm` except
+    the first), then Linear(c0*s0*s0 -> 1).
+
+    Args:
+        image_size: 28, 32 or 64.
+        channels: 1 or 3.
+        latent_dim: size of z.
+        width: channels of the widest-resolution feature map (64 in DCGAN).
+        critic_norm: "none" | "layer" (GroupNorm(1, C)) | "batch".
+    Returns:
+        (G, D): G(z) -> (B, channels, image_size, image_size), D(x) -> (B,).
+    """
+    if image_size not in DCGAN_SIZES:
+        raise ValueError(f"image_size must be one of {sorted(DCGAN_SIZES)} for dcgan, got {image_size!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    latent_dim, width, critic_norm = _pos_int("latent_dim", latent_dim), _pos_int("width", width), _norm(critic_norm)
+    s0 = DCGAN_SIZES[image_size]
+    stages = int(math.log2(image_size // s0))          # 2 for 28, 3 for 32, 4 for 64
+    chans = [width * 2 ** (stages - 1 - i) for i in range(stages)] + [channels]  # e.g. 32 px: 4w, 2w, w, C
+
+    g: list[nn.Module] = [nn.Linear(latent_dim, chans[0] * s0 * s0, bias=False), nn.BatchNorm1d(chans[0] * s0 * s0),
+                          nn.ReLU(), _Reshape(chans[0], s0, s0)]
+    for i in range(stages):
+        last = i == stages - 1
+        g.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 4, 2, 1, bias=last))
+        g += [nn.Tanh()] if last else [nn.BatchNorm2d(chans[i + 1]), nn.ReLU()]
+
+    d: list[nn.Module] = []
+    rev = chans[::-1]                                   # C, w, 2w, ...
+    for i in range(stages):
+        norm = _critic_norm_2d(critic_norm, rev[i + 1]) if i > 0 else []
+        d += [nn.Conv2d(rev[i], rev[i + 1], 4, 2, 1, bias=not norm), *norm, nn.LeakyReLU(0.2)]
+    d += [nn.Flatten(), nn.Linear(chans[0] * s0 * s0, 1)]
+
+    shape = (channels, image_size, image_size)
+    G, D = Generator(nn.Sequential(*g), latent_dim, shape), Critic(nn.Sequential(*d), shape)
+    _dcgan_init(G)
+    _dcgan_init(D)
+    spec = dict(kind="dcgan", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm, width=width)
+    return _tag(G, D, spec)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ResNet of the WGAN-GP paper's CIFAR-10 experiment (Gulrajani et al. 2017, appendix; gan_cifar_resnet.py).
+# ----------------------------------------------------------------------------------------------------------------
+def _conv(cin: int, cout: int, k: int, he: bool = True) -> nn.Conv2d:
+    """'same' conv initialised as the authors' lib.ops.conv2d: uniform, std sqrt(4 or 2 / (fan_in + fan_out))."""
+    conv = nn.Conv2d(cin, cout, k, padding=k // 2)
+    std = math.sqrt((4.0 if he else 2.0) / (cin * k * k + cout * k * k))
+    nn.init.uniform_(conv.weight, -std * math.sqrt(3.0), std * math.sqrt(3.0))
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _glorot_linear(cin: int, cout: int) -> nn.Linear:
+    lin = nn.Linear(cin, cout)
+    std = math.sqrt(2.0 / (cin + cout))
+    nn.init.uniform_(lin.weight, -std * math.sqrt(3.0), std * math.sqrt(3.0))
+    nn.init.zeros_(lin.bias)
+    return lin
+
+
+class _ResBlock(nn.Module):
+    """norm -> ReLU -> conv1 -> norm -> ReLU -> conv2, plus a shortcut (1x1 conv when resampling).
+
+    resample "up" (generator): conv1 = nearest x2 then conv, shortcut = nearest x2 then 1x1 conv.
+    resample "down" (critic): conv2 = conv then 2x2 mean pool, shortcut = 1x1 conv then mean pool.
+    resample None: identity shortcut.
+    """
+
+    def __init__(self, dim: int, resample: str | None, norm: str):
+        super().__init__()
+        self.resample = resample
+
+        def make_norm() -> nn.Module:
+            return {"batch": lambda: nn.BatchNorm2d(dim), "layer": lambda: nn.GroupNorm(1, dim),
+                    "none": nn.Identity}[norm]()
+
+        self.n1, self.n2 = make_norm(), make_norm()
+        self.conv1, self.conv2 = _conv(dim, dim, 3), _conv(dim, dim, 3)
+        self.shortcut = _conv(dim, dim, 1, he=False) if resample else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = nn.functional.interpolate
+        if self.resample == "up":
+            short = self.shortcut(up(x, scale_factor=2, mode="nearest"))
+        elif self.resample == "down":
+            short = nn.functional.avg_pool2d(self.shortcut(x), 2)
+        else:
+            short = x
+        h = torch.relu(self.n1(x))
+        h = self.conv1(up(h, scale_factor=2, mode="nearest") if self.resample == "up" else h)
+        h = self.conv2(torch.relu(self.n2(h)))
+        if self.resample == "down":
+            h = nn.functional.avg_pool2d(h, 2)
+        return short + h
+
+
+class _OptimizedBlock(nn.Module):
+    """The critic's first block: conv -> ReLU -> conv -> mean pool, shortcut mean pool -> 1x1 conv; no norm."""
+
+    def __init__(self, cin: int, dim: int):
+        super().__init__()
+        self.conv1, self.conv2 = _conv(cin, dim, 3), _conv(dim, dim, 3)
+        self.shortcut = _conv(cin, dim, 1, he=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        short = self.shortcut(nn.functional.avg_pool2d(x, 2))
+        h = nn.functional.avg_pool2d(self.conv2(torch.relu(self.conv1(x))), 2)
+        return short + h
+
+
+class _ResNetGeneratorBody(nn.Module):
+    def __init__(self, channels: int, latent_dim: int, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.input = _glorot_linear(latent_dim, 4 * 4 * dim)
+        self.blocks = nn.Sequential(*[_ResBlock(dim, "up", "batch") for _ in range(3)])  # 4 -> 8 -> 16 -> 32
+        self.norm = nn.BatchNorm2d(dim)
+        self.output = _conv(dim, channels, 3, he=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.input(z).reshape(z.shape[0], self.dim, 4, 4)   # (B, dim, 4, 4)
+        h = self.blocks(h)                                       # (B, dim, 32, 32)
+        return torch.tanh(self.output(torch.relu(self.norm(h))))  # (B, C, 32, 32)
+
+
+class _ResNetCriticBody(nn.Module):
+    def __init__(self, channels: int, dim: int, norm: str):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            _OptimizedBlock(channels, dim),   # 32 -> 16
+            _ResBlock(dim, "down", norm),     # 16 -> 8
+            _ResBlock(dim, None, norm),
+            _ResBlock(dim, None, norm),
+        )
+        self.output = _glorot_linear(dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.blocks(x)).mean(dim=(2, 3))  # (B, dim): global mean pool
+        return self.output(h)                            # (B, 1)
+
+
+def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128,
+           critic_norm: str = "none") -> tuple[nn.Module, nn.Module]:
+    """The WGAN-GP paper's CIFAR-10 ResNet pair for 32 px images.
+
+    Generator: Linear(z -> dim*4*4), three up-sampling residual blocks (batch norm, ReLU, nearest x2 + 3x3 conv),
+    batch norm, ReLU, 3x3 conv to `channels`, tanh. Critic: an optimised first down-sampling block (no norm),
+    one down-sampling and two plain residual blocks (mean-pool shortcuts when down-sampling), ReLU, global mean
+    pool, Linear(dim -> 1). Init as the authors' code (He / Glorot uniform, zero biases). Not bit-identical to it.
+
+    Args:
+        channels: 1 or 3.
+        latent_dim: size of z (128 in the paper).
+        dim: channels of every block (128 in the paper).
+        critic_norm: "none" (the paper) | "layer" (GroupNorm(1, dim) in the critic's residual blocks) | "batch".
+    Returns:
+        (G, D): G(z) -> (B, channels, 32, 32), D(x) -> (B,).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    latent_dim, dim, critic_norm = _pos_int("latent_dim", latent_dim), _pos_int("dim", dim), _norm(critic_norm)
+    shape = (channels, 32, 32)
+    G = Generator(_ResNetGeneratorBody(channels, latent_dim, dim), latent_dim, shape)
+    D = Critic(_ResNetCriticBody(channels, dim, critic_norm), shape)
+    spec = dict(kind="resnet", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm, dim=dim)
+    return _tag(G, D, spec)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One entry point from a JSON-able spec.
+# ----------------------------------------------------------------------------------------------------------------
+def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", **kw) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) by name; `build(**G.spec)` rebuilds any pair made here.
+
+    Args:
+        kind: "mlp" | "dcgan" | "resnet" | "auto" (dcgan for (C, S, S) data with C in 1, 3 and S in 28, 32, 64;
+            mlp otherwise, e.g. 8x8 digits or 2-D toys).
+        data_shape: shape of one sample.
+        latent_dim: size of z.
+        critic_norm: "none" | "layer" | "batch".
+        **kw: the model's own options: mlp: hidden, depth, output; dcgan: width; resnet: dim.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    shape = _shape(data_shape)
+    image = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2]
+    if kind == "auto":
+        kind = "dcgan" if image and shape[1] in DCGAN_SIZES else "mlp"
+    allowed = {"mlp": {"hidden", "depth", "output"}, "dcgan": {"width"}, "resnet": {"dim"}}[kind]
+    unknown = set(kw) - allowed
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for kind {kind!r}; allowed: {sorted(allowed)}")
+    if kind == "mlp":
+        return mlp(shape, latent_dim, critic_norm=critic_norm, **kw)
+    if not image:
+        raise ValueError(f"data_shape must be (C, S, S) with C in 1, 3 for kind {kind!r}, got {data_shape!r}")
+    if kind == "dcgan":
+        return dcgan(shape[1], shape[0], latent_dim, critic_norm=critic_norm, **kw)
+    if shape[1] != 32:
+        raise ValueError(f"data_shape must be (C, 32, 32) for kind 'resnet', got {data_shape!r}")
+    return resnet(shape[0], latent_dim, critic_norm=critic_norm, **kw)
