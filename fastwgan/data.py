@@ -374,7 +374,8 @@ def load(source, *, image_size: int | None = None, channels: int | None = None) 
         x = _set_channels(x, channels)
     if image_size is not None:
         x = _resize(x, image_size)
-    return torch.from_numpy(np.ascontiguousarray(x))
+    x = np.ascontiguousarray(x)
+    return torch.from_numpy(x if x.flags.writeable else x.copy())
 
 
 def _idx_label_file(path: Path) -> Path:
