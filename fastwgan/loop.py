@@ -1,0 +1,284 @@
+"""What every fastwgan trainer shares: the outer schedule, the random stream, history, logging, samples,
+checkpoints and the progress bar. A trainer subclass supplies only ``_train_step`` (n_critic critic updates and
+one generator update) and its optimizer state; so the reference and the fast trainer differ in nothing else.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import rng
+from .config import TrainConfig
+from .models import has_batch_norm
+from .run import RunWriter
+
+METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"TrainConfig.device: {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+class TrainerBase:
+    """Shared trainer machinery. Public interface: fit, sample, critic_score, state_dict, load_state_dict,
+    history, step."""
+
+    name = "base"
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig):
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a fastwgan.TrainConfig, got {type(config).__name__}")
+        for label, m in (("generator", generator), ("critic", critic)):
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"{label} must be a torch.nn.Module, got {type(m).__name__}")
+        if config.uses_penalty and has_batch_norm(critic):
+            # Batch norm mixes samples, so grad_x D(x_hat) is no longer a per-sample gradient (Gulrajani et al.
+            # 2017, section 4): use critic_norm="layer" or "none".
+            raise ValueError(f"critic: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
+                             "per-sample gradient penalty); build the critic with critic_norm='layer' or 'none'")
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.generator = generator.to(self.device)
+        self.critic = critic.to(self.device)
+        self.step = 0
+        self._records: list[dict] = []  # materialised history
+        self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
+        self._gen = rng.make_generator(config.seed)
+        self._data_shape: tuple[int, ...] | None = None
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        """n_critic critic updates then one generator update. Returns 0-d metric tensors (not synced)."""
+        raise NotImplementedError
+
+    def _optimizer_state(self) -> dict:
+        raise NotImplementedError
+
+    def _load_optimizer_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def _prepare_data(self, data: torch.Tensor) -> torch.Tensor:
+        """Where the dataset lives during training (the reference keeps it on the CPU)."""
+        return data
+
+    # ------------------------------------------------------------------ history
+    @property
+    def history(self) -> list[dict]:
+        """One dict per generator step: step, critic_loss, w_estimate, gp, grad_norm, generator_loss
+        (critic values are means over the step's n_critic critic updates; gp/grad_norm are None for "clip")."""
+        self._flush()
+        return self._records
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        keys = [k for k in METRICS if k in self._pending[0][1]]
+        vals = torch.stack([torch.stack([m[k].float() for k in keys]) for _, m in self._pending]).cpu().tolist()
+        for (step, _), row in zip(self._pending, vals):
+            rec = {"step": step, **{k: None for k in METRICS}}
+            rec.update(dict(zip(keys, row)))
+            self._records.append(rec)
+        self._pending.clear()
+
+    # ------------------------------------------------------------------ data
+    def _check_data(self, data) -> torch.Tensor:
+        if isinstance(data, np.ndarray):
+            data = torch.from_numpy(data)
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(f"data must be a tensor or numpy array, got {type(data).__name__}")
+        if data.dim() < 2 or data.shape[0] == 0:
+            raise ValueError(f"data: expected (N, ...) with N >= 1 samples, got shape {tuple(data.shape)}")
+        if data.dtype != torch.uint8 and not data.is_floating_point():
+            raise ValueError(f"data: expected uint8 images or a float tensor, got dtype {data.dtype}")
+        if data.is_floating_point() and not torch.isfinite(data).all():
+            raise ValueError("data: contains NaN or inf values")
+        with torch.no_grad():
+            was = self.generator.training
+            self.generator.eval()
+            out = self.generator(torch.zeros(2, self.config.latent_dim, device=self.device))
+            self.generator.train(was)
+        if tuple(out.shape[1:]) != tuple(data.shape[1:]):
+            raise ValueError(f"data: samples have shape {tuple(data.shape[1:])} but the generator makes "
+                             f"{tuple(out.shape[1:])}; build the models for this data")
+        return data
+
+    @staticmethod
+    def _as_float(x: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> float in [-1, 1] (the one normalisation, fastwgan.data.to_float); floats as they are."""
+        if x.dtype == torch.uint8:
+            from .data import to_float
+
+            return to_float(x)
+        return x.float()
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data, steps: int, *, out: str | os.PathLike | None = None, log_every: int = 10,
+            sample_every: int | None = None, checkpoint_every: int | None = None, keep_checkpoints: int = 3,
+            progress: bool | None = None, run_config: dict | None = None,
+            callbacks: tuple[Callable[["TrainerBase", dict], None], ...] = ()) -> "TrainerBase":
+        """Train until ``steps`` generator updates have been made in total (a resumed trainer continues).
+
+        Args:
+            data: the training set, (N, C, H, W) uint8 images or an (N, ...) float tensor (e.g. 2-D toy points).
+            steps: total generator updates of the run (each preceded by n_critic critic updates).
+            out: a run folder to write (config.json, stats.jsonl, samples, plots, checkpoints); None writes nothing.
+            log_every: steps between log ticks (stats.jsonl line, progress bar postfix, callbacks).
+            sample_every: steps between fixed-noise sample pictures (default: steps // 10).
+            checkpoint_every: steps between checkpoints (default: only at the end).
+            keep_checkpoints: how many checkpoints to keep.
+            progress: show a tqdm bar (default: when stderr is a terminal).
+            run_config: extra JSON written to config.json (the CLI records the model and data spec there).
+            callbacks: called as cb(trainer, record) at every log tick.
+        Returns:
+            self.
+        """
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        if log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {log_every}")
+        data = self._check_data(data)
+        self._data_shape = tuple(data.shape[1:])
+        data = self._prepare_data(data)
+        cfg = self.config
+        writer = None
+        if out is not None:
+            writer = RunWriter(out, {"trainer": self.name, "config": cfg.to_dict(), **(run_config or {})})
+        sample_every = sample_every or max(1, steps // 10)
+        fixed_z = torch.randn(64, cfg.latent_dim, generator=rng.make_generator(cfg.seed + 2))
+        real_show = data[:5000] if data.dim() == 2 else None
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=min(self.step, steps), disable=not progress if progress is not None else None,
+                   desc=f"{self.name} {cfg.loss}", unit="step", dynamic_ncols=True)
+        t_tick, step_tick = time.perf_counter(), self.step
+        n = data.shape[0]
+        try:
+            while self.step < steps:
+                noise = rng.draw_step(self._gen, n, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty)
+                metrics = self._train_step(data, noise)
+                self.step += 1
+                self._pending.append((self.step, metrics))
+                bar.update(1)
+                last = self.step == steps
+                if self.step % log_every == 0 or last:
+                    self._flush()
+                    now = time.perf_counter()
+                    record = self._tick_record(step_tick, now - t_tick)
+                    t_tick, step_tick = now, self.step
+                    bar.set_postfix({k: f"{record[k]:.3g}" for k in ("critic_loss", "w_estimate", "generator_loss")})
+                    if writer:
+                        writer.log(record)
+                    for cb in callbacks:
+                        cb(self, record)
+                if writer and (self.step % sample_every == 0 or last):
+                    writer.samples(self.step, self._sample_with(fixed_z), real=real_show)
+                    writer.plots(self.history)
+                if writer and ((checkpoint_every and self.step % checkpoint_every == 0) or last):
+                    writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
+        finally:
+            bar.close()
+        return self
+
+    def _tick_record(self, since_step: int, seconds: float) -> dict:
+        recs = [r for r in self._records if r["step"] > since_step]
+        out = {"step": self.step}
+        for k in METRICS:
+            vals = [r[k] for r in recs if r[k] is not None]
+            out[k] = sum(vals) / len(vals) if vals else None
+        steps = max(1, len(recs))
+        out["steps_per_s"] = steps / seconds if seconds > 0 else math.nan
+        out["images_per_s"] = out["steps_per_s"] * self.config.batch_size * self.config.n_critic
+        return out
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def _sample_with(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        was = self.generator.training
+        self.generator.eval()
+        try:
+            chunks = [self.generator(z[i:i + batch_size].to(self.device)).float().cpu()
+                      for i in range(0, z.shape[0], batch_size)]
+        finally:
+            self.generator.train(was)
+        return torch.cat(chunks)
+
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+        """Draw ``n`` samples from the generator (eval mode) with its own noise stream.
+
+        Args:
+            n: number of samples.
+            seed: noise seed (default ``config.seed + 1``; the training stream is never touched).
+            batch_size: generator batch size.
+        Returns:
+            (n, *data_shape) float CPU tensor: images in [-1, 1] (``fastwgan.data.to_uint8`` converts), or
+            coordinates for the 2-D toys.
+        """
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"sample: n must be a non-negative integer, got {n!r}")
+        g = rng.make_generator(self.config.seed + rng.SAMPLE_SEED_OFFSET if seed is None else seed)
+        z = torch.randn(n, self.config.latent_dim, generator=g)
+        if n == 0:
+            return self._sample_with(torch.zeros(1, self.config.latent_dim))[:0]
+        return self._sample_with(z, batch_size)
+
+    @torch.no_grad()
+    def critic_score(self, x, batch_size: int = 1024) -> torch.Tensor:
+        """The critic's score D(x) per sample (higher = judged more like the training data).
+
+        Args:
+            x: (N, ...) uint8 images (normalised as in training) or float samples, tensor or numpy array.
+        Returns:
+            (N,) float CPU tensor.
+        """
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        was = self.critic.training
+        self.critic.eval()
+        try:
+            out = [self.critic(self._as_float(x[i:i + batch_size]).to(self.device)).reshape(-1).float().cpu()
+                   for i in range(0, x.shape[0], batch_size)]
+        finally:
+            self.critic.train(was)
+        return torch.cat(out) if out else torch.zeros(0)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: both networks, optimizer states, step, noise-generator state,
+        history and config (tensors and JSON-able values only; see fastwgan.checkpoint)."""
+        return {
+            "format": 1,
+            "trainer": self.name,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "generator": dict(self.generator.state_dict()),
+            "critic": dict(self.critic.state_dict()),
+            "optimizers": self._optimizer_state(),
+            "rng": self._gen.get_state(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("generator", "critic", "optimizers", "rng", "step"):
+            if key not in state:
+                raise ValueError(f"load_state_dict: state has no {key!r} entry (not a fastwgan trainer state)")
+        try:
+            self.generator.load_state_dict(state["generator"])
+            self.critic.load_state_dict(state["critic"])
+        except RuntimeError as e:
+            raise ValueError(f"load_state_dict: the checkpoint does not match these models: {e}") from None
+        self._load_optimizer_state(state["optimizers"])
+        self._gen.set_state(state["rng"])
+        self.step = int(state["step"])
+        self._pending.clear()
+        self._records = [dict(r) for r in state.get("history", [])]

@@ -1,0 +1,128 @@
+"""The reference trainer: the oracle every fast path is checked against.
+
+Plain eager PyTorch that reads like Algorithm 1 of the two papers:
+
+WGAN (Arjovsky et al. 2017):                      WGAN-GP (Gulrajani et al. 2017):
+  for n_critic iterations:                          for n_critic iterations:
+    x ~ P_r, z ~ p(z)                                 x ~ P_r, z ~ p(z), eps ~ U[0, 1] (one per sample)
+    g_w = grad_w [mean D(x) - mean D(G(z))]           x_hat = eps x + (1 - eps) G(z)
+    w = w + RMSprop(g_w)      (ascent)                L = D(G(z)) - D(x) + lambda (||grad_x_hat D(x_hat)||_2 - 1)^2
+    w = clip(w, -c, c)                                w = Adam(grad_w mean L)
+  z ~ p(z); theta = RMSprop(-grad mean D(G(z)))     z ~ p(z); theta = Adam(-grad mean D(G(z)))
+
+Nothing here is fused, compiled or clever; per-parameter ``clamp_``, ``torch.autograd.grad(create_graph=True)``.
+The random numbers come from ``fastwgan.rng`` in its documented order.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import rng
+from .config import TrainConfig
+from .loop import TrainerBase
+
+
+class ReferenceTrainer(TrainerBase):
+    """Eager, readable WGAN / WGAN-GP trainer (the oracle). Same public interface as ``fastwgan.Trainer``.
+
+    Args:
+        generator: maps z (B, latent_dim) to samples (B, *data_shape).
+        critic: maps samples to scores (B,) or (B, 1); no batch norm for the "gp" / "lp" losses.
+        config: a ``TrainConfig`` (float32 only: the reference is the fp32 oracle).
+    """
+
+    name = "reference"
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig):
+        if isinstance(config, TrainConfig) and config.dtype != "float32":
+            raise ValueError(f"TrainConfig.dtype: ReferenceTrainer is the float32 oracle, got {config.dtype!r}; "
+                             "use fastwgan.Trainer for bfloat16")
+        super().__init__(generator, critic, config)
+        self.opt_d = self._optimizer(self.critic.parameters(), config.lr_d)
+        self.opt_g = self._optimizer(self.generator.parameters(), config.lr_g)
+
+    def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr, alpha=cfg.rmsprop_alpha, eps=cfg.opt_eps, foreach=False)
+        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.opt_eps, foreach=False)
+
+    # ------------------------------------------------------------------ one critic update
+    def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One critic update on a real batch, noise z and (gp / lp) per-sample eps. Returns detached metrics.
+
+        Args:
+            real: (B, *data_shape) float real samples.
+            z: (B, latent_dim) noise.
+            eps: (B,) interpolation weights, or None for the clip loss.
+        """
+        cfg, D, G = self.config, self.critic, self.generator
+        with torch.no_grad():
+            fake = G(z)  # (B, *data_shape); no gradient flows to G in the critic phase
+        d_real = D(real).reshape(-1).mean()
+        d_fake = D(fake).reshape(-1).mean()
+        w_estimate = d_real - d_fake  # the critic maximises E[D(real)] - E[D(fake)]
+        loss = -w_estimate
+        out = {"w_estimate": w_estimate.detach()}
+        if cfg.uses_penalty:
+            e = eps.view(-1, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1): one eps per sample, broadcast over C, H, W
+            x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)  # (B, *data_shape)
+            norms = grad.flatten(1).norm(2, dim=1)  # (B,): the norm over all non-batch dims
+            gap = norms - 1 if cfg.loss == "gp" else torch.clamp(norms - 1, min=0)  # "lp": one-sided
+            penalty = (gap ** 2).mean()
+            loss = loss + cfg.gp_weight * penalty
+            out["gp"] = penalty.detach()
+            out["grad_norm"] = norms.detach().mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        if cfg.loss == "clip":
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+        out["critic_loss"] = loss.detach()
+        return out
+
+    # ------------------------------------------------------------------ one generator update
+    def generator_step(self, z: torch.Tensor) -> torch.Tensor:
+        """One generator update minimising -E[D(G(z))]. Returns the detached generator loss."""
+        D = self.critic
+        D.requires_grad_(False)  # no critic gradients in the generator phase
+        try:
+            loss = -D(self.generator(z)).reshape(-1).mean()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            D.requires_grad_(True)
+        return loss.detach()
+
+    def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        critic_metrics = []
+        for k in range(self.config.n_critic):
+            real = self._as_float(data[noise.idx[k]]).to(self.device)
+            eps = None if noise.eps is None else noise.eps[k].to(self.device)
+            critic_metrics.append(self.critic_step(real, noise.z[k].to(self.device), eps))
+        out = {key: torch.stack([m[key] for m in critic_metrics]).mean() for key in critic_metrics[0]}
+        out["generator_loss"] = self.generator_step(noise.z_gen.to(self.device))
+        return out
+
+    # ------------------------------------------------------------------ optimizer state
+    def _optimizer_state(self) -> dict:
+        return {"critic": self.opt_d.state_dict(), "generator": self.opt_g.state_dict()}
+
+    def _load_optimizer_state(self, state: dict) -> None:
+        try:
+            self.opt_d.load_state_dict(_int_keys(state["critic"]))
+            self.opt_g.load_state_dict(_int_keys(state["generator"]))
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"load_state_dict: optimizer state does not match ({e})") from None
+
+
+def _int_keys(opt_state: dict) -> dict:
+    """Optimizer state dicts key per-parameter state by int; JSON round trips turn them into str."""
+    st = dict(opt_state)
+    st["state"] = {int(k): v for k, v in opt_state["state"].items()}
+    return st

@@ -1,0 +1,65 @@
+"""The trainers' random stream, in one documented order, so that every trainer draws the identical numbers.
+
+One CPU ``torch.Generator`` seeded with ``config.seed`` drives everything random in training (model
+initialisation is the caller's: seed ``torch.manual_seed`` before building the models). Per generator step,
+in this order:
+
+    for k in range(n_critic):
+        idx[k]   = randint(0, N, (B,))          # real batch: indices into the dataset, with replacement
+        z[k]     = randn(B, latent_dim)          # noise for the fake batch
+        eps[k]   = rand(B)                       # one interpolation weight per sample (gp / lp losses only)
+    z_gen        = randn(B, latent_dim)          # noise for the generator update
+
+All draws are fp32 on the CPU (so CPU and CUDA runs see the same numbers) and are moved to the device after.
+``sample(n)`` uses its own generator (seeded from ``config.seed`` + 1 unless a seed is given), so sampling
+never perturbs the training stream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SAMPLE_SEED_OFFSET = 1
+
+
+@dataclass
+class StepNoise:
+    """Everything random in one generator step (CPU tensors)."""
+
+    idx: torch.Tensor  # (n_critic, B) int64
+    z: torch.Tensor  # (n_critic, B, latent_dim) fp32
+    eps: torch.Tensor | None  # (n_critic, B) fp32, None for the clip loss
+    z_gen: torch.Tensor  # (B, latent_dim) fp32
+
+    def to(self, device) -> "StepNoise":
+        mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return StepNoise(mv(self.idx), mv(self.z), mv(self.eps), mv(self.z_gen))
+
+
+def make_generator(seed: int) -> torch.Generator:
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed)
+    return g
+
+
+def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int, latent_dim: int,
+              with_eps: bool) -> StepNoise:
+    """Draw one generator step's random numbers in the documented order (module docstring).
+
+    Args:
+        gen: the trainer's CPU generator (advanced in place).
+        n_data: dataset size N.
+        n_critic, batch_size, latent_dim: from the config.
+        with_eps: draw the per-sample interpolation weights (gp / lp losses).
+    Returns:
+        A StepNoise of CPU tensors.
+    """
+    idx, z, eps = [], [], []
+    for _ in range(n_critic):
+        idx.append(torch.randint(0, n_data, (batch_size,), generator=gen))
+        z.append(torch.randn(batch_size, latent_dim, generator=gen))
+        if with_eps:
+            eps.append(torch.rand(batch_size, generator=gen))
+    z_gen = torch.randn(batch_size, latent_dim, generator=gen)
+    return StepNoise(torch.stack(idx), torch.stack(z), torch.stack(eps) if with_eps else None, z_gen)
