@@ -1,0 +1,185 @@
+"""Plain-PyTorch twins of every fastwgan op: the same signature (less `impl`), the same definitions.
+
+They are the `impl="torch"` path, the oracle the kernels are tested against, and what benchmarks compare with.
+They stay in plain tensor ops (no `.item()`, no Python RNG) so that they trace under `torch.func` and
+`torch.compile`, where inductor fuses them itself (DESIGN fact 7).
+"""
+from __future__ import annotations
+
+import torch
+
+# Constants of the counter-based hash that draws in-kernel eps (must equal fastwgan.kernels.gp; tested).
+_MASK32 = 0xFFFFFFFF
+_MUL1 = 0x7FEB352D
+_MUL2 = 0x2C1B3C6D
+_GOLDEN = 0x61C88647
+
+
+def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape[0], *([1] * (like.dim() - 1)))  # (B, 1, ..., 1)
+
+
+def clip_(x: torch.Tensor | list[torch.Tensor], clip_value: float):
+    """Clamp `x` (a tensor or a list of tensors) to [-clip_value, clip_value] in place.
+
+    Args:
+        x: tensor or list of tensors, modified in place.
+        clip_value: positive bound c.
+    Returns:
+        `x`.
+    """
+    with torch.no_grad():
+        for t in [x] if isinstance(x, torch.Tensor) else x:
+            t.clamp_(-clip_value, clip_value)
+    return x
+
+
+def rmsprop_clip_(param, grad, square_avg, lr, alpha=0.99, eps=1e-8, clip_value=None):
+    """One step of torch.optim.RMSprop (no momentum, not centered, no weight decay), then the clamp, in place.
+
+    The same tensor ops in the same order as `torch.optim.RMSprop`'s single-tensor path.
+
+    Args:
+        param, grad, square_avg: tensors of one shape; param and square_avg are updated in place.
+        lr: learning rate, a float or a 0-d tensor.
+        alpha, eps: RMSprop constants.
+        clip_value: clamp param to [-clip_value, clip_value] after the update; None: no clamp.
+    Returns:
+        None.
+    """
+    with torch.no_grad():
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        avg = square_avg.sqrt().add_(eps)
+        if isinstance(lr, torch.Tensor):
+            param.sub_(grad / avg * lr)
+        else:
+            param.addcdiv_(grad, avg, value=-lr)
+        if clip_value is not None:
+            param.clamp_(-clip_value, clip_value)
+
+
+def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps=1e-8):
+    """One step of torch.optim.Adam (bias-corrected, no weight decay, no amsgrad), in place.
+
+    Args:
+        param, grad, exp_avg, exp_avg_sq: tensors of one shape; all but grad are updated in place.
+        step: the step count after the increment (1 on the first step), an int or a 0-d tensor.
+        lr: learning rate, a float or a 0-d tensor.
+        beta1, beta2, eps: Adam constants.
+    Returns:
+        None.
+    """
+    with torch.no_grad():
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        if isinstance(step, torch.Tensor):
+            step = step.to(torch.float32)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        step_size = lr / bias_correction1
+        denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(eps)
+        if isinstance(step_size, torch.Tensor):
+            param.sub_(exp_avg / denom * step_size)
+        else:
+            param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def gp_interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """x_hat = eps * real + (1 - eps) * fake, one eps per sample.
+
+    Computed in fp32 and cast to real.dtype, like the kernel.
+
+    Args:
+        real, fake: (B, ...) tensors of one shape and dtype.
+        eps: (B,) interpolation weights.
+    Returns:
+        x_hat, (B, ...) of real.dtype.
+    """
+    e = _per_sample(eps.to(torch.float32), real)  # (B, 1, ..., 1)
+    return (e * real.to(torch.float32) + (1 - e) * fake.to(torch.float32)).to(real.dtype)
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    x = x & _MASK32
+    x = x ^ (x >> 16)
+    x = (x * _MUL1) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * _MUL2) & _MASK32
+    return x ^ (x >> 16)
+
+
+def gp_eps_from_seed(seed: int | torch.Tensor, batch: int, device=None) -> torch.Tensor:
+    """The eps that `gp_interpolate_rand` draws for `seed`: a counter-based hash of (seed, sample index).
+
+    Bit-identical to the kernel's draw. Values are multiples of 2^-24 in [0, 1).
+
+    Args:
+        seed: an int or a 0-d integer tensor.
+        batch: number of samples B.
+        device: where to put the result (default: the seed's device, else CPU).
+    Returns:
+        eps, (B,) float32.
+    """
+    if isinstance(seed, torch.Tensor):
+        device = seed.device if device is None else device
+        s = seed.to(device=device, dtype=torch.int64)
+    else:
+        s = torch.tensor(int(seed), dtype=torch.int64, device=device)
+    rows = torch.arange(batch, dtype=torch.int64, device=s.device)
+    x = _hash32(_hash32(s) + (rows + 1) * _GOLDEN)
+    return (x >> 8).to(torch.float32) * (1.0 / 16777216.0)
+
+
+def gp_interpolate_rand(real: torch.Tensor, fake: torch.Tensor, seed: int | torch.Tensor):
+    """Interpolation with eps drawn from `seed` (see `gp_eps_from_seed`).
+
+    Args:
+        real, fake: (B, ...) tensors of one shape and dtype.
+        seed: an int or a 0-d integer tensor.
+    Returns:
+        (x_hat (B, ...) of real.dtype, eps (B,) float32).
+    """
+    eps = gp_eps_from_seed(seed, real.shape[0], real.device)
+    return gp_interpolate(real, fake, eps), eps
+
+
+def gradient_penalty(grad: torch.Tensor, weight: float, one_sided: bool = False, return_norms: bool = False):
+    """weight * mean_b((||g_b||_2 - 1)^2), the norm over all non-batch dims; one_sided: max(0, n - 1)^2.
+
+    Differentiable to any order by autograd. At a zero row the gradient is 0: `torch.linalg.vector_norm`'s
+    backward picks that subgradient (a hand-written sqrt(sum(g^2)) would give NaN), and the kernel defines the
+    same.
+
+    Args:
+        grad: (B, ...) input gradient.
+        weight: lambda.
+        one_sided: use max(0, n - 1)^2 (the "lp" penalty).
+        return_norms: also return the per-sample norms.
+    Returns:
+        penalty, a 0-d tensor of grad.dtype; with return_norms, (penalty, norms (B,) float32).
+    """
+    norms = torch.linalg.vector_norm(grad.reshape(grad.shape[0], -1).to(torch.float32), dim=1)  # (B,)
+    d = norms - 1
+    if one_sided:
+        d = d.clamp(min=0)
+    pen = (weight * d.square().mean()).to(grad.dtype)
+    return (pen, norms) if return_norms else pen
+
+
+def gradient_penalty_backward(grad_out, grad, norms, weight: float, one_sided: bool = False) -> torch.Tensor:
+    """The penalty's gradient w.r.t. grad: grad_out * weight * 2 d_b / (B n_b) * g_b, 0 on zero rows.
+
+    Args:
+        grad_out: 0-d upstream gradient.
+        grad: (B, ...) input gradient of the forward.
+        norms: (B,) float32 norms from the forward.
+        weight, one_sided: as in the forward.
+    Returns:
+        (B, ...) tensor of grad.dtype.
+    """
+    d = norms - 1
+    if one_sided:
+        d = d.clamp(min=0)
+    safe = torch.where(norms > 0, norms, torch.ones_like(norms))
+    c = torch.where(norms > 0, 2.0 * weight / grad.shape[0] * d / safe, torch.zeros_like(norms))  # (B,)
+    return (_per_sample(c * grad_out.to(torch.float32), grad) * grad.to(torch.float32)).to(grad.dtype)

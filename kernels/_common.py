@@ -1,0 +1,33 @@
+"""Shared launcher helpers for the Triton kernels (host side only)."""
+import torch
+import triton
+import triton.language as tl
+
+# Dtypes the kernels load, upcast to fp32 for arithmetic, and store back (DESIGN fact 9: bf16 arithmetic in the
+# interpreter is wrong without the upcast, so every kernel computes in fp32).
+TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+
+# One block of a 1-D elementwise kernel. No autotuning: `@triton.autotune` does not run under the interpreter
+# (DESIGN fact 9); 1024 fp32 elements per program is a good default for bandwidth-bound elementwise work.
+BLOCK = 1024
+
+
+def is_interpreted(kernel) -> bool:
+    """True when `kernel` was decorated while TRITON_INTERPRET=1 was set (Triton decides at decoration time)."""
+    return type(kernel).__name__ == "InterpretedFunction"
+
+
+def check_float(name: str, *tensors: torch.Tensor) -> None:
+    """Refuse dtypes the kernels do not handle and tensors that are not dense and contiguous."""
+    for t in tensors:
+        if t.dtype not in TL_DTYPES:
+            raise TypeError(f"{name}: the Triton kernel supports float32, float16 and bfloat16, got {t.dtype}")
+        if not t.is_contiguous():
+            raise ValueError(
+                f"{name}: the Triton kernel needs contiguous tensors (got strides {t.stride()} for shape "
+                f"{tuple(t.shape)}); use fastwgan.flat.flatten_parameters or .contiguous()"
+            )
+
+
+def grid_1d(n: int, block: int = BLOCK):
+    return (triton.cdiv(n, block),)
