@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["Generator", "Critic", "CRITIC_NORMS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet", "build", "has_batch_norm"]
+__all__ = ["Generator", "Critic", "CRITIC_NORMS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet", "build",
+           "auto_kind", "has_batch_norm"]
 
 CRITIC_NORMS = ("none", "layer", "batch")
 KINDS = ("mlp", "dcgan", "resnet", "auto")
@@ -339,6 +340,13 @@ def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128,
 # ----------------------------------------------------------------------------------------------------------------
 # One entry point from a JSON-able spec.
 # ----------------------------------------------------------------------------------------------------------------
+def auto_kind(data_shape) -> str:
+    """The kind "auto" picks: "dcgan" for (C, S, S) with C in 1, 3 and S in 28, 32, 64, else "mlp"."""
+    shape = _shape(data_shape)
+    image = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2]
+    return "dcgan" if image and shape[1] in DCGAN_SIZES else "mlp"
+
+
 def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", **kw) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) by name; `build(**G.spec)` rebuilds any pair made here.
 
@@ -355,7 +363,7 @@ def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", **k
     shape = _shape(data_shape)
     image = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2]
     if kind == "auto":
-        kind = "dcgan" if image and shape[1] in DCGAN_SIZES else "mlp"
+        kind = auto_kind(shape)
     allowed = {"mlp": {"hidden", "depth", "output"}, "dcgan": {"width"}, "resnet": {"dim"}}[kind]
     unknown = set(kw) - allowed
     if unknown:

@@ -172,7 +172,7 @@ def test_factory_spec_round_trip():
 ])
 def test_auto_kind(shape, expected):
     G, D = models.build("auto", shape, latent_dim=2, **({"width": 4} if expected == "dcgan" else {"hidden": 4}))
-    assert G.spec["kind"] == expected
+    assert G.spec["kind"] == expected == models.auto_kind(shape)
     _check_pair(G, D, 2, shape, batch=2)
 
 
