@@ -369,7 +369,7 @@ def gp_interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor, im
     if eps.shape != (real.shape[0],):
         raise ValueError(f"eps must have shape ({real.shape[0]},), got {tuple(eps.shape)}")
     if _use_triton(impl, real):
-        return torch.ops.fastwgan.gp_interpolate(real, fake, eps)
+        return torch.ops.fastwgan.gp_interpolate(real, fake, eps.to(torch.float32))
     return twins.gp_interpolate(real, fake, eps)
 
 

@@ -6,6 +6,8 @@ They stay in plain tensor ops (no `.item()`, no Python RNG) so that they trace u
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 # Constants of the counter-based hash that draws in-kernel eps (must equal fastwgan.kernels.gp; tested).
@@ -158,7 +160,8 @@ def gradient_penalty(grad: torch.Tensor, weight: float, one_sided: bool = False,
     Returns:
         penalty, a 0-d tensor of grad.dtype; with return_norms, (penalty, norms (B,) float32).
     """
-    norms = torch.linalg.vector_norm(grad.reshape(grad.shape[0], -1).to(torch.float32), dim=1)  # (B,)
+    rows = grad.reshape(grad.shape[0], math.prod(grad.shape[1:]))  # (B, M)
+    norms = torch.linalg.vector_norm(rows.to(torch.float32), dim=1)  # (B,)
     d = norms - 1
     if one_sided:
         d = d.clamp(min=0)

@@ -31,3 +31,17 @@ def check_float(name: str, *tensors: torch.Tensor) -> None:
 
 def grid_1d(n: int, block: int = BLOCK):
     return (triton.cdiv(n, block),)
+
+
+@triton.jit
+def round_to(x, DTYPE: tl.constexpr):
+    # fp32 -> DTYPE, round to nearest even. The interpreter truncates fp32 -> bf16 (DESIGN fact 9), so bf16 is
+    # rounded by hand: add half an ulp (ties to even) to the bits and drop the low 16. The GPU's own cast gives
+    # the same bits; NaN goes through the plain cast so that its payload cannot carry into the exponent.
+    if DTYPE == tl.bfloat16:
+        u = x.to(tl.uint32, bitcast=True)
+        u = u + 0x7FFF + ((u >> 16) & 1)
+        r = (u >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+        return tl.where(x != x, x.to(tl.bfloat16), r)
+    else:
+        return x.to(DTYPE)

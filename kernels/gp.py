@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BLOCK, check_float, grid_1d
+from ._common import BLOCK, check_float, grid_1d, round_to
 
 # Counter-based hash for in-kernel eps (a 32-bit xorshift-multiply mix). Constants are below 2^31 so that every
 # product of a 32-bit value fits in int64 without overflow: the same integer arithmetic runs bit-identically in
@@ -62,7 +62,7 @@ def interpolate_kernel(
     r = tl.load(REAL + offs, mask=mask).to(tl.float32)
     f = tl.load(FAKE + offs, mask=mask).to(tl.float32)
     x = e * r + (1.0 - e) * f
-    tl.store(OUT + offs, x.to(OUT.dtype.element_ty), mask=mask)
+    tl.store(OUT + offs, round_to(x, OUT.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -106,7 +106,7 @@ def penalty_mean_kernel(
     for start in range(0, B, BLOCK):
         offs = start + tl.arange(0, BLOCK)
         acc += tl.load(TERMS + offs, mask=offs < B, other=0.0)
-    tl.store(OUT, (tl.sum(acc, axis=0) * SCALE).to(OUT.dtype.element_ty))
+    tl.store(OUT, round_to(tl.sum(acc, axis=0) * SCALE, OUT.dtype.element_ty))
 
 
 @triton.jit
@@ -134,7 +134,7 @@ def penalty_backward_kernel(
     if ONE_SIDED:
         d = tl.maximum(d, 0.0)
     c = tl.where(n > 0.0, tl.div_rn(COEF * d, tl.where(n > 0.0, n, 1.0)), 0.0) * go
-    tl.store(DG + offs, (c * g).to(DG.dtype.element_ty), mask=mask)
+    tl.store(DG + offs, round_to(c * g, DG.dtype.element_ty), mask=mask)
 
 
 def _rows(x: torch.Tensor) -> tuple[int, int]:

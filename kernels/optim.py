@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BLOCK, check_float, grid_1d
+from ._common import BLOCK, check_float, grid_1d, round_to
 
 
 @triton.jit
@@ -36,8 +36,8 @@ def rmsprop_clip_kernel(
     if CLIP:
         p = tl.where(p < LO, LO, p)
         p = tl.where(p > HI, HI, p)
-    tl.store(SQ + offs, sq.to(SQ.dtype.element_ty), mask=mask)
-    tl.store(P + offs, p.to(P.dtype.element_ty), mask=mask)
+    tl.store(SQ + offs, round_to(sq, SQ.dtype.element_ty), mask=mask)
+    tl.store(P + offs, round_to(p, P.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -83,9 +83,9 @@ def adam_kernel(
     # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
     denom = tl.div_rn(tl.sqrt_rn(v), tl.sqrt_rn(bc2)) + EPS
     p = p - tl.div_rn(lr, bc1) * tl.div_rn(m, denom)
-    tl.store(M + offs, m.to(M.dtype.element_ty), mask=mask)
-    tl.store(V + offs, v.to(V.dtype.element_ty), mask=mask)
-    tl.store(P + offs, p.to(P.dtype.element_ty), mask=mask)
+    tl.store(M + offs, round_to(m, M.dtype.element_ty), mask=mask)
+    tl.store(V + offs, round_to(v, V.dtype.element_ty), mask=mask)
+    tl.store(P + offs, round_to(p, P.dtype.element_ty), mask=mask)
 
 
 def _check_same(name: str, ref: torch.Tensor, *others: torch.Tensor) -> None:
