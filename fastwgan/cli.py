@@ -114,8 +114,7 @@ def cmd_train(args) -> int:
     x = _load_data(args)
     extra = {}
     if args.width is not None:
-        kind = args.model if args.model != "auto" else models.build(
-            "auto", x.shape[1:], cfg.latent_dim, args.critic_norm)[0].spec["kind"]
+        kind = args.model if args.model != "auto" else models.auto_kind(tuple(x.shape[1:]))
         extra = {{"mlp": "hidden", "dcgan": "width", "resnet": "dim"}[kind]: args.width}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # model initialisation, without touching the caller's global RNG
