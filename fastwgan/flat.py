@@ -10,6 +10,11 @@ What breaks them (then `FlatParams.attach()` re-points them, copying the current
 `load_state_dict(..., assign=True)`, `module.to()` to another device or dtype, and, for the gradient buffer,
 `optimizer.zero_grad()` with its default `set_to_none=True` (use `FlatParams.zero_grad()` or
 `set_to_none=False`).
+
+Under torch.compile, use the buffer functionally: differentiate w.r.t. the buffer through
+`torch.func.functional_call(module, flat.unflatten(buf), ...)` and update `buf` with the fused ops in the same
+graph (tested). One graph that both mutates the buffer and reads the module's own aliased parameters fails in
+AOTAutograd on torch 2.13 ("non-differentiable view input mutations"; kept as an xfail test).
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ class FlatParams:
         names: parameter names (shared parameters appear once, under their first name).
         params: the `nn.Parameter` objects, in the same order.
         shapes, offsets: each parameter's shape and first element in the buffer.
+        module: the flattened module; `attach()` and `is_attached()` look its parameters up by name, so that
+            parameters replaced by new objects (`load_state_dict(assign=True)`) are noticed and re-pointed.
     """
 
     data: torch.Tensor
@@ -37,6 +44,16 @@ class FlatParams:
     params: list[nn.Parameter]
     shapes: list[torch.Size]
     offsets: list[int] = field(default_factory=list)
+    module: nn.Module | None = None
+
+    def _current_params(self) -> list[nn.Parameter]:
+        if self.module is None:
+            return self.params
+        params = [self.module.get_parameter(n) for n in self.names]
+        for n, p, s in zip(self.names, params, self.shapes):
+            if p.shape != s:
+                raise ValueError(f"parameter {n} changed shape from {tuple(s)} to {tuple(p.shape)}; flatten again")
+        return params
 
     @property
     def numel(self) -> int:
@@ -72,6 +89,9 @@ class FlatParams:
     def is_attached(self) -> bool:
         """True while every parameter (and its .grad, when a grad buffer exists) still views the buffers."""
         size = self.data.element_size()
+        current = self._current_params()
+        if any(p is not q for p, q in zip(current, self.params)):
+            return False
         for p, o, s in zip(self.params, self.offsets, self.shapes):
             if p.data_ptr() != self.data.data_ptr() + o * size or p.shape != s or p.dtype != self.data.dtype:
                 return False
@@ -84,6 +104,7 @@ class FlatParams:
 
         A parameter whose .grad is None gets a zero gradient slice.
         """
+        self.params = self._current_params()
         with torch.no_grad():
             for p, v in zip(self.params, self.views(self.data)):
                 if p.data_ptr() != v.data_ptr():
@@ -136,7 +157,7 @@ def flatten_parameters(module: nn.Module, dtype: torch.dtype = torch.float32, gr
     flat = FlatParams(
         data=torch.empty(n, dtype=dtype, device=device),
         grad=torch.zeros(n, dtype=dtype, device=device) if grad else None,
-        names=names, params=params, shapes=shapes, offsets=offsets,
+        names=names, params=params, shapes=shapes, offsets=offsets, module=module,
     )
     flat.attach()
     return flat
