@@ -154,7 +154,8 @@ class TrainerBase:
         if out is not None:
             writer = RunWriter(out, {"trainer": self.name, "config": cfg.to_dict(), **(run_config or {})})
         sample_every = sample_every or max(1, steps // 10)
-        fixed_z = torch.randn(64, cfg.latent_dim, generator=rng.make_generator(cfg.seed + 2))
+        n_show = 1000 if data.dim() == 2 else 64  # 2-D toys: a scatter of 1000 points; images: an 8x8 grid
+        fixed_z = torch.randn(n_show, cfg.latent_dim, generator=rng.make_generator(cfg.seed + 2))
         real_show = data[:5000] if data.dim() == 2 else None
 
         from tqdm.auto import tqdm
