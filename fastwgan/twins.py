@@ -17,6 +17,11 @@ _MUL2 = 0x2C1B3C6D
 _GOLDEN = 0x61C88647
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for fp16/bf16/fp32 (the kernels' accumulation type), fp64 stays fp64 (for gradcheck)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(v.shape[0], *([1] * (like.dim() - 1)))  # (B, 1, ..., 1)
 
@@ -89,7 +94,7 @@ def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps=1e-8):
 def gp_interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """x_hat = eps * real + (1 - eps) * fake, one eps per sample.
 
-    Computed in fp32 and cast to real.dtype, like the kernel.
+    Computed in fp32 (fp64 for fp64 inputs) and cast to real.dtype, like the kernel.
 
     Args:
         real, fake: (B, ...) tensors of one shape and dtype.
@@ -97,8 +102,9 @@ def gp_interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) ->
     Returns:
         x_hat, (B, ...) of real.dtype.
     """
-    e = _per_sample(eps.to(torch.float32), real)  # (B, 1, ..., 1)
-    return (e * real.to(torch.float32) + (1 - e) * fake.to(torch.float32)).to(real.dtype)
+    ct = _compute_dtype(real.dtype)
+    e = _per_sample(eps.to(ct), real)  # (B, 1, ..., 1)
+    return (e * real.to(ct) + (1 - e) * fake.to(ct)).to(real.dtype)
 
 
 def _hash32(x: torch.Tensor) -> torch.Tensor:
@@ -158,10 +164,11 @@ def gradient_penalty(grad: torch.Tensor, weight: float, one_sided: bool = False,
         one_sided: use max(0, n - 1)^2 (the "lp" penalty).
         return_norms: also return the per-sample norms.
     Returns:
-        penalty, a 0-d tensor of grad.dtype; with return_norms, (penalty, norms (B,) float32).
+        penalty, a 0-d tensor of grad.dtype; with return_norms, (penalty, norms (B,) float32, or float64
+        for float64 grad).
     """
     rows = grad.reshape(grad.shape[0], math.prod(grad.shape[1:]))  # (B, M)
-    norms = torch.linalg.vector_norm(rows.to(torch.float32), dim=1)  # (B,)
+    norms = torch.linalg.vector_norm(rows.to(_compute_dtype(grad.dtype)), dim=1)  # (B,)
     d = norms - 1
     if one_sided:
         d = d.clamp(min=0)
@@ -185,4 +192,5 @@ def gradient_penalty_backward(grad_out, grad, norms, weight: float, one_sided: b
         d = d.clamp(min=0)
     safe = torch.where(norms > 0, norms, torch.ones_like(norms))
     c = torch.where(norms > 0, 2.0 * weight / grad.shape[0] * d / safe, torch.zeros_like(norms))  # (B,)
-    return (_per_sample(c * grad_out.to(torch.float32), grad) * grad.to(torch.float32)).to(grad.dtype)
+    ct = _compute_dtype(grad.dtype)
+    return (_per_sample(c.to(ct) * grad_out.to(ct), grad) * grad.to(ct)).to(grad.dtype)
