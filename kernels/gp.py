@@ -80,11 +80,15 @@ def penalty_rows_kernel(
     rows = pid * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_mask = rows < B
     acc = tl.zeros((ROWS, BLOCK_M), dtype=tl.float32)
-    for start in range(0, M, BLOCK_M):
+    # A while loop, not `for start in range(0, M, BLOCK_M)`: triton 3.6's interpreter cannot take a runtime
+    # range bound with numpy >= 2.3 (int() of a 1-element array); a while condition works in every version.
+    start = 0
+    while start < M:
         cols = start + tl.arange(0, BLOCK_M)
         mask = row_mask[:, None] & (cols[None, :] < M)
         g = tl.load(G + rows[:, None] * M + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         acc += g * g
+        start += BLOCK_M
     n = tl.sqrt_rn(tl.sum(acc, axis=1))
     d = n - 1.0
     if ONE_SIDED:
@@ -103,9 +107,11 @@ def penalty_mean_kernel(
 ):
     # one program, fixed summation order: deterministic (no atomics)
     acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    for start in range(0, B, BLOCK):
+    start = 0
+    while start < B:  # a while loop for triton 3.6's interpreter, see penalty_rows_kernel
         offs = start + tl.arange(0, BLOCK)
         acc += tl.load(TERMS + offs, mask=offs < B, other=0.0)
+        start += BLOCK
     tl.store(OUT, round_to(tl.sum(acc, axis=0) * SCALE, OUT.dtype.element_ty))
 
 
