@@ -10,7 +10,8 @@ Importing fastwgan changes no global state (no seeding, no inductor flags).
 from . import data, models
 from .config import PRESETS, TrainConfig
 from .reference import ReferenceTrainer
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "PRESETS", "ReferenceTrainer", "data", "models", "__version__"]
+__all__ = ["TrainConfig", "PRESETS", "Trainer", "ReferenceTrainer", "data", "models", "__version__"]

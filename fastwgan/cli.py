@@ -60,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper settings (default: wgan-gp; wgan-gp-toy for toy data)")
     t.add_argument("--steps", type=int, default=1000, help="generator updates in total (default 1000)")
     t.add_argument("--out", default=None, help="run folder (default runs/<data>-<preset>)")
-    t.add_argument("--trainer", choices=("reference",), default="reference",
-                   help="which trainer runs the steps (reference: the eager oracle)")
+    t.add_argument("--trainer", choices=("fast", "reference"), default="fast",
+                   help="fast: compiled steps with fused kernels (default); reference: the eager oracle")
+    t.add_argument("--no-compile", action="store_true", help="fast trainer without torch.compile (eager)")
+    t.add_argument("--ema-decay", type=float, default=None, help="sample from an EMA of the generator (fast)")
     m = t.add_argument_group("model")
     m.add_argument("--model", choices=("auto", "mlp", "dcgan", "resnet"), default="auto",
                    help="auto: DCGAN for 28/32/64 px images, an MLP otherwise (8x8 digits, 2-D toys)")
@@ -109,6 +111,7 @@ def _load_data(args):
 def cmd_train(args) -> int:
     from . import models
     from .reference import ReferenceTrainer
+    from .trainer import Trainer
 
     cfg, preset = _config_from_args(args)
     x = _load_data(args)
@@ -120,10 +123,15 @@ def cmd_train(args) -> int:
         torch.manual_seed(cfg.seed)  # model initialisation, without touching the caller's global RNG
         G, D = models.build(args.model, list(x.shape[1:]), cfg.latent_dim, args.critic_norm, **extra)
     spec = G.spec  # the resolved model spec: `fastwgan sample` rebuilds the models from it
-    trainer = ReferenceTrainer(G, D, cfg)
+    if args.trainer == "fast":
+        trainer = Trainer(G, D, cfg, compile=not args.no_compile, ema_decay=args.ema_decay)
+    else:
+        if args.ema_decay is not None or args.no_compile:
+            raise ValueError("--ema-decay and --no-compile apply to --trainer fast")
+        trainer = ReferenceTrainer(G, D, cfg)
     name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
     out = Path(args.out or f"runs/{name}-{preset}")
-    run_config = {"preset": preset, "model": spec, "steps": args.steps,
+    run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
                   "data": {"source": args.data, "image_size": args.image_size, "channels": args.channels,
                            "toy_n": args.toy_n, "shape": list(x.shape), "dtype": str(x.dtype)}}
     print(f"fastwgan: {trainer.name} trainer, {cfg.loss} loss, {x.shape[0]} samples of shape {tuple(x.shape[1:])}, "
@@ -138,16 +146,22 @@ def cmd_train(args) -> int:
 
 
 def load_trainer(run: str | Path):
-    """Rebuild a run's models and trainer from its config.json and latest checkpoint."""
+    """Rebuild a run's models and trainer from its config.json and latest checkpoint.
+
+    The eager trainer is enough for sampling and scoring (fast and reference checkpoints interchange); a run
+    trained with an EMA generator gets it back.
+    """
     from . import checkpoint, models
-    from .reference import ReferenceTrainer
+    from .trainer import Trainer
     from .run import read_config
 
     rc = read_config(run)
     cfg = TrainConfig.from_dict(rc["config"]).replace(device="auto")
     G, D = models.build(**rc["model"])
-    trainer = ReferenceTrainer(G, D, cfg.replace(dtype="float32"))
-    trainer.load_state_dict(checkpoint.load(run))
+    state = checkpoint.load(run)
+    ema = rc.get("ema_decay") if "ema_generator" in state.get("optimizers", {}) else None
+    trainer = Trainer(G, D, cfg, compile=False, ema_decay=ema)
+    trainer.load_state_dict(state)
     return trainer, rc
 
 

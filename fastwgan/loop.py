@@ -203,15 +203,19 @@ class TrainerBase:
         return out
 
     # ------------------------------------------------------------------ inference
+    def _sampling_generator(self) -> nn.Module:
+        """The network ``sample`` uses (the fast trainer's EMA copy when enabled)."""
+        return self.generator
+
     @torch.no_grad()
     def _sample_with(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        was = self.generator.training
-        self.generator.eval()
+        G = self._sampling_generator()
+        was = G.training
+        G.eval()
         try:
-            chunks = [self.generator(z[i:i + batch_size].to(self.device)).float().cpu()
-                      for i in range(0, z.shape[0], batch_size)]
+            chunks = [G(z[i:i + batch_size].to(self.device)).float().cpu() for i in range(0, z.shape[0], batch_size)]
         finally:
-            self.generator.train(was)
+            G.train(was)
         return torch.cat(chunks)
 
     def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> torch.Tensor:

@@ -11,14 +11,16 @@ from PIL import Image
 from fastwgan import checkpoint
 from fastwgan.cli import main
 
-SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "2"]
+SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "2", "--no-compile"]
 
 
 def test_train_digits_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
+    argv = [a for a in SMALL if a != "--no-compile"]  # the default: the fast trainer, compiled
     assert main(["train", "--data", "digits", "--steps", "4", "--out", str(out), "--sample-every", "2",
-                 "--checkpoint-every", "2", "--keep-checkpoints", "1", *SMALL]) == 0
+                 "--checkpoint-every", "2", "--keep-checkpoints", "1", *argv]) == 0
     cfg = json.loads((out / "config.json").read_text())
+    assert cfg["trainer"] == "fast"
     assert cfg["config"]["loss"] == "gp" and cfg["config"]["batch_size"] == 8 and cfg["preset"] == "wgan-gp"
     assert cfg["model"]["kind"] == "mlp" and cfg["model"]["data_shape"] == [1, 8, 8]
     assert "torch" in cfg["environment"]
@@ -66,7 +68,8 @@ def test_toy_run_writes_scatter_and_points(tmp_path):
 def test_clip_preset_from_the_command_line(tmp_path):
     out = tmp_path / "clip"
     assert main(["train", "--data", "toy:25gaussians", "--preset", "wgan-clip", "--steps", "2", "--out", str(out),
-                 "--toy-n", "500", "--clip-value", "0.05", *SMALL]) == 0
+                 "--toy-n", "500", "--clip-value", "0.05", *SMALL[:-1], "--trainer", "reference"]) == 0
+    assert json.loads((out / "config.json").read_text())["trainer"] == "reference"
     st = checkpoint.load(out)
     assert st["config"]["loss"] == "clip" and st["config"]["clip_value"] == 0.05
     assert all(bool(t.abs().max() <= torch.tensor(0.05)) for t in st["critic"].values())  # c in fp32

@@ -1,0 +1,259 @@
+"""The fast trainer: the reference trainer's algorithm as compiled functional steps with fused kernels.
+
+Same interface, same random stream and (within fp32 tolerance) the same results as ``ReferenceTrainer``; what
+differs is how a step runs:
+
+* every critic (and generator) parameter is a view into one flat fp32 buffer (``fastwgan.flat``); the step
+  differentiates the loss w.r.t. that buffer with ``torch.func.grad_and_value``, so the gradient arrives as one
+  flat tensor and the optimizer is one fused pass: RMSprop + clamp for WGAN (no separate clipping pass), Adam for
+  WGAN-GP (``fastwgan.ops``);
+* for WGAN-GP the input gradient comes from an inner ``torch.func.grad`` over x_hat (DESIGN facts 1-2), the
+  interpolation and the per-sample norm + penalty are fastwgan ops;
+* each step is one ``torch.compile(fullgraph=True)`` graph; learning rates and step counts are 0-d tensors;
+* the dataset lives on the device (uint8) and batches are gathered there; metrics stay on the device until a
+  log tick.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, grad_and_value
+
+from . import ops, rng
+from .compile import compile_step
+from .config import TrainConfig
+from .flat import flatten_parameters
+from .loop import TrainerBase
+
+# Which implementation each op uses, per device type. "auto" = the Triton kernel where Triton runs (CUDA; CPU
+# under TRITON_INTERPRET=1), else the plain-PyTorch twin. The penalty defaults to the twin: inside a compiled
+# step inductor fuses the twin's math itself (DESIGN fact 7), and no GPU benchmark has yet shown the opaque
+# kernel faster; change it only with a benchmark that says so.
+DEFAULT_IMPL = {
+    "cpu": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch"},
+    "cuda": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch"},
+}
+
+
+class Trainer(TrainerBase):
+    """Fast WGAN / WGAN-GP trainer, a drop-in twin of ``ReferenceTrainer``.
+
+    Args:
+        generator, critic, config: as for ``ReferenceTrainer``.
+        compile: compile each step with torch.compile (fullgraph); False runs the same functional steps eagerly.
+        impl: "auto" | "triton" | "torch" for every op, or a dict {"optimizer", "interpolate", "penalty"}
+            overriding ``DEFAULT_IMPL`` for this device.
+        compile_mode: torch.compile mode (e.g. "reduce-overhead" for CUDA graphs on CUDA).
+        ema_decay: keep an exponential moving average of the generator for ``sample`` (None: off, as in the
+            papers).
+    """
+
+    name = "fast"
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig, *, compile: bool = True,
+                 impl: str | dict = "auto", compile_mode: str | None = None, ema_decay: float | None = None):
+        super().__init__(generator, critic, config)
+        cfg, dev = config, self.device
+        table = dict(DEFAULT_IMPL.get(dev.type, DEFAULT_IMPL["cpu"]))
+        if isinstance(impl, str):
+            if impl not in ops.IMPLS:
+                raise ValueError(f"impl must be one of {ops.IMPLS} or a dict, got {impl!r}")
+            if impl != "auto":
+                table = {k: impl for k in table}
+        else:
+            unknown = set(impl) - set(table)
+            if unknown:
+                raise ValueError(f"impl: unknown op group(s) {sorted(unknown)}; known: {sorted(table)}")
+            table.update(impl)
+        self.impl = table
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
+        self.ema_decay = ema_decay
+        self.autocast = torch.bfloat16 if cfg.dtype == "bfloat16" else None
+
+        # Flat fp32 master buffers; the modules' parameters are views into them.
+        self.flat_d = flatten_parameters(self.critic, grad=False)
+        self.flat_g = flatten_parameters(self.generator, grad=False)
+        self.opt_state = {"critic": self._new_state(self.flat_d), "generator": self._new_state(self.flat_g)}
+        self.lr = {"critic": torch.tensor(cfg.lr_d, device=dev), "generator": torch.tensor(cfg.lr_g, device=dev)}
+        self.ema_generator = None
+        if ema_decay is not None:
+            self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
+            self.flat_ema = flatten_parameters(self.ema_generator, grad=False)
+
+        critic_fn, gen_fn = self._critic_update, self._generator_update
+        self.compiled = compile
+        self._critic_fn = compile_step(critic_fn, compile_mode) if compile else critic_fn
+        self._gen_fn = compile_step(gen_fn, compile_mode) if compile else gen_fn
+
+    # ------------------------------------------------------------------ optimizer state (flat buffers)
+    def _new_state(self, flat) -> dict[str, torch.Tensor]:
+        z = lambda: torch.zeros_like(flat.data)  # noqa: E731
+        step = torch.zeros((), device=self.device)
+        if self.config.optimizer == "rmsprop":
+            return {"step": step, "square_avg": z()}
+        return {"step": step, "exp_avg": z(), "exp_avg_sq": z()}
+
+    def _update(self, buf: torch.Tensor, g: torch.Tensor, state: dict, lr: torch.Tensor, clip: bool) -> None:
+        """One fused optimizer pass over a flat buffer (in place)."""
+        cfg = self.config
+        state["step"].add_(1)
+        if cfg.optimizer == "rmsprop":
+            ops.rmsprop_clip_(buf, g, state["square_avg"], lr, cfg.rmsprop_alpha, cfg.opt_eps,
+                              cfg.clip_value if clip else None, impl=self.impl["optimizer"])
+        else:
+            ops.adam_(buf, g, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, cfg.betas[0], cfg.betas[1],
+                      cfg.opt_eps, impl=self.impl["optimizer"])
+            if clip:  # Adam with weight clipping (not a preset, but a valid config): one clamp launch
+                ops.clip_(buf, cfg.clip_value, impl=self.impl["optimizer"])
+
+    # ------------------------------------------------------------------ the functional pieces
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None)
+
+    # Module buffers (batch-norm statistics) are passed in explicitly: torch.func refuses in-place updates of
+    # tensors a transformed function merely captures.
+    def _critic_call(self, d_flat: torch.Tensor, x: torch.Tensor, bufs: dict) -> torch.Tensor:
+        with self._autocast():
+            return functional_call(self.critic, {**self.flat_d.unflatten(d_flat), **bufs}, (x,)).reshape(-1).float()
+
+    def _generate(self, g_flat: torch.Tensor, z: torch.Tensor, bufs: dict) -> torch.Tensor:
+        with self._autocast():
+            return functional_call(self.generator, {**self.flat_g.unflatten(g_flat), **bufs}, (z,)).float()
+
+    def _real_batch(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return self._as_float(data[idx])  # gather + normalise on the device, fused by inductor
+
+    def critic_loss(self, d_flat, d_bufs, real, fake, eps):
+        """The critic's loss as a function of its flat parameters (differentiated by ``critic_gradient``).
+
+        Returns:
+            (loss, metrics dict of detached 0-d tensors)
+        """
+        cfg = self.config
+        w_estimate = self._critic_call(d_flat, real, d_bufs).mean() - self._critic_call(d_flat, fake, d_bufs).mean()
+        loss = -w_estimate
+        aux = {"w_estimate": w_estimate.detach()}
+        if cfg.uses_penalty:
+            x_hat = ops.gp_interpolate(real, fake, eps, impl=self.impl["interpolate"])  # (B, *shape)
+            g = grad(lambda x: self._critic_call(d_flat, x, d_bufs).sum())(x_hat)  # inner grad: (B, *shape)
+            pen, norms = ops.gradient_penalty(g, cfg.gp_weight, one_sided=cfg.loss == "lp",
+                                              impl=self.impl["penalty"], return_norms=True)
+            loss = loss + pen
+            gap = norms.detach() - 1
+            aux["gp"] = (gap.clamp(min=0) if cfg.loss == "lp" else gap).square().mean()  # unweighted, as logged
+            aux["grad_norm"] = norms.detach().mean()
+        aux["critic_loss"] = loss.detach()
+        return loss, aux
+
+    def critic_gradient(self, real, z, eps):
+        """d(critic loss)/d(critic parameters) as one flat tensor, without updating anything (for tests).
+
+        Args:
+            real: (B, *shape) float batch; z: (B, latent_dim) noise; eps: (B,) or None.
+        Returns:
+            (flat gradient (N,), metrics dict)
+        """
+        with torch.no_grad():
+            fake = self._generate(self.flat_g.data, z, self._bufs(self.generator))
+        g, (_, aux) = grad_and_value(self.critic_loss, has_aux=True)(self.flat_d.data, self._bufs(self.critic), real,
+                                                                     fake, eps)
+        return g, aux
+
+    @staticmethod
+    def _bufs(module: nn.Module) -> dict[str, torch.Tensor]:
+        return dict(module.named_buffers())
+
+    def _critic_update(self, d_flat, g_flat, state, lr, data, idx, z, eps):
+        real = self._real_batch(data, idx)  # (B, *shape)
+        with torch.no_grad():
+            fake = self._generate(g_flat, z, self._bufs(self.generator))  # (B, *shape); no gradient to G here
+        g, (_, aux) = grad_and_value(self.critic_loss, has_aux=True)(d_flat, self._bufs(self.critic), real, fake, eps)
+        self._update(d_flat, g, state, lr, clip=self.config.loss == "clip")
+        return aux
+
+    def _generator_update(self, g_flat, d_flat, state, lr, z):
+        d_const = d_flat.detach()
+
+        def loss_fn(gf, g_bufs, d_bufs):
+            return -self._critic_call(d_const, self._generate(gf, z, g_bufs), d_bufs).mean()
+
+        g, loss = grad_and_value(loss_fn)(g_flat, self._bufs(self.generator), self._bufs(self.critic))
+        self._update(g_flat, g, state, lr, clip=False)
+        return loss.detach()
+
+    # ------------------------------------------------------------------ the step
+    def _prepare_data(self, data: torch.Tensor) -> torch.Tensor:
+        return data.to(self.device)  # uploaded once (uint8 stays uint8); batches are gathered on the device
+
+    def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        noise = noise.to(self.device)
+        d, g = self.flat_d.data, self.flat_g.data
+        metrics = []
+        for k in range(self.config.n_critic):
+            eps = None if noise.eps is None else noise.eps[k]
+            metrics.append(self._critic_fn(d, g, self.opt_state["critic"], self.lr["critic"], data, noise.idx[k],
+                                           noise.z[k], eps))
+        out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
+        out["generator_loss"] = self._gen_fn(g, d, self.opt_state["generator"], self.lr["generator"], noise.z_gen)
+        if self.ema_generator is not None:
+            with torch.no_grad():
+                self.flat_ema.data.lerp_(g, 1 - self.ema_decay)
+        return out
+
+    def _sampling_generator(self) -> nn.Module:
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    # ------------------------------------------------------------------ state (torch.optim-compatible format)
+    def _optimizer_state(self) -> dict:
+        """Optimizer state in torch.optim's state_dict format, so reference and fast checkpoints interchange."""
+        out = {}
+        for net, flat in (("critic", self.flat_d), ("generator", self.flat_g)):
+            st = self.opt_state[net]
+            per = {}
+            for i, _ in enumerate(flat.params):
+                entry = {"step": st["step"].detach().clone().cpu()}
+                for key, buf in st.items():
+                    if key != "step":
+                        entry[key] = flat.views(buf)[i].detach().clone()
+                per[i] = entry
+            out[net] = {"state": per, "param_groups": [self._param_group(net, len(flat.params))]}
+        if self.ema_generator is not None:
+            out["ema_generator"] = self.flat_ema.data.detach().clone()
+        return out
+
+    def _param_group(self, net: str, n: int) -> dict:
+        cfg = self.config
+        lr = cfg.lr_d if net == "critic" else cfg.lr_g
+        dummy = [torch.zeros(1, requires_grad=True) for _ in range(n)]
+        opt = (torch.optim.RMSprop(dummy, lr=lr, alpha=cfg.rmsprop_alpha, eps=cfg.opt_eps, foreach=False)
+               if cfg.optimizer == "rmsprop" else
+               torch.optim.Adam(dummy, lr=lr, betas=cfg.betas, eps=cfg.opt_eps, foreach=False))
+        return opt.state_dict()["param_groups"][0]
+
+    def _load_optimizer_state(self, state: dict) -> None:
+        for net, flat in (("critic", self.flat_d), ("generator", self.flat_g)):
+            st, saved = self.opt_state[net], state[net]["state"]
+            saved = {int(k): v for k, v in saved.items()}
+            with torch.no_grad():
+                if not saved:  # a trainer that has not stepped yet
+                    for buf in st.values():
+                        buf.zero_()
+                    continue
+                if set(saved) != set(range(len(flat.params))):
+                    raise ValueError(f"load_state_dict: {net} optimizer state covers {len(saved)} parameters, "
+                                     f"this model has {len(flat.params)}")
+                st["step"].copy_(torch.as_tensor(saved[0]["step"]).reshape(()))
+                for key, buf in st.items():
+                    if key == "step":
+                        continue
+                    for i, view in enumerate(flat.views(buf)):
+                        if key not in saved[i]:
+                            raise ValueError(f"load_state_dict: {net} optimizer state has no {key!r} "
+                                             f"(saved with another optimizer?)")
+                        view.copy_(saved[i][key].reshape(view.shape))
+        if self.ema_generator is not None:
+            with torch.no_grad():
+                self.flat_ema.data.copy_(state.get("ema_generator", self.flat_g.data))

@@ -1,0 +1,187 @@
+"""fastwgan.Trainer is a drop-in twin of ReferenceTrainer: same stream, same losses, same parameters.
+
+Tolerances (fp32): the fast path computes the same maths in another order (flat buffers, torch.func, fused
+optimizer passes, inductor's fusions), so per-step losses differ by float rounding: ~1e-7 relative per op. Adam
+and RMSprop divide by sqrt(v), which amplifies gradient differences where v is tiny (DESIGN fact 10), so losses are
+compared with rtol 1e-4 / atol 1e-5 over a few steps, and gradients of the first critic step with rtol 1e-4 /
+atol 1e-6 (they have seen no optimizer yet).
+"""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastwgan as fw
+from fastwgan.trainer import Trainer
+
+LOSS_TOL = dict(rtol=1e-4, atol=1e-5)
+GRAD_TOL = dict(rtol=1e-4, atol=1e-6)
+PRESETS = {"clip": "wgan-clip", "gp": "wgan-gp", "lp": "wgan-gp"}
+
+
+def make_models(kind, channels, seed, latent):
+    torch.manual_seed(seed)
+    if kind == "mlp":
+        return fw.models.mlp(data_shape=(2,), latent_dim=latent, hidden=16, depth=2)
+    size = int(kind[5:])
+    return fw.models.dcgan(image_size=size, channels=channels, latent_dim=latent, width=4)
+
+
+def make_data(kind, channels, n=40):
+    g = torch.Generator().manual_seed(1)
+    if kind == "mlp":
+        return fw.data.toy("8gaussians", n=n, seed=0)
+    size = int(kind[5:])
+    return torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=g)
+
+
+def pair(loss, kind, channels, batch, seed, **fast_kw):
+    latent = 6
+    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=batch, latent_dim=latent, seed=seed,
+                                n_critic=2, lr_d=1e-3, lr_g=1e-3)
+    ref = fw.ReferenceTrainer(*make_models(kind, channels, seed, latent), cfg)
+    fast = Trainer(*make_models(kind, channels, seed, latent), cfg, **fast_kw)
+    return ref, fast
+
+
+def assert_same_history(ref, fast):
+    assert len(ref.history) == len(fast.history)
+    for a, b in zip(ref.history, fast.history):
+        for k, va in a.items():
+            vb = b[k]
+            assert (va is None) == (vb is None), k
+            if va is not None:
+                assert math.isclose(va, vb, rel_tol=LOSS_TOL["rtol"], abs_tol=LOSS_TOL["atol"]), \
+                    f"step {a['step']} {k}: reference {va} vs fast {vb}"
+
+
+def assert_close_params(ref, fast, rtol=1e-3, atol=1e-5):
+    for net in ("critic", "generator"):
+        for (n, a), b in zip(getattr(ref, net).named_parameters(), getattr(fast, net).parameters()):
+            torch.testing.assert_close(b, a, rtol=rtol, atol=atol, msg=lambda m: f"{net}.{n}: {m}")
+
+
+@settings(max_examples=6)
+@given(loss=st.sampled_from(["clip", "gp", "lp"]),
+       model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3), ("dcgan32", 1), ("dcgan28", 3)]),
+       batch=st.sampled_from([2, 5, 8]), seed=st.integers(0, 3), impl=st.sampled_from(["torch", "auto"]))
+def test_eager_fast_path_matches_reference(loss, model, batch, seed, impl):
+    kind, channels = model
+    ref, fast = pair(loss, kind, channels, batch, seed, compile=False, impl=impl)
+    data = make_data(kind, channels)
+    ref.fit(data, 3, progress=False)
+    fast.fit(data, 3, progress=False)
+    assert_same_history(ref, fast)
+    assert_close_params(ref, fast)
+    if loss == "clip":
+        c = torch.tensor(ref.config.clip_value)
+        assert all(bool(p.abs().max() <= c) for p in fast.critic.parameters())
+
+
+@settings(max_examples=6)
+@given(loss=st.sampled_from(["clip", "gp", "lp"]), model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3)]),
+       batch=st.sampled_from([3, 8]), seed=st.integers(0, 3))
+def test_first_critic_step_gradients_match(loss, model, batch, seed):
+    kind, channels = model
+    ref, fast = pair(loss, kind, channels, batch, seed, compile=False)
+    g = torch.Generator().manual_seed(seed)
+    data = make_data(kind, channels, n=batch)
+    real = fw.ReferenceTrainer._as_float(data)
+    z, eps = torch.randn(batch, 6, generator=g), torch.rand(batch, generator=g)
+    eps = eps if loss != "clip" else None
+    flat_grad, aux = fast.critic_gradient(real, z, eps)
+    m = ref.critic_step(real, z, eps)
+    for (name, p), gv in zip(ref.critic.named_parameters(), fast.flat_d.views(flat_grad)):
+        torch.testing.assert_close(gv, p.grad, **GRAD_TOL, msg=lambda s: f"d loss / d {name}: {s}")
+    for k in m:
+        assert math.isclose(aux[k].item(), m[k].item(), rel_tol=1e-5, abs_tol=1e-6), k
+
+
+@pytest.mark.parametrize("loss", ["gp", "clip"])
+def test_compiled_fast_path_matches_reference_without_recompiling(loss):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    ref, fast = pair(loss, "mlp", 1, 8, 0, compile=True)
+    data = make_data("mlp", 1)
+    ref.fit(data, 4, progress=False)
+    fast.fit(data, 1, progress=False)  # compiles: one graph per step function (fullgraph=True: no breaks)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        fast.lr["critic"].fill_(1e-3)  # a new learning rate value is a tensor update, not a recompile
+        fast.fit(data, 4, progress=False)
+    assert_same_history(ref, fast)
+    assert_close_params(ref, fast)
+
+
+def test_state_dicts_interchange_with_the_reference():
+    ref, fast = pair("gp", "mlp", 1, 8, 0, compile=False)
+    data = make_data("mlp", 1)
+    ref.fit(data, 2, progress=False)
+    fast.load_state_dict(ref.state_dict())  # reference checkpoint -> fast trainer
+    ref.fit(data, 4, progress=False)
+    fast.fit(data, 4, progress=False)
+    assert_same_history(ref, fast)
+    ref2, _ = pair("gp", "mlp", 1, 8, 5, compile=False)
+    ref2.load_state_dict(fast.state_dict())  # and back
+    ref2.fit(data, 5, progress=False)
+    ref.fit(data, 5, progress=False)
+    assert_same_history(ref, ref2)
+
+
+def test_ema_generator_is_the_moving_average():
+    _, fast = pair("gp", "mlp", 1, 8, 0, compile=False, ema_decay=0.5)
+    ema0 = fast.flat_ema.data.clone()
+    g0 = fast.flat_g.data.clone()
+    assert torch.equal(ema0, g0)
+    fast.fit(make_data("mlp", 1), 1, progress=False)
+    torch.testing.assert_close(fast.flat_ema.data, 0.5 * ema0 + 0.5 * fast.flat_g.data)
+    z = torch.randn(4, 6, generator=torch.Generator().manual_seed(fast.config.seed + 1))
+    with torch.no_grad():
+        torch.testing.assert_close(fast.sample(4), fast.ema_generator.eval()(z))
+
+
+def test_bfloat16_autocast_trains_finite():
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8, latent_dim=6, dtype="bfloat16")
+    fast = Trainer(*make_models("dcgan28", 1, 0, 6), cfg, compile=False)
+    fast.fit(make_data("dcgan28", 1), 3, progress=False)
+    assert all(v is None or math.isfinite(v) for h in fast.history for v in h.values())
+    assert fast.flat_d.data.dtype == torch.float32  # master weights stay fp32
+
+
+def test_bad_options():
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=4, latent_dim=6)
+    with pytest.raises(ValueError, match="impl"):
+        Trainer(*make_models("mlp", 1, 0, 6), cfg, impl="cuda")
+    with pytest.raises(ValueError, match="unknown op group"):
+        Trainer(*make_models("mlp", 1, 0, 6), cfg, impl={"clip": "torch"})
+    with pytest.raises(ValueError, match="ema_decay"):
+        Trainer(*make_models("mlp", 1, 0, 6), cfg, ema_decay=1.5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("loss", ["gp", "clip"])
+@pytest.mark.parametrize("mode", [None, "reduce-overhead"])
+def test_cuda_compiled_matches_reference(loss, mode):
+    ref, fast = pair(loss, "dcgan32", 3, 8, 0, compile=True, compile_mode=mode)
+    ref = fw.ReferenceTrainer(*make_models("dcgan32", 3, 0, 6), ref.config.replace(device="cuda"))
+    fast = Trainer(*make_models("dcgan32", 3, 0, 6), ref.config, compile=True, compile_mode=mode)
+    data = make_data("dcgan32", 3)
+    ref.fit(data, 3, progress=False)
+    fast.fit(data, 3, progress=False)
+    assert_same_history(ref, fast)
+
+
+@pytest.mark.gpu
+def test_cuda_bfloat16_close_to_fp32_reference():
+    # bf16 has an 8-bit mantissa: per-step losses within 5e-2 relative of the fp32 oracle over a few steps.
+    ref, _ = pair("gp", "dcgan32", 3, 8, 0, compile=False)
+    cfg = ref.config.replace(device="cuda")
+    ref = fw.ReferenceTrainer(*make_models("dcgan32", 3, 0, 6), cfg)
+    fast = Trainer(*make_models("dcgan32", 3, 0, 6), cfg.replace(dtype="bfloat16"), compile=True)
+    data = make_data("dcgan32", 3)
+    ref.fit(data, 3, progress=False)
+    fast.fit(data, 3, progress=False)
+    for a, b in zip(ref.history, fast.history):
+        assert math.isclose(a["critic_loss"], b["critic_loss"], rel_tol=5e-2, abs_tol=5e-2)
