@@ -10,6 +10,10 @@ from torch.func import functional_call, grad, grad_and_value
 from fastwgan import ops, twins
 from fastwgan.flat import flatten_parameters
 
+DEVICES = [
+    pytest.param("cpu", marks=pytest.mark.skipif(not ops.INTERPRET, reason="Triton on CPU needs TRITON_INTERPRET=1")),
+    pytest.param("cuda", marks=pytest.mark.gpu),
+]
 pytestmark = pytest.mark.skipif(not ops.INTERPRET and not torch.cuda.is_available(),
                                 reason="the Triton path needs CUDA or TRITON_INTERPRET=1")
 
@@ -19,15 +23,16 @@ LAMBDA = 10.0
 RTOL, ATOL_REL = 1e-5, 1e-5
 
 
-def _critic(seed=0):
+def _critic(seed=0, device="cpu"):
     torch.manual_seed(seed)
     # Tanh: smooth, so the mixed second derivatives the outer grad needs are nonzero everywhere
-    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1)).to(device)
 
 
-def _data(b=6, seed=1):
+def _data(b=6, seed=1, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, 4, generator=g), torch.randn(b, 4, generator=g) * 0.5, torch.rand(b, generator=g)
+    real, fake, eps = torch.randn(b, 4, generator=g), torch.randn(b, 4, generator=g) * 0.5, torch.rand(b, generator=g)
+    return real.to(device), fake.to(device), eps.to(device)
 
 
 def _assert_tree_close(got: dict, want: dict, what: str, factor: float = 1.0):
@@ -60,9 +65,10 @@ def _params(critic):
     return {k: v.detach() for k, v in critic.named_parameters()}
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("one_sided", [False, True])
-def test_wgan_gp_shape_eager_matches_twin(one_sided):
-    critic, (real, fake, eps) = _critic(), _data()
+def test_wgan_gp_shape_eager_matches_twin(one_sided, device):
+    critic, (real, fake, eps) = _critic(device=device), _data(device=device)
     params = _params(critic)
 
     def fast(g):
@@ -90,10 +96,11 @@ def test_reference_trainer_shape_autograd_create_graph():
     _assert_tree_close(grads["triton"], grads["torch"], "autograd.grad(create_graph=True)")
 
 
-def test_canary_custom_backward_is_used_eager_and_compiled():
+@pytest.mark.parametrize("device", DEVICES)
+def test_canary_custom_backward_is_used_eager_and_compiled(device):
     # A variant whose backward is scaled by 3 on purpose: if the 3 shows up, the custom backward kernel is what
     # produced the gradient (not some silently substituted path).
-    critic, (real, fake, eps) = _critic(), _data()
+    critic, (real, fake, eps) = _critic(device=device), _data(device=device)
     params = _params(critic)
 
     def pen_only(penalty):
@@ -108,16 +115,17 @@ def test_canary_custom_backward_is_used_eager_and_compiled():
     _assert_tree_close(canary(params), want, "eager canary", factor=3.0)
     _assert_tree_close(torch.compile(canary, fullgraph=True)(params), want, "compiled canary", factor=3.0)
     # and applied directly to a transform's input, eager
-    g0 = torch.randn(5, 3)
+    g0 = torch.randn(5, 3, device=device)
     torch.testing.assert_close(grad(lambda g: ops._gradient_penalty_scaled_backward(g, LAMBDA, False, 3.0))(g0),
                                3.0 * grad(lambda g: twins.gradient_penalty(g, LAMBDA))(g0))
 
 
-def test_compiled_wgan_gp_critic_step_matches_eager_twin():
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_wgan_gp_critic_step_matches_eager_twin(device):
     # The whole critic step as the trainer compiles it: eps drawn in-kernel from a seed tensor, grad over the flat
     # parameter buffer, fused Adam in the same graph. New seed/step/lr values must not recompile.
-    real, fake, _ = _data(b=5)
-    critics = {impl: _critic() for impl in ("triton", "torch")}
+    real, fake, _ = _data(b=5, device=device)
+    critics = {impl: _critic(device=device) for impl in ("triton", "torch")}
     flats = {impl: flatten_parameters(c, grad=False) for impl, c in critics.items()}
 
     def make_step(impl):
@@ -140,10 +148,12 @@ def test_compiled_wgan_gp_critic_step_matches_eager_twin():
 
     compiled = torch.compile(make_step("triton"), fullgraph=True)
     eager = make_step("torch")
-    states = {impl: (torch.zeros(flats[impl].numel), torch.zeros(flats[impl].numel)) for impl in critics}
+    states = {impl: (torch.zeros(flats[impl].numel, device=device), torch.zeros(flats[impl].numel, device=device))
+              for impl in critics}
     with torch._dynamo.config.patch(error_on_recompile=True):
         for k in range(1, 4):
-            args = (torch.tensor(100 + k), torch.tensor(float(k)), torch.tensor(1e-3 * k))
+            args = (torch.tensor(100 + k, device=device), torch.tensor(float(k), device=device),
+                    torch.tensor(1e-3 * k, device=device))
             loss_c, g_c = compiled(flats["triton"].data, *states["triton"], *args)
             loss_e, g_e = eager(flats["torch"].data, *states["torch"], *args)
             # compare gradients and losses step by step (DESIGN fact 10), parameters with a tolerance that
@@ -154,8 +164,9 @@ def test_compiled_wgan_gp_critic_step_matches_eager_twin():
     torch.testing.assert_close(flats["triton"].data, flats["torch"].data, rtol=1e-4, atol=1e-5)
 
 
-def test_double_backward_through_penalty_fails_loudly():
-    g0 = torch.randn(5, 3)
+@pytest.mark.parametrize("device", DEVICES)
+def test_double_backward_through_penalty_fails_loudly(device):
+    g0 = torch.randn(5, 3, device=device)
     with pytest.raises(RuntimeError, match="double backward"):
         grad(lambda g: grad(lambda h: ops.gradient_penalty(h, LAMBDA, impl="triton"))(g).sum())(g0)
     g1 = g0.clone().requires_grad_()
@@ -165,7 +176,7 @@ def test_double_backward_through_penalty_fails_loudly():
     # the op itself, reached by autograd directly, refuses too
     with pytest.raises(RuntimeError, match="double backward"):
         norms = torch.linalg.vector_norm(g0, dim=1)
-        torch.ops.fastwgan.gp_penalty_backward(torch.tensor(1.0), g1, norms, LAMBDA, False)
+        torch.ops.fastwgan.gp_penalty_backward(torch.tensor(1.0, device=device), g1, norms, LAMBDA, False)
 
 
 def test_double_backward_with_impl_torch_is_exact():
@@ -175,10 +186,11 @@ def test_double_backward_with_impl_torch_is_exact():
                                             (g0,))
 
 
-def test_hazard_compiled_penalty_on_a_transform_input_fails_loudly():
+@pytest.mark.parametrize("device", DEVICES)
+def test_hazard_compiled_penalty_on_a_transform_input_fails_loudly(device):
     # DESIGN fact 4: under torch.compile, an autograd.Function applied directly to a torch.func transform's input
     # has its backward bypassed; without the guard the gradient came out silently zero.
-    g0 = torch.randn(5, 3)
+    g0 = torch.randn(5, 3, device=device)
     f = torch.compile(grad(lambda g: ops.gradient_penalty(g, LAMBDA, impl="triton")), fullgraph=True)
     with pytest.raises(Exception, match="bypassed"):
         f(g0)
