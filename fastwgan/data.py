@@ -5,6 +5,8 @@ Every image source becomes a uint8 tensor of shape (N, C, H, W) with C in {1, 3}
 
 Sources for `load`:
     "digits"          the bundled UCI handwritten digits, (1797, 1, 8, 8) (see fastwgan/assets/DIGITS.md)
+    "digits-train"    a fixed split of them: 1297 for training and 500 held out ("digits-heldout"), see `digits_split`
+    "stacked-digits"  50000 images (3, 8, 8): three digits-train digits in three channels, 1000 modes (`stacked_digits`)
     "toy:NAME"        a 2-D toy ("8gaussians", "25gaussians", "swissroll"): float32 (100000, 2), NOT uint8
     a folder          PNG/JPEG images, recursive, sorted by relative path; or a `cifar-10-batches-py` folder
     *-idx3-ubyte[.gz] MNIST / Fashion-MNIST IDX image file
@@ -28,7 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
-    "DataError", "TOY_NAMES", "load", "load_labels", "load_digits", "toy", "toy_modes",
+    "DataError", "TOY_NAMES", "load", "load_labels", "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
     "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz",
 ]
 
@@ -130,6 +132,32 @@ def load_digits(return_labels: bool = False):
     images, labels = _digits_arrays()
     x = torch.from_numpy(images.copy())
     return (x, torch.from_numpy(labels.astype(np.int64))) if return_labels else x
+
+
+DIGITS_HELDOUT = 500  # digits held out from "digits-train" (fixed permutation, seed 0)
+STACKED_SIZE = 50_000
+
+
+def digits_split(part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed split of the bundled digits: part "train" (1297) or "heldout" (500). Returns (images, labels)."""
+    if part not in ("train", "heldout"):
+        raise DataError(f"digits_split: part must be 'train' or 'heldout', got {part!r}")
+    x, y = load_digits(return_labels=True)
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(x)))
+    idx = perm[DIGITS_HELDOUT:] if part == "train" else perm[:DIGITS_HELDOUT]
+    return x[idx], y[idx]
+
+
+def stacked_digits(n: int = STACKED_SIZE, seed: int = 0, part: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked digits (the mode-collapse benchmark of Metz et al. 2017 / VEEGAN / PacGAN, on the 8x8 digits): each
+    image puts three independently drawn digits of the `part` split in its three channels, so there are 1000 modes.
+
+    Returns:
+        uint8 images (n, 3, 8, 8) and int64 modes (n,) = 100 * label_R + 10 * label_G + label_B.
+    """
+    x, y = digits_split(part)
+    idx = torch.from_numpy(np.random.default_rng(seed).integers(0, len(x), size=(n, 3)))
+    return x[idx][:, :, 0].contiguous(), (y[idx] * torch.tensor([100, 10, 1])).sum(1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -368,6 +396,10 @@ def load(source, *, image_size: int | None = None, channels: int | None = None) 
         return toy(source[4:], TOY_SIZE, seed=0)
     if isinstance(source, str) and source == "digits":
         x = load_digits().numpy()
+    elif isinstance(source, str) and source in ("digits-train", "digits-heldout"):
+        x = digits_split(source[7:])[0].numpy()
+    elif isinstance(source, str) and source == "stacked-digits":
+        x = stacked_digits()[0].numpy()
     else:
         x = _read_path(_as_path(source, "load"), image_size, channels)
     if channels is not None:
