@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import rng
+from . import guards, rng
 from .config import TrainConfig
 from .models import has_batch_norm
 from .run import RunWriter
@@ -55,6 +55,16 @@ class TrainerBase:
         self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
         self._gen = rng.make_generator(config.seed)
         self._data_shape: tuple[int, ...] | None = None
+        self.stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when fit returned early on a signal
+        self.skipped_steps: list[int] = []  # steps undone by on_nonfinite="skip"
+        # torchrun / torch.distributed: every rank draws the same global stream and trains on its slice of each
+        # batch; gradients (and logged metrics) are averaged, rank 0 writes the run folder.
+        dist = torch.distributed
+        self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.rank = dist.get_rank() if self.world_size > 1 else 0
+        if config.batch_size % self.world_size:
+            raise ValueError(f"TrainConfig.batch_size: {config.batch_size} is not divisible by the world size "
+                             f"{self.world_size} (the batch is the global batch, split across ranks)")
 
     # ------------------------------------------------------------------ subclass hooks
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
@@ -83,7 +93,11 @@ class TrainerBase:
         if not self._pending:
             return
         keys = [k for k in METRICS if k in self._pending[0][1]]
-        vals = torch.stack([torch.stack([m[k].float() for k in keys]) for _, m in self._pending]).cpu().tolist()
+        vals = torch.stack([torch.stack([m[k].float() for k in keys]) for _, m in self._pending])
+        if self.world_size > 1:  # each rank saw a slice of the batch: the global value is the mean over ranks
+            torch.distributed.all_reduce(vals)
+            vals = vals / self.world_size
+        vals = vals.cpu().tolist()
         for (step, _), row in zip(self._pending, vals):
             rec = {"step": step, **{k: None for k in METRICS}}
             rec.update(dict(zip(keys, row)))
@@ -125,20 +139,31 @@ class TrainerBase:
     def fit(self, data, steps: int, *, out: str | os.PathLike | None = None, log_every: int = 10,
             sample_every: int | None = None, checkpoint_every: int | None = None, keep_checkpoints: int = 3,
             progress: bool | None = None, run_config: dict | None = None,
-            callbacks: tuple[Callable[["TrainerBase", dict], None], ...] = ()) -> "TrainerBase":
+            callbacks: tuple[Callable[["TrainerBase", dict], None], ...] = (), on_nonfinite: str = "raise",
+            handle_signals: bool = True,
+            evaluators: tuple[Callable[["TrainerBase"], dict], ...] = ()) -> "TrainerBase":
         """Train until ``steps`` generator updates have been made in total (a resumed trainer continues).
 
         Args:
             data: the training set, (N, C, H, W) uint8 images or an (N, ...) float tensor (e.g. 2-D toy points).
             steps: total generator updates of the run (each preceded by n_critic critic updates).
             out: a run folder to write (config.json, stats.jsonl, samples, plots, checkpoints); None writes nothing.
-            log_every: steps between log ticks (stats.jsonl line, progress bar postfix, callbacks).
+            log_every: steps between log ticks (stats.jsonl line, progress bar postfix, callbacks, NaN check).
             sample_every: steps between fixed-noise sample pictures (default: steps // 10).
             checkpoint_every: steps between checkpoints (default: only at the end).
             keep_checkpoints: how many checkpoints to keep.
             progress: show a tqdm bar (default: when stderr is a terminal).
             run_config: extra JSON written to config.json (the CLI records the model and data spec there).
             callbacks: called as cb(trainer, record) at every log tick.
+            evaluators: called as ev(trainer) -> dict at every log tick BEFORE the record is written; the dicts
+                are merged into the record (so metrics land in stats.jsonl; see fastwgan.evaluate.eval_callback,
+                which returns {} on ticks it skips). Their time is not counted in steps_per_s.
+            on_nonfinite: "raise": a NaN/inf loss, penalty or parameter stops the run with a DivergenceError
+                naming the step and the quantity (checked at log ticks and before every checkpoint, so the last
+                checkpoint written is always finite); "skip": checked after every step (one sync per step), a bad
+                step is undone and its noise skipped.
+            handle_signals: SIGINT / SIGTERM finish the current step, write a checkpoint (when ``out`` is set) and
+                return with ``self.stopped_by`` set to the signal's name.
         Returns:
             self.
         """
@@ -146,50 +171,96 @@ class TrainerBase:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
+        if on_nonfinite not in guards.ON_NONFINITE:
+            raise ValueError(f"on_nonfinite must be one of {guards.ON_NONFINITE}, got {on_nonfinite!r}")
         data = self._check_data(data)
         self._data_shape = tuple(data.shape[1:])
         data = self._prepare_data(data)
         cfg = self.config
         writer = None
-        if out is not None:
+        if out is not None and self.rank == 0:
             writer = RunWriter(out, {"trainer": self.name, "config": cfg.to_dict(), **(run_config or {})})
         sample_every = sample_every or max(1, steps // 10)
         n_show = 1000 if data.dim() == 2 else 64  # 2-D toys: a scatter of 1000 points; images: an 8x8 grid
         fixed_z = torch.randn(n_show, cfg.latent_dim, generator=rng.make_generator(cfg.seed + 2))
         real_show = data[:5000] if data.dim() == 2 else None
+        self.stopped_by = None
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=min(self.step, steps), disable=not progress if progress is not None else None,
-                   desc=f"{self.name} {cfg.loss}", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=min(self.step, steps), desc=f"{self.name} {cfg.loss}", unit="step",
+                   disable=(self.rank != 0) or (not progress if progress is not None else None), dynamic_ncols=True)
         t_tick, step_tick = time.perf_counter(), self.step
         n = data.shape[0]
-        try:
-            while self.step < steps:
-                noise = rng.draw_step(self._gen, n, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty)
-                metrics = self._train_step(data, noise)
-                self.step += 1
-                self._pending.append((self.step, metrics))
-                bar.update(1)
-                last = self.step == steps
-                if self.step % log_every == 0 or last:
-                    self._flush()
-                    now = time.perf_counter()
-                    record = self._tick_record(step_tick, now - t_tick)
-                    t_tick, step_tick = now, self.step
-                    bar.set_postfix({k: f"{record[k]:.3g}" for k in ("critic_loss", "w_estimate", "generator_loss")})
-                    if writer:
-                        writer.log(record)
-                    for cb in callbacks:
-                        cb(self, record)
-                if writer and (self.step % sample_every == 0 or last):
-                    writer.samples(self.step, self._sample_with(fixed_z), real=real_show)
-                    writer.plots(self.history)
-                if writer and ((checkpoint_every and self.step % checkpoint_every == 0) or last):
-                    writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
-        finally:
-            bar.close()
+        skip = on_nonfinite == "skip"
+        with guards.catch_signals(handle_signals) as stop:
+            try:
+                while self.step < steps and not stop:
+                    snapshot = self._snapshot() if skip else None
+                    noise = rng.draw_step(self._gen, n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
+                                          cfg.uses_penalty).shard(self.rank, self.world_size)
+                    metrics = self._train_step(data, noise)
+                    self._pending.append((self.step + 1, metrics))
+                    if skip:
+                        self._flush()
+                        if self._divergence(self._records[-1]) is not None:
+                            self._records.pop()
+                            self._restore(snapshot)  # the generator state stays advanced: new noise next time
+                            self.skipped_steps.append(self.step + 1)
+                            continue
+                    self.step += 1
+                    bar.update(1)
+                    last = self.step == steps or bool(stop)
+                    ckpt = writer is not None and ((checkpoint_every and self.step % checkpoint_every == 0) or last)
+                    if self.step % log_every == 0 or last or ckpt:
+                        self._flush()
+                        self._check_finite(since=step_tick)
+                    if self.step % log_every == 0 or last:
+                        now = time.perf_counter()
+                        record = self._tick_record(step_tick, now - t_tick)
+                        t_tick, step_tick = now, self.step
+                        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("critic_loss", "w_estimate",
+                                                                        "generator_loss")})
+                        if evaluators:
+                            for ev in evaluators:
+                                record.update(ev(self))
+                            t_tick = time.perf_counter()
+                        if writer:
+                            writer.log(record)
+                        for cb in callbacks:
+                            cb(self, record)
+                    if writer and (self.step % sample_every == 0 or last):
+                        writer.samples(self.step, self._sample_with(fixed_z), real=real_show)
+                        writer.plots(self.history)
+                    if ckpt:
+                        writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
+            finally:
+                bar.close()
+        if stop:
+            self.stopped_by = stop.name
         return self
+
+    def _divergence(self, record: dict) -> tuple[str, float] | None:
+        return guards.first_nonfinite(record)
+
+    def _check_finite(self, since: int) -> None:
+        for rec in self._records:
+            if rec["step"] > since:
+                bad = guards.first_nonfinite(rec)
+                if bad:
+                    raise guards.DivergenceError(rec["step"], *bad)
+        name = guards.nonfinite_parameter({"critic": self.critic, "generator": self.generator})
+        if name:
+            raise guards.DivergenceError(self.step, f"parameter {name}", math.nan)
+
+    def _snapshot(self) -> dict:
+        """Everything a step changes, cloned (for on_nonfinite="skip")."""
+        return _clone_tree({k: v for k, v in self.state_dict(with_history=False).items()})
+
+    def _restore(self, snapshot: dict) -> None:
+        gen_state = self._gen.get_state()
+        self.load_state_dict({**snapshot, "history": self._records})
+        self._gen.set_state(gen_state)
 
     def _tick_record(self, since_step: int, seconds: float) -> dict:
         recs = [r for r in self._records if r["step"] > since_step]
@@ -258,10 +329,10 @@ class TrainerBase:
         return torch.cat(out) if out else torch.zeros(0)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        """Everything needed to continue exactly: both networks, optimizer states, step, noise-generator state,
-        history and config (tensors and JSON-able values only; see fastwgan.checkpoint)."""
-        return {
+    def state_dict(self, with_history: bool = True) -> dict:
+        """Everything needed to continue exactly: both networks, optimizer states, step, the noise generator's
+        and torch's RNG states, history and config (tensors and JSON-able values only; see fastwgan.checkpoint)."""
+        state = {
             "format": 1,
             "trainer": self.name,
             "config": self.config.to_dict(),
@@ -270,13 +341,25 @@ class TrainerBase:
             "critic": dict(self.critic.state_dict()),
             "optimizers": self._optimizer_state(),
             "rng": self._gen.get_state(),
-            "history": self.history,
+            "rng_torch": torch.get_rng_state(),
         }
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if with_history:
+            state["history"] = self.history
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()`` (of either trainer). Refuses a state whose config differs (device aside)."""
         for key in ("generator", "critic", "optimizers", "rng", "step"):
             if key not in state:
                 raise ValueError(f"load_state_dict: state has no {key!r} entry (not a fastwgan trainer state)")
+        if "config" in state:
+            mine = self.config.to_dict()
+            diff = sorted(k for k, v in state["config"].items() if k != "device" and mine.get(k) != v)
+            if diff:
+                pairs = ", ".join(f"{k}: checkpoint {state['config'][k]!r} vs {mine.get(k)!r}" for k in diff)
+                raise ValueError(f"load_state_dict: the checkpoint was trained with another config ({pairs})")
         try:
             self.generator.load_state_dict(state["generator"])
             self.critic.load_state_dict(state["critic"])
@@ -284,6 +367,20 @@ class TrainerBase:
             raise ValueError(f"load_state_dict: the checkpoint does not match these models: {e}") from None
         self._load_optimizer_state(state["optimizers"])
         self._gen.set_state(state["rng"])
+        if "rng_torch" in state:
+            torch.set_rng_state(state["rng_torch"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
         self.step = int(state["step"])
         self._pending.clear()
         self._records = [dict(r) for r in state.get("history", [])]
+
+
+def _clone_tree(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_tree(v) for v in obj)
+    return obj

@@ -32,6 +32,15 @@ class StepNoise:
     eps: torch.Tensor | None  # (n_critic, B) fp32, None for the clip loss
     z_gen: torch.Tensor  # (B, latent_dim) fp32
 
+    def shard(self, rank: int, world_size: int) -> "StepNoise":
+        """This rank's slice of every batch (contiguous blocks of B / world_size samples)."""
+        if world_size == 1:
+            return self
+        b = self.z_gen.shape[0] // world_size
+        sl = slice(rank * b, (rank + 1) * b)
+        return StepNoise(self.idx[:, sl], self.z[:, sl], None if self.eps is None else self.eps[:, sl],
+                         self.z_gen[sl])
+
     def to(self, device) -> "StepNoise":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return StepNoise(mv(self.idx), mv(self.z), mv(self.eps), mv(self.z_gen))

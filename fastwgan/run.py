@@ -40,6 +40,8 @@ class RunWriter:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise NotADirectoryError(f"run folder: {self.out} exists and is not a folder")
+        if self.out.is_dir() and not os.access(self.out, os.W_OK):
+            raise PermissionError(f"run folder: {self.out} is not writable")
         try:
             for sub in ("samples", "plots", "checkpoints"):
                 (self.out / sub).mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ def test_state_dicts_interchange_with_the_reference():
     ref.fit(data, 4, progress=False)
     fast.fit(data, 4, progress=False)
     assert_same_history(ref, fast)
-    ref2, _ = pair("gp", "mlp", 1, 8, 5, compile=False)
+    ref2 = fw.ReferenceTrainer(*make_models("mlp", 1, 5, 6), ref.config)  # other init: all comes from the state
     ref2.load_state_dict(fast.state_dict())  # and back
     ref2.fit(data, 5, progress=False)
     ref.fit(data, 5, progress=False)
@@ -148,6 +148,13 @@ def test_bfloat16_autocast_trains_finite():
     fast.fit(make_data("dcgan28", 1), 3, progress=False)
     assert all(v is None or math.isfinite(v) for h in fast.history for v in h.values())
     assert fast.flat_d.data.dtype == torch.float32  # master weights stay fp32
+
+
+def test_a_state_from_another_config_is_refused():
+    ref, fast = pair("gp", "mlp", 1, 8, 0, compile=False)
+    other = Trainer(*make_models("mlp", 1, 0, 6), fast.config.replace(gp_weight=1.0), compile=False)
+    with pytest.raises(ValueError, match="gp_weight: checkpoint 1.0 vs 10.0"):
+        fast.load_state_dict(other.state_dict())
 
 
 def test_bad_options():

@@ -1,0 +1,265 @@
+"""Long runs lose nothing: exact resume, atomic checkpoints, signals, divergence guards, hostile input."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import fastwgan as fw
+from fastwgan import checkpoint
+from fastwgan.cli import main
+from fastwgan.guards import DivergenceError
+from fastwgan.trainer import Trainer
+
+TOY = ["--data", "toy:8gaussians", "--toy-n", "300", "--batch-size", "8", "--width", "16", "--no-progress",
+       "--log-every", "1"]
+
+
+def final_state(run):
+    return checkpoint.load(run)
+
+
+def assert_states_equal(a, b, exact=True):
+    for net in ("critic", "generator"):
+        for k in a[net]:
+            if exact:
+                assert torch.equal(a[net][k], b[net][k]), f"{net}.{k}"
+            else:
+                torch.testing.assert_close(a[net][k], b[net][k], rtol=1e-4, atol=1e-6)
+    assert a["step"] == b["step"]
+
+
+@pytest.mark.parametrize("trainer", [["--trainer", "reference"], ["--no-compile"]])
+def test_cli_resume_is_bitwise_equal_to_a_straight_run(tmp_path, trainer):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", *TOY, *trainer, "--steps", "6", "--out", str(straight)]) == 0
+    assert main(["train", *TOY, *trainer, "--steps", "3", "--out", str(split)]) == 0
+    assert main(["train", "--resume", str(split), "--steps", "6", "--no-progress", "--log-every", "1"]) == 0
+    a, b = final_state(straight), final_state(split)
+    assert_states_equal(a, b, exact=True)  # the parameters: bitwise
+    if trainer[0] == "--trainer":
+        assert a["history"] == b["history"]
+    else:  # the fast path's logged metrics may differ in the last bit across processes (reduction order of
+        # a fresh allocation), while every parameter stays bitwise equal
+        for x, y in zip(a["history"], b["history"]):
+            assert x.keys() == y.keys() and all(
+                x[k] == y[k] or math.isclose(x[k], y[k], rel_tol=1e-6, abs_tol=1e-9) for k in x)
+    assert [json.loads(x)["step"] for x in (split / "stats.jsonl").read_text().splitlines()] == list(range(1, 7))
+
+
+def test_compiled_resume_matches_within_fp32_tolerance(tmp_path):
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8, latent_dim=4)
+    data = fw.data.toy("8gaussians", n=64, seed=0)
+
+    def make():
+        torch.manual_seed(0)
+        return Trainer(*fw.models.mlp((2,), 4, hidden=16, depth=2), cfg, compile=True)
+
+    straight = make().fit(data, 4, progress=False)
+    first = make().fit(data, 2, progress=False)
+    checkpoint.save(first.state_dict(), tmp_path, step=2)
+    resumed = make()
+    resumed.load_state_dict(checkpoint.load(tmp_path))
+    resumed.fit(data, 4, progress=False)
+    assert_states_equal(straight.state_dict(), resumed.state_dict(), exact=False)
+
+
+def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):
+    t = fw.ReferenceTrainer(*fw.models.mlp((2,), 4, hidden=8, depth=1), fw.TrainConfig(batch_size=4, latent_dim=4))
+    t.fit(fw.data.toy("8gaussians", n=32), 1, progress=False)
+    checkpoint.save(t.state_dict(), tmp_path, step=1)
+    t.fit(fw.data.toy("8gaussians", n=32), 2, progress=False)
+    real_replace = os.replace
+    calls = []
+
+    def dying_replace(src, dst):  # the weights land, then the process "dies" before the JSON half
+        calls.append(dst)
+        if str(dst).endswith(".json"):
+            raise KeyboardInterrupt("killed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(t.state_dict(), tmp_path, step=2)
+    monkeypatch.setattr(os, "replace", real_replace)
+    st = checkpoint.load(tmp_path)
+    assert st["step"] == 1  # latest.json still points at the complete step-1 checkpoint
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp litter
+    fresh = fw.ReferenceTrainer(*fw.models.mlp((2,), 4, hidden=8, depth=1), fw.TrainConfig(batch_size=4, latent_dim=4))
+    fresh.load_state_dict(st)
+    assert fresh.step == 1
+
+
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fastwgan", "train", *TOY, "--no-compile", "--steps", "100000", "--out", str(out),
+           "--sample-every", "100000"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        stats = out / "stats.jsonl"
+        if stats.exists() and len(stats.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Resume with: fastwgan train --resume" in err and "Traceback" not in err
+    st = checkpoint.load(out)
+    k = st["step"]
+    assert k >= 3 and len(st["history"]) == k
+    assert main(["train", "--resume", str(out), "--steps", str(k + 2), "--no-progress"]) == 0
+    assert checkpoint.load(out)["step"] == k + 2
+
+
+class Poisoned(nn.Module):
+    """A critic that returns NaN for `poison` forward calls once armed."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.poison = inner, 0
+
+    def forward(self, x):
+        y = self.inner(x)
+        if self.poison > 0:
+            self.poison -= 1
+            return y * float("nan")
+        return y
+
+
+def poisoned_trainer():
+    torch.manual_seed(0)
+    G, D = fw.models.mlp((2,), 4, hidden=8, depth=1)
+    return fw.ReferenceTrainer(G, Poisoned(D), fw.TrainConfig(batch_size=4, latent_dim=4, n_critic=2))
+
+
+def test_a_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    t = poisoned_trainer()
+
+    def arm(trainer, record):
+        if record["step"] == 2:
+            trainer.critic.poison = 1
+
+    with pytest.raises(DivergenceError, match="at step 3: critic_loss is nan"):
+        t.fit(fw.data.toy("8gaussians", n=32), 10, out=tmp_path, log_every=1, checkpoint_every=1, callbacks=(arm,))
+    st = checkpoint.load(tmp_path)
+    assert st["step"] == 2
+    assert all(torch.isfinite(v).all() for v in st["critic"].values())
+
+
+def test_skip_mode_undoes_the_bad_step_and_goes_on():
+    t = poisoned_trainer()
+
+    def arm(trainer, record):
+        if record["step"] == 2:
+            trainer.critic.poison = 1
+
+    before = {}
+
+    def remember(trainer, record):
+        before[record["step"]] = [p.clone() for p in trainer.critic.parameters()]
+
+    t.fit(fw.data.toy("8gaussians", n=32), 5, log_every=1, callbacks=(remember, arm), on_nonfinite="skip",
+          progress=False)
+    assert t.skipped_steps == [3] and t.step == 5
+    assert [h["step"] for h in t.history] == [1, 2, 3, 4, 5]
+    assert all(math.isfinite(v) for h in t.history for v in h.values() if v is not None)
+
+
+def test_cli_reports_divergence_in_one_line(tmp_path, capsys):
+    # lr 1e30 overflows the critic's weights within a step or two
+    argv = ["train", *TOY, "--trainer", "reference", "--steps", "20", "--lr-d", "1e30", "--loss", "clip",
+            "--optimizer", "adam", "--clip-value", "1e30", "--out", str(tmp_path / "r")]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "diverged at step" in err and "Traceback" not in err
+
+
+def write_png(path, size=(8, 8), mode="L"):
+    from PIL import Image
+
+    Image.fromarray(np.full((size[1], size[0]) + ((3,) if mode == "RGB" else ()), 128, np.uint8), mode).save(path)
+
+
+def hostile_cases(tmp_path):
+    trunc = tmp_path / "trunc"
+    trunc.mkdir()
+    write_png(trunc / "a.png")
+    (trunc / "b.png").write_bytes((trunc / "a.png").read_bytes()[:30])
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write_png(mixed / "a.png", (8, 8), "L")
+    write_png(mixed / "b.png", (12, 10), "RGB")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 8, 8), np.uint8))
+    np.save(tmp_path / "strings.npy", np.array([["a"] * 8] * 8))
+    (tmp_path / "notes.txt").write_text("hello")
+    return {
+        "truncated image": (["--data", str(trunc)], "b.png"),
+        "mixed sizes": (["--data", str(mixed)], "mixed"),
+        "zero-length array": (["--data", str(tmp_path / "empty.npy")], "empty.npy"),
+        "wrong dtype": (["--data", str(tmp_path / "strings.npy")], "strings.npy"),
+        "file where a folder is expected": (["--data", str(tmp_path / "notes.txt")], "notes.txt"),
+    }
+
+
+@pytest.mark.parametrize("case", ["truncated image", "mixed sizes", "zero-length array", "wrong dtype",
+                                  "file where a folder is expected"])
+def test_hostile_data_gives_one_clear_line(tmp_path, capsys, case):
+    extra, needle = hostile_cases(tmp_path)[case]
+    code = main(["train", *extra, "--steps", "1", "--no-progress", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and needle in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()  # nothing written for a run that cannot start
+
+
+def test_checkpoint_from_another_model_is_refused_and_kept(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    main(["train", *TOY, "--trainer", "reference", "--steps", "1", "--out", str(a)])
+    main(["train", *TOY[:6], "--width", "32", "--no-progress", "--trainer", "reference", "--steps", "1",
+          "--out", str(b)])
+    for f in (a / "checkpoints").iterdir():  # b's config with a's weights
+        (b / "checkpoints" / f.name).write_bytes(f.read_bytes())
+    before = {p.name: p.read_bytes() for p in (b / "checkpoints").iterdir()}
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(b), "--n", "4", "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert "does not match these models" in err and "Traceback" not in err
+    assert main(["train", "--resume", str(b), "--steps", "3", "--no-progress"]) == 2
+    assert {p.name: p.read_bytes() for p in (b / "checkpoints").iterdir()} == before
+
+
+def test_unwritable_output_gives_one_clear_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    assert main(["train", *TOY, "--steps", "1", "--out", str(blocker)]) == 2
+    assert "is not a folder" in capsys.readouterr().err and blocker.read_text() == "keep me"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permission bits: emulate the refusal the kernel would give
+            import fastwgan.run as run_mod
+
+            real_access = run_mod.os.access
+            run_mod.os.access = lambda p, mode: False if str(p).startswith(str(ro)) else real_access(p, mode)
+        else:
+            run_mod = real_access = None
+        assert main(["train", *TOY, "--steps", "1", "--out", str(ro)]) == 2
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+        if real_access is not None:
+            run_mod.os.access = real_access
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception):
+        main(["--debug", "train", "--data", str(tmp_path / "missing"), "--steps", "1", "--no-progress"])
