@@ -1,0 +1,153 @@
+"""A small digit classifier for the bundled 8x8 digits, trained by fastwgan in seconds on the CPU.
+
+It powers two metrics for the bundled data (fastwgan.evaluate):
+  * classifier FID: the Frechet distance in its 128-d penultimate features (generated vs held-out real digits);
+  * the stacked-digits mode count: each channel of a (3, 8, 8) stacked image is classified, mode = 100 r + 10 g + b.
+
+It trains on the `digits-train` split only (fastwgan.data.digits_split), so the 500 held-out digits are unseen by
+the classifier and by a GAN trained on `digits-train`. Weights are cached as safetensors (in a run folder's
+`eval/`), keyed by the architecture and training settings, so every run is judged by the same network.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["DigitClassifier", "train_digit_classifier", "digit_classifier", "features", "predict", "predict_stacked"]
+
+FILE = "digit_classifier.safetensors"
+EPOCHS = 40
+SEED = 0
+
+
+class DigitClassifier(nn.Module):
+    """(N, 1, 8, 8) float digits in [-1, 1] -> (N, 10) logits; ``features`` gives the (N, 128) penultimate layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),           # (N, 32, 8, 8)
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),          # (N, 64, 8, 8)
+            nn.MaxPool2d(2), nn.Flatten(),                       # (N, 1024)
+            nn.Linear(1024, 128), nn.ReLU(),                     # (N, 128) features
+        )
+        self.head = nn.Linear(128, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _as_input(x: torch.Tensor) -> torch.Tensor:
+    from .data import to_float
+
+    x = torch.as_tensor(x).detach().cpu()
+    x = to_float(x) if x.dtype == torch.uint8 else x.float()
+    if x.dim() != 4 or x.shape[1:] != (1, 8, 8):
+        raise ValueError(f"digit classifier: expected (N, 1, 8, 8) digits, got shape {tuple(x.shape)}")
+    return x
+
+
+def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random shifts by up to one pixel (zero-filled, i.e. background -1): cheap augmentation for 1297 images."""
+    dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=g))
+    out = torch.full_like(x, -1.0)
+    h, w = x.shape[-2:]
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def train_digit_classifier(epochs: int | None = None, seed: int = SEED,
+                           batch_size: int = 64) -> tuple[DigitClassifier, float]:
+    """Train the classifier on `digits-train` (Adam 1e-3, cross entropy, random 1-pixel shifts).
+
+    Args:
+        epochs: passes over the 1297 training digits (default EPOCHS); seed: initialisation and batch order.
+    Returns:
+        (model in eval mode, accuracy on the 500 held-out digits).
+    """
+    from .data import digits_split
+
+    epochs = EPOCHS if epochs is None else epochs
+    x, y = digits_split("train")
+    x = _as_input(x)
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # initialisation, without touching the caller's global RNG
+        model = DigitClassifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = nn.functional.cross_entropy(model(_shift(x[idx], g)), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    xh, yh = digits_split("heldout")
+    with torch.no_grad():
+        acc = float((model(_as_input(xh)).argmax(1) == yh).float().mean())
+    return model, acc
+
+
+def digit_classifier(cache_dir: str | Path | None = None) -> tuple[DigitClassifier, dict]:
+    """The evaluation classifier: loaded from ``cache_dir/digit_classifier.safetensors`` when it is there (and was
+    trained with the same settings), else trained (a few seconds) and saved there.
+
+    Returns:
+        (model in eval mode, info dict: held-out accuracy, epochs, seed).
+    """
+    from safetensors.torch import load_file, save_file
+
+    meta = {"arch": "conv32-conv64-fc128", "epochs": str(EPOCHS), "seed": str(SEED)}  # the cache key
+    path = Path(cache_dir) / FILE if cache_dir is not None else None
+    if path is not None and path.exists():
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            stored = f.metadata() or {}
+        if all(stored.get(k) == v for k, v in meta.items()):
+            model = DigitClassifier()
+            model.load_state_dict(load_file(str(path)))
+            model.eval()
+            return model, {"heldout_accuracy": float(stored["heldout_accuracy"]), **meta, "cached": True}
+    model, acc = train_digit_classifier(EPOCHS, SEED)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={**meta, "heldout_accuracy": json.dumps(acc)})
+        tmp.replace(path)
+    return model, {"heldout_accuracy": acc, **meta, "cached": False}
+
+
+@torch.no_grad()
+def features(model: DigitClassifier, x, batch_size: int = 2048) -> torch.Tensor:
+    """(N, 1, 8, 8) digits (uint8 or float in [-1, 1]) -> (N, 128) float features."""
+    x = _as_input(x)
+    return torch.cat([model.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
+        torch.zeros(0, 128)
+
+
+@torch.no_grad()
+def predict(model: DigitClassifier, x, batch_size: int = 2048) -> torch.Tensor:
+    """(N, 1, 8, 8) digits -> (N,) int64 predicted labels."""
+    x = _as_input(x)
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def predict_stacked(model: DigitClassifier, x) -> torch.Tensor:
+    """(N, 3, 8, 8) stacked digits -> (N,) int64 modes 100 * label(R) + 10 * label(G) + label(B)."""
+    x = torch.as_tensor(x)
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"predict_stacked: expected (N, 3, 8, 8) images, got shape {tuple(x.shape)}")
+    labels = predict(model, x.reshape(-1, 1, *x.shape[2:])).reshape(-1, 3)  # channel-major per sample
+    return (labels * torch.tensor([100, 10, 1])).sum(1)
