@@ -1,0 +1,161 @@
+"""Using a trained run: stream many samples to disk (data augmentation) and score inputs with the critic
+(anomaly scoring). The CLI's `sample` and `score` commands are thin shells over these functions.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import rng
+
+__all__ = ["sample_batches", "write_samples", "load_inputs", "score", "write_scores_csv", "read_scores_csv"]
+
+
+def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1024):
+    """Yield ``n`` samples in batches of ``batch_size`` (the last may be shorter) without drawing all noise at once.
+
+    The noise comes from one seeded stream (default ``config.seed + 1``, as ``trainer.sample``), drawn batch by
+    batch, so the samples depend on ``seed`` and ``batch_size``.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    g = rng.make_generator(trainer.config.seed + rng.SAMPLE_SEED_OFFSET if seed is None else seed)
+    for i in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - i), trainer.config.latent_dim, generator=g)
+        yield trainer._sample_with(z, batch_size)
+
+
+def _npy_into_zip(npy: Path, out: Path, key: str) -> None:
+    """Put a .npy file into a new .npz (a zip of .npy members) as ``key``, streaming it (np.load reads it back)."""
+    tmp = out.with_name(out.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        zf.write(npy, arcname=key + ".npy")
+    os.replace(tmp, out)
+
+
+def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int = 1024, progress: bool | None = None,
+                  data_shape: tuple[int, ...] | None = None) -> Path:
+    """Write ``n`` generated samples to ``out`` in batches, never holding more than one batch in memory.
+
+    Args:
+        trainer: a trained fastwgan trainer.
+        n: number of samples. out: a folder (one PNG per image, 000000.png ...) or FILE.npz: uint8 (N, C, H, W)
+            under ``images`` for images (the dataset's format: ``fastwgan.data.load`` reads it), float32 under
+            ``x`` for 2-D toys. The .npz is filled through a memory-mapped temporary .npy beside it, then zipped.
+        seed, batch_size: see ``sample_batches``. progress: tqdm bar (default: when stderr is a terminal).
+        data_shape: the per-sample shape (default: probed from one generator call).
+    Returns:
+        the path written.
+    """
+    from tqdm.auto import tqdm
+
+    from . import data
+
+    out = Path(out)
+    if data_shape is None:
+        data_shape = tuple(trainer._sample_with(torch.zeros(1, trainer.config.latent_dim)).shape[1:])
+    images = len(data_shape) == 3
+    if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        key = "images" if images else "x"
+        fd, tmp_name = tempfile.mkstemp(suffix=".npy", dir=out.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8 if images else np.float32,
+                                            shape=(n, *data_shape))
+            i = 0
+            with tqdm(total=n, unit="img", disable=not progress if progress is not None else None) as bar:
+                for x in sample_batches(trainer, n, seed, batch_size):
+                    arr[i:i + len(x)] = (data.to_uint8(x) if images else x.float()).numpy()
+                    i += len(x)
+                    bar.update(len(x))
+            arr.flush()
+            del arr
+            _npy_into_zip(tmp, out, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+    elif out.suffix:
+        raise ValueError(f"{out}: write samples to a folder or a .npz file")
+    else:
+        if not images:
+            raise ValueError(f"{out}: toy samples are points; write them to FILE.npz")
+        i = 0
+        with tqdm(total=n, unit="img", disable=not progress if progress is not None else None) as bar:
+            for x in sample_batches(trainer, n, seed, batch_size):
+                data.save_image_folder(x, out, start_index=i)
+                i += len(x)
+                bar.update(len(x))
+    return out
+
+
+def load_inputs(path, run_data: dict | None = None) -> tuple[torch.Tensor, list[str]]:
+    """Read what ``fastwgan score`` scores: an image folder, or a .npz / .npy array (images, or (N, D) float points
+    for toy runs). Images are brought to the run's size and channels (``run_data``: config.json's "data").
+
+    Returns:
+        (samples, names): names are the files' relative paths for folders, else the row indices.
+    """
+    from . import data
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"score: no such file or folder: {path}")
+    run_data = run_data or {}
+    shape = run_data.get("shape")
+    if path.suffix in (".npz", ".npy") and shape is not None and len(shape) == 2:  # toy points
+        if path.suffix == ".npz":
+            with np.load(path) as z:
+                key = next((k for k in ("x", "arr_0", "images") if k in z.files), None)
+                if key is None:
+                    raise ValueError(f"{path}: no array named x, arr_0 or images (has {z.files})")
+                arr = z[key]
+        else:
+            arr = np.load(path)
+        x = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+        if x.dim() != 2 or x.shape[1] != shape[1]:
+            raise ValueError(f"{path}: expected points (N, {shape[1]}), got shape {tuple(x.shape)}")
+        return x, [str(i) for i in range(len(x))]
+    size = shape[-1] if shape is not None and len(shape) == 4 else run_data.get("image_size")
+    channels = shape[1] if shape is not None and len(shape) == 4 else run_data.get("channels")
+    x = data.load(str(path), image_size=size, channels=channels)
+    if path.is_dir():
+        names = [str(p.relative_to(path)) for p in data._image_files(path)]
+    else:
+        names = [str(i) for i in range(len(x))]
+    return x, names
+
+
+def score(trainer, x, batch_size: int = 1024) -> torch.Tensor:
+    """Critic scores (N,) float64, higher = judged more like the training data (``trainer.critic_score``)."""
+    return trainer.critic_score(x, batch_size=batch_size).double()
+
+
+def write_scores_csv(path, names: list[str], scores) -> Path:
+    """CSV with header ``index,name,score`` (one row per input, input order; scores with 9 significant digits)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scores = torch.as_tensor(scores).tolist()
+    if len(names) != len(scores):
+        raise ValueError(f"write_scores_csv: {len(names)} names but {len(scores)} scores")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "name", "score"])
+        for i, (name, s) in enumerate(zip(names, scores)):
+            w.writerow([i, name, f"{s:.9g}"])
+    return path
+
+
+def read_scores_csv(path) -> tuple[list[str], torch.Tensor]:
+    """Inverse of ``write_scores_csv``: (names, scores float64)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r["name"] for r in rows], torch.tensor([float(r["score"]) for r in rows], dtype=torch.float64)
