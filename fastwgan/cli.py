@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inception", default=None, metavar="FILE",
                    help="add FID/KID with this TorchScript feature extractor (e.g. NVlabs inception-2015-12-05.pt)")
     e.add_argument("--json", action="store_true", help="print the JSON instead of the table")
+    e.add_argument("--checkpoint", default=None, metavar="STEP_JSON",
+                   help="evaluate this checkpoint instead of the latest (writes RUN/eval/metrics_step_N.json)")
 
     c = sub.add_parser("score", help="critic scores for images (anomaly scoring), as CSV",
                        description="Score each input with the run's critic: higher = judged more like the "
@@ -257,7 +259,9 @@ def load_trainer(run: str | Path):
     from . import checkpoint
     from .run import read_config
 
-    rc = read_config(run)
+    p = Path(run)
+    root = next((d for d in (p, *p.parents) if (d / "config.json").is_file()), p)  # step_N.json -> its run
+    rc = read_config(root)
     try:
         cfg = TrainConfig.from_dict(rc["config"]).replace(device="auto")
         spec = rc["model"]
@@ -307,9 +311,11 @@ def cmd_evaluate(args) -> int:
         from .features import inception
 
         extractor = inception(args.inception)
-    result = evaluate.evaluate_run(args.run, n=args.n, seed=args.seed, extractor=extractor)
+    result = evaluate.evaluate_run(args.run, n=args.n, seed=args.seed, extractor=extractor,
+                                   checkpoint=args.checkpoint)
+    written = result.pop("written")
     print(json.dumps(result, indent=1) if args.json else evaluate.format_table(result))
-    print(f"fastwgan: wrote {Path(args.run) / 'metrics.json'}", file=sys.stderr)
+    print(f"fastwgan: wrote {written}", file=sys.stderr)
     return 0
 
 

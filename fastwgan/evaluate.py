@@ -120,9 +120,11 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
     return out
 
 
-def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, write: bool = True) -> dict:
-    """Evaluate a run folder's latest checkpoint; writes ``RUN/metrics.json`` (and caches the digit classifier
-    in ``RUN/eval/``) unless ``write=False``.
+def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, write: bool = True,
+                 checkpoint=None) -> dict:
+    """Evaluate a run folder's latest checkpoint (or ``checkpoint``, a step_N.json of the run); writes
+    ``RUN/metrics.json`` (``RUN/eval/metrics_step_NNNNNN.json`` for a given checkpoint) and caches the digit
+    classifier in ``RUN/eval/``, unless ``write=False``.
 
     Returns:
         {"run", "step", "source", "metrics": evaluate_trainer's dict}.
@@ -131,7 +133,7 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
     from . import data
 
     run = Path(run)
-    trainer, rc = load_trainer(run)
+    trainer, rc = load_trainer(checkpoint or run)
     spec = rc.get("data", {})
     source = spec.get("source", "digits")
     train_data = None
@@ -143,7 +145,10 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
     if write:
         from .checkpoint import atomic_write_json
 
-        atomic_write_json(run / "metrics.json", result)
+        path = run / "metrics.json" if checkpoint is None else run / "eval" / f"metrics_step_{trainer.step:06d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, result)
+        result["written"] = str(path)
     return result
 
 

@@ -135,3 +135,12 @@ def test_train_eval_every_logs_metrics_into_stats(tmp_path):
     assert "eval_modes_covered" not in stats[0]
     assert {"eval_modes_covered", "eval_high_quality", "eval_swd", "eval_w_estimate_heldout"} <= set(stats[1])
     assert "eval_modes_covered" in stats[2]  # the last step is always evaluated
+
+
+def test_evaluate_and_sample_a_given_checkpoint(digits_run, tmp_path, capsys):
+    step = digits_run / "checkpoints" / "step_000002.json"
+    assert main(["evaluate", str(digits_run), "--checkpoint", str(step), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 2
+    assert (digits_run / "eval" / "metrics_step_000002.json").is_file()
+    assert main(["sample", "--checkpoint", str(step), "--n", "3", "--out", str(tmp_path / "s.npz"),
+                 "--no-progress"]) == 0
