@@ -39,6 +39,8 @@ class ReferenceTrainer(TrainerBase):
             raise ValueError(f"TrainConfig.dtype: ReferenceTrainer is the float32 oracle, got {config.dtype!r}; "
                              "use fastwgan.Trainer for bfloat16")
         super().__init__(generator, critic, config)
+        if self.world_size > 1:
+            raise ValueError("ReferenceTrainer is the single-process oracle; use fastwgan.Trainer under torchrun")
         self.opt_d = self._optimizer(self.critic.parameters(), config.lr_d)
         self.opt_g = self._optimizer(self.generator.parameters(), config.lr_g)
 

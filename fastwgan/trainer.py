@@ -171,7 +171,7 @@ class Trainer(TrainerBase):
         with torch.no_grad():
             fake = self._generate(g_flat, z, self._bufs(self.generator))  # (B, *shape); no gradient to G here
         g, (_, aux) = grad_and_value(self.critic_loss, has_aux=True)(d_flat, self._bufs(self.critic), real, fake, eps)
-        self._update(d_flat, g, state, lr, clip=self.config.loss == "clip")
+        self._update(d_flat, self._all_reduce(g), state, lr, clip=self.config.loss == "clip")
         return aux
 
     def _generator_update(self, g_flat, d_flat, state, lr, z):
@@ -181,8 +181,18 @@ class Trainer(TrainerBase):
             return -self._critic_call(d_const, self._generate(gf, z, g_bufs), d_bufs).mean()
 
         g, loss = grad_and_value(loss_fn)(g_flat, self._bufs(self.generator), self._bufs(self.critic))
-        self._update(g_flat, g, state, lr, clip=False)
+        self._update(g_flat, self._all_reduce(g), state, lr, clip=False)
         return loss.detach()
+
+    def _all_reduce(self, g: torch.Tensor) -> torch.Tensor:
+        """Multi-process: the mean of the flat gradient over ranks, one all-reduce per update (a functional
+        collective, so it traces into the compiled step). Each rank's loss is a mean over its B / W samples, so
+        the mean over ranks is the single-process gradient of the global batch."""
+        if self.world_size == 1:
+            return g
+        import torch.distributed._functional_collectives as funcol
+
+        return funcol.all_reduce(g, "sum", torch.distributed.group.WORLD) / self.world_size
 
     # ------------------------------------------------------------------ the step
     def _prepare_data(self, data: torch.Tensor) -> torch.Tensor:
