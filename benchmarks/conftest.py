@@ -84,7 +84,7 @@ PROFILES = {
         # Reduced DCGAN width (default 64) so that a 2-core CPU runs the whole suite in < 10 min: batch axis at
         # width 32 (16, 32), parameter axis at batch 16 (width 16, 32).
         step_cases=_steps(((32, 16, 32), (32, 32, 32), (32, 16, 16))),
-        kernel_max_time=0.1, kernel_min_rounds=5, step_rounds=5, step_warmup=1, copy_numel=2**24,
+        kernel_max_time=0.1, kernel_min_rounds=5, step_rounds=10, step_warmup=1, copy_numel=2**24,
     ),
     "full": Profile(
         name="full",

@@ -179,8 +179,10 @@ def step_table(rows: list[dict]) -> list[str]:
         r_cr = t["fastwgan"] / t["compiled_reference"] if t["fastwgan"] and t["compiled_reference"] else None
         ratios.setdefault(key[0], ([], []))[0].append(r_ref)
         ratios[key[0]][1].append(r_cr)
-        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {params / 1e6:.2f} M | {_ms(t['reference'])} | "
-                   f"{_ms(t['compiled_reference'])} | {_ms(t['fastwgan'])} | {_ratio(t['fastwgan'], t['reference'])} | "
+        cell = {p: f"{_ms(c[p]['median_s'])} ±{100 * c[p]['iqr_s'] / c[p]['median_s']:.0f}%" if p in c else "–"
+                for p in STEP_PROVIDERS}
+        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {params / 1e6:.2f} M | {cell['reference']} | "
+                   f"{cell['compiled_reference']} | {cell['fastwgan']} | {_ratio(t['fastwgan'], t['reference'])} | "
                    f"{_ratio(t['fastwgan'], t['compiled_reference'])} | {comp} | {mem} |")
     out += ["", "| preset | fastwgan / reference (geometric mean) | fastwgan / compiled_reference (geometric mean) |",
             "|---|---|---|"]
@@ -189,7 +191,7 @@ def step_table(rows: list[dict]) -> list[str]:
         out.append(f"| {preset} | {ga:.2f} | {gb:.2f} |" if ga and gb else f"| {preset} | – | – |")
     kind = steps[0].get("peak_mem_kind")
     out += ["", f"Times are medians of {steps[0]['rounds']} timed generator iterations (5 critic updates + 1 "
-                f"generator update each). Ratios are time ratios: below 1 means fastwgan is faster. Compile s: "
+                f"generator update each), ± the interquartile range as a percentage of the median. Ratios are time ratios: below 1 means fastwgan is faster. Compile s: "
                 f"first call minus one iteration (inductor's on-disk cache is shared, so the second compiled "
                 f"provider of a case may find it warm). Peak memory: {kind}, during the timed iterations."]
     return out
