@@ -85,6 +85,8 @@ class Trainer(TrainerBase):
 
         critic_fn, gen_fn = self._critic_update, self._generator_update
         self.compiled = compile
+        # CUDA graphs reuse their output memory on the next replay: keep copies of the (tiny) metric outputs.
+        self._copy_outputs = compile and compile_mode == "reduce-overhead"
         self._critic_fn = compile_step(critic_fn, compile_mode) if compile else critic_fn
         self._gen_fn = compile_step(gen_fn, compile_mode) if compile else gen_fn
 
@@ -204,10 +206,11 @@ class Trainer(TrainerBase):
         metrics = []
         for k in range(self.config.n_critic):
             eps = None if noise.eps is None else noise.eps[k]
-            metrics.append(self._critic_fn(d, g, self.opt_state["critic"], self.lr["critic"], data, noise.idx[k],
-                                           noise.z[k], eps))
+            m = self._critic_fn(d, g, self.opt_state["critic"], self.lr["critic"], data, noise.idx[k], noise.z[k], eps)
+            metrics.append({key: v.clone() for key, v in m.items()} if self._copy_outputs else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
-        out["generator_loss"] = self._gen_fn(g, d, self.opt_state["generator"], self.lr["generator"], noise.z_gen)
+        loss_g = self._gen_fn(g, d, self.opt_state["generator"], self.lr["generator"], noise.z_gen)
+        out["generator_loss"] = loss_g.clone() if self._copy_outputs else loss_g
         if self.ema_generator is not None:
             with torch.no_grad():
                 self.flat_ema.data.lerp_(g, 1 - self.ema_decay)
