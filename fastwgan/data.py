@@ -369,7 +369,8 @@ def _as_path(source, what: str) -> Path:
     if not path.exists():
         s = str(source)
         if isinstance(source, str) and "/" not in s and "\\" not in s and "." not in s:
-            raise DataError(f"unknown data source {s!r}: expected 'digits', 'toy:NAME' {TOY_NAMES} or an "
+            raise DataError(f"unknown data source {s!r}: expected 'digits', 'digits-train', 'digits-heldout', "
+                            f"'stacked-digits', 'toy:NAME' {TOY_NAMES} or an "
                             f"existing path (no file or folder named {s!r} here either)")
         raise FileNotFoundError(f"{what}: no such file or folder: {path}")
     return path

@@ -91,8 +91,9 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         out["swd"] = metrics.sliced_wasserstein(fake, held, seed=seed)
         out["swd_real"] = metrics.sliced_wasserstein(real_a, held, seed=seed)
         out["classifier_heldout_accuracy"] = info["heldout_accuracy"]
-        # "digits" runs trained on the held-out digits too: then this is not a held-out estimate
         out["w_estimate_heldout"] = metrics.w_estimate(trainer, held, seed=seed)
+        if source != "digits-train":  # a "digits" run trained on the held-out digits too: FID/W are not held out
+            out["heldout_seen_in_training"] = 1
     elif kind == "stacked":
         from .classifier import predict_stacked
 
