@@ -144,3 +144,16 @@ def test_evaluate_and_sample_a_given_checkpoint(digits_run, tmp_path, capsys):
     assert (digits_run / "eval" / "metrics_step_000002.json").is_file()
     assert main(["sample", "--checkpoint", str(step), "--n", "3", "--out", str(tmp_path / "s.npz"),
                  "--no-progress"]) == 0
+
+
+def test_digits_split_is_fixed_disjoint_and_loadable():
+    (xt, yt), (xh, yh) = data.digits_split("train"), data.digits_split("heldout")
+    assert len(xt) == 1297 and len(xh) == 500
+    both = np.concatenate([xt.reshape(len(xt), -1).numpy(), xh.reshape(len(xh), -1).numpy()])
+    x_all = data.load_digits().reshape(1797, -1).numpy()
+    assert sorted(map(bytes, both)) == sorted(map(bytes, x_all))  # a partition of the bundled set (as a multiset)
+    assert torch.equal(data.load("digits-train"), xt) and torch.equal(data.load("digits-heldout"), xh)
+    assert torch.equal(data.digits_split("train")[0], xt)  # fixed
+    assert data.load("stacked-digits").shape == (data.STACKED_SIZE, 3, 8, 8)
+    with pytest.raises(data.DataError, match="part"):
+        data.digits_split("test")
