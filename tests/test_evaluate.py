@@ -157,3 +157,24 @@ def test_digits_split_is_fixed_disjoint_and_loadable():
     assert data.load("stacked-digits").shape == (data.STACKED_SIZE, 3, 8, 8)
     with pytest.raises(data.DataError, match="part"):
         data.digits_split("test")
+
+
+class _OneMode(torch.nn.Module):
+    """A generator that puts every sample on one of the 25 modes."""
+
+    def __init__(self):
+        super().__init__()
+        self.centre = torch.nn.Parameter(data.toy_modes("25gaussians")[0][12].clone())
+
+    def forward(self, z):
+        return self.centre + 0.01 * z[:, :2]
+
+
+def test_one_mode_generator_scores_one_of_25_through_evaluate():
+    import fastwgan as fw
+    from fastwgan.evaluate import evaluate_trainer
+
+    cfg = fw.TrainConfig.preset("wgan-gp-toy", device="cpu")
+    critic = fw.models.mlp(data_shape=(2,), latent_dim=cfg.latent_dim, hidden=8)[1]
+    m = evaluate_trainer(fw.ReferenceTrainer(_OneMode(), critic, cfg), "toy:25gaussians", n=2000)
+    assert m["modes_covered"] == 1 and m["high_quality"] > 0.99 and m["high_quality_real"] > 0.98
