@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_CPU ?= torch==2.13.0
-STEPS ?= 300
+STEPS ?= 1000
 OUT ?= runs/digits
 
 .PHONY: venv train test bench clean

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, TrainConfig
+from .restore import build_trainer, load_trainer  # noqa: F401 (load_trainer: public via the CLI too)
 
 # One line of help per TrainConfig field (the dataclass docstring holds the long form).
 FIELD_HELP = {
@@ -57,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a WGAN and write a run folder: config.json, stats.jsonl, "
                                    "samples/*.png, plots/losses.png, checkpoints/.")
     t.add_argument("--data", default="digits",
-                   help="'digits' (bundled UCI handwritten digits, 8x8), 'toy:8gaussians|25gaussians|swissroll', "
+                   help="'digits' (bundled UCI handwritten digits, 8x8; 'digits-train' / 'digits-heldout' is a fixed "
+                        "1297 / 500 split, 'stacked-digits' three digits in three channels: 1000 modes), "
+                        "'toy:8gaussians|25gaussians|swissroll', "
                         "or a path: image folder, MNIST IDX file (.gz ok), CIFAR-10 batch or folder, .npz/.npy")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="paper settings (default: wgan-gp; wgan-gp-toy for toy data)")
@@ -140,22 +143,6 @@ def _load_data(args):
     return data.load(args.data, image_size=args.image_size, channels=args.channels)
 
 
-def _build(cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: bool = True, ema_decay=None):
-    """Models from a spec (initialised from cfg.seed) and the trainer that trains them."""
-    from . import models
-    from .reference import ReferenceTrainer
-    from .trainer import Trainer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)  # model initialisation, without touching the caller's global RNG
-        G, D = models.build(**spec)
-    if trainer == "fast":
-        return Trainer(G, D, cfg, compile=compile, ema_decay=ema_decay)
-    if ema_decay is not None or not compile:
-        raise ValueError("--ema-decay and --no-compile apply to --trainer fast")
-    return ReferenceTrainer(G, D, cfg)
-
-
 def _init_distributed(cfg: TrainConfig) -> TrainConfig:
     """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on CPU) and pick this rank's
     device."""
@@ -213,7 +200,7 @@ def cmd_train(args) -> int:
         name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
         out = Path(args.out or f"runs/{name}-{preset}")
     cfg = _init_distributed(cfg)
-    trainer = _build(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay)
+    trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay)
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
@@ -248,30 +235,6 @@ def cmd_train(args) -> int:
     if trainer.rank == 0:
         print(json.dumps({"run": str(out), **last}))
     return 0
-
-
-def load_trainer(run: str | Path):
-    """Rebuild a run's models and trainer from its config.json and latest checkpoint.
-
-    The eager trainer is enough for sampling and scoring (fast and reference checkpoints interchange); a run
-    trained with an EMA generator gets it back.
-    """
-    from . import checkpoint
-    from .run import read_config
-
-    p = Path(run)
-    root = next((d for d in (p, *p.parents) if (d / "config.json").is_file()), p)  # step_N.json -> its run
-    rc = read_config(root)
-    try:
-        cfg = TrainConfig.from_dict(rc["config"]).replace(device="auto")
-        spec = rc["model"]
-    except KeyError as e:
-        raise ValueError(f"{run}: config.json has no {e} entry (not a fastwgan train run?)") from None
-    state = checkpoint.load(run)
-    ema = rc.get("ema_decay") if "ema_generator" in state.get("optimizers", {}) else None
-    trainer = _build(cfg, spec, "fast", compile=False, ema_decay=ema)
-    trainer.load_state_dict(state)
-    return trainer, rc
 
 
 def cmd_sample(args) -> int:

@@ -130,7 +130,7 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
     Returns:
         {"run", "step", "source", "metrics": evaluate_trainer's dict}.
     """
-    from .cli import load_trainer
+    from .restore import load_trainer
     from . import data
 
     run = Path(run)
