@@ -102,17 +102,33 @@ def test_first_critic_step_gradients_match(loss, model, batch, seed):
 @pytest.mark.parametrize("loss", ["gp", "clip"])
 def test_compiled_fast_path_matches_reference_without_recompiling(loss):
     import torch._dynamo
+    from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
+    counters.clear()
     ref, fast = pair(loss, "mlp", 1, 8, 0, compile=True)
     data = make_data("mlp", 1)
     ref.fit(data, 4, progress=False)
     fast.fit(data, 1, progress=False)  # compiles: one graph per step function (fullgraph=True: no breaks)
+    assert counters["stats"]["unique_graphs"] == 2  # the critic step and the generator step
     with torch._dynamo.config.patch(error_on_recompile=True):
         fast.lr["critic"].fill_(1e-3)  # a new learning rate value is a tensor update, not a recompile
-        fast.fit(data, 4, progress=False)
+        fast.fit(data, 4, progress=False)  # every batch has the configured size: no short last batch exists
+    assert counters["stats"]["unique_graphs"] == 2
     assert_same_history(ref, fast)
     assert_close_params(ref, fast)
+
+
+def test_compiled_trainers_with_other_constants_do_not_share_a_stale_graph():
+    # Trainers of one architecture share the compiled code; constants baked into the graph (lambda, the loss)
+    # must be guarded, so a second trainer with other values recompiles instead of reusing the first graph.
+    data = make_data("mlp", 1)
+    for loss, weight in (("gp", 10.0), ("gp", 0.5), ("lp", 0.5)):
+        ref, fast = pair(loss, "mlp", 1, 8, 0, compile=True)
+        cfg = ref.config.replace(gp_weight=weight)
+        ref = fw.ReferenceTrainer(*make_models("mlp", 1, 0, 6), cfg).fit(data, 2, progress=False)
+        fast = Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True).fit(data, 2, progress=False)
+        assert_same_history(ref, fast)
 
 
 def test_state_dicts_interchange_with_the_reference():
