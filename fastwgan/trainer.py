@@ -48,13 +48,21 @@ class Trainer(TrainerBase):
         compile_mode: torch.compile mode (e.g. "reduce-overhead" for CUDA graphs on CUDA).
         ema_decay: keep an exponential moving average of the generator for ``sample`` (None: off, as in the
             papers).
+        device_data_bytes: datasets up to this size are uploaded to the device once and batches are gathered
+            there; larger ones stay in (pinned) host memory and each step's batches are gathered on the host and
+            copied over asynchronously. Default: on CUDA half the free device memory, on CPU no limit.
     """
 
     name = "fast"
 
     def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig, *, compile: bool = True,
-                 impl: str | dict = "auto", compile_mode: str | None = None, ema_decay: float | None = None):
+                 impl: str | dict = "auto", compile_mode: str | None = None, ema_decay: float | None = None,
+                 device_data_bytes: int | None = None):
         super().__init__(generator, critic, config)
+        if device_data_bytes is not None and device_data_bytes < 0:
+            raise ValueError(f"device_data_bytes must be >= 0, got {device_data_bytes!r}")
+        self.device_data_bytes = device_data_bytes
+        self.streaming = False  # set by _prepare_data: True when the dataset stays in (pinned) host memory
         cfg, dev = config, self.device
         table = dict(DEFAULT_IMPL.get(dev.type, DEFAULT_IMPL["cpu"]))
         if isinstance(impl, str):
@@ -198,15 +206,33 @@ class Trainer(TrainerBase):
 
     # ------------------------------------------------------------------ the step
     def _prepare_data(self, data: torch.Tensor) -> torch.Tensor:
-        return data.to(self.device)  # uploaded once (uint8 stays uint8); batches are gathered on the device
+        limit = self.device_data_bytes
+        if limit is None:
+            limit = torch.cuda.mem_get_info(self.device)[0] // 2 if self.device.type == "cuda" else None
+        size = data.numel() * data.element_size()
+        self.streaming = limit is not None and size > limit
+        if not self.streaming:
+            return data.to(self.device)  # uploaded once (uint8 stays uint8); batches are gathered on the device
+        data = data.contiguous()
+        return data.pin_memory() if self.device.type == "cuda" else data
+
+    def _stream_batches(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """(n_critic, B, ...) real batches gathered on the host and sent to the device in one async copy."""
+        batches = data[idx.reshape(-1)]  # (n_critic * B, ...) on the host
+        if self.device.type == "cuda":
+            batches = batches.pin_memory()
+        return batches.to(self.device, non_blocking=True).reshape(*idx.shape, *data.shape[1:])
 
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        batches = self._stream_batches(data, noise.idx) if self.streaming else None
         noise = noise.to(self.device)
         d, g = self.flat_d.data, self.flat_g.data
         metrics = []
         for k in range(self.config.n_critic):
             eps = None if noise.eps is None else noise.eps[k]
-            m = self._critic_fn(d, g, self.opt_state["critic"], self.lr["critic"], data, noise.idx[k], noise.z[k], eps)
+            # streaming: the step gathers rows 0..B-1 of this update's batch (the same graph, a (B, ...) "dataset")
+            src, idx = (batches[k], self._arange(noise.idx.shape[1])) if self.streaming else (data, noise.idx[k])
+            m = self._critic_fn(d, g, self.opt_state["critic"], self.lr["critic"], src, idx, noise.z[k], eps)
             metrics.append({key: v.clone() for key, v in m.items()} if self._copy_outputs else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
         loss_g = self._gen_fn(g, d, self.opt_state["generator"], self.lr["generator"], noise.z_gen)
@@ -215,6 +241,11 @@ class Trainer(TrainerBase):
             with torch.no_grad():
                 self.flat_ema.data.lerp_(g, 1 - self.ema_decay)
         return out
+
+    def _arange(self, n: int) -> torch.Tensor:
+        if getattr(self, "_arange_cache", None) is None or self._arange_cache.shape[0] != n:
+            self._arange_cache = torch.arange(n, device=self.device)
+        return self._arange_cache
 
     def _sampling_generator(self) -> nn.Module:
         return self.ema_generator if self.ema_generator is not None else self.generator

@@ -131,6 +131,17 @@ def test_compiled_trainers_with_other_constants_do_not_share_a_stale_graph():
         assert_same_history(ref, fast)
 
 
+@pytest.mark.parametrize("compile,kind", [(False, "dcgan28"), (True, "mlp")])
+def test_datasets_too_big_for_the_device_stream_from_host_memory(compile, kind):
+    # device_data_bytes=0 forces the streaming path: batches gathered on the host, copied per step; same results
+    ref, fast = pair("gp", kind, 1, 5, 0, compile=compile, device_data_bytes=0)
+    data = make_data(kind, 1)
+    ref.fit(data, 3, progress=False)
+    fast.fit(data, 3, progress=False)
+    assert fast.streaming
+    assert_same_history(ref, fast)
+
+
 def test_state_dicts_interchange_with_the_reference():
     ref, fast = pair("gp", "mlp", 1, 8, 0, compile=False)
     data = make_data("mlp", 1)
