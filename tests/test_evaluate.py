@@ -147,7 +147,7 @@ def test_evaluate_and_sample_a_given_checkpoint(digits_run, tmp_path, capsys):
 
 
 def test_digits_split_is_fixed_disjoint_and_loadable():
-    (xt, yt), (xh, yh) = data.digits_split("train"), data.digits_split("heldout")
+    (xt, _), (xh, _) = data.digits_split("train"), data.digits_split("heldout")
     assert len(xt) == 1297 and len(xh) == 500
     both = np.concatenate([xt.reshape(len(xt), -1).numpy(), xh.reshape(len(xh), -1).numpy()])
     x_all = data.load_digits().reshape(1797, -1).numpy()
