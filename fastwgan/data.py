@@ -1,4 +1,5 @@
-"""Datasets as uint8 tensors, the 2-D toys, normalisation, and image writers.
+"""Datasets as uint8 tensors (the 2-D toys live in `fastwgan.toys`, normalisation and writers in
+`fastwgan.images`; every public name of both is re-exported here).
 
 Every image source becomes a uint8 tensor of shape (N, C, H, W) with C in {1, 3}. Training works in float32
 [-1, 1]; `to_float` / `to_uint8` are the ONE place that maps between the two (x / 127.5 - 1 and back).
@@ -29,93 +30,20 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .images import DataError, make_grid, save_grid, save_image_folder, save_npz, to_float, to_uint8
+from .toys import TOY_NAMES, toy, toy_modes
+
 __all__ = [
     "DataError", "TOY_NAMES", "load", "load_labels", "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
     "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz",
 ]
 
-TOY_NAMES = ("8gaussians", "25gaussians", "swissroll")
 TOY_SIZE = 100_000  # samples returned by load("toy:NAME"), as in the WGAN-GP authors' 25-gaussians set
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 _IDX_IMAGES = re.compile(r"idx3[-.]ubyte(\.gz)?$")
 _IDX_LABELS = re.compile(r"idx1[-.]ubyte(\.gz)?$")
 _CIFAR_BATCH = re.compile(r"^(data_batch_\d+|test_batch)$")
-
-
-class DataError(ValueError):
-    """Bad data input; the message names the file and the problem."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Normalisation: the one documented place.
-# ----------------------------------------------------------------------------------------------------------------
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images in 0..255 -> float32 in [-1, 1] (x / 127.5 - 1). Refuses non-uint8 input (double normalisation)."""
-    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
-        raise DataError(f"to_float expects a uint8 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-    return x.to(torch.float32) / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] -> uint8 (inverse of `to_float`; values outside [-1, 1] are clamped, then rounded)."""
-    if x.dtype == torch.uint8:
-        return x
-    return ((x.detach().float() + 1.0) * 127.5).clamp_(0, 255).round_().to(torch.uint8)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# 2-D toys, as in the WGAN-GP authors' gan_toy.py.
-# ----------------------------------------------------------------------------------------------------------------
-def _eight_centres() -> np.ndarray:
-    s = 1.0 / math.sqrt(2.0)
-    unit = [(1, 0), (-1, 0), (0, 1), (0, -1), (s, s), (s, -s), (-s, s), (-s, -s)]
-    return 2.0 * np.asarray(unit, dtype=np.float64)  # scale 2
-
-
-def _twenty_five_centres() -> np.ndarray:
-    return np.asarray([(2.0 * i, 2.0 * j) for i in range(-2, 3) for j in range(-2, 3)], dtype=np.float64)
-
-
-def toy_modes(name: str) -> tuple[torch.Tensor, float]:
-    """Mode centres (K, 2) float32 and per-coordinate std of a gaussian-mixture toy, after its final scaling.
-
-    Raises DataError for "swissroll" (no discrete modes) and unknown names.
-    """
-    if name == "25gaussians":
-        return torch.from_numpy(_twenty_five_centres() / 2.828).float(), 0.05 / 2.828
-    if name == "8gaussians":
-        return torch.from_numpy(_eight_centres() / 1.414).float(), 0.02 / 1.414
-    if name == "swissroll":
-        raise DataError("toy 'swissroll' has no discrete modes")
-    raise DataError(f"unknown toy {name!r}: expected one of {TOY_NAMES}")
-
-
-def toy(name: str, n: int, seed: int = 0) -> torch.Tensor:
-    """n samples of a 2-D toy distribution as a float32 (n, 2) tensor, deterministic in `seed`.
-
-    25gaussians: centres 2*(i, j), i, j in -2..2, equally many per centre (shuffled), noise N(0, 0.05^2), / 2.828.
-    8gaussians: a uniformly chosen compass point of radius 2, noise N(0, 0.02^2), / 1.414.
-    swissroll: sklearn's make_swiss_roll(noise=0.25) x and z coordinates, / 7.5.
-    """
-    if not isinstance(n, int) or n < 1:
-        raise DataError(f"toy: n must be a positive int, got {n!r}")
-    rng = np.random.default_rng(seed)
-    if name == "25gaussians":
-        centres = _twenty_five_centres()
-        which = rng.permutation(np.arange(n) % len(centres))  # balanced like the authors' 100000/25 loop
-        x = (centres[which] + 0.05 * rng.standard_normal((n, 2))) / 2.828
-    elif name == "8gaussians":
-        centres = _eight_centres()
-        x = (centres[rng.integers(0, len(centres), n)] + 0.02 * rng.standard_normal((n, 2))) / 1.414
-    elif name == "swissroll":
-        t = 1.5 * np.pi * (1.0 + 2.0 * rng.random(n))
-        y = 21.0 * rng.random(n)
-        roll = np.stack([t * np.cos(t), y, t * np.sin(t)], axis=1) + 0.25 * rng.standard_normal((n, 3))
-        x = roll[:, [0, 2]] / 7.5
-    else:
-        raise DataError(f"unknown toy {name!r}: expected one of {TOY_NAMES}")
-    return torch.from_numpy(x.astype(np.float32))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -450,70 +378,3 @@ def load_labels(source) -> torch.Tensor:
     if path.suffix.lower() == ".npz":
         return torch.from_numpy(_read_array_file(path, keys=("labels", "y")).astype(np.int64).reshape(-1))
     raise DataError(f"{path}: this source has no labels")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Writers (the CLI's sample command).
-# ----------------------------------------------------------------------------------------------------------------
-def _images_uint8(x: torch.Tensor, what: str) -> torch.Tensor:
-    x = torch.as_tensor(x).detach().cpu()
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise DataError(f"{what}: expected images (N, C, H, W) with C in 1, 3, got shape {tuple(x.shape)}")
-    return to_uint8(x)
-
-
-def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
-    """Tile images (N, C, H, W) (float in [-1, 1] or uint8) into one uint8 (C, H', W') grid, `nrow` per row
-    (default ceil(sqrt(N))), separated and bordered by `padding` black pixels."""
-    x = _images_uint8(x, "make_grid")
-    n, c, h, w = x.shape
-    nrow = nrow or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / nrow)
-    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
-    for i in range(n):
-        r, k = divmod(i, nrow)
-        top, left = padding + r * (h + padding), padding + k * (w + padding)
-        grid[:, top:top + h, left:left + w] = x[i]
-    return grid
-
-
-def _save_png(img: torch.Tensor, path: Path) -> None:
-    a = img.numpy()
-    Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(path, format="PNG")
-
-
-def save_grid(x: torch.Tensor, path, nrow: int | None = None, padding: int = 2) -> Path:
-    """Write images (N, C, H, W) (float in [-1, 1] or uint8) as one PNG grid (see `make_grid`). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _save_png(make_grid(x, nrow, padding), path)
-    return path
-
-
-def save_image_folder(x: torch.Tensor, directory, start_index: int = 0) -> list[Path]:
-    """Write one PNG per image, named by zero-padded index (000000.png, ...) from start_index. Returns the paths."""
-    x = _images_uint8(x, "save_image_folder")
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise DataError(f"{directory}: is a file; expected a folder to write images into")
-    directory.mkdir(parents=True, exist_ok=True)
-    width = max(6, len(str(start_index + len(x) - 1)))
-    paths = []
-    for i, img in enumerate(x):
-        p = directory / f"{start_index + i:0{width}d}.png"
-        _save_png(img, p)
-        paths.append(p)
-    return paths
-
-
-def save_npz(x: torch.Tensor, path) -> Path:
-    """Write samples to a compressed .npz. Images (N, C, H, W) are stored as uint8 under `images` (so `load` reads
-    them back); anything else (e.g. 2-D toy samples (N, 2)) as float32 under `x`. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.as_tensor(x).detach().cpu()
-    if x.ndim == 4:
-        np.savez_compressed(path, images=_images_uint8(x, "save_npz").numpy())
-    else:
-        np.savez_compressed(path, x=x.float().numpy())
-    return path

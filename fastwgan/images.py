@@ -1,0 +1,102 @@
+"""uint8 image tensors: the one normalisation to and from [-1, 1], PNG grids and writers.
+
+(Split out of fastwgan.data, which re-exports every name here: `fastwgan.data.to_float` etc. keep working.)
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["DataError", "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz"]
+
+
+class DataError(ValueError):
+    """Bad data input; the message names the file and the problem."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Normalisation: the one documented place.
+# ----------------------------------------------------------------------------------------------------------------
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in 0..255 -> float32 in [-1, 1] (x / 127.5 - 1). Refuses non-uint8 input (double normalisation)."""
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+        raise DataError(f"to_float expects a uint8 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    return x.to(torch.float32) / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] -> uint8 (inverse of `to_float`; values outside [-1, 1] are clamped, then rounded)."""
+    if x.dtype == torch.uint8:
+        return x
+    return ((x.detach().float() + 1.0) * 127.5).clamp_(0, 255).round_().to(torch.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Writers (the CLI's sample command).
+# ----------------------------------------------------------------------------------------------------------------
+def _images_uint8(x: torch.Tensor, what: str) -> torch.Tensor:
+    x = torch.as_tensor(x).detach().cpu()
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise DataError(f"{what}: expected images (N, C, H, W) with C in 1, 3, got shape {tuple(x.shape)}")
+    return to_uint8(x)
+
+
+def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+    """Tile images (N, C, H, W) (float in [-1, 1] or uint8) into one uint8 (C, H', W') grid, `nrow` per row
+    (default ceil(sqrt(N))), separated and bordered by `padding` black pixels."""
+    x = _images_uint8(x, "make_grid")
+    n, c, h, w = x.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + k * (w + padding)
+        grid[:, top:top + h, left:left + w] = x[i]
+    return grid
+
+
+def _save_png(img: torch.Tensor, path: Path) -> None:
+    a = img.numpy()
+    Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(path, format="PNG")
+
+
+def save_grid(x: torch.Tensor, path, nrow: int | None = None, padding: int = 2) -> Path:
+    """Write images (N, C, H, W) (float in [-1, 1] or uint8) as one PNG grid (see `make_grid`). Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_png(make_grid(x, nrow, padding), path)
+    return path
+
+
+def save_image_folder(x: torch.Tensor, directory, start_index: int = 0) -> list[Path]:
+    """Write one PNG per image, named by zero-padded index (000000.png, ...) from start_index. Returns the paths."""
+    x = _images_uint8(x, "save_image_folder")
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"{directory}: is a file; expected a folder to write images into")
+    directory.mkdir(parents=True, exist_ok=True)
+    width = max(6, len(str(start_index + len(x) - 1)))
+    paths = []
+    for i, img in enumerate(x):
+        p = directory / f"{start_index + i:0{width}d}.png"
+        _save_png(img, p)
+        paths.append(p)
+    return paths
+
+
+def save_npz(x: torch.Tensor, path) -> Path:
+    """Write samples to a compressed .npz. Images (N, C, H, W) are stored as uint8 under `images` (so `load` reads
+    them back); anything else (e.g. 2-D toy samples (N, 2)) as float32 under `x`. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.as_tensor(x).detach().cpu()
+    if x.ndim == 4:
+        np.savez_compressed(path, images=_images_uint8(x, "save_npz").numpy())
+    else:
+        np.savez_compressed(path, x=x.float().numpy())
+    return path
