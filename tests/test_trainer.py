@@ -222,3 +222,19 @@ def test_cuda_bfloat16_close_to_fp32_reference():
     fast.fit(data, 3, progress=False)
     for a, b in zip(ref.history, fast.history):
         assert math.isclose(a["critic_loss"], b["critic_loss"], rel_tol=5e-2, abs_tol=5e-2)
+
+
+def test_hazard_double_backward_through_a_compiled_critic_fails():
+    # DESIGN fact 1, kept as a regression test: differentiating a compiled region twice (what the eager WGAN-GP
+    # step does) raises in AOTAutograd, which is why the fast trainer compiles torch.func steps instead. If this
+    # test starts failing because torch fixed it, revisit the design.
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    _, D = fw.models.mlp((2,), 4, hidden=8, depth=1)
+    compiled_critic = torch.compile(D, fullgraph=True)
+    x = torch.randn(4, 2, requires_grad=True)
+    (g,) = torch.autograd.grad(compiled_critic(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        ((g.norm(dim=1) - 1) ** 2).mean().backward()
