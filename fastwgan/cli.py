@@ -196,11 +196,13 @@ def cmd_train(args) -> int:
         if args.width is not None:
             kind = args.model if args.model != "auto" else models.auto_kind(tuple(x.shape[1:]))
             extra = {{"mlp": "hidden", "dcgan": "width", "resnet": "dim"}[kind]: args.width}
-        spec = models.build(args.model, list(x.shape[1:]), cfg.latent_dim, args.critic_norm, **extra)[0].spec
+        spec = dict(kind=args.model, data_shape=list(x.shape[1:]), latent_dim=cfg.latent_dim,
+                    critic_norm=args.critic_norm, **extra)
         name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
         out = Path(args.out or f"runs/{name}-{preset}")
     cfg = _init_distributed(cfg)
     trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay)
+    spec = trainer.generator.spec  # resolved ("auto" -> its kind): `fastwgan sample` rebuilds the models from it
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
@@ -292,12 +294,7 @@ def cmd_score(args) -> int:
         inference.write_scores_csv(args.out, names, scores)
         print(f"fastwgan: wrote {len(names)} scores to {args.out}", file=sys.stderr)
     else:
-        import csv
-
-        w = csv.writer(sys.stdout)
-        w.writerow(["index", "name", "score"])
-        for i, (n, v) in enumerate(zip(names, scores.tolist())):
-            w.writerow([i, n, f"{v:.9g}"])
+        inference.write_scores(sys.stdout, names, scores)
     return 0
 
 

@@ -13,7 +13,6 @@ Every data set with held-out real data also gets the critic's held-out W-estimat
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -34,12 +33,6 @@ def _kind(source: str) -> str:
     if source == "stacked-digits":
         return "stacked"
     return "images"
-
-
-def _classifier(cache_dir):
-    from .classifier import digit_classifier
-
-    return digit_classifier(cache_dir)
 
 
 def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 0, cache_dir=None,
@@ -75,9 +68,9 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         out["swd_real"] = metrics.sliced_wasserstein(data.toy(name, n, seed=seed + 2), real, seed=seed)
         out["w_estimate_heldout"] = metrics.w_estimate(trainer, real, seed=seed)
     elif kind == "digits":
-        from .classifier import features
+        from .classifier import digit_classifier, features
 
-        model, info = _classifier(cache_dir)
+        model, info = digit_classifier(cache_dir)
         held, _ = data.digits_split("heldout")
         train, _ = data.digits_split("train")
         g = torch.Generator().manual_seed(seed)
@@ -95,9 +88,9 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         if source != "digits-train":  # a "digits" run trained on the held-out digits too: FID/W are not held out
             out["heldout_seen_in_training"] = 1
     elif kind == "stacked":
-        from .classifier import predict_stacked
+        from .classifier import digit_classifier, predict_stacked
 
-        model, info = _classifier(cache_dir)
+        model, info = digit_classifier(cache_dir)
         fake = trainer.sample(n, seed=seed)
         real, _ = data.stacked_digits(n, seed=seed + 1, part="heldout")
         cov = metrics.mode_coverage(predict_stacked(model, fake), 1000)
@@ -202,7 +195,3 @@ def eval_callback(source: str, every: int, steps: int | None = None, cache_dir=N
         return {f"eval_{k}": v for k, v in m.items() if k not in ("n", "modes")}
 
     return evaluator
-
-
-def dumps(result: dict) -> str:
-    return json.dumps(result, indent=1)

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import rng
-
-__all__ = ["sample_batches", "write_samples", "load_inputs", "score", "write_scores_csv", "read_scores_csv"]
+__all__ = ["sample_batches", "write_samples", "load_inputs", "score", "write_scores", "write_scores_csv",
+           "read_scores_csv"]
 
 
 def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1024):
@@ -27,7 +26,7 @@ def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    g = rng.make_generator(trainer.config.seed + rng.SAMPLE_SEED_OFFSET if seed is None else seed)
+    g = trainer.sample_noise_generator(seed)
     for i in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - i), trainer.config.latent_dim, generator=g)
         yield trainer._sample_with(z, batch_size)
@@ -63,37 +62,39 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
     if data_shape is None:
         data_shape = tuple(trainer._sample_with(torch.zeros(1, trainer.config.latent_dim)).shape[1:])
     images = len(data_shape) == 3
-    if out.suffix == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        key = "images" if images else "x"
-        fd, tmp_name = tempfile.mkstemp(suffix=".npy", dir=out.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8 if images else np.float32,
-                                            shape=(n, *data_shape))
-            i = 0
-            with tqdm(total=n, unit="img", disable=not progress if progress is not None else None) as bar:
-                for x in sample_batches(trainer, n, seed, batch_size):
-                    arr[i:i + len(x)] = (data.to_uint8(x) if images else x.float()).numpy()
-                    i += len(x)
-                    bar.update(len(x))
-            arr.flush()
-            del arr
-            _npy_into_zip(tmp, out, key)
-        finally:
-            tmp.unlink(missing_ok=True)
-    elif out.suffix:
+    if out.suffix and out.suffix != ".npz":
         raise ValueError(f"{out}: write samples to a folder or a .npz file")
-    else:
-        if not images:
-            raise ValueError(f"{out}: toy samples are points; write them to FILE.npz")
+    if not out.suffix and not images:
+        raise ValueError(f"{out}: toy samples are points; write them to FILE.npz")
+
+    def stream(write) -> None:  # write(start_index, batch) for each batch, behind one progress bar
         i = 0
         with tqdm(total=n, unit="img", disable=not progress if progress is not None else None) as bar:
             for x in sample_batches(trainer, n, seed, batch_size):
-                data.save_image_folder(x, out, start_index=i)
+                write(i, x)
                 i += len(x)
                 bar.update(len(x))
+
+    if not out.suffix:
+        stream(lambda i, x: data.save_image_folder(x, out, start_index=i))
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".npy", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8 if images else np.float32,
+                                        shape=(n, *data_shape))
+
+        def write(i, x, arr=arr):
+            arr[i:i + len(x)] = (data.to_uint8(x) if images else x.float()).numpy()
+
+        stream(write)
+        arr.flush()
+        del write, arr  # close the memory map before zipping the file
+        _npy_into_zip(tmp, out, "images" if images else "x")
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -139,18 +140,24 @@ def score(trainer, x, batch_size: int = 1024) -> torch.Tensor:
     return trainer.critic_score(x, batch_size=batch_size).double()
 
 
-def write_scores_csv(path, names: list[str], scores) -> Path:
-    """CSV with header ``index,name,score`` (one row per input, input order; scores with 9 significant digits)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_scores(f, names: list[str], scores) -> None:
+    """Write ``index,name,score`` rows (one per input, input order; scores with 9 significant digits) to a text
+    file object (``sys.stdout`` too)."""
     scores = torch.as_tensor(scores).tolist()
     if len(names) != len(scores):
-        raise ValueError(f"write_scores_csv: {len(names)} names but {len(scores)} scores")
+        raise ValueError(f"write_scores: {len(names)} names but {len(scores)} scores")
+    w = csv.writer(f)
+    w.writerow(["index", "name", "score"])
+    for i, (name, s) in enumerate(zip(names, scores)):
+        w.writerow([i, name, f"{s:.9g}"])
+
+
+def write_scores_csv(path, names: list[str], scores) -> Path:
+    """``write_scores`` into the CSV file ``path`` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "name", "score"])
-        for i, (name, s) in enumerate(zip(names, scores)):
-            w.writerow([i, name, f"{s:.9g}"])
+        write_scores(f, names, scores)
     return path
 
 

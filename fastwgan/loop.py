@@ -15,6 +15,7 @@ from torch import nn
 
 from . import guards, rng
 from .config import TrainConfig
+from .images import to_float
 from .models import has_batch_norm
 from .run import RunWriter
 
@@ -54,7 +55,6 @@ class TrainerBase:
         self._records: list[dict] = []  # materialised history
         self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
         self._gen = rng.make_generator(config.seed)
-        self._data_shape: tuple[int, ...] | None = None
         self.stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when fit returned early on a signal
         self.skipped_steps: list[int] = []  # steps undone by on_nonfinite="skip"
         # torchrun / torch.distributed: every rank draws the same global stream and trains on its slice of each
@@ -128,12 +128,8 @@ class TrainerBase:
 
     @staticmethod
     def _as_float(x: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> float in [-1, 1] (the one normalisation, fastwgan.data.to_float); floats as they are."""
-        if x.dtype == torch.uint8:
-            from .data import to_float
-
-            return to_float(x)
-        return x.float()
+        """uint8 images -> float in [-1, 1] (the one normalisation, fastwgan.images.to_float); floats as they are."""
+        return to_float(x) if x.dtype == torch.uint8 else x.float()
 
     # ------------------------------------------------------------------ training
     def fit(self, data, steps: int, *, out: str | os.PathLike | None = None, log_every: int = 10,
@@ -173,9 +169,7 @@ class TrainerBase:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
         if on_nonfinite not in guards.ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {guards.ON_NONFINITE}, got {on_nonfinite!r}")
-        data = self._check_data(data)
-        self._data_shape = tuple(data.shape[1:])
-        data = self._prepare_data(data)
+        data = self._prepare_data(self._check_data(data))
         cfg = self.config
         writer = None
         if out is not None and self.rank == 0:
@@ -203,7 +197,7 @@ class TrainerBase:
                     self._pending.append((self.step + 1, metrics))
                     if skip:
                         self._flush()
-                        if self._divergence(self._records[-1]) is not None:
+                        if guards.first_nonfinite(self._records[-1]) is not None:
                             self._records.pop()
                             self._restore(snapshot)  # the generator state stays advanced: new noise next time
                             self.skipped_steps.append(self.step + 1)
@@ -240,22 +234,26 @@ class TrainerBase:
             self.stopped_by = stop.name
         return self
 
-    def _divergence(self, record: dict) -> tuple[str, float] | None:
-        return guards.first_nonfinite(record)
+    def _records_since(self, step: int) -> list[dict]:
+        """The history records after ``step``: the tail of the list (records are appended in step order), found
+        from the end so a log tick costs O(log_every), not O(steps so far)."""
+        i = len(self._records)
+        while i > 0 and self._records[i - 1]["step"] > step:
+            i -= 1
+        return self._records[i:]
 
     def _check_finite(self, since: int) -> None:
-        for rec in self._records:
-            if rec["step"] > since:
-                bad = guards.first_nonfinite(rec)
-                if bad:
-                    raise guards.DivergenceError(rec["step"], *bad)
+        for rec in self._records_since(since):
+            bad = guards.first_nonfinite(rec)
+            if bad:
+                raise guards.DivergenceError(rec["step"], *bad)
         name = guards.nonfinite_parameter({"critic": self.critic, "generator": self.generator})
         if name:
             raise guards.DivergenceError(self.step, f"parameter {name}", math.nan)
 
     def _snapshot(self) -> dict:
         """Everything a step changes, cloned (for on_nonfinite="skip")."""
-        return _clone_tree({k: v for k, v in self.state_dict(with_history=False).items()})
+        return _clone_tree(self.state_dict(with_history=False))
 
     def _restore(self, snapshot: dict) -> None:
         gen_state = self._gen.get_state()
@@ -263,7 +261,7 @@ class TrainerBase:
         self._gen.set_state(gen_state)
 
     def _tick_record(self, since_step: int, seconds: float) -> dict:
-        recs = [r for r in self._records if r["step"] > since_step]
+        recs = self._records_since(since_step)
         out = {"step": self.step}
         for k in METRICS:
             vals = [r[k] for r in recs if r[k] is not None]
@@ -289,6 +287,11 @@ class TrainerBase:
             G.train(was)
         return torch.cat(chunks)
 
+    def sample_noise_generator(self, seed: int | None = None) -> torch.Generator:
+        """The noise stream of ``sample``: seeded with ``seed``, by default ``config.seed + 1`` (never the training
+        stream)."""
+        return rng.make_generator(self.config.seed + rng.SAMPLE_SEED_OFFSET if seed is None else seed)
+
     def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> torch.Tensor:
         """Draw ``n`` samples from the generator (eval mode) with its own noise stream.
 
@@ -302,8 +305,7 @@ class TrainerBase:
         """
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"sample: n must be a non-negative integer, got {n!r}")
-        g = rng.make_generator(self.config.seed + rng.SAMPLE_SEED_OFFSET if seed is None else seed)
-        z = torch.randn(n, self.config.latent_dim, generator=g)
+        z = torch.randn(n, self.config.latent_dim, generator=self.sample_noise_generator(seed))
         if n == 0:
             return self._sample_with(torch.zeros(1, self.config.latent_dim))[:0]
         return self._sample_with(z, batch_size)

@@ -91,12 +91,14 @@ class Trainer(TrainerBase):
             self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
             self.flat_ema = flatten_parameters(self.ema_generator, grad=False)
 
-        critic_fn, gen_fn = self._critic_update, self._generator_update
+        self._param_groups = {"critic": self._param_group(cfg.lr_d, len(self.flat_d.params)),
+                              "generator": self._param_group(cfg.lr_g, len(self.flat_g.params))}
+        self._arange_cache: torch.Tensor | None = None
         self.compiled = compile
         # CUDA graphs reuse their output memory on the next replay: keep copies of the (tiny) metric outputs.
         self._copy_outputs = compile and compile_mode == "reduce-overhead"
-        self._critic_fn = compile_step(critic_fn, compile_mode) if compile else critic_fn
-        self._gen_fn = compile_step(gen_fn, compile_mode) if compile else gen_fn
+        self._critic_fn = compile_step(self._critic_update, compile_mode) if compile else self._critic_update
+        self._gen_fn = compile_step(self._generator_update, compile_mode) if compile else self._generator_update
 
     # ------------------------------------------------------------------ optimizer state (flat buffers)
     def _new_state(self, flat) -> dict[str, torch.Tensor]:
@@ -166,21 +168,22 @@ class Trainer(TrainerBase):
         Returns:
             (flat gradient (N,), metrics dict)
         """
-        with torch.no_grad():
-            fake = self._generate(self.flat_g.data, z, self._bufs(self.generator))
-        g, (_, aux) = grad_and_value(self.critic_loss, has_aux=True)(self.flat_d.data, self._bufs(self.critic), real,
-                                                                     fake, eps)
+        g, (_, aux) = self._critic_grad(self.flat_d.data, self.flat_g.data, real, z, eps)
         return g, aux
 
     @staticmethod
     def _bufs(module: nn.Module) -> dict[str, torch.Tensor]:
         return dict(module.named_buffers())
 
-    def _critic_update(self, d_flat, g_flat, state, lr, data, idx, z, eps):
-        real = self._real_batch(data, idx)  # (B, *shape)
+    def _critic_grad(self, d_flat, g_flat, real, z, eps):
+        """(flat gradient, (loss, metrics)) of the critic loss on a real batch and the fakes G(z)."""
         with torch.no_grad():
             fake = self._generate(g_flat, z, self._bufs(self.generator))  # (B, *shape); no gradient to G here
-        g, (_, aux) = grad_and_value(self.critic_loss, has_aux=True)(d_flat, self._bufs(self.critic), real, fake, eps)
+        return grad_and_value(self.critic_loss, has_aux=True)(d_flat, self._bufs(self.critic), real, fake, eps)
+
+    def _critic_update(self, d_flat, g_flat, state, lr, data, idx, z, eps):
+        real = self._real_batch(data, idx)  # (B, *shape)
+        g, (_, aux) = self._critic_grad(d_flat, g_flat, real, z, eps)
         self._update(d_flat, self._all_reduce(g), state, lr, clip=self.config.loss == "clip")
         return aux
 
@@ -243,7 +246,7 @@ class Trainer(TrainerBase):
         return out
 
     def _arange(self, n: int) -> torch.Tensor:
-        if getattr(self, "_arange_cache", None) is None or self._arange_cache.shape[0] != n:
+        if self._arange_cache is None or self._arange_cache.shape[0] != n:
             self._arange_cache = torch.arange(n, device=self.device)
         return self._arange_cache
 
@@ -256,21 +259,18 @@ class Trainer(TrainerBase):
         out = {}
         for net, flat in (("critic", self.flat_d), ("generator", self.flat_g)):
             st = self.opt_state[net]
-            per = {}
-            for i, _ in enumerate(flat.params):
-                entry = {"step": st["step"].detach().clone().cpu()}
-                for key, buf in st.items():
-                    if key != "step":
-                        entry[key] = flat.views(buf)[i].detach().clone()
-                per[i] = entry
-            out[net] = {"state": per, "param_groups": [self._param_group(net, len(flat.params))]}
+            views = {key: flat.views(buf) for key, buf in st.items() if key != "step"}  # each buffer sliced once
+            per = {i: {"step": st["step"].detach().clone().cpu(), **{key: v[i].detach().clone()
+                                                                    for key, v in views.items()}}
+                   for i in range(len(flat.params))}
+            out[net] = {"state": per, "param_groups": [copy.deepcopy(self._param_groups[net])]}
         if self.ema_generator is not None:
             out["ema_generator"] = self.flat_ema.data.detach().clone()
         return out
 
-    def _param_group(self, net: str, n: int) -> dict:
+    def _param_group(self, lr: float, n: int) -> dict:
+        """torch.optim's param_group entry for this config (built once: checkpoints read like the reference's)."""
         cfg = self.config
-        lr = cfg.lr_d if net == "critic" else cfg.lr_g
         dummy = [torch.zeros(1, requires_grad=True) for _ in range(n)]
         opt = (torch.optim.RMSprop(dummy, lr=lr, alpha=cfg.rmsprop_alpha, eps=cfg.opt_eps, foreach=False)
                if cfg.optimizer == "rmsprop" else
