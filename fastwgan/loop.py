@@ -17,6 +17,7 @@ from . import guards, rng
 from .config import TrainConfig
 from .images import to_float
 from .models import has_batch_norm
+from .threads import ThreadPolicy
 from .run import RunWriter
 
 METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss")
@@ -36,7 +37,7 @@ class TrainerBase:
 
     name = "base"
 
-    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig):
+    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig, threads: int | str | None = None):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a fastwgan.TrainConfig, got {type(config).__name__}")
         for label, m in (("generator", generator), ("critic", critic)):
@@ -51,6 +52,7 @@ class TrainerBase:
         self.device = resolve_device(config.device)
         self.generator = generator.to(self.device)
         self.critic = critic.to(self.device)
+        self.threads = ThreadPolicy(threads, self.device)
         self.step = 0
         self._records: list[dict] = []  # materialised history
         self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
@@ -65,6 +67,10 @@ class TrainerBase:
         if config.batch_size % self.world_size:
             raise ValueError(f"TrainConfig.batch_size: {config.batch_size} is not divisible by the world size "
                              f"{self.world_size} (the batch is the global batch, split across ranks)")
+
+    def _step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        """One generator iteration at the thread count of the trainer's policy (``fastwgan.threads``)."""
+        return self.threads.run(lambda: self._train_step(data, noise))
 
     # ------------------------------------------------------------------ subclass hooks
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
@@ -193,7 +199,7 @@ class TrainerBase:
                     snapshot = self._snapshot() if skip else None
                     noise = rng.draw_step(self._gen, n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
                                           cfg.uses_penalty).shard(self.rank, self.world_size)
-                    metrics = self._train_step(data, noise)
+                    metrics = self._step(data, noise)
                     self._pending.append((self.step + 1, metrics))
                     if skip:
                         self._flush()

@@ -65,6 +65,11 @@ def _use_triton(impl: str, t: torch.Tensor) -> bool:
     return ok
 
 
+def resolves_to_triton(impl: str, t: torch.Tensor) -> bool:
+    """True when `impl` runs the Triton kernel for a tensor like `t` (False: the plain-PyTorch twin)."""
+    return _use_triton(impl, t)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Registered ops. The cpu/cuda impl runs the kernel where it can run (CUDA, or CPU under the interpreter) and the
 # twin otherwise, so calling torch.ops.fastwgan.* directly is always defined.

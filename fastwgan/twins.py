@@ -41,44 +41,55 @@ def clip_(x: torch.Tensor | list[torch.Tensor], clip_value: float):
     return x
 
 
-def rmsprop_clip_(param, grad, square_avg, lr, alpha=0.99, eps=1e-8, clip_value=None):
-    """One step of torch.optim.RMSprop (no momentum, not centered, no weight decay), then the clamp, in place.
+def rmsprop_clip(param, grad, square_avg, lr, alpha=0.99, eps=1e-8, clip_value=None):
+    """One step of torch.optim.RMSprop (no momentum, not centered, no weight decay), then the clamp, out of place.
 
-    The same tensor ops in the same order as `torch.optim.RMSprop`'s single-tensor path.
+    The same tensor ops in the same order as `torch.optim.RMSprop`'s single-tensor path (so the same values).
 
     Args:
-        param, grad, square_avg: tensors of one shape; param and square_avg are updated in place.
+        param, grad, square_avg: tensors of one shape (not modified).
         lr: learning rate, a float or a 0-d tensor.
         alpha, eps: RMSprop constants.
-        clip_value: clamp param to [-clip_value, clip_value] after the update; None: no clamp.
+        clip_value: clamp the new parameters to [-clip_value, clip_value]; None: no clamp.
     Returns:
-        None.
+        (new param, new square_avg).
     """
     with torch.no_grad():
-        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        square_avg = (square_avg * alpha).addcmul_(grad, grad, value=1 - alpha)
         avg = square_avg.sqrt().add_(eps)
         if isinstance(lr, torch.Tensor):
-            param.sub_(grad / avg * lr)
+            param = param - grad / avg * lr
         else:
-            param.addcdiv_(grad, avg, value=-lr)
+            param = param.addcdiv(grad, avg, value=-lr)
         if clip_value is not None:
-            param.clamp_(-clip_value, clip_value)
+            param = param.clamp(-clip_value, clip_value)
+        return param, square_avg
 
 
-def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps=1e-8):
-    """One step of torch.optim.Adam (bias-corrected, no weight decay, no amsgrad), in place.
+def rmsprop_clip_(param, grad, square_avg, lr, alpha=0.99, eps=1e-8, clip_value=None):
+    """`rmsprop_clip` in place: param and square_avg are updated. Returns None."""
+    new_param, new_avg = rmsprop_clip(param, grad, square_avg, lr, alpha, eps, clip_value)
+    with torch.no_grad():
+        square_avg.copy_(new_avg)
+        param.copy_(new_param)
+
+
+def adam(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps=1e-8):
+    """One step of torch.optim.Adam (bias-corrected, no weight decay, no amsgrad), out of place.
+
+    The same tensor ops in the same order as `torch.optim.Adam`'s single-tensor path (so the same values).
 
     Args:
-        param, grad, exp_avg, exp_avg_sq: tensors of one shape; all but grad are updated in place.
+        param, grad, exp_avg, exp_avg_sq: tensors of one shape (not modified).
         step: the step count after the increment (1 on the first step), an int or a 0-d tensor.
         lr: learning rate, a float or a 0-d tensor.
         beta1, beta2, eps: Adam constants.
     Returns:
-        None.
+        (new param, new exp_avg, new exp_avg_sq).
     """
     with torch.no_grad():
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        exp_avg = torch.lerp(exp_avg, grad, 1 - beta1)
+        exp_avg_sq = (exp_avg_sq * beta2).addcmul_(grad, grad, value=1 - beta2)
         if isinstance(step, torch.Tensor):
             step = step.to(torch.float32)
         bias_correction1 = 1 - beta1**step
@@ -86,9 +97,19 @@ def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps=1e-8):
         step_size = lr / bias_correction1
         denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(eps)
         if isinstance(step_size, torch.Tensor):
-            param.sub_(exp_avg / denom * step_size)
+            param = param - exp_avg / denom * step_size
         else:
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+            param = param.addcdiv(exp_avg, denom, value=-step_size)
+        return param, exp_avg, exp_avg_sq
+
+
+def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps=1e-8):
+    """`adam` in place: param, exp_avg and exp_avg_sq are updated. Returns None."""
+    new_param, new_avg, new_sq = adam(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps)
+    with torch.no_grad():
+        exp_avg.copy_(new_avg)
+        exp_avg_sq.copy_(new_sq)
+        param.copy_(new_param)
 
 
 def gp_interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
