@@ -1,23 +1,46 @@
-"""Benchmark set-up: profiles, device, timers, memory, copy bandwidth, machine info (STYLE habit 10).
+"""Benchmark set-up: profiles, device, timers, memory, copy bandwidth, compile cache, machine info (STYLE habit 10).
 
 Run (never collected by a plain `pytest`: testpaths = ["tests"]):
 
-    pytest benchmarks --benchmark-only [--profile quick|full] [--bench-device auto|cpu|cuda]
+    pytest benchmarks --benchmark-only [--profile NAME] [--bench-device auto|cpu|cuda]
+           [--compile-cache as-found|cold|warm|cold+warm]
            [--benchmark-storage=benchmarks/results --benchmark-save=NAME]
 
 Profiles (`--profile` or FASTWGAN_BENCH_PROFILE; default: full on CUDA, quick on CPU):
-  quick  small sizes for a 2-core CPU (whole suite < 10 min): parameter counts 1e4..1e6, GP batches 16 and 64
-         at 32 px, steps at 32 px with a reduced DCGAN width (32 and 16 instead of 64) and batches 16 and 32;
-  full   the issue's ranges for a GPU: parameter counts 1e4..1e8, GP batches 16..512 at 32 and 64 px, steps at
-         32 and 64 px with DCGAN width 64 and batches 64 and 256, plus width 32 and 128 at 32 px, batch 64.
+  quick      small sizes for a 2-core CPU (whole suite < 10 min): parameter counts 1e4..1e6, GP batches 16 and 64
+             at 32 px, steps at 32 px with a reduced DCGAN width (32 and 16 instead of 64) and batches 16 and 32;
+  full       the issue's ranges for a GPU: parameter counts 1e4..1e8, GP batches 16..512 at 32 and 64 px, steps at
+             32 and 64 px with DCGAN width 64 and batches 64 and 256, plus width 32 and 128 at 32 px, batch 64;
+  cpu        the speed issue's four step cases at their real sizes (kernels as quick): DCGAN-32 width 64 batch 64
+             wgan-clip with a batch-norm critic and wgan-gp with a layer-norm critic (8 rounds each, ~1-3 s per
+             iteration on a 2-core CPU), and the WGAN-GP authors' 2-D toy MLP (3 hidden layers, width 128 and
+             512, batch 256; 20 rounds);
+  gpu-check  what `make gpu-check` runs on a GPU lease (minutes, compiles included): kernels at 1e5..1e7
+             parameters and GP batches 64 and 256, steps DCGAN-32 b64 clip-BN and gp-LN and the toy MLP 512 b256;
+  smoke      tiny sizes for `make gpu-check SMOKE=1` on CPU (harness check, timings meaningless).
+
+Compile cache (`--compile-cache`, recorded per compiled provider in extra_info["compile_cache"]):
+  as-found   (default) whatever inductor's on-disk cache holds (a second compiled provider may find it warm);
+  cold       each compiled provider compiles in a fresh empty cache (new TORCHINDUCTOR_CACHE_DIR and
+             TRITON_CACHE_DIR, inductor's in-memory caches cleared, torch._dynamo.reset()): first use on a new
+             machine;
+  warm       an untimed compile of the same case first fills the on-disk cache, then dynamo and the in-memory
+             caches are reset and the timed first call reads the cache: a second run of the same program;
+  cold+warm  cold, then (after the timed rounds) the warm first call again in that same cache: both in one run
+             (`compile_s` cold, `compile_warm_s` warm).
+What no mode resets is per process: the compile worker pool's start and the hashing of torch's sources fall on
+the first compiled provider of a pytest process, and the Triton JIT's in-process cache of fastwgan's own kernels
+is never cleared (a second provider in the same process does not recompile them).
 
 Shared helpers are fixtures here (no path hacks, no package): `bench` (device, profile, sync, timer and
-memory helpers), `copy_bandwidth` (measured once per session). Tests are parametrised per profile by
-`pytest_generate_tests`; every case id starts with the device type, so stored runs of different devices never
-share a benchmark name (a regression comparison across devices finds nothing to compare instead of passing).
+memory helpers), `copy_bandwidth` (measured once per session), `plain_loop` (the `loop` provider, plain_loop.py).
+Tests are parametrised per profile by `pytest_generate_tests`; every case id starts with the device type, so stored
+runs of different devices never share a benchmark name (a regression comparison across devices finds nothing to
+compare instead of passing).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import resource
@@ -39,7 +62,9 @@ import fastwgan  # noqa: E402
 from fastwgan import ops  # noqa: E402
 from fastwgan.run import environment  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+COMPILE_CACHE_MODES = ("as-found", "cold", "warm", "cold+warm")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -47,20 +72,49 @@ REPO = Path(__file__).resolve().parent.parent
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StepCase:
-    """One generator-iteration benchmark: preset, DCGAN image size and width, batch size."""
+    """One generator-iteration benchmark.
+
+    Fields:
+        preset: "wgan-clip" or "wgan-gp" (TrainConfig.preset).
+        image_size: DCGAN image size in px (3 channels); None for the 2-D toy.
+        batch: batch size.
+        width: DCGAN width (channels at the widest resolution), or the toy MLP's hidden width.
+        model: "dcgan", or "mlp": the WGAN-GP authors' 2-D toy (3 hidden ReLU layers, latent 2, lambda 0.1,
+            Adam betas (0.5, 0.9), 25-gaussians data).
+        critic_norm: the critic's normalisation, "none" | "batch" | "layer".
+        rounds: timed iterations (None: the profile's step_rounds).
+    """
 
     preset: str
-    image_size: int
+    image_size: int | None
     batch: int
     width: int
+    model: str = "dcgan"
+    critic_norm: str = "none"
+    rounds: int | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.preset.removeprefix('wgan-')}-{self.image_size}px-b{self.batch}-w{self.width}"
+        loss = self.preset.removeprefix("wgan-")
+        if self.model == "mlp":
+            return f"{loss}-toy-mlp{self.width}-b{self.batch}"
+        norm = {"none": "", "batch": "-bn", "layer": "-ln"}[self.critic_norm]
+        return f"{loss}-{self.image_size}px-b{self.batch}-w{self.width}{norm}"
 
 
 def _steps(sizes_batches_widths) -> tuple[StepCase, ...]:
     return tuple(StepCase(p, s, b, w) for p in ("wgan-clip", "wgan-gp") for s, b, w in sizes_batches_widths)
+
+
+def _issue_dcgan(width: int, batch: int, rounds: int | None = None) -> tuple[StepCase, ...]:
+    """The speed issue's DCGAN-32 pair: WGAN with a batch-norm critic (as in the WGAN paper), WGAN-GP with layer
+    norm (batch norm breaks the per-sample penalty)."""
+    return (StepCase("wgan-clip", 32, batch, width, critic_norm="batch", rounds=rounds),
+            StepCase("wgan-gp", 32, batch, width, critic_norm="layer", rounds=rounds))
+
+
+def _toy(width: int, batch: int, rounds: int | None = None) -> StepCase:
+    return StepCase("wgan-gp", None, batch, width, model="mlp", rounds=rounds)
 
 
 @dataclass(frozen=True)
@@ -94,14 +148,39 @@ PROFILES = {
                            (32, 64, 128))),
         kernel_max_time=1.0, kernel_min_rounds=10, step_rounds=20, step_warmup=3, copy_numel=2**28,
     ),
+    "cpu": Profile(
+        name="cpu",
+        clip_numels=(10**4, 10**5, 10**6),
+        gp_cases=((16, 32), (64, 32)),
+        step_cases=(*_issue_dcgan(64, 64, rounds=8), _toy(128, 256, rounds=20), _toy(512, 256, rounds=20)),
+        kernel_max_time=0.1, kernel_min_rounds=5, step_rounds=10, step_warmup=1, copy_numel=2**24,
+    ),
+    "gpu-check": Profile(
+        name="gpu-check",
+        clip_numels=(10**5, 10**6, 10**7),
+        gp_cases=((64, 32), (256, 32)),
+        step_cases=(*_issue_dcgan(64, 64), _toy(512, 256)),
+        kernel_max_time=0.25, kernel_min_rounds=5, step_rounds=30, step_warmup=3, copy_numel=2**26,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        clip_numels=(10**4,),
+        gp_cases=((8, 32),),
+        step_cases=(*_issue_dcgan(8, 8), _toy(32, 64)),
+        kernel_max_time=0.01, kernel_min_rounds=2, step_rounds=2, step_warmup=0, copy_numel=2**20,
+    ),
 }
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastwgan benchmarks")
     group.addoption("--profile", choices=sorted(PROFILES), default=None,
-                    help="benchmark sizes: quick (2-core CPU, < 10 min) or full (GPU). Default: "
-                         "$FASTWGAN_BENCH_PROFILE, else full on CUDA and quick on CPU.")
+                    help="benchmark sizes: quick (2-core CPU, < 10 min), full (GPU), cpu (the issue's four step "
+                         "cases), gpu-check (a GPU lease), smoke (tiny). Default: $FASTWGAN_BENCH_PROFILE, else "
+                         "full on CUDA and quick on CPU.")
+    group.addoption("--compile-cache", choices=COMPILE_CACHE_MODES, default="as-found",
+                    help="inductor cache for the compiled providers' first call: as-found (default), cold (fresh "
+                         "empty cache per provider), warm (filled by an untimed compile first), cold+warm (both)")
     group.addoption("--bench-device", choices=("auto", "cpu", "cuda"), default=None,
                     help="device to benchmark (default: $FASTWGAN_BENCH_DEVICE, else cuda when available)")
     group.addoption("--bench-threads", type=int, default=None,
@@ -225,10 +304,10 @@ class PeakMemory:
 # Fixtures
 # ---------------------------------------------------------------------------------------------------------------
 class Bench:
-    """What every benchmark needs: device, profile, sync, skip reasons, peak memory."""
+    """What every benchmark needs: device, profile, compile-cache mode, sync, skip reasons, peak memory."""
 
-    def __init__(self, device: torch.device, profile: Profile):
-        self.device, self.profile = device, profile
+    def __init__(self, device: torch.device, profile: Profile, compile_cache: str = "as-found"):
+        self.device, self.profile, self.compile_cache = device, profile, compile_cache
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -265,7 +344,16 @@ class Bench:
 
 @pytest.fixture(scope="session")
 def bench(request) -> Bench:
-    return Bench(_device(request.config), _profile(request.config))
+    return Bench(_device(request.config), _profile(request.config), request.config.getoption("--compile-cache"))
+
+
+@pytest.fixture(scope="session")
+def plain_loop():
+    """benchmarks/plain_loop.py (the `loop` provider), loaded by path: benchmarks/ is not a package."""
+    spec = importlib.util.spec_from_file_location("fastwgan_bench_plain_loop", HERE / "plain_loop.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -332,6 +420,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "commit": _git("rev-parse", "HEAD"),
         "commit_dirty": bool(status) if status is not None else None,
         "profile": _profile(config).name,
+        "compile_cache": config.getoption("--compile-cache"),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "loadavg_1m_start": getattr(config, "_fastwgan_load_start", None),
@@ -346,7 +435,7 @@ def pytest_report_header(config):
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
     lines = [f"fastwgan benchmarks: profile={prof.name} device={dev.type} ({name}) torch={torch.__version__} "
              f"triton={environment().get('triton')} cuda={torch.version.cuda} cpus={os.cpu_count()} "
-             f"torch_threads={torch.get_num_threads()} "
+             f"torch_threads={torch.get_num_threads()} compile_cache={config.getoption('--compile-cache')} "
              f"load(1m)={getattr(config, '_fastwgan_load_start', None)}"]
     if _INTERPRET_DROPPED:
         lines.append("TRITON_INTERPRET was set: dropped for the benchmarks (interpreter timings mean nothing)")

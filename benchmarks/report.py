@@ -6,7 +6,9 @@
 Outputs (under --out, default benchmarks/results):
   results.csv   every benchmark of every stored run, one row each: run, machine, device, versions, commit,
                 group, provider, parameters, median / IQR / ..., GB/s, compile seconds, peak memory
-  tables.md     per device, from the newest stored result of each benchmark: step times and the ratios
+  tables.md     per device, from the newest stored result of each benchmark: the headline step table (case,
+                loop / reference / compiled_reference / fastwgan (/ fastwgan_cudagraphs) ms, fastwgan / loop,
+                compile s, cold / warm when both were measured), the detailed step table with the ratios
                 fastwgan / reference and fastwgan / compiled_reference (time ratios: below 1 = fastwgan faster),
                 then the kernel tables with bandwidth
   scaling.png   time per generator iteration vs batch size and vs parameter count, and the fused optimizer
@@ -34,9 +36,12 @@ COLUMNS = [
     "group", "name", "kind", "provider", "preset", "image_size", "batch", "width", "numel", "params_d", "params_g",
     "n_tensors", "rounds", "iterations", "median_s", "iqr_s", "mean_s", "stddev_s", "min_s", "max_s", "bytes",
     "gbps", "copy_gbps", "frac_copy_bw", "first_call_s", "compile_s", "images_per_s", "peak_mem_bytes",
-    "peak_mem_delta_bytes", "peak_mem_kind", "kernels",
+    "peak_mem_delta_bytes", "peak_mem_kind", "kernels", "case", "model", "critic_norm", "compile_cache",
+    "compile_mode", "first_call_warm_s", "compile_warm_s",
 ]
 STEP_PROVIDERS = ("reference", "compiled_reference", "fastwgan")
+HEADLINE_PROVIDERS = ("loop", "reference", "compiled_reference", "fastwgan", "fastwgan_cudagraphs")
+_NORM_TAG = {"none": "", "batch": "-bn", "layer": "-ln"}
 KERNEL_TABLES = (  # kind, title, providers in column order, size key
     ("clip", "Weight clipping (clamp to [-0.01, 0.01]); floor 8 bytes/parameter",
      ("loop", "foreach", "flat", "fastwgan"), "numel"),
@@ -52,11 +57,17 @@ KERNEL_TABLES = (  # kind, title, providers in column order, size key
 # ---------------------------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------------------------
-def load_rows(storage: Path) -> list[dict]:
-    """One dict per benchmark per stored run (pytest-benchmark JSON files under storage/<machine id>/)."""
+def load_rows(storage: Path | None = None, files: list[Path] | None = None) -> list[dict]:
+    """One dict per benchmark per stored run: the pytest-benchmark JSON files under storage/<machine id>/, or the
+    given files (machine id: their folder's name). Other JSON files (no "benchmarks" list) are skipped."""
     rows = []
-    for path in sorted(storage.glob("*/*.json")):
-        run = json.loads(path.read_text())
+    for path in sorted(files if files is not None else storage.glob("*/*.json")):
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(run, dict) or not isinstance(run.get("benchmarks"), list):
+            continue
         mi, ci = run.get("machine_info", {}), run.get("commit_info", {})
         base = {
             "run": path.stem, "datetime": run.get("datetime"), "machine_id": path.parent.name,
@@ -73,6 +84,10 @@ def load_rows(storage: Path) -> list[dict]:
             row = {**base, "group": b.get("group"), "name": b.get("name")}
             row.update({k: ex.get(k) for k in COLUMNS if k in ex})
             row["provider"] = ex.get("provider") or (b.get("params") or {}).get("provider")
+            if row.get("kind") == "step":  # runs stored before the toy cases and critic norms: DCGAN, no norm
+                row.setdefault("model", "dcgan")
+                row["critic_norm"] = row.get("critic_norm") or "none"
+                row["case"] = row.get("case") or _case_id(row)
             row.update({"rounds": st.get("rounds"), "iterations": st.get("iterations"), "median_s": st["median"],
                         "iqr_s": st.get("iqr"), "mean_s": st.get("mean"), "stddev_s": st.get("stddev"),
                         "min_s": st.get("min"), "max_s": st.get("max")})
@@ -82,6 +97,14 @@ def load_rows(storage: Path) -> list[dict]:
                     row["frac_copy_bw"] = row["gbps"] / row["copy_gbps"]
             rows.append(row)
     return rows
+
+
+def _case_id(r: dict) -> str:
+    """The step case's id as benchmarks/conftest.StepCase.id writes it."""
+    loss = (r.get("preset") or "?").removeprefix("wgan-")
+    if r.get("model") == "mlp":
+        return f"{loss}-toy-mlp{r.get('width')}-b{r.get('batch')}"
+    return f"{loss}-{r.get('image_size')}px-b{r.get('batch')}-w{r.get('width')}{_NORM_TAG.get(r.get('critic_norm'), '')}"
 
 
 def latest(rows: list[dict]) -> list[dict]:
@@ -154,13 +177,81 @@ def _provenance(rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _compile_cold_warm(history: list[dict], r: dict) -> tuple[float | None, float | None, float | None]:
+    """(cold, warm, as-found) compile seconds of r's benchmark: each from the newest stored run that measured it."""
+    same = sorted((h for h in history if (h["device"], h["device_name"], h["name"]) ==
+                   (r["device"], r["device_name"], r["name"]) and h.get("compile_s") is not None),
+                  key=lambda h: h["datetime"] or "")
+    cold = warm = found = None
+    for h in same:  # oldest first: newer runs overwrite
+        mode = h.get("compile_cache") or "as-found"
+        if mode in ("cold", "cold+warm"):
+            cold = h["compile_s"]
+        if mode == "warm":
+            warm = h["compile_s"]
+        if h.get("compile_warm_s") is not None:
+            warm = h["compile_warm_s"]
+        if mode == "as-found":
+            found = h["compile_s"]
+    return cold, warm, found
+
+
+def headline_table(rows: list[dict], history: list[dict] | None = None) -> list[str]:
+    """The README-facing step table: one row per case, the providers' median ms, fastwgan / loop, compile s.
+
+    rows: the newest result of each benchmark of one device; history: every stored row (for cold / warm compile
+    times, which come from different runs when measured separately).
+    """
+    steps = [r for r in rows if r.get("kind") == "step"]
+    if not steps:
+        return []
+    history = history if history is not None else rows
+    cases: dict[str, dict[str, dict]] = {}
+    for r in steps:
+        cases.setdefault(r["case"], {})[r["provider"]] = r
+    cg = any("fastwgan_cudagraphs" in c for c in cases.values())  # the CUDA-graphs column only where measured
+    providers = [p for p in HEADLINE_PROVIDERS if p != "fastwgan_cudagraphs" or cg]
+    head = ["case"] + [f"{p} ms" for p in providers] + ["fastwgan / loop"] + (["cudagraphs / loop"] if cg else [])
+    head.append("compile s (fastwgan" + (", cudagraphs)" if cg else ")"))
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+
+    def order(case: str):
+        r = next(iter(cases[case].values()))
+        return (r.get("model") != "dcgan", r.get("preset") or "", r.get("image_size") or 0, r["batch"], r["width"])
+
+    def compile_cell(r: dict | None) -> str:
+        if r is None:
+            return "–"
+        cold, warm, found = _compile_cold_warm(history, r)
+        if cold is not None or warm is not None:
+            return " / ".join(f"{v:.1f} {k}" for k, v in (("cold", cold), ("warm", warm)) if v is not None)
+        return f"{found:.1f}" if found is not None else "–"
+
+    for case in sorted(cases, key=order):
+        c = cases[case]
+        t = {p: c[p]["median_s"] if p in c else None for p in providers}
+        cells = [case] + [_ms(t[p]) for p in providers] + [_ratio(t.get("fastwgan"), t.get("loop"))]
+        if cg:
+            cells.append(_ratio(t.get("fastwgan_cudagraphs"), t.get("loop")))
+        comp = compile_cell(c.get("fastwgan"))
+        if cg:
+            comp += "; " + compile_cell(c.get("fastwgan_cudagraphs"))
+        cells.append(comp)
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", f"Median ms per generator iteration (5 critic updates + 1 generator update). `loop`: the plain eager "
+                f"loop of public WGAN / WGAN-GP scripts (benchmarks/plain_loop.py). fastwgan / loop is a time ratio: "
+                f"below 1 means fastwgan is faster. Compile s: first call minus one iteration; cold = fresh empty "
+                f"inductor cache, warm = the cache a previous run left."]
+    return out
+
+
 def step_table(rows: list[dict]) -> list[str]:
     steps = [r for r in rows if r.get("kind") == "step"]
     if not steps:
         return []
     cases: dict[tuple, dict[str, dict]] = {}
-    for r in steps:
-        key = (r["preset"], r["image_size"], r["batch"], r["width"])
+    for r in steps:  # (preset, model, px, batch, width, critic norm): the toys ("mlp") after the DCGAN cases
+        key = (r["preset"], r["model"], r["image_size"] or 0, r["batch"], r["width"], r["critic_norm"])
         cases.setdefault(key, {})[r["provider"]] = r
     out = ["| preset | px | batch | width | params D + G | reference ms | compiled_reference ms | fastwgan ms | "
            "fastwgan / reference | fastwgan / compiled_reference | compile s (c_ref, fastwgan) | "
@@ -181,7 +272,9 @@ def step_table(rows: list[dict]) -> list[str]:
         ratios[key[0]][1].append(r_cr)
         cell = {p: f"{_ms(c[p]['median_s'])} ±{100 * c[p]['iqr_s'] / c[p]['median_s']:.0f}%" if p in c else "–"
                 for p in STEP_PROVIDERS}
-        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {params / 1e6:.2f} M | {cell['reference']} | "
+        px = key[2] if key[1] == "dcgan" else "2-D toy"
+        width = f"{key[4]}{_NORM_TAG.get(key[5], '').replace('-', ' ').upper()}"
+        out.append(f"| {key[0]} | {px} | {key[3]} | {width} | {params / 1e6:.2f} M | {cell['reference']} | "
                    f"{cell['compiled_reference']} | {cell['fastwgan']} | {_ratio(t['fastwgan'], t['reference'])} | "
                    f"{_ratio(t['fastwgan'], t['compiled_reference'])} | {comp} | {mem} |")
     out += ["", "| preset | fastwgan / reference (geometric mean) | fastwgan / compiled_reference (geometric mean) |",
@@ -226,13 +319,16 @@ def kernel_tables(rows: list[dict], copy_gbps: float | None) -> list[str]:
 
 
 def markdown(rows: list[dict]) -> str:
-    rows = latest(rows)
+    history, rows = rows, latest(rows)
     devices = sorted({(r["device"], r["device_name"]) for r in rows}, key=lambda d: (d[0] != "cpu", d[1] or ""))
     lines = []
     for dev, name in devices:
         rs = [r for r in rows if r["device"] == dev and r["device_name"] == name]
         copy = next((r["copy_gbps"] for r in rs if r.get("copy_gbps")), None)
         lines += [f"#### {dev.upper()}: {name}", "", _provenance(rs) + ".", ""]
+        ht = headline_table(rs, [r for r in history if r["device"] == dev and r["device_name"] == name])
+        if ht:
+            lines += ["Against the plain loop:", ""] + ht + [""]
         st = step_table(rs)
         if st:
             lines += ["One generator iteration:", ""] + st + [""]
@@ -254,11 +350,13 @@ def plot(rows: list[dict], path: Path) -> None:
     fig = Figure(figsize=(15, 4.2 * max(1, len(devices))), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(max(1, len(devices)), 3, squeeze=False)
-    styles = {"reference": "o-", "compiled_reference": "s--", "fastwgan": "^-"}
+    styles = {"loop": "x:", "reference": "o-", "compiled_reference": "s--", "fastwgan": "^-",
+              "fastwgan_cudagraphs": "v-"}
     colors = {"wgan-clip": "tab:blue", "wgan-gp": "tab:red"}
     for row_axes, (dev, name) in zip(axes, devices):
         rs = [r for r in rows if r["device"] == dev and r["device_name"] == name]
-        steps = [r for r in rs if r.get("kind") == "step"]
+        steps = [r for r in rs if r.get("kind") == "step" and r.get("model", "dcgan") == "dcgan"
+                 and r.get("critic_norm", "none") == "none"]  # the scaling sweeps: DCGAN without critic norm
         ax_b, ax_p, ax_k = row_axes
         if steps:
             # batch axis: the (px, width) with the most batch sizes; parameter axis: the (px, batch) with most widths
@@ -269,7 +367,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 return max(counts, key=lambda k: (len(counts[k]), k))
             fb, fp = pick(("image_size", "width"), "batch"), pick(("image_size", "batch"), "width")
             for preset in sorted({r["preset"] for r in steps}):
-                for prov in STEP_PROVIDERS:
+                for prov in HEADLINE_PROVIDERS:
                     sel = [r for r in steps if r["preset"] == preset and r["provider"] == prov]
                     xb = sorted((r["batch"], r["median_s"] * 1e3) for r in sel
                                 if (r["image_size"], r["width"]) == fb)
@@ -303,26 +401,30 @@ def plot(rows: list[dict], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # README
 # ---------------------------------------------------------------------------------------------------------------
-def update_readme(readme: Path, block: str) -> None:
-    """Replace the text between the BEGIN and END markers (inside README's Benchmarks section) with `block`."""
+def update_readme(readme: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the text between the begin and end markers (inside README's Benchmarks section) with `block`;
+    the rest of the file is left as it is."""
     text = readme.read_text()
-    pat = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    pat = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if not pat.search(text):
-        raise SystemExit(f"{readme}: no generated-benchmarks markers ({BEGIN} ... {END}); add them first")
-    readme.write_text(pat.sub(lambda _: f"{BEGIN}\n{block}{END}", text, count=1))
+        raise SystemExit(f"{readme}: no generated-block markers ({begin} ... {end}); add them first")
+    readme.write_text(pat.sub(lambda _: f"{begin}\n{block}{end}", text, count=1))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--storage", type=Path, default=HERE / "results", help="pytest-benchmark storage folder")
+    ap.add_argument("--json", type=Path, nargs="+", default=None,
+                    help="read these pytest-benchmark JSON files instead of storage/*/*.json")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the storage folder)")
     ap.add_argument("--readme", type=Path, default=None, help="rewrite README's generated benchmark block")
     args = ap.parse_args(argv)
     out = args.out or args.storage
     out.mkdir(parents=True, exist_ok=True)
-    rows = load_rows(args.storage)
+    rows = load_rows(args.storage, args.json)
     if not rows:
-        raise SystemExit(f"no stored benchmark runs under {args.storage}/*/ (run pytest with --benchmark-save)")
+        raise SystemExit(f"no stored benchmark runs under {args.storage}/*/ (run pytest with --benchmark-save)"
+                         if args.json is None else f"no benchmarks in {' '.join(map(str, args.json))}")
     rows.sort(key=lambda r: (r["datetime"] or "", r["name"]))
     write_csv(rows, out / "results.csv")
     md = markdown(rows)

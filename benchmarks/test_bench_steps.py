@@ -1,98 +1,194 @@
 """Step benchmarks: one generator iteration (n_critic = 5 critic updates + 1 generator update).
 
-WGAN (weight clipping) and WGAN-GP with the DCGAN models, per profile (conftest.py): full = 32 and 64 px at
-batch 64 and 256 with DCGAN width 64, plus width 32 and 128 at 32 px, batch 64; quick (2-core CPU) = 32 px with
-the width reduced to 32 (batch 16 and 32) and 16 (batch 16).
+Cases per profile (conftest.py): WGAN (weight clipping) and WGAN-GP with the DCGAN models (full: 32 and 64 px at
+batch 64 and 256 with DCGAN width 64, plus width 32 and 128 at 32 px, batch 64; quick (2-core CPU): 32 px with the
+width reduced to 32 (batch 16 and 32) and 16 (batch 16)); the speed issue's cases (profiles cpu and gpu-check):
+DCGAN-32 b64 wgan-clip with a batch-norm critic, wgan-gp with a layer-norm critic, and the WGAN-GP authors' 2-D toy
+(`models.mlp((2,), latent_dim=2, hidden=W, depth=3)`, batch 256, lambda 0.1, Adam betas (0.5, 0.9), data
+`fastwgan.data.toy("25gaussians", N)`).
 
 Providers:
-  reference           `fastwgan.ReferenceTrainer`: the eager oracle, written like the papers' Algorithm 1
-                      (per-parameter optimizers and clamp loop, `autograd.grad(create_graph=True)`).
-  compiled_reference  `fastwgan.Trainer(impl="torch", compile=True)`: the same algorithm as one
-                      `torch.compile(fullgraph=True)` graph per step, with every op the plain-PyTorch twin
-                      (no custom kernel; inductor fuses the math itself). This stands for the best a user gets
-                      from stock PyTorch: the eager step itself cannot be compiled (DESIGN fact 1: compiled
-                      regions refuse `autograd.grad(create_graph=True)`, "does not currently support double
-                      backward"), so the step has to be rewritten functionally with `torch.func` first, which is
-                      what this provider is. It already has fastwgan's flat buffers and device-resident batches,
-                      so fastwgan / compiled_reference isolates the hand-written kernels, and fastwgan /
-                      reference is the whole library's gain.
-  fastwgan            `fastwgan.Trainer(compile=True)`, impl "auto": Triton kernels on CUDA (fused RMSprop +
-                      clip, Adam, GP interpolation; the penalty per `fastwgan.trainer.DEFAULT_IMPL`). On CPU "auto"
-                      resolves to the same twins as compiled_reference, so there the two must tie (a sanity check
-                      of the harness, not a result).
+  loop                 benchmarks/plain_loop.py: the plain eager loop as public WGAN / WGAN-GP scripts write it
+                       (`G(z).detach()`, `autograd.grad(create_graph=True)`, `torch.optim` with its defaults,
+                       `p.data.clamp_` loop), on the same modules, random numbers and normalisation; the bar fastwgan
+                       must clear on every device. tests/test_gpu_check.py proves its critic update equals the
+                       reference trainer's.
+  reference            `fastwgan.ReferenceTrainer`: the eager oracle, written like the papers' Algorithm 1
+                       (per-parameter optimizers (foreach off) and clamp loop, `autograd.grad(create_graph=True)`).
+  compiled_reference   `fastwgan.Trainer(impl="torch", compile=True)`: the same algorithm as one
+                       `torch.compile(fullgraph=True)` graph per step, with every op the plain-PyTorch twin
+                       (no custom kernel; inductor fuses the math itself). This stands for the best a user gets
+                       from stock PyTorch: the eager step itself cannot be compiled (DESIGN fact 1: compiled
+                       regions refuse `autograd.grad(create_graph=True)`, "does not currently support double
+                       backward"), so the step has to be rewritten functionally with `torch.func` first, which is
+                       what this provider is. It already has fastwgan's flat buffers and device-resident batches,
+                       so fastwgan / compiled_reference isolates the hand-written kernels, and fastwgan /
+                       reference is the whole library's gain.
+  fastwgan             `fastwgan.Trainer(compile=True)`, impl "auto": Triton kernels on CUDA (fused RMSprop +
+                       clip, Adam, GP interpolation; the penalty per `fastwgan.trainer.DEFAULT_IMPL`). On CPU "auto"
+                       resolves to the same twins as compiled_reference, so there the two must tie (a sanity check
+                       of the harness, not a result).
+  fastwgan_cudagraphs  `fastwgan.Trainer(compile=True, compile_mode="reduce-overhead")`: the same plus CUDA graphs
+                       (CUDA only; skipped on CPU).
 
-Timed: `trainer._train_step(data, noise)` + synchronise, one generator iteration per round; the random numbers
-are drawn in the untimed set-up (identical for every provider). The first call (tracing and compilation for the
-compiled providers) and `step_warmup` more iterations run before the timed rounds. `extra_info` holds
-`first_call_s`, `compile_s` (first call minus the median iteration) and the peak memory of the timed rounds
-(conftest.PeakMemory says how it is measured on each device).
+Timed: the provider's train step (`trainer._step(data, noise)`, the trainer's thread policy included;
+`PlainLoop.train_step`) + synchronise, one generator iteration per round; the random numbers are drawn in the untimed set-up (identical for every provider).
+The first call (tracing and compilation for the compiled providers) and `step_warmup` more iterations run before the
+timed rounds. `extra_info` holds `first_call_s`, `compile_s` (first call minus the median iteration), the
+`compile_cache` mode it was measured under (conftest.py: as-found, cold, warm, cold+warm, the last adding
+`first_call_warm_s` / `compile_warm_s`) and the peak memory of the timed rounds (conftest.PeakMemory says how it is
+measured on each device).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 
 import pytest
 import torch
 
-from fastwgan import ReferenceTrainer, TrainConfig, Trainer, models, ops, rng
+from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data, models, ops, rng
 
-N_DATA = 1024  # synthetic uint8 images; batches are drawn with replacement, so the count only sets the gather
+N_DATA = 1024  # synthetic uint8 images / toy points; batches are drawn with replacement, so N only sets the gather
+# Most important first: a phase cut short at its deadline (make gpu-check) keeps the ratio fastwgan / loop.
+PROVIDERS = ["loop", "fastwgan", "fastwgan_cudagraphs", "reference", "compiled_reference"]
+COMPILED = ("compiled_reference", "fastwgan", "fastwgan_cudagraphs")
 
 
-def _trainer(provider: str, G, D, cfg):
+# ---------------------------------------------------------------------------------------------------------------
+# case -> config, models, data
+# ---------------------------------------------------------------------------------------------------------------
+def _config(case, device: str) -> TrainConfig:
+    if case.model == "mlp":  # the WGAN-GP authors' toy script (DESIGN section 1)
+        return TrainConfig.preset("wgan-gp", batch_size=case.batch, device=device, gp_weight=0.1, betas=(0.5, 0.9),
+                                  latent_dim=2)
+    return TrainConfig.preset(case.preset, batch_size=case.batch, device=device)
+
+
+def _models(case, cfg: TrainConfig):
+    torch.manual_seed(0)  # every provider starts from the same weights
+    if case.model == "mlp":
+        return models.mlp((2,), latent_dim=cfg.latent_dim, hidden=case.width, depth=3)
+    return models.dcgan(case.image_size, 3, latent_dim=cfg.latent_dim, width=case.width,
+                        critic_norm=case.critic_norm)
+
+
+def _dataset(case) -> torch.Tensor:
+    if case.model == "mlp":
+        return data.toy("25gaussians", N_DATA)  # (N, 2) float32
+    return torch.randint(0, 256, (N_DATA, 3, case.image_size, case.image_size), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))  # (N, 3, S, S)
+
+
+def _build(provider: str, case, cfg: TrainConfig, dataset: torch.Tensor, plain_loop):
+    """(trainer, prepared data, step function) for one provider, on freshly built models."""
+    G, D = _models(case, cfg)
+    if provider == "loop":
+        loop = plain_loop.PlainLoop(G, D, cfg)
+        return loop, loop.prepare(dataset), loop.train_step
     if provider == "reference":
-        return ReferenceTrainer(G, D, cfg)
-    if provider == "compiled_reference":
-        return Trainer(G, D, cfg, compile=True, impl="torch")
-    return Trainer(G, D, cfg, compile=True)
+        trainer = ReferenceTrainer(G, D, cfg)
+    elif provider == "compiled_reference":
+        trainer = Trainer(G, D, cfg, compile=True, impl="torch")
+    elif provider == "fastwgan":
+        trainer = Trainer(G, D, cfg, compile=True)
+    else:
+        trainer = Trainer(G, D, cfg, compile=True, compile_mode="reduce-overhead")
+    return trainer, trainer._prepare_data(trainer._check_data(dataset)), trainer._step
 
 
-@pytest.mark.parametrize("provider", ["reference", "compiled_reference", "fastwgan"])
-def test_step(benchmark, bench, step_case, provider):
+# ---------------------------------------------------------------------------------------------------------------
+# inductor caches (conftest.py, --compile-cache)
+# ---------------------------------------------------------------------------------------------------------------
+def _fresh_inductor_cache():
+    """A fresh empty TORCHINDUCTOR_CACHE_DIR / TRITON_CACHE_DIR with in-memory caches cleared (removed on exit)."""
+    from torch._inductor import utils
+
+    return (getattr(utils, "fresh_cache", None) or utils.fresh_inductor_cache)()
+
+
+def _forget_compiled() -> None:
+    """What a new process would not have: dynamo's compiled code and inductor's in-memory caches (disk kept)."""
+    from torch._inductor import utils
+
+    torch._dynamo.reset()
+    (getattr(utils, "clear_caches", None) or utils.clear_inductor_caches)()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the benchmark
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_step(benchmark, bench, step_case, provider, plain_loop):
+    if provider == "fastwgan_cudagraphs":
+        bench.require_cuda("CUDA graphs (torch.compile mode='reduce-overhead')")
     case, prof = step_case, bench.profile
     torch._dynamo.reset()  # each case compiles afresh (and never hits the recompile limit across cases)
     gc.collect()
     if bench.device.type == "cuda":
         torch.cuda.empty_cache()
 
-    cfg = TrainConfig.preset(case.preset, batch_size=case.batch, device=bench.device.type)
-    torch.manual_seed(0)
-    G, D = models.dcgan(case.image_size, 3, latent_dim=cfg.latent_dim, width=case.width)
-    params_d, params_g = (sum(p.numel() for p in m.parameters()) for m in (D, G))
-    images = torch.randint(0, 256, (N_DATA, 3, case.image_size, case.image_size), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(0))
-    trainer = _trainer(provider, G, D, cfg)
-    data = trainer._prepare_data(trainer._check_data(images))
+    cfg = _config(case, bench.device.type)
+    dataset = _dataset(case)
     gen = rng.make_generator(cfg.seed)
 
     def draw():
         return rng.draw_step(gen, N_DATA, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty)
 
-    def step(noise):
-        trainer._train_step(data, noise)
+    def first_call(step_fn, prepared) -> float:
+        noise = draw()
         bench.sync()
+        t = time.perf_counter()
+        step_fn(prepared, noise)
+        bench.sync()
+        return time.perf_counter() - t
 
-    # Compile (compiled providers) and warm up outside the timed rounds.
-    t = time.perf_counter()
-    step(draw())
-    first = time.perf_counter() - t
-    for _ in range(prof.step_warmup):
-        step(draw())
+    compiled = provider in COMPILED
+    mode = bench.compile_cache if compiled else None
+    info = {}
+    with _fresh_inductor_cache() if mode in ("cold", "cold+warm") else contextlib.nullcontext():
+        if mode == "warm":  # fill the on-disk cache untimed, then forget what a new process would not have
+            primer, prepared, step_fn = _build(provider, case, cfg, dataset, plain_loop)
+            first_call(step_fn, prepared)
+            del primer, prepared, step_fn
+            _forget_compiled()
+        trainer, prepared, train_step = _build(provider, case, cfg, dataset, plain_loop)
+        params_d, params_g = (sum(p.numel() for p in m.parameters()) for m in (trainer.critic, trainer.generator))
 
-    benchmark.group = f"step {bench.device.type} {case.id}"
-    with bench.peak_memory() as mem:
-        benchmark.pedantic(step, setup=lambda: ((draw(),), {}), rounds=prof.step_rounds, iterations=1)
-    median = benchmark.stats.stats.median
-    compiled = provider != "reference"
+        def step(noise):
+            train_step(prepared, noise)
+            bench.sync()
+
+        # Compile (compiled providers) and warm up outside the timed rounds.
+        first = first_call(train_step, prepared)
+        for _ in range(prof.step_warmup):
+            step(draw())
+        policy = getattr(trainer, "threads", None)
+        while policy is not None and policy.settling:  # threads="auto": its first probe is warm-up, not timed
+            step(draw())
+
+        benchmark.group = f"step {bench.device.type} {case.id}"
+        with bench.peak_memory() as mem:
+            benchmark.pedantic(step, setup=lambda: ((draw(),), {}), rounds=case.rounds or prof.step_rounds,
+                               iterations=1)
+        median = benchmark.stats.stats.median
+        if mode == "cold+warm":  # the same program started again: its cache is on disk now
+            del trainer, prepared, train_step, step
+            _forget_compiled()
+            trainer, prepared, train_step = _build(provider, case, cfg, dataset, plain_loop)
+            warm = first_call(train_step, prepared)
+            info.update(first_call_warm_s=warm, compile_warm_s=max(0.0, warm - median))
     benchmark.extra_info.update({
-        "kind": "step", "provider": provider, "preset": case.preset, "loss": cfg.loss, "image_size": case.image_size,
-        "batch": case.batch, "width": case.width, "n_critic": cfg.n_critic, "params_d": params_d,
-        "params_g": params_g, "first_call_s": first, "compile_s": max(0.0, first - median) if compiled else None,
+        "kind": "step", "provider": provider, "case": case.id, "model": case.model, "critic_norm": case.critic_norm,
+        "preset": case.preset, "loss": cfg.loss, "image_size": case.image_size, "batch": case.batch,
+        "width": case.width, "n_critic": cfg.n_critic, "params_d": params_d, "params_g": params_g,
+        "first_call_s": first, "compile_s": max(0.0, first - median) if compiled else None,
+        "compile_cache": mode, "compile_mode": "reduce-overhead" if provider == "fastwgan_cudagraphs" else None,
         "images_per_s": case.batch * cfg.n_critic / median,
         "impl": getattr(trainer, "impl", None),
-        "kernels": ("triton" if compiled and provider == "fastwgan" and ops._kernel_runs_on(bench.device)
+        "kernels": ("triton" if provider.startswith("fastwgan") and ops._kernel_runs_on(bench.device)
                     else "torch"),
-        **mem.info(),
+        **info, **mem.info(),
     })
-    del trainer, data
+    del trainer, prepared

@@ -65,6 +65,11 @@ class ThreadPolicy:
         self._times: dict[int, list[float]] = {}
         self.log: list[tuple[int, int, str]] = []  # (step, chosen count, why): what "auto" decided and when
 
+    @property
+    def settling(self) -> bool:
+        """True until "auto" has finished its first probe (benchmarks warm up until then)."""
+        return self.mode == "auto" and (self.steps < self.warmup or bool(self._plan))
+
     def run(self, step: Callable[[], object]):
         """Run one step at the policy's thread count, timing it for "auto"."""
         if self.mode is None:

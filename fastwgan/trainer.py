@@ -107,9 +107,9 @@ class Trainer(TrainerBase):
         self.compiled = compile
         # CUDA graphs reuse their output memory on the next replay: keep copies of the (tiny) metric outputs.
         self._copy_outputs = compile and compile_mode == "reduce-overhead"
-        self._critic_fn = compile_step(self._critic_update, compile_mode) if compile else self._critic_update
-        self._fakes_fn = compile_step(self._fakes, compile_mode) if compile else self._fakes
-        self._gen_fn = compile_step(self._generator_update, compile_mode) if compile else self._generator_update
+        self._critic_fn = compile_step(self._critic_update, compile_mode, dev) if compile else self._critic_update
+        self._fakes_fn = compile_step(self._fakes, compile_mode, dev) if compile else self._fakes
+        self._gen_fn = compile_step(self._generator_update, compile_mode, dev) if compile else self._generator_update
 
     # ------------------------------------------------------------------ optimizer state (flat buffers)
     def _new_state(self, flat) -> dict[str, torch.Tensor]:

@@ -1,0 +1,117 @@
+"""The plain WGAN / WGAN-GP training loop as public scripts write it: the baseline fastwgan must never lose to.
+
+This is the `loop` provider of `test_bench_steps.py` and the loop `tests/test_gpu_check.py` proves equal to
+`ReferenceTrainer.critic_step` (so the baseline is honest: same algorithm, same numbers). It is written the way
+the WGAN and WGAN-GP authors' scripts and their PyTorch ports write it, on the user's own modules:
+
+    for each critic update:
+        fake = G(z).detach()
+        loss = D(fake).mean() - D(real).mean()
+        gp:   x_hat = eps * real + (1 - eps) * fake   (eps (B, 1, 1, 1), or (B, 1) for 2-D data)
+              grad = autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+              loss += lambda * ((grad.norm over all non-batch dims - 1) ** 2).mean()
+        opt_d.zero_grad(); loss.backward(); opt_d.step()
+        clip: for p in D.parameters(): p.data.clamp_(-c, c)
+    generator update: loss = -D(G(z)).mean(); opt_g.zero_grad(); loss.backward(); opt_g.step()
+
+Optimizers are `torch.optim.RMSprop(params, lr)` and `torch.optim.Adam(params, lr, betas)` with torch's other
+defaults (foreach on CUDA), as scripts create them. The critic's gradients from the generator update are computed
+and left, as scripts do; `opt_d.zero_grad()` clears them before the next critic step.
+
+Two things are not "as scripts do", on purpose, so that the comparison measures the training step and nothing else:
+  * random numbers: the caller passes a `fastwgan.rng.StepNoise` (`noise.idx[k]` indexes the dataset, `noise.z[k]`,
+    `noise.eps[k]`, `noise.z_gen`), the same draws every fastwgan trainer gets;
+  * data: the dataset is uploaded to the device once and each batch is gathered there (no DataLoader, no host
+    round trip), with the trainers' normalisation (`fastwgan.data.to_float` for uint8 images, floats as they are).
+    This is the fastest way a script can feed its loop, so fastwgan's ratio to it is not flattered by a slow loader.
+
+Only torch and the public fastwgan API; no pytest, so tests and scripts can load it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fastwgan import TrainConfig
+from fastwgan.data import to_float
+from fastwgan.loop import resolve_device
+
+# The values `torch.optim.RMSprop(params, lr)` / `torch.optim.Adam(params, lr, betas)` use when not given.
+_TORCH_DEFAULTS = {"rmsprop_alpha": 0.99, "opt_eps": 1e-8}
+
+
+class PlainLoop:
+    """Eager WGAN / WGAN-GP steps on the user's G and D, written like a public training script.
+
+    Args:
+        generator: maps z (B, latent_dim) to samples (B, *data_shape).
+        critic: maps samples to scores (B,) or (B, 1).
+        config: a `fastwgan.TrainConfig` ("clip" or "gp" loss, float32); its optimizer constants other than
+            lr and betas must be torch's defaults (a script passes only those).
+    """
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig):
+        if config.loss not in ("clip", "gp"):
+            raise ValueError(f"PlainLoop: loss must be 'clip' or 'gp', got {config.loss!r}")
+        if config.dtype != "float32":
+            raise ValueError(f"PlainLoop: float32 only, got dtype {config.dtype!r}")
+        for name, default in _TORCH_DEFAULTS.items():
+            if getattr(config, name) != default:
+                raise ValueError(f"PlainLoop: config.{name}={getattr(config, name)!r} is not torch's default "
+                                 f"{default!r}; the plain loop builds its optimizers as scripts do")
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.generator, self.critic = generator.to(self.device), critic.to(self.device)
+        if config.optimizer == "rmsprop":
+            self.opt_d = torch.optim.RMSprop(self.critic.parameters(), lr=config.lr_d)
+            self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=config.lr_g)
+        else:
+            self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=config.lr_d, betas=config.betas)
+            self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=config.betas)
+
+    def prepare(self, data: torch.Tensor) -> torch.Tensor:
+        """The dataset on the device, as given: (N, C, H, W) uint8 images or (N, ...) floats."""
+        if data.dtype != torch.uint8 and not data.is_floating_point():
+            raise ValueError(f"PlainLoop: expected uint8 images or floats, got {data.dtype}")
+        return data.to(self.device)
+
+    def batch(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Real batch (B, *data_shape) in float32: uint8 images to [-1, 1], floats as they are."""
+        x = data[idx]
+        return to_float(x) if x.dtype == torch.uint8 else x.float()
+
+    def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+        """One critic update; returns the detached critic loss."""
+        cfg, G, D = self.config, self.generator, self.critic
+        fake = G(z).detach()
+        loss = D(fake).mean() - D(real).mean()
+        if cfg.loss == "gp":
+            e = eps.view(-1, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1) for images, (B, 1) for 2-D points
+            x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+            norm = grad.flatten(1).norm(2, dim=1)  # (B,): over all non-batch dims
+            loss = loss + cfg.gp_weight * ((norm - 1) ** 2).mean()
+        self.opt_d.zero_grad()
+        loss.backward()
+        self.opt_d.step()
+        if cfg.loss == "clip":
+            for p in D.parameters():
+                p.data.clamp_(-cfg.clip_value, cfg.clip_value)
+        return loss.detach()
+
+    def generator_step(self, z: torch.Tensor) -> torch.Tensor:
+        """One generator update; returns the detached generator loss."""
+        loss = -self.critic(self.generator(z)).mean()
+        self.opt_g.zero_grad()
+        loss.backward()
+        self.opt_g.step()
+        return loss.detach()
+
+    def train_step(self, data: torch.Tensor, noise) -> dict[str, torch.Tensor]:
+        """n_critic critic updates then one generator update, on `prepare`d data and a StepNoise."""
+        noise = noise.to(self.device)
+        losses = []
+        for k in range(self.config.n_critic):
+            eps = None if noise.eps is None else noise.eps[k]
+            losses.append(self.critic_step(self.batch(data, noise.idx[k]), noise.z[k], eps))
+        return {"critic_loss": torch.stack(losses).mean(), "generator_loss": self.generator_step(noise.z_gen)}
