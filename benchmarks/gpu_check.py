@@ -19,7 +19,7 @@ install, steps-toy, steps-gp-dcgan, steps-clip-dcgan, gpu-tests, kernels: the le
               layer-norm critic, wgan-clip with a batch-norm critic, the toy MLP 512 b256), providers loop /
               reference / compiled_reference / fastwgan / fastwgan_cudagraphs, `--compile-cache cold+warm`.
               Smoke: the DCGAN phases run loop and reference only (a cold DCGAN compile takes 40-80 s on 2 CPU
-              cores); the toy phase runs every provider.
+              cores); the toy phase runs loop and fastwgan, separately and interleaved (test_step_vs_loop).
 
 After every phase, under benchmarks/results/<machine>/ (machine from the GPU's name, e.g. nvidia-h200; smoke:
 benchmarks/results-smoke/cpu-smoke/, not committed): the phase's pytest-benchmark JSON, `<run>-summary.md`
@@ -324,11 +324,14 @@ def build_phases(args, pytest_cmd: list[str], out: Path, run: str) -> list[Phase
     t = 1.0 if not args.smoke else 2.0  # the smoke's timeouts are generous: its job is to pass, not to be timed
     # Order: the step cases first (the lease's main result: fastwgan / loop), then the CUDA tests, then kernels.
     phases = []
-    eager_only = " and (loop or reference) and not compiled" if args.smoke else ""
+    # Smoke: the DCGAN phases eager only; the toy phase the loop and fastwgan, separately and interleaved (one
+    # compiled model, compiled cold then warm: enough to keep every code path alive on 2 CPU cores).
+    eager_only = " and (loop or reference) and not compiled and not vs_loop" if args.smoke else ""
+    toy_smoke = " and (loop or fastwgan) and not cudagraphs" if args.smoke else ""
     for name, select, timeout in (("steps-toy", "toy", 80), ("steps-gp-dcgan", "gp and px", 130),
                                   ("steps-clip-dcgan", "clip", 110)):
         js = out / f"{run}-{name}.json"
-        k = select + ("" if name == "steps-toy" else eager_only)
+        k = select + (toy_smoke if name == "steps-toy" else eager_only)
         phases.append(Phase(name, [*pytest_cmd, "benchmarks/test_bench_steps.py", *common, "-k", k,
                                    f"--compile-cache={args.compile_cache}", f"--benchmark-json={js}"],
                             timeout * t, json=js))

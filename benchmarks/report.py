@@ -37,7 +37,7 @@ COLUMNS = [
     "n_tensors", "rounds", "iterations", "median_s", "iqr_s", "mean_s", "stddev_s", "min_s", "max_s", "bytes",
     "gbps", "copy_gbps", "frac_copy_bw", "first_call_s", "compile_s", "images_per_s", "peak_mem_bytes",
     "peak_mem_delta_bytes", "peak_mem_kind", "kernels", "case", "model", "critic_norm", "compile_cache",
-    "compile_mode", "first_call_warm_s", "compile_warm_s",
+    "compile_mode", "first_call_warm_s", "compile_warm_s", "loop_median_s", "speedup_vs_loop",
 ]
 STEP_PROVIDERS = ("reference", "compiled_reference", "fastwgan")
 HEADLINE_PROVIDERS = ("loop", "reference", "compiled_reference", "fastwgan", "fastwgan_cudagraphs")
@@ -211,7 +211,11 @@ def headline_table(rows: list[dict], history: list[dict] | None = None) -> list[
         cases.setdefault(r["case"], {})[r["provider"]] = r
     cg = any("fastwgan_cudagraphs" in c for c in cases.values())  # the CUDA-graphs column only where measured
     providers = [p for p in HEADLINE_PROVIDERS if p != "fastwgan_cudagraphs" or cg]
-    head = ["case"] + [f"{p} ms" for p in providers] + ["fastwgan / loop"] + (["cudagraphs / loop"] if cg else [])
+    # Speed-ups (loop time / fastwgan time: above 1 = fastwgan faster): from the interleaved side-by-side rounds
+    # (test_step_vs_loop) where stored, else from the providers' separate medians.
+    side = {(r["case"], r["provider"]): r for r in rows if r.get("kind") == "step_vs_loop"}
+    head = (["case"] + [f"{p} ms" for p in providers] + ["speed-up vs loop (separate)"]
+            + (["cudagraphs speed-up (separate)"] if cg else []) + ["speed-up vs loop (interleaved)"])
     head.append("compile s (fastwgan" + (", cudagraphs)" if cg else ")"))
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
 
@@ -230,17 +234,23 @@ def headline_table(rows: list[dict], history: list[dict] | None = None) -> list[
     for case in sorted(cases, key=order):
         c = cases[case]
         t = {p: c[p]["median_s"] if p in c else None for p in providers}
-        cells = [case] + [_ms(t[p]) for p in providers] + [_ratio(t.get("fastwgan"), t.get("loop"))]
+        cells = [case] + [_ms(t[p]) for p in providers] + [_ratio(t.get("loop"), t.get("fastwgan"))]
         if cg:
-            cells.append(_ratio(t.get("fastwgan_cudagraphs"), t.get("loop")))
+            cells.append(_ratio(t.get("loop"), t.get("fastwgan_cudagraphs")))
+        inter = [side.get((case, p)) for p in ("fastwgan", "fastwgan_cudagraphs")]
+        cells.append(", ".join(f"{r['speedup_vs_loop']:.2f}" + (" (cudagraphs)" if i else "") + 
+                               f" ({_ms(r['loop_median_s'])} vs {_ms(r['median_s'])} ms)"
+                               for i, r in enumerate(inter) if r and r.get("speedup_vs_loop")) or "–")
         comp = compile_cell(c.get("fastwgan"))
         if cg:
             comp += "; " + compile_cell(c.get("fastwgan_cudagraphs"))
         cells.append(comp)
         out.append("| " + " | ".join(cells) + " |")
     out += ["", f"Median ms per generator iteration (5 critic updates + 1 generator update). `loop`: the plain eager "
-                f"loop of public WGAN / WGAN-GP scripts (benchmarks/plain_loop.py). fastwgan / loop is a time ratio: "
-                f"below 1 means fastwgan is faster. Compile s: first call minus one iteration; cold = fresh empty "
+                f"loop of public WGAN / WGAN-GP scripts (benchmarks/plain_loop.py). Speed-up = loop time / fastwgan "
+                f"time (above 1: fastwgan is faster); 'separate' divides the medians of the providers' own runs, "
+                f"'interleaved' alternates one loop and one fastwgan iteration per round (test_step_vs_loop), so "
+                f"both see the same machine when its speed drifts. Compile s: first call minus one iteration; cold = fresh empty "
                 f"inductor cache, warm = the cache a previous run left."]
     return out
 

@@ -186,9 +186,67 @@ def test_step(benchmark, bench, step_case, provider, plain_loop):
         "first_call_s": first, "compile_s": max(0.0, first - median) if compiled else None,
         "compile_cache": mode, "compile_mode": "reduce-overhead" if provider == "fastwgan_cudagraphs" else None,
         "images_per_s": case.batch * cfg.n_critic / median,
-        "impl": getattr(trainer, "impl", None),
+        "impl": getattr(trainer, "impl", None), "fuse_iteration": getattr(trainer, "fuse_iteration", None),
         "kernels": ("triton" if provider.startswith("fastwgan") and ops._kernel_runs_on(bench.device)
                     else "torch"),
         **info, **mem.info(),
     })
     del trainer, prepared
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fastwgan and the loop interleaved: the ratio that matters, robust to a machine whose speed drifts
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("provider", ["fastwgan", "fastwgan_cudagraphs"])
+def test_step_vs_loop(benchmark, bench, step_case, provider, plain_loop):
+    """One round = one loop iteration (timed by hand, in the untimed set-up) then one fastwgan iteration (timed by
+    pytest-benchmark), on the same random numbers. On a shared machine whose speed drifts over minutes (steal,
+    other jobs), providers measured one after the other see different machines; interleaved rounds see the same
+    one, so `extra_info["speedup_vs_loop"]` = median loop time / median fastwgan time is the side-by-side figure."""
+    if provider == "fastwgan_cudagraphs":
+        bench.require_cuda("CUDA graphs (torch.compile mode='reduce-overhead')")
+    case, prof = step_case, bench.profile
+    torch._dynamo.reset()
+    gc.collect()
+    cfg = _config(case, bench.device.type)
+    dataset = _dataset(case)
+    loop, loop_data, loop_step = _build("loop", case, cfg, dataset, plain_loop)
+    trainer, prepared, fast_step = _build(provider, case, cfg, dataset, plain_loop)
+    gen = rng.make_generator(cfg.seed)
+
+    def draw():
+        return rng.draw_step(gen, N_DATA, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty)
+
+    for _ in range(1 + prof.step_warmup):  # compile and warm up both
+        noise = draw()
+        loop_step(loop_data, noise)
+        fast_step(prepared, noise)
+        bench.sync()
+    while getattr(trainer, "threads", None) is not None and trainer.threads.settling:
+        fast_step(prepared, draw())
+    loop_times = []
+
+    def setup():
+        noise = draw()
+        bench.sync()
+        t = time.perf_counter()
+        loop_step(loop_data, noise)
+        bench.sync()
+        loop_times.append(time.perf_counter() - t)
+        return (noise,), {}
+
+    def step(noise):
+        fast_step(prepared, noise)
+        bench.sync()
+
+    benchmark.group = f"step-vs-loop {bench.device.type} {case.id}"
+    benchmark.pedantic(step, setup=setup, rounds=case.rounds or prof.step_rounds, iterations=1)
+    loop_median = sorted(loop_times)[len(loop_times) // 2]
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update({
+        "kind": "step_vs_loop", "provider": provider, "case": case.id, "model": case.model, "preset": case.preset,
+        "batch": case.batch, "width": case.width, "loop_median_s": loop_median, "loop_times_s": loop_times,
+        "speedup_vs_loop": loop_median / median,
+        "threads_log": [list(x) for x in getattr(getattr(trainer, "threads", None), "log", [])],
+        "fuse_iteration": getattr(trainer, "fuse_iteration", None),
+    })

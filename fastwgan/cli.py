@@ -38,6 +38,14 @@ FIELD_HELP = {
 }
 
 
+def _threads(v: str):
+    if v == "auto":
+        return v
+    if v.isdigit() and int(v) >= 1:
+        return int(v)
+    raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {v!r}")
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training config (override the preset; see fastwgan.TrainConfig)")
     for f in dataclasses.fields(TrainConfig):
@@ -74,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
                    help="NaN/inf loss, penalty or parameter: stop naming the step (raise) or undo the step (skip)")
     t.add_argument("--ema-decay", type=float, default=None, help="sample from an EMA of the generator (fast)")
+    t.add_argument("--threads", type=_threads, default="auto", metavar="auto|N",
+                   help="CPU threads of the fast trainer: auto (default) measures and re-chooses when other "
+                        "processes compete for the cores; N fixes the count (bitwise-repeatable runs)")
     m = t.add_argument_group("model")
     m.add_argument("--model", choices=("auto", "mlp", "dcgan", "resnet"), default="auto",
                    help="auto: DCGAN for 28/32/64 px images, an MLP otherwise (8x8 digits, 2-D toys)")
@@ -201,7 +212,8 @@ def cmd_train(args) -> int:
         name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
         out = Path(args.out or f"runs/{name}-{preset}")
     cfg = _init_distributed(cfg)
-    trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay)
+    trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay,
+                            threads=args.threads)
     spec = trainer.generator.spec  # resolved ("auto" -> its kind): `fastwgan sample` rebuilds the models from it
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))

@@ -8,14 +8,15 @@ import torch
 from .config import TrainConfig
 
 
-def build_trainer(cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: bool = True, ema_decay=None):
+def build_trainer(cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: bool = True, ema_decay=None,
+                  threads="auto"):
     """Models from a spec (initialised from cfg.seed) and the trainer that trains them.
 
     Args:
         cfg: the training config.
         spec: a model spec (``G.spec`` of a model made by ``fastwgan.models``).
         trainer: "fast" or "reference".
-        compile, ema_decay: fast-trainer options.
+        compile, ema_decay, threads: fast-trainer options.
     Returns:
         the trainer (models on cfg.device).
     """
@@ -27,7 +28,7 @@ def build_trainer(cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: 
         torch.manual_seed(cfg.seed)  # model initialisation, without touching the caller's global RNG
         G, D = models.build(**spec)
     if trainer == "fast":
-        return Trainer(G, D, cfg, compile=compile, ema_decay=ema_decay)
+        return Trainer(G, D, cfg, compile=compile, ema_decay=ema_decay, threads=threads)
     if ema_decay is not None or not compile:
         raise ValueError("--ema-decay and --no-compile apply to --trainer fast")
     return ReferenceTrainer(G, D, cfg)

@@ -6,11 +6,16 @@ slows down many times over (measured on a 2-core EPYC: a 128-wide toy step went 
 threads, but only to 56 ms at 1 thread). No single count is right on a machine shared with other work, so
 "auto" measures:
 
-* after ``warmup`` steps (the first call compiles), it times ``probe`` steps at each candidate count (all cores,
-  half of them, one) and keeps the fastest, preferring more threads unless fewer are clearly faster;
-* it then watches the step time: when ``patience`` steps in a row take more than ``slow`` times the best time
-  measured at the current count (another process arrived), or every ``reprobe_every`` steps while running
-  below the full count (it may have left), it probes again.
+* it runs at all cores (torch's default) and remembers the best step time it has seen there;
+* when ``patience`` steps in a row take more than ``slow`` times that best time (another process arrived), it
+  probes: ``probe`` timed steps at each candidate count (all cores, half of them, one), and keeps the fastest,
+  preferring more threads unless fewer are clearly faster; while below all cores it re-checks after
+  ``reprobe_every`` steps (the other process may have left), doubling the interval each time a re-check keeps
+  the lower count (up to 20x), since every re-check runs a few slow steps.
+
+A compiled step is compiled once per thread count (inductor bakes the count into its C++ kernels, and Dynamo
+guards on it), so the first step at a new count is a compile: it runs, but it is not timed. Nothing is probed
+on a quiet machine, so a quiet run compiles once, as with a fixed count.
 
 Probes are ordinary training steps (nothing is wasted); only the thread count differs between them. A
 parallel reduction sums in an order that depends on the thread count, so a run whose count changed is equal to
@@ -37,7 +42,7 @@ class ThreadPolicy:
     Args:
         threads: "auto", an int >= 1 (fixed), or None (leave torch's setting alone).
         device: the trainer's device; on anything but CPU the policy is inert.
-        warmup: steps run at the full count before the first probe (the first compiles).
+        warmup: steps at the start (and at each new count) that are not timed (the first compiles).
         probe: timed steps per candidate in a probe.
         slow: a step this many times the best time at the current count counts as slow.
         patience: slow steps in a row that trigger a new probe.
@@ -60,21 +65,23 @@ class ThreadPolicy:
         self.best: dict[int, float] = {}  # best (median) step time measured at each count in the last probe
         self.steps = 0
         self.since_probe = 0
+        self.interval = reprobe_every  # steps until the next re-check while below all cores
         self.slow_run = 0
-        self._plan: list[int] = []  # counts still to run in the probe under way
+        self._plan: list[tuple[int, bool]] = []  # (count, timed) still to run in the probe under way
+        self._seen: set[int] = set()  # counts a step has run at (each compiled once)
         self._times: dict[int, list[float]] = {}
         self.log: list[tuple[int, int, str]] = []  # (step, chosen count, why): what "auto" decided and when
 
     @property
     def settling(self) -> bool:
-        """True until "auto" has finished its first probe (benchmarks warm up until then)."""
+        """True while "auto" is warming up or probing (benchmarks warm up until it is done)."""
         return self.mode == "auto" and (self.steps < self.warmup or bool(self._plan))
 
     def run(self, step: Callable[[], object]):
         """Run one step at the policy's thread count, timing it for "auto"."""
         if self.mode is None:
             return step()
-        threads = self._plan[0] if self._plan else self.current
+        threads = self._plan[0][0] if self._plan else self.current
         old = torch.get_num_threads()
         if threads != old:
             torch.set_num_threads(threads)
@@ -92,36 +99,45 @@ class ThreadPolicy:
     # ------------------------------------------------------------------ the "auto" decisions
     def _start_probe(self, why: str) -> None:
         self._why = why
-        self._plan = [t for t in candidates(self.max_threads) for _ in range(self.probe)]
+        self._plan = []
+        for t in candidates(self.max_threads):
+            untimed = 0 if t in self._seen else 1  # a first step at a new count compiles
+            self._plan += [(t, False)] * untimed + [(t, True)] * self.probe
         self._times = {}
 
     def _observe(self, threads: int, seconds: float) -> None:
         self.steps += 1
+        first = threads not in self._seen
+        self._seen.add(threads)
         if self._plan:
-            self._plan.pop(0)
-            self._times.setdefault(threads, []).append(seconds)
+            _, timed = self._plan.pop(0)
+            if timed:
+                self._times.setdefault(threads, []).append(seconds)
             if not self._plan:
                 self._finish_probe()
             return
-        if self.steps == self.warmup:
-            self._start_probe("warm-up")
-            return
-        if self.steps < self.warmup:
+        if self.steps <= self.warmup or first:
             return
         self.since_probe += 1
         best = self.best.get(threads)
-        self.slow_run = self.slow_run + 1 if best is not None and seconds > self.slow * best else 0
+        if best is None or seconds < best:
+            self.best[threads] = best = min(seconds, best or seconds)
+        self.slow_run = self.slow_run + 1 if seconds > self.slow * best else 0
         if self.slow_run >= self.patience:
             self._start_probe(f"{self.patience} steps over {self.slow}x the best time at {threads} threads")
-        elif threads < self.max_threads and self.since_probe >= self.reprobe_every:
+        elif threads < self.max_threads and self.since_probe >= self.interval:
             self._start_probe(f"periodic re-check below {self.max_threads} threads")
 
     def _finish_probe(self) -> None:
-        self.best = {t: statistics.median(ts) for t, ts in self._times.items()}
+        measured = {t: statistics.median(ts) for t, ts in self._times.items()}
         choice = self.max_threads
-        for t in sorted(self.best, reverse=True):  # fewer threads only when clearly faster
-            if self.best[t] < self.margin * self.best[choice]:
+        for t in sorted(measured, reverse=True):  # fewer threads only when clearly faster
+            if measured[t] < self.margin * measured[choice]:
                 choice = t
+        self.best = measured  # the conditions changed: the old best times no longer apply
+        recheck = self._why.startswith("periodic")
+        self.interval = (min(2 * self.interval, 20 * self.reprobe_every) if recheck and choice == self.current
+                         else self.reprobe_every)
         self.current = choice
         self.since_probe = self.slow_run = 0
         self.log.append((self.steps, choice, self._why))

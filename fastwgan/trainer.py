@@ -38,6 +38,20 @@ DEFAULT_IMPL = {
 }
 
 
+# One compiled graph per generator iteration, or one per update? Each compiled call costs ~0.6 ms on this CPU
+# (Dynamo's guards ~0.3 ms, inductor's Python wrapper ~0.3 ms; toy MLP-128 profile), 7 calls per iteration, while
+# the fused graph compiles ~3x longer (toy MLP-128: 62 s cold vs 20 s). Measured, torch 2.13 CPU, 2-core EPYC,
+# 2 threads, median of 30 (/tmp probe, then benchmarks/test_bench_steps.py --profile cpu -k vs_loop): toy MLP-128
+# b256 11.4-12.7 ms fused vs 13.0 ms per update; for DCGAN-32 (1100 ms) the saving is 0.4% for 3x the compile.
+# So on CPU only small models fuse. CUDA: per update until a GPU benchmark measures the fused graph.
+FUSE_ITERATION_MAX_PARAMS = {"cpu": 250_000, "cuda": 0}
+
+
+def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
+    """The default of ``Trainer(fuse_iteration=None)``: fuse where the model is small (``FUSE_ITERATION_MAX_PARAMS``)."""
+    return n_params <= FUSE_ITERATION_MAX_PARAMS.get(device.type, 0)
+
+
 class Trainer(TrainerBase):
     """Fast WGAN / WGAN-GP trainer, a drop-in twin of ``ReferenceTrainer``.
 
@@ -56,6 +70,9 @@ class Trainer(TrainerBase):
             generator is fixed during the critic updates), for a generator that treats samples independently.
             None (default): on for a generator without batch norm; False for one that mixes samples in other
             ways (e.g. minibatch statistics).
+        fuse_iteration: compile the whole generator iteration (n_critic critic updates + the generator update) as
+            one graph instead of one graph per update: no per-call overhead (guards, wrapper) between updates, at
+            about 3x the compile time. None: per ``FUSE_ITERATION`` (the device and the model size).
         threads: CPU intra-op threads for the steps: "auto" (default) chooses from measured step times and
             re-chooses when another process competes for the cores (``fastwgan.threads``); an int fixes the count
             (bitwise-repeatable runs); None leaves torch's setting alone.
@@ -66,7 +83,7 @@ class Trainer(TrainerBase):
     def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig, *, compile: bool = True,
                  impl: str | dict = "auto", compile_mode: str | None = None, ema_decay: float | None = None,
                  device_data_bytes: int | None = None, batch_calls: bool | None = None,
-                 threads: int | str | None = "auto"):
+                 threads: int | str | None = "auto", fuse_iteration: bool | None = None):
         super().__init__(generator, critic, config, threads=threads)
         if device_data_bytes is not None and device_data_bytes < 0:
             raise ValueError(f"device_data_bytes must be >= 0, got {device_data_bytes!r}")
@@ -89,6 +106,9 @@ class Trainer(TrainerBase):
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
         self.ema_decay = ema_decay
         self.autocast = torch.bfloat16 if cfg.dtype == "bfloat16" else None
+        n_params = sum(p.numel() for m in (generator, critic) for p in m.parameters())
+        self.fuse_iteration = (compile and default_fuse_iteration(self.device, n_params)) if fuse_iteration is None \
+            else bool(fuse_iteration)
         self.batch_calls = (not has_batch_norm(generator)) if batch_calls is None else bool(batch_calls)
 
         # Flat fp32 master buffers; the modules' parameters are views into them.
@@ -110,6 +130,7 @@ class Trainer(TrainerBase):
         self._critic_fn = compile_step(self._critic_update, compile_mode, dev) if compile else self._critic_update
         self._fakes_fn = compile_step(self._fakes, compile_mode, dev) if compile else self._fakes
         self._gen_fn = compile_step(self._generator_update, compile_mode, dev) if compile else self._generator_update
+        self._iteration_fn = compile_step(self._fused_iteration, compile_mode, dev) if compile else self._fused_iteration
 
     # ------------------------------------------------------------------ optimizer state (flat buffers)
     def _new_state(self, flat) -> dict[str, torch.Tensor]:
@@ -277,28 +298,48 @@ class Trainer(TrainerBase):
         return batches.to(self.device, non_blocking=True).reshape(*idx.shape, *data.shape[1:])
 
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        # streaming: each update gathers rows 0..B-1 of its own (B, ...) batch (the same graph, a small "dataset")
         batches = self._stream_batches(data, noise.idx) if self.streaming else None
         noise = noise.to(self.device)
-        d, g = self.flat_d.data, self.flat_g.data
-        n_critic, batch = noise.z.shape[:2]
+        idx = self._arange(noise.idx.shape[1]).expand_as(noise.idx) if self.streaming else noise.idx
+        args = (self.flat_d.data, self.flat_g.data, self.opt_state["critic"], self.opt_state["generator"],
+                self.lr["critic"], self.lr["generator"], data if batches is None else batches, idx, noise.z,
+                noise.eps, noise.z_gen)
+        out = self._iteration_fn(*args) if self.fuse_iteration else self._iteration(*args, fused=False)
+        if self._copy_outputs and self.fuse_iteration:
+            out = {key: v.clone() for key, v in out.items()}
+        if self.ema_generator is not None:
+            with torch.no_grad():
+                self.flat_ema.data.lerp_(self.flat_g.data, 1 - self.ema_decay)
+        return out
+
+    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, *, fused: bool):
+        """One generator iteration: n_critic critic updates, then one generator update.
+
+        fused: the whole iteration is one compiled graph (this function is what is compiled), else each piece is
+        its own compiled graph, called from here eagerly. src: the dataset, or (streaming) the (n_critic, B, ...)
+        batches; idx: (n_critic, B) rows of src (of src[k] when streaming).
+        """
+        fakes_fn, critic_fn, gen_fn = ((self._fakes, self._critic_update, self._generator_update) if fused else
+                                       (self._fakes_fn, self._critic_fn, self._gen_fn))
+        copy = self._copy_outputs and not fused  # CUDA graphs reuse output memory on the next replay
+        n_critic, batch = z.shape[:2]
         if self.batch_calls:  # G is fixed during the critic updates: all their fakes from one call
-            fakes = self._fakes_fn(g, noise.z.reshape(n_critic * batch, -1))
+            fakes = fakes_fn(g, z.reshape(n_critic * batch, -1))
             fakes = fakes.reshape(n_critic, batch, *fakes.shape[1:])  # (n_critic, B, *shape)
         metrics = []
         for k in range(n_critic):
-            eps = None if noise.eps is None else noise.eps[k]
-            fake = fakes[k] if self.batch_calls else self._fakes_fn(g, noise.z[k])  # (B, *shape)
-            # streaming: the step gathers rows 0..B-1 of this update's batch (the same graph, a (B, ...) "dataset")
-            src, idx = (batches[k], self._arange(batch)) if self.streaming else (data, noise.idx[k])
-            m = self._critic_fn(d, self.opt_state["critic"], self.lr["critic"], src, idx, fake, eps)
-            metrics.append({key: v.clone() for key, v in m.items()} if self._copy_outputs else m)
+            fake = fakes[k] if self.batch_calls else fakes_fn(g, z[k])  # (B, *shape)
+            m = critic_fn(d, state_d, lr_d, src[k] if self.streaming else src, idx[k], fake,
+                          None if eps is None else eps[k])
+            metrics.append({key: v.clone() for key, v in m.items()} if copy else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
-        loss_g = self._gen_fn(g, d, self.opt_state["generator"], self.lr["generator"], noise.z_gen)
-        out["generator_loss"] = loss_g.clone() if self._copy_outputs else loss_g
-        if self.ema_generator is not None:
-            with torch.no_grad():
-                self.flat_ema.data.lerp_(g, 1 - self.ema_decay)
+        loss_g = gen_fn(g, d, state_g, lr_g, z_gen)
+        out["generator_loss"] = loss_g.clone() if copy else loss_g
         return out
+
+    def _fused_iteration(self, *args):
+        return self._iteration(*args, fused=True)
 
     def _arange(self, n: int) -> torch.Tensor:
         if self._arange_cache is None or self._arange_cache.shape[0] != n:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+import fastwgan
 from fastwgan import checkpoint
 from fastwgan.cli import main
 
@@ -96,3 +97,24 @@ def test_console_script_help():
     assert r.returncode == 0
     for opt in ("--data", "--preset", "--steps", "--out", "--gp-weight", "--clip-value", "--n-critic", "--betas"):
         assert opt in r.stdout
+
+
+def test_threads_flag(tmp_path, capsys):
+    out = tmp_path / "t1"
+    assert main(["train", "--data", "toy:8gaussians", "--steps", "2", "--out", str(out), "--toy-n", "200",
+                 "--threads", "1", *SMALL]) == 0
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit) as e:
+            main(["train", "--data", "toy:8gaussians", "--steps", "1", "--threads", bad, "--out", str(tmp_path / bad)])
+        assert e.value.code == 2
+        assert "--threads" in capsys.readouterr().err
+
+
+def test_build_trainer_passes_the_thread_policy():
+    from fastwgan.restore import build_trainer
+
+    cfg = fastwgan.TrainConfig.preset("wgan-gp-toy", batch_size=8)
+    spec = dict(kind="mlp", data_shape=[2], latent_dim=cfg.latent_dim, hidden=8)
+    assert build_trainer(cfg, spec, threads=1).threads.mode == 1
+    assert build_trainer(cfg, spec).threads.mode == "auto"
+    assert build_trainer(cfg, spec, trainer="reference").threads.mode is None  # the oracle leaves torch alone
