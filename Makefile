@@ -23,7 +23,7 @@ train: venv
 	$(BIN)/fastwgan train --data digits --steps $(STEPS) --out $(OUT)
 
 test: venv
-	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q --durations=15
 
 bench: venv
 	$(BIN)/python -m pytest benchmarks --benchmark-only -q
