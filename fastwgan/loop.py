@@ -73,6 +73,8 @@ class TrainerBase:
         return self.threads.run(lambda: self._train_step(data, noise))
 
     # ------------------------------------------------------------------ subclass hooks
+    def _planned_steps(self, n: int) -> None:
+        """Called by ``fit`` with the number of steps it is about to run (a trainer may plan its compile)."""
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         """n_critic critic updates then one generator update. Returns 0-d metric tensors (not synced)."""
         raise NotImplementedError
@@ -176,6 +178,7 @@ class TrainerBase:
         if on_nonfinite not in guards.ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {guards.ON_NONFINITE}, got {on_nonfinite!r}")
         data = self._prepare_data(self._check_data(data))
+        self._planned_steps(steps - self.step)
         cfg = self.config
         writer = None
         if out is not None and self.rank == 0:

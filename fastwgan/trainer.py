@@ -45,6 +45,9 @@ DEFAULT_IMPL = {
 # b256 11.4-12.7 ms fused vs 13.0 ms per update; for DCGAN-32 (1100 ms) the saving is 0.4% for 3x the compile.
 # So on CPU only small models fuse. CUDA: per update until a GPU benchmark measures the fused graph.
 FUSE_ITERATION_MAX_PARAMS = {"cpu": 250_000, "cuda": 0}
+# The fused graph saves ~3.6 ms per iteration (6 calls) for ~30 s more cold compile (~6 s warm): it pays after
+# thousands of steps. A first fit shorter than this keeps one graph per update.
+FUSE_ITERATION_MIN_STEPS = 5000
 
 
 def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
@@ -72,7 +75,9 @@ class Trainer(TrainerBase):
             ways (e.g. minibatch statistics).
         fuse_iteration: compile the whole generator iteration (n_critic critic updates + the generator update) as
             one graph instead of one graph per update: no per-call overhead (guards, wrapper) between updates, at
-            about 3x the compile time. None: per ``FUSE_ITERATION`` (the device and the model size).
+            about 3x the compile time. None: per ``FUSE_ITERATION_MAX_PARAMS`` (the device and the model size),
+            unless the first ``fit`` runs fewer than ``FUSE_ITERATION_MIN_STEPS`` steps (the longer compile would
+            not pay back).
         threads: CPU intra-op threads for the steps: "auto" (default) chooses from measured step times and
             re-chooses when another process competes for the cores (``fastwgan.threads``); an int fixes the count
             (bitwise-repeatable runs); None leaves torch's setting alone.
@@ -107,6 +112,7 @@ class Trainer(TrainerBase):
         self.ema_decay = ema_decay
         self.autocast = torch.bfloat16 if cfg.dtype == "bfloat16" else None
         n_params = sum(p.numel() for m in (generator, critic) for p in m.parameters())
+        self._fuse_auto = fuse_iteration is None
         self.fuse_iteration = (compile and default_fuse_iteration(self.device, n_params)) if fuse_iteration is None \
             else bool(fuse_iteration)
         self.batch_calls = (not has_batch_norm(generator)) if batch_calls is None else bool(batch_calls)
@@ -145,10 +151,11 @@ class Trainer(TrainerBase):
         """One fused optimizer step over a flat buffer (in place), from per-parameter gradients.
 
         With the Triton kernels the gradients are concatenated into one flat tensor and the update is one launch
-        over the whole buffer (DESIGN fact 8). With the twins each parameter's update is written on its own view
-        of the buffers, so inductor fuses it with the code that produces that parameter's gradient; a flat
-        gradient would be assembled from the parameters' slices, which inductor lowers to one kernel that tests
-        every element against every slice (measured: 3 ms of a 16 ms toy critic step on CPU).
+        over the whole buffer (DESIGN fact 8). With the twins each parameter's update is computed out of place
+        from its own gradient (inductor fuses the two) and the new values are concatenated into the buffers; a
+        flat gradient would be assembled from the parameters' slices, which inductor lowers to one kernel that
+        tests every element against every slice (measured: 3 ms of a 16 ms toy critic step on CPU), and in-place
+        updates of the views became a slice_scatter chain of the same kind (10 ms).
         """
         cfg = self.config
         state["step"].add_(1)
@@ -299,6 +306,7 @@ class Trainer(TrainerBase):
 
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         # streaming: each update gathers rows 0..B-1 of its own (B, ...) batch (the same graph, a small "dataset")
+        self._fuse_auto = False  # stepping has begun: the graph layout is fixed
         batches = self._stream_batches(data, noise.idx) if self.streaming else None
         noise = noise.to(self.device)
         idx = self._arange(noise.idx.shape[1]).expand_as(noise.idx) if self.streaming else noise.idx
@@ -337,6 +345,11 @@ class Trainer(TrainerBase):
         loss_g = gen_fn(g, d, state_g, lr_g, z_gen)
         out["generator_loss"] = loss_g.clone() if copy else loss_g
         return out
+
+    def _planned_steps(self, n: int) -> None:
+        if self._fuse_auto and self.fuse_iteration and n < FUSE_ITERATION_MIN_STEPS:
+            self.fuse_iteration = False  # a short run: the per-update graphs compile ~3x faster
+        self._fuse_auto = False  # decided once, before anything compiles: a later fit keeps the same graphs
 
     def _fused_iteration(self, *args):
         return self._iteration(*args, fused=True)

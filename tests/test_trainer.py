@@ -241,3 +241,20 @@ def test_hazard_double_backward_through_a_compiled_critic_fails():
     (g,) = torch.autograd.grad(compiled_critic(x).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="double backward"):
         ((g.norm(dim=1) - 1) ** 2).mean().backward()
+
+
+def test_whole_iteration_graph_only_for_small_models_and_long_first_fits():
+    from fastwgan.trainer import FUSE_ITERATION_MIN_STEPS
+
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8, latent_dim=6, device="cpu")
+    small = Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True)
+    assert small.fuse_iteration  # a small model on CPU: one graph per generator iteration
+    small._planned_steps(FUSE_ITERATION_MIN_STEPS - 1)  # what fit does first: a short run keeps per-update graphs
+    assert not small.fuse_iteration
+    long = Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True)
+    long._planned_steps(FUSE_ITERATION_MIN_STEPS)
+    long._planned_steps(1)  # decided once: a later short fit does not switch graphs
+    assert long.fuse_iteration
+    big = Trainer(*fw.models.dcgan(32, 3, latent_dim=6, width=64), cfg, compile=True)
+    assert not big.fuse_iteration  # 1.8 M parameters: per-update graphs
+    assert Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True, fuse_iteration=False).fuse_iteration is False
