@@ -18,7 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from profile_step import build  # benchmarks/ is this script's folder (sys.path[0])
+from profile_step import build, write_json  # benchmarks/ is this script's folder (sys.path[0])
 
 CASES = {"toy-mlp128": "gp-toy-mlp128-b256", "toy-mlp512": "gp-toy-mlp512-b256", "dcgan-gp": "gp-32px-b64",
          "dcgan-clip": "clip-32px-b64"}
@@ -83,9 +83,7 @@ def main(argv=None) -> dict:
         out["cases"][case] = row
         print(case, json.dumps(row))
     print(f"GEMM rate {rate:.1f} GFLOP/s at {torch.get_num_threads()} threads")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(out, args.json)
     return out
 
 

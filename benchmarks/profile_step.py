@@ -27,7 +27,7 @@ def build(case: str, provider: str, compile: bool = True):
 
     torch.manual_seed(0)
     if case.startswith("toy-mlp"):
-        cfg = TrainConfig.preset("wgan-gp", batch_size=256, gp_weight=0.1, betas=(0.5, 0.9), latent_dim=2)
+        cfg = TrainConfig.preset("wgan-gp-toy", batch_size=256)
         G, D = models.mlp((2,), latent_dim=2, hidden=int(case[7:]), depth=3)
         images = data.toy("25gaussians", n=4096, seed=0)
     else:
@@ -81,10 +81,15 @@ def main(argv=None) -> dict:
                       sorted(events, key=lambda e: -e.self_cpu_time_total) if e.key not in GEMM | CONV][:12],
     }
     print(json.dumps(out, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(out, args.json)
     return out
+
+
+def write_json(obj: dict, path: str | None) -> None:
+    """Save a result next to the printed one (nothing when no path was given)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,7 @@ def _busy_process():
 
 
 def _build(variant: str, width: int = 128, batch: int = 256):
-    cfg = TrainConfig.preset("wgan-gp", batch_size=batch, device="cpu", gp_weight=0.1, betas=(0.5, 0.9),
-                             latent_dim=2)
+    cfg = TrainConfig.preset("wgan-gp-toy", batch_size=batch, device="cpu")
     torch.manual_seed(0)
     G, D = models.mlp((2,), latent_dim=2, hidden=width, depth=3)
     if variant.startswith("busy-reference"):

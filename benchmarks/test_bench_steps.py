@@ -61,8 +61,7 @@ COMPILED = ("compiled_reference", "fastwgan", "fastwgan_cudagraphs")
 # ---------------------------------------------------------------------------------------------------------------
 def _config(case, device: str) -> TrainConfig:
     if case.model == "mlp":  # the WGAN-GP authors' toy script (DESIGN section 1)
-        return TrainConfig.preset("wgan-gp", batch_size=case.batch, device=device, gp_weight=0.1, betas=(0.5, 0.9),
-                                  latent_dim=2)
+        return TrainConfig.preset("wgan-gp-toy", batch_size=case.batch, device=device)
     return TrainConfig.preset(case.preset, batch_size=case.batch, device=device)
 
 

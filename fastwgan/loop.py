@@ -75,6 +75,7 @@ class TrainerBase:
     # ------------------------------------------------------------------ subclass hooks
     def _planned_steps(self, n: int) -> None:
         """Called by ``fit`` with the number of steps it is about to run (a trainer may plan its compile)."""
+
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         """n_critic critic updates then one generator update. Returns 0-d metric tensors (not synced)."""
         raise NotImplementedError

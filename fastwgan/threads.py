@@ -121,7 +121,7 @@ class ThreadPolicy:
         self.since_probe += 1
         best = self.best.get(threads)
         if best is None or seconds < best:
-            self.best[threads] = best = min(seconds, best or seconds)
+            self.best[threads] = best = seconds
         self.slow_run = self.slow_run + 1 if seconds > self.slow * best else 0
         if self.slow_run >= self.patience:
             self._start_probe(f"{self.patience} steps over {self.slow}x the best time at {threads} threads")

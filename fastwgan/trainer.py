@@ -55,6 +55,11 @@ def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
     return n_params <= FUSE_ITERATION_MAX_PARAMS.get(device.type, 0)
 
 
+def _concat(tensors) -> torch.Tensor:
+    """Tensors of any shapes as one flat (N,) tensor, in order (the flat-buffer layout)."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
 class Trainer(TrainerBase):
     """Fast WGAN / WGAN-GP trainer, a drop-in twin of ``ReferenceTrainer``.
 
@@ -161,7 +166,7 @@ class Trainer(TrainerBase):
         state["step"].add_(1)
         impl = self.impl["optimizer"]
         if ops.resolves_to_triton(impl, buf) or self.world_size > 1:
-            g = self._all_reduce(torch.cat([x.reshape(-1) for x in grads]))
+            g = self._all_reduce(_concat(grads))
             if cfg.optimizer == "rmsprop":
                 ops.rmsprop_clip_(buf, g, state["square_avg"], lr, cfg.rmsprop_alpha, cfg.opt_eps,
                                   cfg.clip_value if clip else None, impl=impl)
@@ -186,7 +191,7 @@ class Trainer(TrainerBase):
                 new.append((p.clamp(-cfg.clip_value, cfg.clip_value) if clip else p, *st))
         with torch.no_grad():
             for target, pieces in zip((buf, *(state[k] for k in keys)), zip(*new)):
-                target.copy_(torch.cat([x.reshape(-1) for x in pieces]))
+                target.copy_(_concat(pieces))
 
     # ------------------------------------------------------------------ the functional pieces
     def _autocast(self):
@@ -242,7 +247,7 @@ class Trainer(TrainerBase):
         """
         fake = self._fakes(self.flat_g.data, z)
         grads, (_, aux) = self._critic_grad(self.flat_d.data, real, fake, eps)
-        return torch.cat([g.reshape(-1) for g in grads.values()]), aux
+        return _concat(grads.values()), aux
 
     @staticmethod
     def _bufs(module: nn.Module) -> dict[str, torch.Tensor]:

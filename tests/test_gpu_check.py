@@ -44,7 +44,7 @@ def _case(name):
         build = lambda: fw.models.dcgan(32, 3, latent_dim=6, width=4, critic_norm="layer")  # noqa: E731
         data = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     else:  # the authors' 2-D toy: float data, eps (B, 1), lambda 0.1, betas (0.5, 0.9)
-        cfg = fw.TrainConfig.preset("wgan-gp", batch_size=32, gp_weight=0.1, betas=(0.5, 0.9), latent_dim=2)
+        cfg = fw.TrainConfig.preset("wgan-gp-toy", batch_size=32)
         build = lambda: fw.models.mlp((2,), latent_dim=2, hidden=16, depth=3)  # noqa: E731
         data = fw.data.toy("25gaussians", N)
     return cfg, build, data
