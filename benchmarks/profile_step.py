@@ -36,7 +36,7 @@ def build(case: str, provider: str, compile: bool = True):
         G, D = models.dcgan(32, 3, latent_dim=cfg.latent_dim, width=64, critic_norm="layer" if gp else "batch")
         images = torch.randint(0, 256, (1024, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     trainer = ReferenceTrainer(G, D, cfg) if provider == "reference" else Trainer(G, D, cfg, threads=None, compile=compile)
-    prepared = trainer._prepare_data(trainer._check_data(images))
+    prepared = trainer._prepare_data(trainer.check_data(images))
     gen = rng.make_generator(cfg.seed)
     return trainer, prepared, lambda: rng.draw_step(gen, images.shape[0], cfg.n_critic, cfg.batch_size,
                                                     cfg.latent_dim, cfg.uses_penalty)

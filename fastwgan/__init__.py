@@ -10,9 +10,10 @@ Importing fastwgan changes no global state (no seeding, no inductor flags).
 from . import checkpoint, data, metrics, models
 from .config import PRESETS, TrainConfig
 from .reference import ReferenceTrainer
+from .restore import load_trainer
 from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "PRESETS", "Trainer", "ReferenceTrainer", "data", "models", "metrics", "checkpoint",
-           "__version__"]
+__all__ = ["TrainConfig", "PRESETS", "Trainer", "ReferenceTrainer", "load_trainer", "data", "models", "metrics",
+           "checkpoint", "__version__"]

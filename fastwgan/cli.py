@@ -1,15 +1,20 @@
 """`fastwgan` command line: a thin shell over the Python API.
 
-    fastwgan train  --data digits|PATH|toy:NAME --preset wgan-gp|wgan-clip|wgan-gp-toy --steps N --out DIR
-    fastwgan sample --checkpoint RUN --n N --out FILE.png|DIR|FILE.npz
+    fastwgan train  --data digits-train|PATH|toy:NAME --preset wgan-gp|wgan-clip|wgan-gp-toy --steps N --out DIR
+    fastwgan train  --resume RUN --steps N     (N: the run's new total)
+    fastwgan sample RUN --n N --out FILE.png|DIR|FILE.npz
     fastwgan evaluate RUN                      (writes RUN/metrics.json)
-    fastwgan score --checkpoint RUN INPUT [--out scores.csv]
+    fastwgan score RUN INPUT [--out scores.csv]
+
+Every command that reads a run takes it as the positional RUN (a run folder, its checkpoints/ or a step_N.json;
+``--checkpoint RUN`` is the same). Errors are one line (exit 2); ``--debug`` anywhere shows the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -38,6 +43,25 @@ FIELD_HELP = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where the help is, not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    try:
+        triton = version("triton")
+    except PackageNotFoundError:
+        triton = "not installed"
+    return f"fastwgan {__version__} (torch {torch.__version__}, triton {triton}, Python {sys.version.split()[0]})"
+
+
 def _threads(v: str):
     if v == "auto":
         return v
@@ -57,28 +81,53 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             g.add_argument(flag, type=typ, default=None, help=FIELD_HELP[f.name])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fastwgan", description="Train Wasserstein GANs (WGAN, WGAN-GP) on images.")
-    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    sub = p.add_subparsers(dest="command", required=True)
+DATA_HELP = ("'digits' (bundled UCI handwritten digits, 8x8; 'digits-train' / 'digits-heldout' is a fixed 1297 / 500 "
+             "split, 'stacked-digits' three digits in three channels: 1000 modes), "
+             "'toy:8gaussians|25gaussians|swissroll', "
+             "or a path: image folder, MNIST IDX file (.gz ok), CIFAR-10 batch or folder, .npz/.npy")
 
-    t = sub.add_parser("train", help="train on a dataset and write a run folder",
+
+def _run_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """The one way a command names the run it reads: positional RUN, or --checkpoint RUN (the older spelling)."""
+    p.add_argument("run", nargs="?", metavar="RUN", help=f"the run {what}: its folder, its checkpoints/ or one "
+                                                         "step_N.json of it")
+    p.add_argument("--checkpoint", default=None, metavar="RUN", help="the same as RUN")
+
+
+def _positive(v: str) -> int:
+    if v.lstrip("-").isdigit() and int(v) >= 1:
+        return int(v)
+    raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)  # options every command takes, before or after its name
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    p = _Parser(prog="fastwgan", description="Train Wasserstein GANs (WGAN, WGAN-GP) on images.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,score}")
+
+    t = sub.add_parser("train", parents=[common], help="train on a dataset and write a run folder",
                        description="Train a WGAN and write a run folder: config.json, stats.jsonl, "
-                                   "samples/*.png, plots/losses.png, checkpoints/.")
-    t.add_argument("--data", default="digits",
-                   help="'digits' (bundled UCI handwritten digits, 8x8; 'digits-train' / 'digits-heldout' is a fixed "
-                        "1297 / 500 split, 'stacked-digits' three digits in three channels: 1000 modes), "
-                        "'toy:8gaussians|25gaussians|swissroll', "
-                        "or a path: image folder, MNIST IDX file (.gz ok), CIFAR-10 batch or folder, .npz/.npy")
+                                   "samples/*.png, plots/losses.png, checkpoints/. A run folder holds one run: "
+                                   "an existing one is continued with --resume or replaced with --overwrite.")
+    t.add_argument("--data", default="digits-train", help=DATA_HELP + " (default: digits-train)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="paper settings (default: wgan-gp; wgan-gp-toy for toy data)")
-    t.add_argument("--steps", type=int, default=1000, help="generator updates in total (default 1000)")
-    t.add_argument("--out", default=None, help="run folder (default runs/<data>-<preset>)")
+    t.add_argument("--steps", type=_positive, default=1000,
+                   help="generator updates in total, counting those a resumed run has made (default 1000)")
+    t.add_argument("--out", default=None, help="run folder (default runs/<data>-<preset>); must be new or empty")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out: the old run is moved aside (OUT.replaced-TIME) and deleted when "
+                        "the new run writes its first checkpoint, or moved back if it ends before")
     t.add_argument("--trainer", choices=("fast", "reference"), default="fast",
                    help="fast: compiled steps with fused kernels (default); reference: the eager oracle")
     t.add_argument("--no-compile", action="store_true", help="fast trainer without torch.compile (eager)")
     t.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue RUN from its latest checkpoint with its own config; --steps counts the whole run")
+                   help="continue RUN in its own folder from its latest checkpoint, with its own config, to --steps "
+                        "in total")
     t.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
                    help="NaN/inf loss, penalty or parameter: stop naming the step (raise) or undo the step (skip)")
     t.add_argument("--ema-decay", type=float, default=None, help="sample from an EMA of the generator (fast)")
@@ -104,35 +153,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every K steps (and at the end) add the `fastwgan evaluate` metrics to stats.jsonl (eval_*)")
     _add_config_options(t)
 
-    s = sub.add_parser("sample", help="generate samples from a trained run",
+    s = sub.add_parser("sample", parents=[common], help="generate samples from a trained run",
                        description="Generate N samples from a run's latest checkpoint.")
-    s.add_argument("--checkpoint", required=True, help="run folder (or its checkpoints/ or a step_N.json)")
-    s.add_argument("--n", type=int, default=64, help="number of samples")
+    _run_arguments(s, "to sample from")
+    s.add_argument("--n", type=_positive, default=64, help="number of samples")
     s.add_argument("--out", required=True,
                    help="FILE.png: a grid (a scatter plot for toys); DIR: one PNG per sample; FILE.npz: an array")
+    s.add_argument("--scale", type=_positive, default=None,
+                   help="FILE.png grids: enlarge each image this many times (default: 4 below 32 px, like the "
+                        "run's own sample grids, else 1)")
     s.add_argument("--seed", type=int, default=None, help="noise seed (default: the run's seed + 1)")
     s.add_argument("--batch-size", type=int, default=1024, help="generator batch size")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("evaluate", help="compute the metrics that apply to a run (writes RUN/metrics.json)",
+    e = sub.add_parser("evaluate", parents=[common],
+                       help="compute the metrics that apply to a run (writes RUN/metrics.json)",
                        description="Evaluate a run's latest checkpoint: toys: modes covered, high-quality fraction, "
                                    "sliced Wasserstein; digits: classifier FID/KID vs held-out digits next to "
                                    "real-vs-real; stacked-digits: modes of 1000 and KL from uniform. Writes "
                                    "RUN/metrics.json and prints a table.")
-    e.add_argument("run", help="run folder")
+    e.add_argument("run", nargs="?", metavar="RUN",
+                   help="the run to evaluate: its folder (latest checkpoint) or one step_N.json of it")
+    e.add_argument("--data", default=None, metavar="SOURCE",
+                   help="the data to evaluate against, as `train --data` takes it (default: the run's own data): "
+                        + DATA_HELP)
     e.add_argument("--n", type=int, default=None, help="generated samples (default: per data kind)")
     e.add_argument("--seed", type=int, default=0, help="sample-noise seed")
     e.add_argument("--inception", default=None, metavar="FILE",
                    help="add FID/KID with this TorchScript feature extractor (e.g. NVlabs inception-2015-12-05.pt)")
     e.add_argument("--json", action="store_true", help="print the JSON instead of the table")
-    e.add_argument("--checkpoint", default=None, metavar="STEP_JSON",
-                   help="evaluate this checkpoint instead of the latest (writes RUN/eval/metrics_step_N.json)")
+    e.add_argument("--checkpoint", default=None, metavar="RUN|STEP_JSON",
+                   help="the same as RUN; with RUN too, a step_N.json of it to evaluate instead of the latest "
+                        "(a checkpoint's metrics go to RUN/eval/metrics_step_N.json)")
 
-    c = sub.add_parser("score", help="critic scores for images (anomaly scoring), as CSV",
+    c = sub.add_parser("score", parents=[common], help="critic scores for images (anomaly scoring), as CSV",
                        description="Score each input with the run's critic: higher = judged more like the "
-                                   "training data (more normal). Writes index,name,score rows.")
-    c.add_argument("--checkpoint", required=True, help="run folder (or its checkpoints/ or a step_N.json)")
-    c.add_argument("input", help="an image folder, or a .npz / .npy array (points for toy runs)")
+                                   "training data (more normal). Writes index,name,score rows.",
+                       usage="fastwgan score [-h] RUN INPUT [--out CSV] [--batch-size N]   "
+                             "(or: --checkpoint RUN INPUT)")
+    _run_arguments(c, "whose critic scores")
+    c.add_argument("input", nargs="?", metavar="INPUT",
+                   help="what to score: any --data of `fastwgan train` (a built-in name such as digits-heldout "
+                        "or toy:8gaussians, an image folder, a .npz / .npy array, ...)")
     c.add_argument("--out", default=None, help="CSV file (default: print to stdout)")
     c.add_argument("--batch-size", type=int, default=1024, help="critic batch size")
     return p
@@ -195,13 +257,28 @@ def _resume_args(args) -> tuple[TrainConfig, dict, dict]:
 def cmd_train(args) -> int:
     from . import checkpoint, models
     from .guards import DivergenceError
+    from .run import check_out, run_step
 
+    # Everything that can be refused is checked here, before the banner and before any file is written.
     if args.resume:
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise ValueError(f"--resume continues {args.resume} in its own folder; drop --out {args.out}")
+        if args.overwrite:
+            raise ValueError("--overwrite starts a new run and --resume continues one: give one of them")
         cfg, spec, rc = _resume_args(args)
         preset, out = rc.get("preset"), Path(args.resume)
+        at = run_step(out)
+        if not at:
+            raise ValueError(f"--resume: {out} has no checkpoint to continue from")
+        if args.steps <= at:
+            raise ValueError(f"--resume: {out} is already at step {at} and --steps is the run's total; ask for more "
+                             f"than {at} (e.g. --steps {at + args.steps})")
         x = _load_data(args)
     else:
         cfg, preset = _config_from_args(args)
+        name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
+        out = Path(args.out or f"runs/{name}-{preset}")
+        at = check_out(out, overwrite=args.overwrite)
         x = _load_data(args)
         extra = {}
         if args.width is not None:
@@ -209,11 +286,10 @@ def cmd_train(args) -> int:
             extra = {{"mlp": "hidden", "dcgan": "width", "resnet": "dim"}[kind]: args.width}
         spec = dict(kind=args.model, data_shape=list(x.shape[1:]), latent_dim=cfg.latent_dim,
                     critic_norm=args.critic_norm, **extra)
-        name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
-        out = Path(args.out or f"runs/{name}-{preset}")
     cfg = _init_distributed(cfg)
     trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay,
                             threads=args.threads)
+    trainer.check_data(x)
     spec = trainer.generator.spec  # resolved ("auto" -> its kind): `fastwgan sample` rebuilds the models from it
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
@@ -222,15 +298,16 @@ def cmd_train(args) -> int:
                            "toy_n": args.toy_n, "shape": list(x.shape), "dtype": str(x.dtype)}}
     if trainer.rank == 0:
         what = f"resuming at step {trainer.step}" if args.resume else "training"
+        where = f"{out} (replacing the run there at step {at})" if at is not None and not args.resume else out
         print(f"fastwgan: {what}: {trainer.name} trainer, {cfg.loss} loss, {x.shape[0]} samples of shape "
               f"{tuple(x.shape[1:])}, {sum(p.numel() for p in trainer.critic.parameters())} critic / "
               f"{sum(p.numel() for p in trainer.generator.parameters())} generator parameters, "
-              f"{args.steps} steps in total -> {out}", file=sys.stderr)
+              f"{args.steps} steps in total -> {where}", file=sys.stderr)
     try:
-        trainer.fit(x, args.steps, out=out, log_every=args.log_every, sample_every=args.sample_every,
-                    checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-                    progress=False if args.no_progress else None, run_config=run_config,
-                    on_nonfinite=args.on_nonfinite, evaluators=_evaluators(args, out, x))
+        trainer.fit(x, args.steps, out=out, overwrite=args.overwrite, log_every=args.log_every,
+                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                    keep_checkpoints=args.keep_checkpoints, progress=False if args.no_progress else None,
+                    run_config=run_config, on_nonfinite=args.on_nonfinite, evaluators=_evaluators(args, out, x))
     except DivergenceError as e:
         try:
             kept = f"; the last good checkpoint is {checkpoint.resolve(out)}"
@@ -251,18 +328,33 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _run_arg(args) -> str:
+    """The run a command reads: positional RUN or --checkpoint RUN (one of them)."""
+    if args.run and args.checkpoint and args.run != args.checkpoint:
+        raise ValueError(f"the run is given twice ({args.run} and --checkpoint {args.checkpoint}): give RUN once")
+    run = args.run or args.checkpoint
+    if run is None:
+        raise ValueError(f"which run? give RUN, a run folder (e.g. `fastwgan {args.command} runs/digits-train-wgan-gp "
+                         "...`)")
+    return run
+
+
 def cmd_sample(args) -> int:
     from . import data, inference, plots
 
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    trainer, rc = load_trainer(args.checkpoint)
+    run = _run_arg(args)
     out = Path(args.out)
+    if out.suffix and out.suffix not in (".png", ".npz"):
+        raise ValueError(f"--out: {out} must end in .png or .npz, or be a folder")
+    if args.scale is not None and out.suffix != ".png":
+        raise ValueError("--scale enlarges the images of a FILE.png grid; --out is not a .png")
+    trainer, rc = load_trainer(run)
     if out.suffix == ".png":  # one picture: the samples fit in memory by nature
         x = trainer.sample(args.n, seed=args.seed, batch_size=args.batch_size)
-        plots.scatter(x, out, title=f"{args.n} samples") if x.dim() == 2 else data.save_grid(x, out)
-    elif out.suffix and out.suffix != ".npz":
-        raise ValueError(f"--out: {out} must end in .png or .npz, or be a folder")
+        if x.dim() == 2:
+            plots.scatter(x, out, title=f"{args.n} samples")
+        else:
+            data.save_grid(x, out, scale=args.scale)  # None: small images enlarged like the run's own grids
     else:  # a folder or .npz: streamed batch by batch
         inference.write_samples(trainer, args.n, out, seed=args.seed, batch_size=args.batch_size,
                                 progress=False if args.no_progress else None)
@@ -282,14 +374,20 @@ def _evaluators(args, out: Path, x) -> tuple:
 
 def cmd_evaluate(args) -> int:
     from . import evaluate
+    from .restore import run_root
 
+    run, ckpt = (args.run, args.checkpoint) if args.run else (args.checkpoint, None)
+    if run is None:
+        raise ValueError("which run? give RUN, a run folder (e.g. `fastwgan evaluate runs/digits-train-wgan-gp`)")
+    if Path(run).is_file():  # a step_N.json given as the run: that checkpoint of its run
+        run, ckpt = run_root(run), run
     extractor = None
     if args.inception:
         from .features import inception
 
         extractor = inception(args.inception)
-    result = evaluate.evaluate_run(args.run, n=args.n, seed=args.seed, extractor=extractor,
-                                   checkpoint=args.checkpoint)
+    result = evaluate.evaluate_run(run, n=args.n, seed=args.seed, extractor=extractor, checkpoint=ckpt,
+                                   source=args.data)
     written = result.pop("written")
     print(json.dumps(result, indent=1) if args.json else evaluate.format_table(result))
     print(f"fastwgan: wrote {written}", file=sys.stderr)
@@ -299,7 +397,12 @@ def cmd_evaluate(args) -> int:
 def cmd_score(args) -> int:
     from . import inference
 
-    trainer, rc = load_trainer(args.checkpoint)
+    if args.checkpoint and args.input is None:  # `score --checkpoint RUN INPUT`: the one positional is INPUT
+        args.run, args.input = None, args.run
+    run = _run_arg(args)
+    if args.input is None:
+        raise ValueError("give INPUT, what to score (e.g. `fastwgan score RUN digits-heldout`)")
+    trainer, rc = load_trainer(run)
     x, names = inference.load_inputs(args.input, rc.get("data"))
     scores = inference.score(trainer, x, batch_size=args.batch_size)
     if args.out:
@@ -312,6 +415,13 @@ def cmd_score(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The library's notes (logger "fastwgan": a run folder moved aside, stats lines dropped) as 'fastwgan: ...'
+    # lines on stderr, for this command only.
+    log = logging.getLogger("fastwgan")
+    notes = logging.StreamHandler(sys.stderr)
+    notes.setFormatter(logging.Formatter("fastwgan: %(message)s"))
+    log.addHandler(notes)
+    level, log.level = log.level, logging.INFO
     try:
         return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
                 "score": cmd_score}[args.command](args)
@@ -321,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fastwgan {args.command}: error: {e}", file=sys.stderr)
         return 2
     finally:
+        log.removeHandler(notes)
+        log.setLevel(level)
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():

@@ -31,14 +31,20 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .images import DataError, make_grid, save_grid, save_image_folder, save_npz, to_float, to_uint8
-from .toys import TOY_NAMES, toy, toy_modes
+from .toys import TOY_NAMES, TOY_SIZE, toy, toy_modes
 
 __all__ = [
-    "DataError", "TOY_NAMES", "load", "load_labels", "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
+    "DataError", "TOY_NAMES", "BUILTIN", "is_named", "load", "load_labels", "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
     "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz",
 ]
 
-TOY_SIZE = 100_000  # samples returned by load("toy:NAME"), as in the WGAN-GP authors' 25-gaussians set
+BUILTIN = ("digits", "digits-train", "digits-heldout", "stacked-digits")  # and "toy:NAME": data shipped in the package
+
+
+def is_named(source) -> bool:
+    """Whether ``source`` names built-in data ("digits", "digits-heldout", "toy:8gaussians", ...) rather than a
+    path; ``load`` takes both."""
+    return isinstance(source, str) and (source in BUILTIN or source.startswith("toy:"))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 _IDX_IMAGES = re.compile(r"idx3[-.]ubyte(\.gz)?$")
@@ -297,8 +303,8 @@ def _as_path(source, what: str) -> Path:
     if not path.exists():
         s = str(source)
         if isinstance(source, str) and "/" not in s and "\\" not in s and "." not in s:
-            raise DataError(f"unknown data source {s!r}: expected 'digits', 'digits-train', 'digits-heldout', "
-                            f"'stacked-digits', 'toy:NAME' {TOY_NAMES} or an "
+            raise DataError(f"unknown data source {s!r}: expected one of {', '.join(BUILTIN)}, "
+                            f"'toy:NAME' {TOY_NAMES} or an "
                             f"existing path (no file or folder named {s!r} here either)")
         raise FileNotFoundError(f"{what}: no such file or folder: {path}")
     return path

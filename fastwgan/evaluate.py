@@ -86,7 +86,7 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         out["classifier_heldout_accuracy"] = info["heldout_accuracy"]
         out["w_estimate_heldout"] = metrics.w_estimate(trainer, held, seed=seed)
         if source != "digits-train":  # a "digits" run trained on the held-out digits too: FID/W are not held out
-            out["heldout_seen_in_training"] = 1
+            out["heldout_seen_in_training"] = True
     elif kind == "stacked":
         from .classifier import digit_classifier, predict_stacked
 
@@ -115,11 +115,14 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
 
 
 def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, write: bool = True,
-                 checkpoint=None) -> dict:
+                 checkpoint=None, source: str | None = None) -> dict:
     """Evaluate a run folder's latest checkpoint (or ``checkpoint``, a step_N.json of the run); writes
     ``RUN/metrics.json`` (``RUN/eval/metrics_step_NNNNNN.json`` for a given checkpoint) and caches the digit
     classifier in ``RUN/eval/``, unless ``write=False``.
 
+    Args:
+        source: the data whose metrics apply, as ``fastwgan train --data`` names it (default: the run's own data).
+            E.g. "digits-train" for a run trained on digits from a file; a path compares with those images.
     Returns:
         {"run", "step", "source", "metrics": evaluate_trainer's dict}.
     """
@@ -129,10 +132,15 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
     run = Path(run)
     trainer, rc = load_trainer(checkpoint or run)
     spec = rc.get("data", {})
-    source = spec.get("source", "digits")
+    source = source or spec.get("source", "digits")
     train_data = None
     if _kind(source) == "images":
         train_data = data.load(source, image_size=spec.get("image_size"), channels=spec.get("channels"))
+    shape = spec.get("shape")
+    ref = train_data if train_data is not None else data.load(source) if _kind(source) != "stacked" else None
+    if shape is not None and ref is not None and tuple(ref.shape[1:]) != tuple(shape[1:]):
+        raise ValueError(f"evaluate: {source} holds samples of shape {tuple(ref.shape[1:])} but the run makes "
+                         f"{tuple(shape[1:])}")
     m = evaluate_trainer(trainer, source, n=n, seed=seed, cache_dir=run / "eval", extractor=extractor,
                          train_data=train_data)
     result = {"run": str(run), "step": trainer.step, "source": source, "seed": seed, "metrics": m}
@@ -167,7 +175,7 @@ def format_table(result: dict) -> str:
 
     rows = []
     for k, v in m.items():
-        if k.endswith("_real") or k == "modes":
+        if k.endswith("_real") or k in ("modes", "heldout_seen_in_training"):
             continue
         label = _LABELS.get(k, k)
         if k == "modes_covered":
@@ -177,6 +185,10 @@ def format_table(result: dict) -> str:
     head = f"{result['run']} @ step {result['step']} ({result['source']})"
     lines = [head, f"{'metric':<{w}}  {'generated':>12}  {'real vs real':>12}"]
     lines += [f"{a:<{w}}  {b:>12}  {c:>12}" for a, b, c in rows]
+    if m.get("heldout_seen_in_training"):
+        lines.append(f"Note: this run trained on {result['source']!r}, which includes the 500 held-out digits, so "
+                     "the held-out figures above compare with digits it saw in training. Train on 'digits-train' "
+                     "(the default) for a truly held-out comparison.")
     return "\n".join(lines)
 
 
@@ -192,6 +204,6 @@ def eval_callback(source: str, every: int, steps: int | None = None, cache_dir=N
         if trainer.step % every and trainer.step != steps:
             return {}
         m = evaluate_trainer(trainer, source, n=n, cache_dir=cache_dir, train_data=train_data)
-        return {f"eval_{k}": v for k, v in m.items() if k not in ("n", "modes")}
+        return {f"eval_{k}": v for k, v in m.items() if k not in ("n", "modes", "heldout_seen_in_training")}
 
     return evaluator

@@ -65,9 +65,22 @@ def _save_png(img: torch.Tensor, path: Path) -> None:
     Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(path, format="PNG")
 
 
-def save_grid(x: torch.Tensor, path, nrow: int | None = None, padding: int = 2) -> Path:
-    """Write images (N, C, H, W) (float in [-1, 1] or uint8) as one PNG grid (see `make_grid`). Returns the path."""
+def view_scale(side: int) -> int:
+    """The default enlargement of a grid of ``side``-px images: x4 below 32 px (8x8 digits become 32 px tiles),
+    else 1. The run folder's sample grids and ``fastwgan sample --out FILE.png`` both use it."""
+    return 4 if side < 32 else 1
+
+
+def save_grid(x: torch.Tensor, path, nrow: int | None = None, padding: int = 2, scale: int | None = 1) -> Path:
+    """Write images (N, C, H, W) (float in [-1, 1] or uint8) as one PNG grid (see `make_grid`), each image
+    enlarged ``scale`` times by pixel repetition (None: ``view_scale`` of the images' width). Returns the path."""
     path = Path(path)
+    x = torch.as_tensor(x)
+    scale = view_scale(x.shape[-1]) if scale is None else scale
+    if not isinstance(scale, int) or scale < 1:
+        raise DataError(f"save_grid: scale must be a positive integer, got {scale!r}")
+    if scale > 1:
+        x = x.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2)
     path.parent.mkdir(parents=True, exist_ok=True)
     _save_png(make_grid(x, nrow, padding), path)
     return path

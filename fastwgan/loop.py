@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -114,7 +115,14 @@ class TrainerBase:
         self._pending.clear()
 
     # ------------------------------------------------------------------ data
-    def _check_data(self, data) -> torch.Tensor:
+    def check_data(self, data) -> torch.Tensor:
+        """Check a training set against this trainer's models before anything runs, with the shapes named:
+        the data's type and values, the latent size against the generator's input, the generator's output against
+        the data's sample shape, and the critic's output (one score per sample: (B,) or (B, 1)).
+
+        Returns:
+            the data as a tensor. Raises ValueError / TypeError with one line naming the problem.
+        """
         if isinstance(data, np.ndarray):
             data = torch.from_numpy(data)
         if not isinstance(data, torch.Tensor):
@@ -125,14 +133,20 @@ class TrainerBase:
             raise ValueError(f"data: expected uint8 images or a float tensor, got dtype {data.dtype}")
         if data.is_floating_point() and not torch.isfinite(data).all():
             raise ValueError("data: contains NaN or inf values")
-        with torch.no_grad():
-            was = self.generator.training
-            self.generator.eval()
-            out = self.generator(torch.zeros(2, self.config.latent_dim, device=self.device))
-            self.generator.train(was)
+        latent = self.config.latent_dim
+        hint = _first_layer_hint(self.generator, latent)
+        out = _probe(self.generator, torch.zeros(2, latent, device=self.device),
+                     lambda e: f"generator: {hint} (a call on z of shape (2, {latent}) failed: {e})" if hint else
+                     f"generator: calling it on z of shape (2, {latent}) failed: {e}")
         if tuple(out.shape[1:]) != tuple(data.shape[1:]):
             raise ValueError(f"data: samples have shape {tuple(data.shape[1:])} but the generator makes "
                              f"{tuple(out.shape[1:])}; build the models for this data")
+        real = self._as_float(data[:2]).to(self.device)
+        score = _probe(self.critic, real, lambda e: f"critic: calling it on a data batch of shape "
+                                                    f"{tuple(real.shape)} failed: {e}")
+        if tuple(score.shape) not in ((len(real),), (len(real), 1)):
+            raise ValueError(f"critic: returns shape {tuple(score.shape)} for a batch of {len(real)} samples; a "
+                             f"critic returns one score per sample, shape ({len(real)},) or ({len(real)}, 1)")
         return data
 
     @staticmethod
@@ -141,18 +155,28 @@ class TrainerBase:
         return to_float(x) if x.dtype == torch.uint8 else x.float()
 
     # ------------------------------------------------------------------ training
-    def fit(self, data, steps: int, *, out: str | os.PathLike | None = None, log_every: int = 10,
+    def fit(self, data, steps: int | None = None, *, add_steps: int | None = None,
+            out: str | os.PathLike | None = None, overwrite: bool = False, log_every: int = 10,
             sample_every: int | None = None, checkpoint_every: int | None = None, keep_checkpoints: int = 3,
             progress: bool | None = None, run_config: dict | None = None,
             callbacks: tuple[Callable[["TrainerBase", dict], None], ...] = (), on_nonfinite: str = "raise",
             handle_signals: bool = True,
             evaluators: tuple[Callable[["TrainerBase"], dict], ...] = ()) -> "TrainerBase":
-        """Train until ``steps`` generator updates have been made in total (a resumed trainer continues).
+        """Train until the run has made ``steps`` generator updates in total, or ``add_steps`` more than now.
+
+        ``steps`` is the run's total, so a resumed or already-trained trainer continues to it: ``fit(x, 100)``
+        twice trains 100 steps, once (the second call warns that it has nothing to do). ``fit(x, add_steps=100)``
+        trains 100 more each time it is called. Give exactly one of the two.
 
         Args:
             data: the training set, (N, C, H, W) uint8 images or an (N, ...) float tensor (e.g. 2-D toy points).
             steps: total generator updates of the run (each preceded by n_critic critic updates).
+            add_steps: generator updates to make from the current step (instead of ``steps``).
             out: a run folder to write (config.json, stats.jsonl, samples, plots, checkpoints); None writes nothing.
+                A run folder belongs to one run (``fastwgan.run.check_out``): a new trainer (step 0) needs an absent
+                or empty folder, a continued one its own run's folder.
+            overwrite: a new run may replace the run in ``out``: the old one is moved aside and deleted once this
+                run writes its first checkpoint (moved back if it ends before; ``fastwgan.run.RunWriter``).
             log_every: steps between log ticks (stats.jsonl line, progress bar postfix, callbacks, NaN check).
             sample_every: steps between fixed-noise sample pictures (default: steps // 10).
             checkpoint_every: steps between checkpoints (default: only at the end).
@@ -172,18 +196,30 @@ class TrainerBase:
         Returns:
             self.
         """
+        if (steps is None) == (add_steps is None):
+            raise ValueError("fit: give exactly one of steps (the run's total) and add_steps (more from now)")
+        if add_steps is not None:
+            if not isinstance(add_steps, int) or add_steps < 0:
+                raise ValueError(f"add_steps must be a non-negative integer, got {add_steps!r}")
+            steps = self.step + add_steps
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
         if on_nonfinite not in guards.ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {guards.ON_NONFINITE}, got {on_nonfinite!r}")
-        data = self._prepare_data(self._check_data(data))
+        data = self.check_data(data)
+        if steps <= self.step:
+            warnings.warn(f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
+                          "run's total; fit(data, add_steps=N) trains N more", stacklevel=2)
+            return self
+        data = self._prepare_data(data)
         self._planned_steps(steps - self.step)
         cfg = self.config
         writer = None
         if out is not None and self.rank == 0:
-            writer = RunWriter(out, {"trainer": self.name, "config": cfg.to_dict(), **(run_config or {})})
+            writer = RunWriter(out, {"trainer": self.name, "config": cfg.to_dict(), **(run_config or {})},
+                               step=self.step, overwrite=overwrite)
         sample_every = sample_every or max(1, steps // 10)
         n_show = 1000 if data.dim() == 2 else 64  # 2-D toys: a scatter of 1000 points; images: an 8x8 grid
         fixed_z = torch.randn(n_show, cfg.latent_dim, generator=rng.make_generator(cfg.seed + 2))
@@ -195,6 +231,8 @@ class TrainerBase:
         bar = tqdm(total=steps, initial=min(self.step, steps), desc=f"{self.name} {cfg.loss}", unit="step",
                    disable=(self.rank != 0) or (not progress if progress is not None else None), dynamic_ncols=True)
         t_tick, step_tick = time.perf_counter(), self.step
+        timed_from = None  # the tick's first timed step: the first step of a fit (compile) is not timed
+        first_step_s = None
         n = data.shape[0]
         skip = on_nonfinite == "skip"
         with guards.catch_signals(handle_signals) as stop:
@@ -214,6 +252,10 @@ class TrainerBase:
                             continue
                     self.step += 1
                     bar.update(1)
+                    if first_step_s is None:  # its time (compile included) goes in the first record, apart
+                        self._flush()
+                        now = time.perf_counter()
+                        first_step_s, t_tick, timed_from = now - t_tick, now, self.step
                     last = self.step == steps or bool(stop)
                     ckpt = writer is not None and ((checkpoint_every and self.step % checkpoint_every == 0) or last)
                     if self.step % log_every == 0 or last or ckpt:
@@ -221,8 +263,10 @@ class TrainerBase:
                         self._check_finite(since=step_tick)
                     if self.step % log_every == 0 or last:
                         now = time.perf_counter()
-                        record = self._tick_record(step_tick, now - t_tick)
-                        t_tick, step_tick = now, self.step
+                        record = self._tick_record(step_tick, now - t_tick, timed_from)
+                        if first_step_s is not None and step_tick < timed_from:
+                            record["first_step_s"] = first_step_s  # compile + one step: not in steps_per_s
+                        t_tick, step_tick, timed_from = now, self.step, self.step
                         bar.set_postfix({k: f"{record[k]:.3g}" for k in ("critic_loss", "w_estimate",
                                                                         "generator_loss")})
                         if evaluators:
@@ -240,6 +284,8 @@ class TrainerBase:
                         writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
             finally:
                 bar.close()
+                if writer is not None:
+                    writer.close()
         if stop:
             self.stopped_by = stop.name
         return self
@@ -270,14 +316,16 @@ class TrainerBase:
         self.load_state_dict({**snapshot, "history": self._records})
         self._gen.set_state(gen_state)
 
-    def _tick_record(self, since_step: int, seconds: float) -> dict:
+    def _tick_record(self, since_step: int, seconds: float, timed_from: int | None = None) -> dict:
+        """Means of the metrics over the steps after ``since_step``; speed over the steps after ``timed_from``
+        (the ``seconds`` since then; NaN when no step was timed)."""
         recs = self._records_since(since_step)
         out = {"step": self.step}
         for k in METRICS:
             vals = [r[k] for r in recs if r[k] is not None]
             out[k] = sum(vals) / len(vals) if vals else None
-        steps = max(1, len(recs))
-        out["steps_per_s"] = steps / seconds if seconds > 0 else math.nan
+        steps = len(self._records_since(since_step if timed_from is None else timed_from))
+        out["steps_per_s"] = steps / seconds if seconds > 0 and steps else math.nan
         out["images_per_s"] = out["steps_per_s"] * self.config.batch_size * self.config.n_critic
         return out
 
@@ -386,6 +434,29 @@ class TrainerBase:
         self.step = int(state["step"])
         self._pending.clear()
         self._records = [dict(r) for r in state.get("history", [])]
+
+
+@torch.no_grad()
+def _probe(module: nn.Module, x: torch.Tensor, message) -> torch.Tensor:
+    """``module(x)`` in eval mode (batch norm on its running statistics); a failure becomes one ValueError line."""
+    was = module.training
+    module.eval()
+    try:
+        return module(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ValueError(message(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)) from None
+    finally:
+        module.train(was)
+
+
+def _first_layer_hint(module: nn.Module, latent: int) -> str:
+    """'its first layer NAME takes K inputs but TrainConfig.latent_dim is L' when they disagree, else ''."""
+    for name, m in module.named_modules():
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            k = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+            return f"its first layer {name} takes {k} inputs but TrainConfig.latent_dim is {latent}" if k != latent \
+                else ""
+    return ""
 
 
 def _clone_tree(obj):

@@ -34,18 +34,30 @@ def build_trainer(cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: 
     return ReferenceTrainer(G, D, cfg)
 
 
-def load_trainer(run: str | Path):
-    """Rebuild a run's models and trainer from its config.json and latest checkpoint.
+def run_root(path: str | Path) -> Path:
+    """The run folder of ``path``: a run folder itself, its checkpoints/ folder or one of its step_N.json."""
+    p = Path(path)
+    return next((d for d in (p, *p.parents) if (d / "config.json").is_file()), p)
 
-    The eager trainer is enough for sampling and scoring (fast and reference checkpoints interchange); a run
-    trained with an EMA generator gets it back.
+
+def load_trainer(run: str | Path, *, compile: bool = False, threads="auto"):
+    """Rebuild a run's models and trainer from its config.json and latest checkpoint (or the given step_N.json),
+    to sample, score, or continue it from Python.
+
+    Args:
+        run: a run folder written by ``fastwgan train`` or ``fit(out=...)`` with the CLI's run config, its
+            checkpoints/ folder, or one of its step_N.json.
+        compile: compile the training steps (for continuing a run; sampling and scoring never need it).
+        threads: the fast trainer's thread policy (``fastwgan.threads``).
+    Returns:
+        (trainer, run_config): a fast ``fastwgan.Trainer`` at the checkpoint's step (fast and reference
+        checkpoints interchange; a run trained with an EMA generator gets it back) and the run's config.json.
+        ``trainer.fit(data, add_steps=N, out=run)`` continues the run in its own folder.
     """
     from . import checkpoint
     from .run import read_config
 
-    p = Path(run)
-    root = next((d for d in (p, *p.parents) if (d / "config.json").is_file()), p)  # step_N.json -> its run
-    rc = read_config(root)
+    rc = read_config(run_root(run))
     try:
         cfg = TrainConfig.from_dict(rc["config"]).replace(device="auto")
         spec = rc["model"]
@@ -53,6 +65,6 @@ def load_trainer(run: str | Path):
         raise ValueError(f"{run}: config.json has no {e} entry (not a fastwgan train run?)") from None
     state = checkpoint.load(run)
     ema = rc.get("ema_decay") if "ema_generator" in state.get("optimizers", {}) else None
-    trainer = build_trainer(cfg, spec, "fast", compile=False, ema_decay=ema)
+    trainer = build_trainer(cfg, spec, "fast", compile=compile, ema_decay=ema, threads=threads)
     trainer.load_state_dict(state)
     return trainer, rc

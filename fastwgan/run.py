@@ -9,13 +9,71 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import shutil
+import time
 from pathlib import Path
 
 import torch
 
 from . import checkpoint, plots
+
+log = logging.getLogger("fastwgan")
+
+# What makes a folder a run folder (any one of them): a folder holding none of these but other files is not one.
+RUN_MARKERS = ("config.json", "stats.jsonl", "checkpoints")
+
+
+class RunFolderError(ValueError):
+    """A run folder cannot be written as asked (it holds another run, or is not a run folder)."""
+
+
+def run_step(out: str | os.PathLike) -> int | None:
+    """The step of the run in folder ``out``: its latest checkpoint's step, 0 for a run with no checkpoint yet
+    (config or stats only), None when ``out`` is absent, empty, or holds no run."""
+    out = Path(out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    latest = out / "checkpoints" / checkpoint.LATEST
+    if latest.is_file():
+        try:
+            return int(json.loads(latest.read_text())["step"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise checkpoint.CheckpointError(f"checkpoint: {latest} is corrupt ({e})") from None
+    return 0 if any((out / m).exists() for m in RUN_MARKERS) else None
+
+
+def check_out(out: str | os.PathLike, *, step: int = 0, overwrite: bool = False) -> int | None:
+    """Check that a trainer at ``step`` may write the run folder ``out``, before anything is written.
+
+    A run folder belongs to one run: an absent or empty folder takes a new run; a folder holding a run takes only
+    that run's continuation (a trainer at a step >= the run's latest checkpoint), or, with ``overwrite``, a new
+    run that replaces it. A non-empty folder that is not a run folder is never written.
+
+    Returns:
+        the step of the run already in ``out`` (None: none).
+    Raises:
+        RunFolderError naming the folder, its step and the ways on.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"run folder: {out} exists and is not a folder")
+    have = run_step(out)
+    if have is None:
+        if out.is_dir() and any(out.iterdir()):
+            raise RunFolderError(f"run folder: {out} is not empty and holds no fastwgan run; choose a new or "
+                                 "empty folder")
+        return None
+    if step == 0 and not overwrite:
+        raise RunFolderError(f"run folder: {out} already holds a run (at step {have}); continue it with "
+                             f"`fastwgan train --resume {out}` (Python: fastwgan.load_trainer), or start over "
+                             "with --overwrite (Python: fit(..., overwrite=True))")
+    if 0 < step < have:
+        raise RunFolderError(f"run folder: {out} holds a run at step {have}, ahead of this trainer's step {step}; "
+                             "write to another folder")
+    return have
 
 
 def environment() -> dict:
@@ -34,14 +92,33 @@ def environment() -> dict:
 
 
 class RunWriter:
-    """Writes a run folder. Creating it checks that ``out`` is a writable folder (clear error otherwise)."""
+    """Writes a run folder for a trainer at ``step`` (0: a new run).
 
-    def __init__(self, out: str | os.PathLike, run_config: dict | None = None):
+    Creating it checks the folder (``check_out``: a run folder belongs to one run; clear error otherwise). A
+    continued run keeps the folder: ``stats.jsonl`` lines after ``step`` (logged after the checkpoint the run
+    resumed from) are dropped and config.json keeps its entries that ``run_config`` does not set. With
+    ``overwrite``, a run already in the folder is moved aside atomically (one rename, to ``OUT.replaced-TIME``)
+    and deleted when the new run writes its first checkpoint; if the new run ends before that (``close``), the
+    partial new folder is removed and the old run is moved back.
+    """
+
+    def __init__(self, out: str | os.PathLike, run_config: dict | None = None, *, step: int = 0,
+                 overwrite: bool = False):
         self.out = Path(out)
-        if self.out.exists() and not self.out.is_dir():
-            raise NotADirectoryError(f"run folder: {self.out} exists and is not a folder")
+        self.replaced: Path | None = None  # where the overwritten run waits for the new run's first checkpoint
+        have = check_out(self.out, step=step, overwrite=overwrite)
         if self.out.is_dir() and not os.access(self.out, os.W_OK):
             raise PermissionError(f"run folder: {self.out} is not writable")
+        old_config: dict = {}
+        if have is not None and step == 0:  # overwrite
+            self.replaced = self.out.with_name(f"{self.out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.rename(self.out, self.replaced)
+            log.info("moved the run in %s (step %d) aside to %s; it is deleted when this run writes its first "
+                     "checkpoint", self.out, have, self.replaced)
+        elif have is not None:  # a continuation
+            self._truncate_stats(step)
+            if (self.out / "config.json").is_file():
+                old_config = read_config(self.out)
         try:
             for sub in ("samples", "plots", "checkpoints"):
                 (self.out / sub).mkdir(parents=True, exist_ok=True)
@@ -50,7 +127,28 @@ class RunWriter:
         if not os.access(self.out, os.W_OK):
             raise PermissionError(f"run folder: {self.out} is not writable")
         if run_config is not None:
-            checkpoint.atomic_write_json(self.out / "config.json", {**run_config, "environment": environment()})
+            checkpoint.atomic_write_json(self.out / "config.json",
+                                         {**old_config, **run_config, "environment": environment()})
+
+    def _truncate_stats(self, step: int) -> None:
+        path = self.out / "stats.jsonl"
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        keep = [ln for ln in lines if not ln.strip() or json.loads(ln).get("step", 0) <= step]
+        if len(keep) != len(lines):
+            checkpoint.atomic_write_bytes(path, "".join(keep).encode())
+            log.info("dropped %d stats.jsonl lines after step %d (logged after the checkpoint this run continues "
+                     "from)", len(lines) - len(keep), step)
+
+    def close(self) -> None:
+        """End of the run: an overwritten run still set aside (no checkpoint yet) is moved back."""
+        if self.replaced is None:
+            return
+        shutil.rmtree(self.out, ignore_errors=True)
+        os.rename(self.replaced, self.out)
+        log.info("the new run wrote no checkpoint: moved the old run back to %s", self.out)
+        self.replaced = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -68,9 +166,7 @@ class RunWriter:
         else:
             from .data import save_grid
 
-            if x.dim() == 4 and x.shape[-1] < 32:  # small images (8x8 digits): nearest-neighbour x4 to be seen
-                x = x.repeat_interleave(4, dim=-1).repeat_interleave(4, dim=-2)
-            save_grid(x, path)
+            save_grid(x, path, scale=None)  # small images (8x8 digits) enlarged to be seen (images.view_scale)
         return path
 
     def plots(self, history: list[dict]) -> None:
@@ -78,7 +174,12 @@ class RunWriter:
             plots.plot_losses(history, self.out / "plots" / "losses.png")
 
     def checkpoint(self, state: dict, step: int, keep: int = 3) -> Path:
-        return checkpoint.save(state, self.checkpoint_dir, step, keep=keep)
+        path = checkpoint.save(state, self.checkpoint_dir, step, keep=keep)
+        if self.replaced is not None:  # the new run now stands on its own: the overwritten one goes
+            shutil.rmtree(self.replaced)
+            log.info("deleted the overwritten run %s (this run's first checkpoint is written)", self.replaced)
+            self.replaced = None
+        return path
 
 
 def read_config(run: str | os.PathLike) -> dict:

@@ -43,8 +43,12 @@ def toy_modes(name: str) -> tuple[torch.Tensor, float]:
     raise DataError(f"unknown toy {name!r}: expected one of {TOY_NAMES}")
 
 
-def toy(name: str, n: int, seed: int = 0) -> torch.Tensor:
-    """n samples of a 2-D toy distribution as a float32 (n, 2) tensor, deterministic in `seed`.
+TOY_SIZE = 100_000  # the default n: the WGAN-GP authors' 25-gaussians set has 100000 points
+
+
+def toy(name: str, n: int = TOY_SIZE, seed: int = 0) -> torch.Tensor:
+    """n samples (default 100000, as in the WGAN-GP authors' toy script) of a 2-D toy distribution as a float32
+    (n, 2) tensor, deterministic in `seed`.
 
     25gaussians: centres 2*(i, j), i, j in -2..2, equally many per centre (shuffled), noise N(0, 0.05^2), / 2.828.
     8gaussians: a uniformly chosen compass point of radius 2, noise N(0, 0.02^2), / 1.414.

@@ -56,7 +56,7 @@ def _pair(name):
     ref = fw.ReferenceTrainer(*build(), cfg)
     torch.manual_seed(0)
     loop = _plain_loop().PlainLoop(*build(), cfg)
-    return cfg, ref, ref._prepare_data(ref._check_data(data)), loop, loop.prepare(data)
+    return cfg, ref, ref._prepare_data(ref.check_data(data)), loop, loop.prepare(data)
 
 
 # Tolerances: fp32, the same ops in a different order (the loop scores fake before real and sums the loss in

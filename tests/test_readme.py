@@ -30,3 +30,22 @@ def test_api_example_runs_as_written():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_continue_example_runs_on_a_cli_run(tmp_path):
+    # The README's "continue a CLI run from Python" block, as written, on a small run in runs/digits.
+    from fastwgan.cli import main
+
+    run = tmp_path / "runs" / "digits"
+    assert main(["train", "--data", "digits-train", "--steps", "2", "--batch-size", "8", "--width", "16",
+                 "--no-progress", "--out", str(run)]) == 0
+    block = README.split("<!-- continue-example")[1]
+    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
+    check = ("\nimport json\nlines = [json.loads(x) for x in open('runs/digits/stats.jsonl')]"
+             "\nassert trainer.step == 102 and lines[-1]['step'] == 102, (trainer.step, lines[-1])"
+             "\nassert fw.checkpoint.load('runs/digits')['step'] == 102\nprint('CONTINUE-OK')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", "import fastwgan as fw\n" + code + check], capture_output=True,
+                       text=True, env=env, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "CONTINUE-OK" in r.stdout
