@@ -280,8 +280,10 @@ class TrainerBase:
                     if writer and (self.step % sample_every == 0 or last):
                         writer.samples(self.step, self._sample_with(fixed_z), real=real_show)
                         writer.plots(self.history)
+                        t_tick = time.perf_counter()  # writing is not training: not in steps_per_s
                     if ckpt:
                         writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
+                        t_tick = time.perf_counter()
             finally:
                 bar.close()
                 if writer is not None:
@@ -327,6 +329,8 @@ class TrainerBase:
         steps = len(self._records_since(since_step if timed_from is None else timed_from))
         out["steps_per_s"] = steps / seconds if seconds > 0 and steps else math.nan
         out["images_per_s"] = out["steps_per_s"] * self.config.batch_size * self.config.n_critic
+        if self.threads.mode is not None:
+            out["threads"] = self.threads.current  # the CPU thread count now (fastwgan.threads)
         return out
 
     # ------------------------------------------------------------------ inference

@@ -24,11 +24,14 @@ On CUDA the policy does nothing (the host threads only launch kernels).
 """
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from typing import Callable
 
 import torch
+
+log = logging.getLogger("fastwgan")
 
 
 def candidates(max_threads: int) -> list[int]:
@@ -98,6 +101,8 @@ class ThreadPolicy:
 
     # ------------------------------------------------------------------ the "auto" decisions
     def _start_probe(self, why: str) -> None:
+        log.info("threads: timing %s threads for a few steps (%s)", "/".join(map(str, candidates(self.max_threads))),
+                 why)
         self._why = why
         self._plan = []
         for t in candidates(self.max_threads):
@@ -141,3 +146,5 @@ class ThreadPolicy:
         self.current = choice
         self.since_probe = self.slow_run = 0
         self.log.append((self.steps, choice, self._why))
+        log.info("threads: %d (median step %s)", choice,
+                 ", ".join(f"{t} threads {1e3 * m:.1f} ms" for t, m in sorted(measured.items())))

@@ -28,6 +28,8 @@ def test_train_digits_writes_the_run_folder(tmp_path):
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [2, 4]
     assert {"critic_loss", "w_estimate", "gp", "generator_loss", "images_per_s"} <= set(stats[0])
+    assert stats[0]["first_step_s"] > 0 and "first_step_s" not in stats[1]  # compile timed apart
+    assert stats[0]["threads"] >= 1  # the fast trainer's CPU thread count at that tick
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     grid = Image.open(out / "samples" / "step_000004.png")
     assert grid.size[0] > 8 * 8  # a grid of 8x8 digits

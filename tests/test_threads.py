@@ -54,7 +54,8 @@ def test_auto_on_a_quiet_machine_stays_at_all_cores_and_compiles_once(threads2):
     assert set(steps.seen) == {2} and policy.log == []
 
 
-def test_auto_moves_to_one_thread_under_contention_and_back_when_it_ends(threads2):
+def test_auto_moves_to_one_thread_under_contention_and_back_when_it_ends(threads2, caplog):
+    caplog.set_level("INFO", logger="fastwgan")
     steps = FakeSteps({1: 0.020, 2: 0.012})
     policy = ThreadPolicy("auto", CPU, clock=steps.clock, reprobe_every=10)
     run(policy, steps, 10)
@@ -64,6 +65,9 @@ def test_auto_moves_to_one_thread_under_contention_and_back_when_it_ends(threads
     assert "steps over" in policy.log[-1][2]
     # 3 slow steps, 2 timed probe steps at 2 threads; 1 untimed (compiling) + 2 timed at 1 thread
     assert steps.seen[10:18] == [2, 2, 2, 2, 2, 1, 1, 1]
+    # each decision is said (the CLI prints the "fastwgan" logger's notes on stderr)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["threads: timing 2/1 threads for a few steps",
+                                                                       "threads: 1"]
     steps.cost = {1: 0.020, 2: 0.012}  # the other process left
     run(policy, steps, 20)
     assert policy.current == 2 and policy.log[-1][2].startswith("periodic")
