@@ -6,8 +6,10 @@ slows down many times over (measured on a 2-core EPYC: a 128-wide toy step went 
 threads, but only to 56 ms at 1 thread). No single count is right on a machine shared with other work, so
 "auto" measures:
 
-* it runs at all cores (torch's default) and remembers the best step time it has seen there;
-* when ``patience`` steps in a row take more than ``slow`` times that best time (another process arrived), it
+* it runs at all cores (torch's default) and keeps the typical step time there: the median of the last
+  ``window`` steps that were not slow (not the best time: on a virtual machine a rare fast step set a bar that
+  ordinary noise crossed, and a quiet 1000-step run probed once, paying a compile at the other count; measured);
+* when ``patience`` steps in a row take more than ``slow`` times that typical time (another process arrived), it
   probes: ``probe`` timed steps at each candidate count (all cores, half of them, one), and keeps the fastest,
   preferring more threads unless fewer are clearly faster; while below all cores it re-checks after
   ``reprobe_every`` steps (the other process may have left), doubling the interval each time a re-check keeps
@@ -47,7 +49,8 @@ class ThreadPolicy:
         device: the trainer's device; on anything but CPU the policy is inert.
         warmup: steps at the start (and at each new count) that are not timed (the first compiles).
         probe: timed steps per candidate in a probe.
-        slow: a step this many times the best time at the current count counts as slow.
+        slow: a step this many times the typical time at the current count counts as slow.
+        window: how many recent not-slow steps make the typical time (their median).
         patience: slow steps in a row that trigger a new probe.
         reprobe_every: steps between probes while running below the full count.
         margin: fewer threads are kept only if at least this much faster (ratio of median times).
@@ -56,7 +59,7 @@ class ThreadPolicy:
 
     def __init__(self, threads: int | str | None, device: torch.device, *, warmup: int = 2, probe: int = 2,
                  slow: float = 1.5, patience: int = 3, reprobe_every: int = 50, margin: float = 0.9,
-                 clock: Callable[[], float] = time.perf_counter):
+                 window: int = 15, clock: Callable[[], float] = time.perf_counter):
         if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool)
                                                           and threads >= 1)):
             raise ValueError(f"threads must be 'auto', a positive int or None, got {threads!r}")
@@ -65,7 +68,8 @@ class ThreadPolicy:
         self.warmup, self.probe, self.slow, self.patience = warmup, probe, slow, patience
         self.reprobe_every, self.margin, self.clock = reprobe_every, margin, clock
         self.current = self.max_threads if self.mode == "auto" else (self.mode or self.max_threads)
-        self.best: dict[int, float] = {}  # best (median) step time measured at each count in the last probe
+        self.window = window
+        self.recent: dict[int, list[float]] = {}  # the last `window` not-slow step times at each count
         self.steps = 0
         self.since_probe = 0
         self.interval = reprobe_every  # steps until the next re-check while below all cores
@@ -124,12 +128,15 @@ class ThreadPolicy:
         if self.steps <= self.warmup or first:
             return
         self.since_probe += 1
-        best = self.best.get(threads)
-        if best is None or seconds < best:
-            self.best[threads] = best = seconds
-        self.slow_run = self.slow_run + 1 if seconds > self.slow * best else 0
+        recent = self.recent.setdefault(threads, [])
+        typical = statistics.median(recent) if recent else seconds
+        slow = seconds > self.slow * typical
+        if not slow:
+            recent.append(seconds)
+            del recent[:-self.window]
+        self.slow_run = self.slow_run + 1 if slow else 0
         if self.slow_run >= self.patience:
-            self._start_probe(f"{self.patience} steps over {self.slow}x the best time at {threads} threads")
+            self._start_probe(f"{self.patience} steps over {self.slow}x the typical time at {threads} threads")
         elif threads < self.max_threads and self.since_probe >= self.interval:
             self._start_probe(f"periodic re-check below {self.max_threads} threads")
 
@@ -139,7 +146,7 @@ class ThreadPolicy:
         for t in sorted(measured, reverse=True):  # fewer threads only when clearly faster
             if measured[t] < self.margin * measured[choice]:
                 choice = t
-        self.best = measured  # the conditions changed: the old best times no longer apply
+        self.recent = {t: list(ts) for t, ts in self._times.items()}  # the conditions changed: start again
         recheck = self._why.startswith("periodic")
         self.interval = (min(2 * self.interval, 20 * self.reprobe_every) if recheck and choice == self.current
                          else self.reprobe_every)
