@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["DigitClassifier", "train_digit_classifier", "digit_classifier", "features", "predict", "predict_stacked"]
+__all__ = ["DigitClassifier", "train_classifier", "accuracy", "train_digit_classifier", "digit_classifier",
+           "features", "predict", "predict_stacked"]
 
 FILE = "digit_classifier.safetensors"
 EPOCHS = 40
@@ -63,9 +64,55 @@ def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out
 
 
+def train_classifier(x, y, *, epochs: int | None = None, steps: int | None = None, seed: int = SEED,
+                     batch_size: int = 64, shift: bool = True) -> DigitClassifier:
+    """Train a DigitClassifier on digits ``x`` (N, 1, 8, 8) (uint8 or float in [-1, 1]) with labels ``y`` (N,):
+    Adam 1e-3, cross entropy, optionally random 1-pixel shifts (the classic augmentation).
+
+    Args:
+        epochs: passes over x; steps: optimizer steps instead (whole epochs of reshuffled batches until then), for
+            comparing training sets of different sizes at the same cost. Exactly one of them.
+        seed: initialisation, batch order and shifts.
+    Returns:
+        the model in eval mode.
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError("train_classifier: give exactly one of epochs and steps")
+    x, y = _as_input(x), torch.as_tensor(y).long()
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"train_classifier: {len(x)} images and {len(y)} labels")
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # initialisation, without touching the caller's global RNG
+        model = DigitClassifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    done, epoch = 0, 0
+    while (epochs is not None and epoch < epochs) or (steps is not None and done < steps):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), batch_size):
+            if steps is not None and done == steps:
+                break
+            idx = perm[i:i + batch_size]
+            xb = _shift(x[idx], g) if shift else x[idx]
+            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+        epoch += 1
+    model.eval()
+    return model
+
+
+def accuracy(model: DigitClassifier, x, y) -> float:
+    """The fraction of digits ``x`` that ``model`` classifies as ``y``."""
+    return float((predict(model, x) == torch.as_tensor(y)).float().mean())
+
+
 def train_digit_classifier(epochs: int | None = None, seed: int = SEED,
                            batch_size: int = 64) -> tuple[DigitClassifier, float]:
-    """Train the classifier on `digits-train` (Adam 1e-3, cross entropy, random 1-pixel shifts).
+    """Train the classifier on `digits-train` (``train_classifier``: Adam 1e-3, cross entropy, 1-pixel shifts).
 
     Args:
         epochs: passes over the 1297 training digits (default EPOCHS); seed: initialisation and batch order.
@@ -74,28 +121,9 @@ def train_digit_classifier(epochs: int | None = None, seed: int = SEED,
     """
     from .data import digits_split
 
-    epochs = EPOCHS if epochs is None else epochs
-    x, y = digits_split("train")
-    x = _as_input(x)
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # initialisation, without touching the caller's global RNG
-        model = DigitClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
-            loss = nn.functional.cross_entropy(model(_shift(x[idx], g)), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
-    xh, yh = digits_split("heldout")
-    with torch.no_grad():
-        acc = float((model(_as_input(xh)).argmax(1) == yh).float().mean())
-    return model, acc
+    model = train_classifier(*digits_split("train"), epochs=EPOCHS if epochs is None else epochs, seed=seed,
+                             batch_size=batch_size)
+    return model, accuracy(model, *digits_split("heldout"))
 
 
 def digit_classifier(cache_dir: str | Path | None = None) -> tuple[DigitClassifier, dict]:

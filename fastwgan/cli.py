@@ -40,6 +40,8 @@ FIELD_HELP = {
     "seed": "seeds model initialisation and the training noise stream",
     "device": "cpu, cuda, cuda:N or auto",
     "dtype": "float32, or bfloat16 autocast for the networks (fast trainer)",
+    "num_classes": "K classes for class-conditional training (default with --conditional: from the data's labels)",
+    "ac_weight": "auxiliary-classifier loss weights (critic, generator), with --conditioning acgan",
 }
 
 
@@ -74,10 +76,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training config (override the preset; see fastwgan.TrainConfig)")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        if f.name == "betas":
-            g.add_argument(flag, type=float, nargs=2, default=None, metavar=("B1", "B2"), help=FIELD_HELP[f.name])
+        if f.name in ("betas", "ac_weight"):
+            g.add_argument(flag, type=float, nargs=2, default=None, metavar=("A", "B"), help=FIELD_HELP[f.name])
         else:
-            typ = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            typ = {"int": int, "float": float, "int | None": int}.get(
+                f.type if isinstance(f.type, str) else f.type.__name__, str)
             g.add_argument(flag, type=typ, default=None, help=FIELD_HELP[f.name])
 
 
@@ -143,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--critic-norm", choices=("none", "layer", "batch"), default="none",
                    help="critic normalisation (batch is refused with the gp / lp losses)")
     m.add_argument("--toy-n", type=int, default=100_000, help="points drawn for toy data")
+    m.add_argument("--conditional", action="store_true",
+                   help="class-conditional: labels from the data (digits, IDX with its labels file, CIFAR-10, a "
+                        "folder of class subfolders, .npz with labels); G(z, y), D(x, y)")
+    m.add_argument("--conditioning", choices=("projection", "acgan"), default="projection",
+                   help="conditional critic: projection (Miyato & Koyama 2018, default) or an auxiliary classifier "
+                        "head (acgan, weights --ac-weight)")
     o = t.add_argument_group("outputs")
     o.add_argument("--log-every", type=int, default=10, help="steps between stats.jsonl lines")
     o.add_argument("--sample-every", type=int, default=None, help="steps between sample pictures (default steps/10)")
@@ -159,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=_positive, default=64, help="number of samples")
     s.add_argument("--out", required=True,
                    help="FILE.png: a grid (a scatter plot for toys); DIR: one PNG per sample; FILE.npz: an array")
+    s.add_argument("--class", dest="cls", type=int, default=None, metavar="K",
+                   help="class-conditional runs: every sample of class K (default: classes in turn, i %% K)")
+    s.add_argument("--per-class", type=_positive, default=None, metavar="N",
+                   help="class-conditional runs: N samples of every class (instead of --n); a .png grid gets one "
+                        "row per class, a folder one subfolder per class, a .npz `images` and `labels`")
     s.add_argument("--scale", type=_positive, default=None,
                    help="FILE.png grids: enlarge each image this many times (default: 4 below 32 px, like the "
                         "run's own sample grids, else 1)")
@@ -203,17 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_from_args(args) -> TrainConfig:
     preset = args.preset or ("wgan-gp-toy" if args.data.startswith("toy:") else "wgan-gp")
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
-    if "betas" in over:
-        over["betas"] = tuple(over["betas"])
+    for name in ("betas", "ac_weight"):
+        if name in over:
+            over[name] = tuple(over[name])
     return TrainConfig.preset(preset, **over), preset
 
 
 def _load_data(args):
+    """(samples, labels or None): labels when the run is class-conditional (--conditional or --num-classes)."""
     from . import data
 
+    conditional = args.conditional or args.num_classes is not None
     if args.data.startswith("toy:"):
-        return data.toy(args.data[4:], n=args.toy_n, seed=0)
-    return data.load(args.data, image_size=args.image_size, channels=args.channels)
+        if conditional:
+            raise ValueError(f"--conditional: {args.data} has no labels (use labelled images: digits-train, an "
+                             "IDX file with its labels, CIFAR-10, a folder of class subfolders, .npz with labels)")
+        return data.toy(args.data[4:], n=args.toy_n, seed=0), None
+    if conditional:
+        return data.load(args.data, image_size=args.image_size, channels=args.channels, labels=True)
+    return data.load(args.data, image_size=args.image_size, channels=args.channels), None
 
 
 def _init_distributed(cfg: TrainConfig) -> TrainConfig:
@@ -240,6 +262,7 @@ def _resume_args(args) -> tuple[TrainConfig, dict, dict]:
     from .run import read_config
 
     given = [f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None]
+    given += ["conditional"] if args.conditional else []
     if given or args.preset or args.width is not None or args.image_size or args.channels:
         raise ValueError("--resume continues a run with its own config, model and data; drop "
                          f"{', '.join('--' + g.replace('_', '-') for g in given) or 'the model/data options'}")
@@ -248,6 +271,7 @@ def _resume_args(args) -> tuple[TrainConfig, dict, dict]:
         cfg = TrainConfig.from_dict(rc["config"])
         d = rc["data"]
         args.data, args.image_size, args.channels, args.toy_n = d["source"], d["image_size"], d["channels"], d["toy_n"]
+        args.conditional = bool(d.get("labels"))
         args.trainer, args.ema_decay = rc.get("trainer", "fast"), rc.get("ema_decay")
         return cfg, rc["model"], rc
     except KeyError as e:
@@ -273,38 +297,47 @@ def cmd_train(args) -> int:
         if args.steps <= at:
             raise ValueError(f"--resume: {out} is already at step {at} and --steps is the run's total; ask for more "
                              f"than {at} (e.g. --steps {at + args.steps})")
-        x = _load_data(args)
+        x, labels = _load_data(args)
     else:
         cfg, preset = _config_from_args(args)
         name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
         out = Path(args.out or f"runs/{name}-{preset}")
         at = check_out(out, overwrite=args.overwrite)
-        x = _load_data(args)
+        x, labels = _load_data(args)
         extra = {}
+        if labels is not None:
+            from .data import class_names
+
+            names = class_names(args.data)
+            k = cfg.num_classes or (len(names) if names else int(labels.max()) + 1)
+            cfg = cfg.replace(num_classes=k)
+            extra.update(num_classes=k, conditioning=args.conditioning)
         if args.width is not None:
             kind = args.model if args.model != "auto" else models.auto_kind(tuple(x.shape[1:]))
-            extra = {{"mlp": "hidden", "dcgan": "width", "resnet": "dim"}[kind]: args.width}
+            extra[{"mlp": "hidden", "dcgan": "width", "resnet": "dim"}[kind]] = args.width
         spec = dict(kind=args.model, data_shape=list(x.shape[1:]), latent_dim=cfg.latent_dim,
                     critic_norm=args.critic_norm, **extra)
     cfg = _init_distributed(cfg)
     trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay,
                             threads=args.threads)
-    trainer.check_data(x)
+    trainer.check_data(x, labels)
     spec = trainer.generator.spec  # resolved ("auto" -> its kind): `fastwgan sample` rebuilds the models from it
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
                   "data": {"source": args.data, "image_size": args.image_size, "channels": args.channels,
-                           "toy_n": args.toy_n, "shape": list(x.shape), "dtype": str(x.dtype)}}
+                           "toy_n": args.toy_n, "shape": list(x.shape), "dtype": str(x.dtype),
+                           "labels": labels is not None, "class_names": _class_names(args.data, labels, cfg)}}
     if trainer.rank == 0:
         what = f"resuming at step {trainer.step}" if args.resume else "training"
         where = f"{out} (replacing the run there at step {at})" if at is not None and not args.resume else out
-        print(f"fastwgan: {what}: {trainer.name} trainer, {cfg.loss} loss, {x.shape[0]} samples of shape "
+        cond = "" if labels is None else f"class-conditional ({cfg.num_classes} classes, {spec['conditioning']}), "
+        print(f"fastwgan: {what}: {trainer.name} trainer, {cond}{cfg.loss} loss, {x.shape[0]} samples of shape "
               f"{tuple(x.shape[1:])}, {sum(p.numel() for p in trainer.critic.parameters())} critic / "
               f"{sum(p.numel() for p in trainer.generator.parameters())} generator parameters, "
               f"{args.steps} steps in total -> {where}", file=sys.stderr)
     try:
-        trainer.fit(x, args.steps, out=out, overwrite=args.overwrite, log_every=args.log_every,
+        trainer.fit(x, args.steps, labels=labels, out=out, overwrite=args.overwrite, log_every=args.log_every,
                     sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                     keep_checkpoints=args.keep_checkpoints, progress=False if args.no_progress else None,
                     run_config=run_config, on_nonfinite=args.on_nonfinite, evaluators=_evaluators(args, out, x))
@@ -328,6 +361,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _class_names(source: str, labels, cfg: TrainConfig) -> list[str] | None:
+    """The class names a conditional run records (its data's, else the ids as strings); None when unconditional."""
+    if labels is None:
+        return None
+    from .data import class_names
+
+    return class_names(source) or [str(k) for k in range(cfg.num_classes)]
+
+
 def _run_arg(args) -> str:
     """The run a command reads: positional RUN or --checkpoint RUN (one of them)."""
     if args.run and args.checkpoint and args.run != args.checkpoint:
@@ -348,17 +390,27 @@ def cmd_sample(args) -> int:
         raise ValueError(f"--out: {out} must end in .png or .npz, or be a folder")
     if args.scale is not None and out.suffix != ".png":
         raise ValueError("--scale enlarges the images of a FILE.png grid; --out is not a .png")
+    if args.cls is not None and args.per_class is not None:
+        raise ValueError("--class K samples one class, --per-class N every class: give one of them")
     trainer, rc = load_trainer(run)
+    k = trainer.config.num_classes
+    if k is None and (args.cls is not None or args.per_class is not None):
+        raise ValueError(f"--class / --per-class: {run} is not a class-conditional run")
+    n, labels, nrow = args.n, args.cls, None
+    if args.per_class is not None:
+        n, nrow = args.per_class * k, args.per_class
+        labels = torch.arange(k).repeat_interleave(args.per_class)
     if out.suffix == ".png":  # one picture: the samples fit in memory by nature
-        x = trainer.sample(args.n, seed=args.seed, batch_size=args.batch_size)
+        x = trainer.sample(n, seed=args.seed, batch_size=args.batch_size, labels=labels)
         if x.dim() == 2:
-            plots.scatter(x, out, title=f"{args.n} samples")
+            plots.scatter(x, out, title=f"{n} samples")
         else:
-            data.save_grid(x, out, scale=args.scale)  # None: small images enlarged like the run's own grids
+            data.save_grid(x, out, nrow=nrow, scale=args.scale)  # None: small images enlarged like the run's grids
     else:  # a folder or .npz: streamed batch by batch
-        inference.write_samples(trainer, args.n, out, seed=args.seed, batch_size=args.batch_size,
-                                progress=False if args.no_progress else None)
-    print(f"fastwgan: wrote {args.n} samples to {out}", file=sys.stderr)
+        inference.write_samples(trainer, n, out, seed=args.seed, batch_size=args.batch_size,
+                                progress=False if args.no_progress else None, labels=labels,
+                                class_names=(rc.get("data") or {}).get("class_names"))
+    print(f"fastwgan: wrote {n} samples to {out}", file=sys.stderr)
     return 0
 
 

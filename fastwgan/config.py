@@ -45,6 +45,11 @@ class TrainConfig:
         seed: seeds the trainer's noise generator (see ``fastwgan.rng``); model init is the caller's.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
         dtype: "float32", or "bfloat16" autocast for the networks (fast trainer; penalty and optimizers in fp32).
+        num_classes: K for class-conditional training (``fit(..., labels=)``; the models are called ``G(z, y)``
+            and ``D(x, y)``), None (default) for unconditional.
+        ac_weight: (critic, generator) weights of the auxiliary-classifier cross-entropy, used when the critic
+            has a classifier head (returns ``(score, logits)``): the critic's on real samples, the generator's on
+            its fakes. Default (1.0, 0.1): Gulrajani et al. 2017's conditional CIFAR-10 model.
     """
 
     loss: str = "gp"
@@ -62,11 +67,18 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    num_classes: int | None = None
+    ac_weight: tuple[float, float] = (1.0, 0.1)
 
     def __post_init__(self):
-        betas = self.betas
-        if isinstance(betas, list):
-            object.__setattr__(self, "betas", tuple(betas))
+        for name in ("betas", "ac_weight"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        k = self.num_classes
+        _check(k is None or (_is_int(k) and k >= 2), "num_classes", f"must be None or an integer >= 2, got {k!r}")
+        a = self.ac_weight
+        _check(isinstance(a, tuple) and len(a) == 2 and all(_is_real(x) and x >= 0 for x in a), "ac_weight",
+               f"must be two non-negative numbers (critic, generator), got {a!r}")
         _check(self.loss in LOSSES, "loss", f"must be one of {LOSSES}, got {self.loss!r}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _check(self.dtype in DTYPES, "dtype", f"must be one of {DTYPES}, got {self.dtype!r}")
@@ -106,7 +118,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
+        d["betas"], d["ac_weight"] = list(self.betas), list(self.ac_weight)
         return d
 
     @classmethod
@@ -119,6 +131,10 @@ class TrainConfig:
     @property
     def uses_penalty(self) -> bool:
         return self.loss in ("gp", "lp")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
 
 
 def _is_int(v) -> bool:

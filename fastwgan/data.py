@@ -14,6 +14,17 @@ Sources for `load`:
     data_batch_N      a CIFAR-10 python batch (test_batch too)
     .npz / .npy       arrays (N, H, W), (N, H, W, C) or (N, C, H, W); uint8, integers in 0..255, or float in [0, 1]
 
+Labels: `load(source, labels=True)` returns (images, int64 labels (N,)), image i with label i, from the same files
+in the same order; `class_names(source)` names the classes; `check_labels` is the one validator (trainers call it
+too). What carries labels:
+    "digits", "digits-train", "digits-heldout"   the digit 0..9 ("stacked-digits" is refused: 3 digits per image)
+    a folder with one sub-folder per class        sorted sub-folder names are classes 0..K-1 (torchvision ImageFolder)
+    *-idx3-ubyte[.gz]                             the *-labels-idx1-ubyte[.gz] beside it, or labels_path=
+    CIFAR-10 batch or folder                      the batches' "labels"; names airplane .. truck
+    .npz                                          a `labels` (or `y`) array; names from a `class_names` array if any
+    .npy / IDX with labels_path=                  an IDX labels file, .npy or .npz (`labels`/`y`) holding the labels
+Toys, flat image folders and .npy files alone have no labels: asking for them is refused.
+
 Bad input raises FileNotFoundError (missing path) or `DataError` (a ValueError) whose message names the file.
 """
 from __future__ import annotations
@@ -25,6 +36,7 @@ import pickle
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,7 +46,8 @@ from .images import DataError, make_grid, save_grid, save_image_folder, save_npz
 from .toys import TOY_NAMES, TOY_SIZE, toy, toy_modes
 
 __all__ = [
-    "DataError", "TOY_NAMES", "BUILTIN", "is_named", "load", "load_labels", "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
+    "DataError", "TOY_NAMES", "BUILTIN", "is_named", "load", "load_labels", "class_names", "check_labels",
+    "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
     "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz",
 ]
 
@@ -50,6 +63,9 @@ _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 _IDX_IMAGES = re.compile(r"idx3[-.]ubyte(\.gz)?$")
 _IDX_LABELS = re.compile(r"idx1[-.]ubyte(\.gz)?$")
 _CIFAR_BATCH = re.compile(r"^(data_batch_\d+|test_batch)$")
+_LABEL_KEYS = ("labels", "y")    # .npz arrays that hold labels, never images
+DIGIT_NAMES = tuple(str(i) for i in range(10))
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -137,7 +153,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         with open(path, "rb") as f:
             d = _NumpyOnlyUnpickler(f, encoding="latin1").load()
@@ -149,8 +165,12 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(d.get("data"))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(f"{path}: CIFAR 'data' should be uint8 (N, 3072), got {data.dtype} {data.shape}")
-    labels = np.asarray(d.get("labels", d.get("fine_labels", np.zeros(0))), dtype=np.int64)
-    return data.reshape(-1, 3, 32, 32), labels
+    labels = d.get("labels", d.get("fine_labels"))
+    return data.reshape(-1, 3, 32, 32), None if labels is None else np.asarray(labels)
+
+
+def _is_cifar_dir(folder: Path) -> bool:
+    return folder.name == "cifar-10-batches-py" or any(folder.glob("data_batch_*"))
 
 
 def _cifar_files(folder: Path) -> list[Path]:
@@ -174,10 +194,29 @@ def _square(img: Image.Image, size: int) -> Image.Image:
     return img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR)
 
 
-def _read_image_folder(folder: Path, image_size: int | None, channels: int | None) -> np.ndarray:
+def _folder_files(folder: Path) -> list[Path]:
     files = _image_files(folder)
     if not files:
         raise DataError(f"{folder}: empty folder: no {'/'.join(IMAGE_SUFFIXES)} images found (searched recursively)")
+    return files
+
+
+def _folder_classes(folder: Path, files: list[Path], need: bool) -> tuple[np.ndarray | None, list[str] | None]:
+    """ImageFolder labels: the first path component under `folder` is the class; sorted class names are ids 0..K-1.
+    Built from `files` itself, so label i belongs to files[i] whatever order the paths sort in."""
+    parts = [p.relative_to(folder).parts for p in files]
+    flat = next((q[0] for q in parts if len(q) < 2), None)
+    if flat is not None:
+        if need:
+            raise DataError(f"{folder}: no class labels: labels need one sub-folder per class (ImageFolder layout), "
+                            f"but {flat} sits in the folder itself")
+        return None, None
+    names = sorted({q[0] for q in parts})
+    index = {c: i for i, c in enumerate(names)}
+    return np.array([index[q[0]] for q in parts], dtype=np.int64), names
+
+
+def _read_image_folder(folder: Path, files: list[Path], image_size: int | None, channels: int | None) -> np.ndarray:
     # Pass 1: headers only (lazy open), to choose the mode and check sizes before decoding anything.
     modes, sizes = [], []
     for p in files:
@@ -244,7 +283,8 @@ def _read_array_file(path: Path, keys=("images", "x", "arr_0")) -> np.ndarray:
             return np.load(path, allow_pickle=False)
         with np.load(path, allow_pickle=False) as z:
             names = list(z.keys())
-            key = next((k for k in keys if k in names), names[0] if len(names) == 1 else None)
+            rest = [k for k in names if k not in (*_LABEL_KEYS, "class_names")]  # an images array beside labels
+            key = next((k for k in keys if k in names), rest[0] if len(rest) == 1 else None)
             if key is None:
                 raise DataError(f"{path}: cannot tell which array holds the data: keys {names}, "
                                 f"expected one of {list(keys)} or a single array")
@@ -255,25 +295,152 @@ def _read_array_file(path: Path, keys=("images", "x", "arr_0")) -> np.ndarray:
         raise DataError(f"{path}: not a readable {path.suffix} array file ({e})") from e
 
 
-def _read_path(path: Path, image_size: int | None, channels: int | None) -> np.ndarray:
+def _read_npz_extras(path: Path, need_labels: bool) -> tuple[np.ndarray | None, list[str] | None]:
+    """The labels (`labels` or `y`) and `class_names` arrays of an .npz, each None when absent."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            key = next((k for k in _LABEL_KEYS if k in keys), None)
+            y = z[key] if key is not None and need_labels else None
+            names = z["class_names"] if "class_names" in keys else None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz array file ({e})") from e
+    if need_labels and y is None:
+        raise DataError(f"{path}: no labels: expected a 'labels' or 'y' array, found {keys}")
+    if y is not None and y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]                                      # (N, 1) column vectors are common (e.g. from .mat files)
+    if names is not None:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise DataError(f"{path}: 'class_names' should be a 1-D array of strings, got {names.dtype} {names.shape}")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+    return y, names
+
+
+def _idx_label_file(path: Path) -> Path:
+    """The IDX labels file beside an IDX images file: train-images-idx3-ubyte[.gz] -> train-labels-idx1-ubyte[.gz],
+    same spelling first, then the other compression and separator."""
+    same = re.sub(r"idx3([-.]ubyte(\.gz)?)$", r"idx1\1", path.name.replace("images", "labels"))
+    cands = [same]
+    for cand in (path.name.replace("images", "labels"), path.name):
+        base = _IDX_IMAGES.sub("", cand)
+        cands += [base + suffix for suffix in ("idx1-ubyte", "idx1-ubyte.gz", "idx1.ubyte", "idx1.ubyte.gz")]
+    found = next((path.with_name(c) for c in cands if path.with_name(c).is_file()), None)
+    if found is None:
+        raise DataError(f"{path}: no IDX label file beside it: looked for {same} (with or without .gz); "
+                        "pass labels_path= to name it")
+    return found
+
+
+def _read_labels_file(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """An explicit labels_path: an IDX labels file, a .npy array or an .npz with `labels` / `y`."""
+    if _IDX_LABELS.search(path.name) or _IDX_IMAGES.search(path.name):
+        return _read_idx(path, 1), None                  # an images file here fails the 1-dimension check
+    if path.suffix.lower() == ".npy":
+        return _read_array_file(path), None
+    if path.suffix.lower() == ".npz":
+        return _read_npz_extras(path, need_labels=True)
+    raise DataError(f"{path}: labels_path must be an IDX labels file (*-idx1-ubyte[.gz]), .npy or .npz")
+
+
+class _Read(NamedTuple):
+    images: np.ndarray | None   # uint8 (N, C, H, W), before channels / resizing; None unless asked
+    labels: torch.Tensor | None  # int64 (N,), checked; None unless asked
+    names: list[str] | None     # class names, when the source has them
+
+
+def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
+          image_size: int | None = None, channels: int | None = None) -> _Read:
+    """One dispatch for images, labels and class names, so labels come from the same files in the same order.
+    Reads only what is asked: `class_names` asks for neither images nor labels."""
+    y, names = None, None
+    if is_named(source):
+        if labels_path is not None:
+            raise DataError(f"labels_path: {source!r} is built-in data that carries its own labels")
+        if source.startswith("toy:"):                   # `load` returns toy points itself; only labels get here
+            if labels:
+                raise DataError(f"{source}: toy data has no labels")
+            return _Read(None, None, None)
+        if source == "stacked-digits":
+            if labels:
+                raise DataError("stacked-digits: labels are not supported (each image holds 3 digits); "
+                                "stacked_digits() returns its 1000 mode ids")
+            return _Read(stacked_digits()[0].numpy() if images else None, None, None)
+        x, y = load_digits(return_labels=True) if source == "digits" else digits_split(source[7:])
+        x, y, names = x.numpy(), y.numpy(), list(DIGIT_NAMES)
+        return _finish(x if images else None, y if labels else None, names, source)
+
+    path = _as_path(source, what)
+    if labels_path is not None and not Path(labels_path).is_file():   # before any image is decoded
+        raise FileNotFoundError(f"labels_path: no such file: {labels_path}")
+    x, own = None, labels and labels_path is None        # own: the source's labels (not an explicit file's)
     if path.is_dir():
-        if path.name == "cifar-10-batches-py" or list(path.glob("data_batch_*")):
+        if labels_path is not None:
+            raise DataError(f"labels_path: {path} is a folder, whose labels come from its class sub-folders or "
+                            "CIFAR batches; labels_path is for IDX and array files")
+        if _is_cifar_dir(path):
             files = _cifar_files(path)
             if not files:
                 raise DataError(f"{path}: CIFAR-10 folder has no data_batch_N or test_batch file")
-            return np.concatenate([_read_cifar_batch(f)[0] for f in files])
-        return _read_image_folder(path, image_size, channels)
-    name = path.name
+            batches = [(f, *_read_cifar_batch(f)) for f in files] if images or labels else []
+            x = np.concatenate([b[1] for b in batches]) if images else None
+            y = np.concatenate([_cifar_labels(*b) for b in batches]) if labels else None
+            return _finish(x, y, list(CIFAR10_NAMES), str(path))
+        files = _folder_files(path)
+        y, names = _folder_classes(path, files, need=labels)
+        x = _read_image_folder(path, files, image_size, channels) if images else None
+        return _finish(x, y if labels else None, names, str(path))
+
+    name, suffix = path.name, path.suffix.lower()
     if _IDX_IMAGES.search(name):
-        return _read_idx(path, 3)[:, None]
-    if _CIFAR_BATCH.match(name):
-        return _read_cifar_batch(path)[0]
-    if path.suffix.lower() in (".npz", ".npy"):
-        return _to_nchw_uint8(_read_array_file(path), path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+        x = _read_idx(path, 3)[:, None] if images else None
+        if own:
+            label_file = _idx_label_file(path)
+            return _finish(x, _read_idx(label_file, 1), None, f"{path} (labels: {label_file.name})")
+    elif _IDX_LABELS.search(name) and not images:
+        if labels_path is not None:
+            raise DataError(f"labels_path: {path} is itself an IDX labels file")
+        return _finish(None, _read_idx(path, 1) if labels else None, None, str(path))
+    elif _CIFAR_BATCH.match(name):
+        if labels_path is not None:
+            raise DataError(f"labels_path: {path} carries its own labels (a CIFAR batch)")
+        if images or labels:
+            x, y = _read_cifar_batch(path)
+            y = _cifar_labels(path, x, y) if labels else None
+        return _finish(x if images else None, y, list(CIFAR10_NAMES), str(path))
+    elif suffix in (".npz", ".npy"):
+        x = _to_nchw_uint8(_read_array_file(path), path) if images else None
+        if suffix == ".npz" and (labels or not images):  # plain `load` never looks beyond the images array
+            y, names = _read_npz_extras(path, need_labels=own)
+        elif own:
+            raise DataError(f"{path}: no labels: a .npy file holds one array; save an .npz with a 'labels' array "
+                            "or pass labels_path=")
+    elif labels and not images and labels_path is None:
+        raise DataError(f"{path}: this source has no labels")
+    elif suffix in IMAGE_SUFFIXES:
         raise DataError(f"{path}: is a single image file; expected a folder of images")
-    raise DataError(f"{path}: unrecognised data file: expected a folder of images, *-idx3-ubyte[.gz], "
-                    "a CIFAR-10 data_batch_N, .npz or .npy")
+    elif _IDX_LABELS.search(name):
+        raise DataError(f"{path}: is an IDX labels file; load the images file (*-idx3-ubyte[.gz]) with labels=True")
+    else:
+        raise DataError(f"{path}: unrecognised data file: expected a folder of images, *-idx3-ubyte[.gz], "
+                        "a CIFAR-10 data_batch_N, .npz or .npy")
+    if labels and labels_path is not None:
+        lp = Path(labels_path)
+        y, names = _read_labels_file(lp)
+        return _finish(x, y, names, f"{path} (labels: {lp})")
+    return _finish(x, y if labels else None, names, str(path))
+
+
+def _cifar_labels(path: Path, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    """One batch's labels, checked against its own images so a bad batch is named before concatenation."""
+    if y is None:
+        raise DataError(f"{path}: CIFAR batch has no 'labels' list")
+    return check_labels(y, len(x), what=str(path)).numpy()
+
+
+def _finish(x, y, names, what: str) -> _Read:
+    if y is not None:
+        y = check_labels(y, None if x is None else len(x), None if names is None else len(names), what=what)
+    return _Read(x, y, names)
 
 
 def _set_channels(x: np.ndarray, channels: int) -> np.ndarray:
@@ -310,8 +477,53 @@ def _as_path(source, what: str) -> Path:
     return path
 
 
-def load(source, *, image_size: int | None = None, channels: int | None = None) -> torch.Tensor:
-    """Load a dataset as a uint8 (N, C, H, W) tensor (toys: float32 (N, 2), see below).
+def check_labels(labels, n: int | None, num_classes: int | None = None, what: str = "labels") -> torch.Tensor:
+    """Validate class labels and return them as int64 (N,) (same device). The one check `load` and the trainers use.
+
+    Args:
+        labels: tensor or array-like of integer ids; float values are accepted only when they are exact integers.
+        n: the number of images the labels go with (None: do not check the length).
+        num_classes: if given, every label must be < num_classes.
+        what: the data source, named first in error messages.
+    Returns:
+        int64 tensor (N,).
+    Raises:
+        DataError (one line) for a wrong shape or count, non-integer, negative or out-of-range labels.
+    """
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
+    if not isinstance(labels, torch.Tensor):
+        a = np.asarray(labels)
+        if a.dtype.kind not in "iuf":
+            raise DataError(f"{what}: labels must be integers, got dtype {a.dtype}")
+        labels = torch.from_numpy(a.astype(np.float64 if a.dtype.kind == "f" else np.int64))
+    elif labels.dtype == torch.bool or labels.is_complex():
+        raise DataError(f"{what}: labels must be integers, got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        length = "" if n is None else f" of length {n}"
+        raise DataError(f"{what}: labels must be a 1-D tensor{length}, got shape {tuple(labels.shape)}")
+    if n is not None and len(labels) != n:
+        raise DataError(f"{what}: {n} images but {len(labels)} labels")
+    if labels.is_floating_point():
+        bad = ~(torch.isfinite(labels) & (labels == labels.round()))
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise DataError(f"{what}: labels must be integers, found {labels[i].item():g} at index {i}")
+    labels = labels.to(torch.int64)
+    if len(labels) and labels.min() < 0:
+        i = int((labels < 0).nonzero()[0])
+        raise DataError(f"{what}: labels must be >= 0, found {labels[i].item()} at index {i}")
+    if num_classes is not None and len(labels) and labels.max() >= num_classes:
+        i = int((labels >= num_classes).nonzero()[0])
+        raise DataError(f"{what}: label {labels[i].item()} at index {i} is out of range for "
+                        f"num_classes={num_classes} (labels must lie in 0..{num_classes - 1})")
+    return labels
+
+
+def load(source, *, image_size: int | None = None, channels: int | None = None, labels: bool = False,
+         labels_path=None):
+    """Load a dataset as a uint8 (N, C, H, W) tensor (toys: float32 (N, 2), see below), with labels if asked.
 
     Args:
         source: "digits" (bundled), "toy:NAME" (8gaussians | 25gaussians | swissroll; returns float32 (100000, 2)
@@ -320,67 +532,47 @@ def load(source, *, image_size: int | None = None, channels: int | None = None) 
             (Pillow bilinear with antialiasing). Image folders with mixed sizes need it.
         channels: 1 (grayscale) or 3 (RGB) to convert; default keeps the source's channels (image folders: RGB
             unless every image is grayscale).
+        labels: also return int64 class labels (N,), label i for image i (module doc lists the sources that have
+            them; the others are refused).
+        labels_path: with labels=True, read the labels from this file instead (an IDX labels file, .npy or .npz
+            with `labels` / `y`), for IDX and array sources.
     Returns:
-        uint8 tensor (N, C, H, W); float32 (N, 2) for toys.
+        uint8 tensor (N, C, H, W); float32 (N, 2) for toys; with labels=True, (images, labels).
     """
     if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
         raise DataError(f"image_size must be a positive int, got {image_size!r}")
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
-    if isinstance(source, str) and source.startswith("toy:"):
+    if not isinstance(labels, bool):
+        raise DataError(f"labels must be True or False, got {labels!r}; a labels file goes in labels_path=")
+    if labels_path is not None and not labels:
+        raise DataError("labels_path is only used with labels=True; pass labels=True to read labels from it")
+    if isinstance(source, str) and source.startswith("toy:") and not labels:
         return toy(source[4:], TOY_SIZE, seed=0)
-    if isinstance(source, str) and source == "digits":
-        x = load_digits().numpy()
-    elif isinstance(source, str) and source in ("digits-train", "digits-heldout"):
-        x = digits_split(source[7:])[0].numpy()
-    elif isinstance(source, str) and source == "stacked-digits":
-        x = stacked_digits()[0].numpy()
-    else:
-        x = _read_path(_as_path(source, "load"), image_size, channels)
+    r = _read(source, "load", images=True, labels=labels, labels_path=labels_path,
+              image_size=image_size, channels=channels)
+    x = r.images
     if channels is not None:
         x = _set_channels(x, channels)
     if image_size is not None:
         x = _resize(x, image_size)
     x = np.ascontiguousarray(x)
-    return torch.from_numpy(x if x.flags.writeable else x.copy())
+    x = torch.from_numpy(x if x.flags.writeable else x.copy())
+    return (x, r.labels) if labels else x
 
 
-def _idx_label_file(path: Path) -> Path:
-    for cand in (path.name.replace("images", "labels"), path.name):
-        base = _IDX_IMAGES.sub("", cand)
-        for suffix in ("idx1-ubyte", "idx1-ubyte.gz", "idx1.ubyte", "idx1.ubyte.gz"):
-            p = path.with_name(base + suffix)
-            if p.exists():
-                return p
-    raise DataError(f"{path}: no IDX label file (*-labels-idx1-ubyte[.gz]) next to it")
+def load_labels(source, *, labels_path=None) -> torch.Tensor:
+    """Integer class labels (N,) int64 in the order `load(source)` returns images, without decoding the images
+    (so the image count is not checked; `load(source, labels=True)` checks it). Sources as for `load(labels=True)`,
+    plus an IDX labels file (*-labels-idx1-ubyte[.gz]) on its own."""
+    return _read(source, "load_labels", images=False, labels=True, labels_path=labels_path).labels
 
 
-def load_labels(source) -> torch.Tensor:
-    """Integer class labels (N,) int64 in the order `load(source)` returns images.
+def class_names(source) -> list[str] | None:
+    """The names of the classes 0..K-1 that `load(source, labels=True)` returns, or None where the source names none.
 
-    Supported: "digits"; an IDX image file (reads the matching *-labels-idx1-ubyte[.gz] beside it) or an IDX label
-    file; a CIFAR-10 batch or folder; .npz with a `labels` or `y` array; an image folder whose images sit in one
-    sub-folder per class (label = index of the sub-folder name in sorted order).
+    Digits: "0".."9"; CIFAR-10: airplane .. truck; a folder: its sorted class sub-folder names (those holding at
+    least one image; None for a flat folder); .npz: its `class_names` array, if any; IDX, .npy, toys,
+    stacked-digits: None.
     """
-    if isinstance(source, str) and source == "digits":
-        return load_digits(return_labels=True)[1]
-    path = _as_path(source, "load_labels")
-    if path.is_dir():
-        if path.name == "cifar-10-batches-py" or list(path.glob("data_batch_*")):
-            return torch.from_numpy(np.concatenate([_read_cifar_batch(f)[1] for f in _cifar_files(path)]))
-        files = [p.relative_to(path).parts for p in _image_files(path)]
-        if not files:
-            raise DataError(f"{path}: empty folder: no images found")
-        if any(len(parts) < 2 for parts in files):
-            raise DataError(f"{path}: labels need one sub-folder per class; some images sit in the folder itself")
-        classes = sorted({parts[0] for parts in files})
-        return torch.tensor([classes.index(parts[0]) for parts in files], dtype=torch.int64)
-    if _IDX_LABELS.search(path.name):
-        return torch.from_numpy(_read_idx(path, 1).astype(np.int64))
-    if _IDX_IMAGES.search(path.name):
-        return torch.from_numpy(_read_idx(_idx_label_file(path), 1).astype(np.int64))
-    if _CIFAR_BATCH.match(path.name):
-        return torch.from_numpy(_read_cifar_batch(path)[1])
-    if path.suffix.lower() == ".npz":
-        return torch.from_numpy(_read_array_file(path, keys=("labels", "y")).astype(np.int64).reshape(-1))
-    raise DataError(f"{path}: this source has no labels")
+    return _read(source, "class_names", images=False, labels=False).names

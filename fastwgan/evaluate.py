@@ -71,7 +71,7 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         from .classifier import digit_classifier, features
 
         model, info = digit_classifier(cache_dir)
-        held, _ = data.digits_split("heldout")
+        held, y_held = data.digits_split("heldout")
         train, _ = data.digits_split("train")
         g = torch.Generator().manual_seed(seed)
         real_a = train[torch.randperm(len(train), generator=g)[:len(held)]]
@@ -84,9 +84,12 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         out["swd"] = metrics.sliced_wasserstein(fake, held, seed=seed)
         out["swd_real"] = metrics.sliced_wasserstein(real_a, held, seed=seed)
         out["classifier_heldout_accuracy"] = info["heldout_accuracy"]
-        out["w_estimate_heldout"] = metrics.w_estimate(trainer, held, seed=seed)
+        out["w_estimate_heldout"] = metrics.w_estimate(trainer, held, seed=seed,
+                                                       labels=y_held if trainer.config.conditional else None)
         if source != "digits-train":  # a "digits" run trained on the held-out digits too: FID/W are not held out
             out["heldout_seen_in_training"] = True
+        if trainer.config.num_classes == 10:  # class-conditional digits: the label-aware metrics
+            out.update(conditional_digits(trainer, model, info, seed=seed))
     elif kind == "stacked":
         from .classifier import digit_classifier, predict_stacked
 
@@ -111,6 +114,40 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         f_fake, f_ref = extractor(fake), extractor(ref)
         out[f"fid_{extractor.name}"] = metrics.fid(f_fake, f_ref)
         out[f"kid_{extractor.name}"] = metrics.kid(f_fake, f_ref, subset_size=min(1000, len(ref), len(fake)))["kid"]
+    return out
+
+
+def conditional_digits(trainer, model, info: dict, *, seed: int = 0, per_class: int = 100) -> dict:
+    """Label-aware metrics of a class-conditional digits generator (labels = digit values), each next to real data:
+
+    * conditional accuracy: the held-out digit classifier's agreement with the requested label on ``per_class``
+      samples of each class (real: the classifier's accuracy on the 500 held-out digits);
+    * CAS, Classification Accuracy Score (Ravuri & Vinyals 2019): the same classifier recipe trained only on 1297
+      generated labelled digits (as many as digits-train, balanced), tested on the 500 held-out real digits (real:
+      trained on digits-train);
+    * per-class classifier FID: generated class k vs the held-out digits of class k, the mean over classes and
+      the list (real: ``per_class`` training digits of class k vs the same held-out ones).
+    """
+    from . import data
+    from .classifier import EPOCHS, SEED, accuracy, features, predict, train_classifier
+
+    k = trainer.config.num_classes
+    held, yh = data.digits_split("heldout")
+    train, yt = data.digits_split("train")
+    y = torch.arange(per_class * k) % k
+    fake = trainer.sample(len(y), seed=seed, labels=y)
+    out = {"conditional_accuracy": float((predict(model, fake) == y).float().mean()),
+           "conditional_accuracy_real": info["heldout_accuracy"]}
+    y_cas = torch.arange(len(train)) % k
+    cas_model = train_classifier(trainer.sample(len(y_cas), seed=seed + 1, labels=y_cas), y_cas, epochs=EPOCHS,
+                                 seed=SEED)
+    out["cas"], out["cas_real"] = accuracy(cas_model, held, yh), info["heldout_accuracy"]
+    f_held = [features(model, held[yh == c]) for c in range(k)]
+    per = [metrics.fid(features(model, fake[y == c]), f_held[c]) for c in range(k)]
+    per_real = [metrics.fid(features(model, train[yt == c][:per_class]), f_held[c]) for c in range(k)]
+    out["fid_classifier_per_class"] = sum(per) / k
+    out["fid_classifier_per_class_real"] = sum(per_real) / k
+    out["fid_classifier_by_class"] = per
     return out
 
 
@@ -159,6 +196,8 @@ _LABELS = {
     "fid_classifier": "classifier FID", "kid_classifier": "classifier KID", "kl_uniform": "KL(modes || uniform)",
     "w_estimate_heldout": "critic W-estimate, held out", "swd_vs_train": "sliced W2 vs train (pixels)",
     "classifier_heldout_accuracy": "classifier accuracy, held out", "n": "samples",
+    "conditional_accuracy": "conditional accuracy", "cas": "CAS (train on generated)",
+    "fid_classifier_per_class": "classifier FID per class (mean)",
 }
 
 
@@ -175,7 +214,7 @@ def format_table(result: dict) -> str:
 
     rows = []
     for k, v in m.items():
-        if k.endswith("_real") or k in ("modes", "heldout_seen_in_training"):
+        if k.endswith("_real") or k in ("modes", "heldout_seen_in_training") or isinstance(v, list):
             continue
         label = _LABELS.get(k, k)
         if k == "modes_covered":
@@ -204,6 +243,7 @@ def eval_callback(source: str, every: int, steps: int | None = None, cache_dir=N
         if trainer.step % every and trainer.step != steps:
             return {}
         m = evaluate_trainer(trainer, source, n=n, cache_dir=cache_dir, train_data=train_data)
-        return {f"eval_{k}": v for k, v in m.items() if k not in ("n", "modes", "heldout_seen_in_training")}
+        return {f"eval_{k}": v for k, v in m.items()
+                if k not in ("n", "modes", "heldout_seen_in_training") and not isinstance(v, list)}
 
     return evaluator

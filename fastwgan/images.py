@@ -86,17 +86,24 @@ def save_grid(x: torch.Tensor, path, nrow: int | None = None, padding: int = 2, 
     return path
 
 
-def save_image_folder(x: torch.Tensor, directory, start_index: int = 0) -> list[Path]:
-    """Write one PNG per image, named by zero-padded index (000000.png, ...) from start_index. Returns the paths."""
+def save_image_folder(x: torch.Tensor, directory, start_index: int = 0, classes: list[str] | None = None) -> list[Path]:
+    """Write one PNG per image, named by zero-padded index (000000.png, ...) from start_index. With ``classes`` (one
+    name per image) each image goes into the subfolder of its class (torchvision's ImageFolder layout).
+    Returns the paths."""
     x = _images_uint8(x, "save_image_folder")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise DataError(f"{directory}: is a file; expected a folder to write images into")
+    if classes is not None and len(classes) != len(x):
+        raise DataError(f"save_image_folder: {len(x)} images but {len(classes)} class names")
     directory.mkdir(parents=True, exist_ok=True)
     width = max(6, len(str(start_index + len(x) - 1)))
     paths = []
     for i, img in enumerate(x):
-        p = directory / f"{start_index + i:0{width}d}.png"
+        folder = directory if classes is None else directory / classes[i]
+        if classes is not None:
+            folder.mkdir(exist_ok=True)
+        p = folder / f"{start_index + i:0{width}d}.png"
         _save_png(img, p)
         paths.append(p)
     return paths

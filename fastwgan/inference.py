@@ -16,32 +16,36 @@ __all__ = ["sample_batches", "write_samples", "load_inputs", "score", "write_sco
            "read_scores_csv"]
 
 
-def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1024):
+def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1024, labels=None):
     """Yield ``n`` samples in batches of ``batch_size`` (the last may be shorter) without drawing all noise at once.
 
     The noise comes from one seeded stream (default ``config.seed + 1``, as ``trainer.sample``), drawn batch by
-    batch, so the samples depend on ``seed`` and ``batch_size``.
+    batch, so the samples depend on ``seed`` and ``batch_size``. A class-conditional trainer samples the classes
+    ``labels`` (``trainer.sample_labels``: an int, n ids, or None for balanced).
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    y = trainer.sample_labels(n, labels)
     g = trainer.sample_noise_generator(seed)
     for i in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - i), trainer.config.latent_dim, generator=g)
-        yield trainer._sample_with(z, batch_size)
+        yield trainer._sample_with(z, batch_size, y=None if y is None else y[i:i + batch_size])
 
 
-def _npy_into_zip(npy: Path, out: Path, key: str) -> None:
-    """Put a .npy file into a new .npz (a zip of .npy members) as ``key``, streaming it (np.load reads it back)."""
+def _npy_into_zip(members: dict[str, Path], out: Path) -> None:
+    """Put .npy files into a new .npz (a zip of .npy members) under their keys, streaming them (np.load reads it
+    back)."""
     tmp = out.with_name(out.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        zf.write(npy, arcname=key + ".npy")
+        for key, npy in members.items():
+            zf.write(npy, arcname=key + ".npy")
     os.replace(tmp, out)
 
 
 def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int = 1024, progress: bool | None = None,
-                  data_shape: tuple[int, ...] | None = None) -> Path:
+                  data_shape: tuple[int, ...] | None = None, labels=None, class_names: list[str] | None = None) -> Path:
     """Write ``n`` generated samples to ``out`` in batches, never holding more than one batch in memory.
 
     Args:
@@ -51,6 +55,9 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
             ``x`` for 2-D toys. The .npz is filled through a memory-mapped temporary .npy beside it, then zipped.
         seed, batch_size: see ``sample_batches``. progress: tqdm bar (default: when stderr is a terminal).
         data_shape: the per-sample shape (default: probed from one generator call).
+        labels: class-conditional trainers: the classes to sample (``trainer.sample_labels``); the .npz gets them
+            as int64 ``labels``, a folder gets one subfolder per class (torchvision's ImageFolder layout), named
+            by ``class_names`` (default: the class ids).
     Returns:
         the path written.
     """
@@ -59,8 +66,14 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
     from . import data
 
     out = Path(out)
+    y = trainer.sample_labels(n, labels)
     if data_shape is None:
-        data_shape = tuple(trainer._sample_with(torch.zeros(1, trainer.config.latent_dim)).shape[1:])
+        y0 = None if y is None else y[:1]
+        data_shape = tuple(trainer._sample_with(torch.zeros(1, trainer.config.latent_dim), y=y0).shape[1:])
+    if y is not None:
+        names = class_names or [str(k) for k in range(trainer.config.num_classes)]
+        if len(names) != trainer.config.num_classes:
+            raise ValueError(f"class_names: {len(names)} names for {trainer.config.num_classes} classes")
     images = len(data_shape) == 3
     if out.suffix and out.suffix != ".npz":
         raise ValueError(f"{out}: write samples to a folder or a .npz file")
@@ -70,13 +83,14 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
     def stream(write) -> None:  # write(start_index, batch) for each batch, behind one progress bar
         i = 0
         with tqdm(total=n, unit="img", disable=not progress if progress is not None else None) as bar:
-            for x in sample_batches(trainer, n, seed, batch_size):
+            for x in sample_batches(trainer, n, seed, batch_size, y):
                 write(i, x)
                 i += len(x)
                 bar.update(len(x))
 
     if not out.suffix:
-        stream(lambda i, x: data.save_image_folder(x, out, start_index=i))
+        stream(lambda i, x: data.save_image_folder(
+            x, out, start_index=i, classes=None if y is None else [names[k] for k in y[i:i + len(x)].tolist()]))
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(suffix=".npy", dir=out.parent)
@@ -92,9 +106,14 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
         stream(write)
         arr.flush()
         del write, arr  # close the memory map before zipping the file
-        _npy_into_zip(tmp, out, "images" if images else "x")
+        members = {"images" if images else "x": tmp}
+        if y is not None:
+            members["labels"] = tmp.with_name(tmp.stem + "-labels.npy")
+            np.save(members["labels"], y.numpy())
+        _npy_into_zip(members, out)
     finally:
-        tmp.unlink(missing_ok=True)
+        for f in (tmp, tmp.with_name(tmp.stem + "-labels.npy")):
+            f.unlink(missing_ok=True)
     return out
 
 

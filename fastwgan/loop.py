@@ -21,7 +21,7 @@ from .models import has_batch_norm
 from .threads import ThreadPolicy
 from .run import RunWriter
 
-METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss")
+METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss", "ac_loss")  # ac_loss: conditional runs
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,6 +58,7 @@ class TrainerBase:
         self._records: list[dict] = []  # materialised history
         self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
         self._gen = rng.make_generator(config.seed)
+        self._labels: torch.Tensor | None = None  # class-conditional: the training labels (N,), set by fit
         self.stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when fit returned early on a signal
         self.skipped_steps: list[int] = []  # steps undone by on_nonfinite="skip"
         # torchrun / torch.distributed: every rank draws the same global stream and trains on its slice of each
@@ -91,11 +92,16 @@ class TrainerBase:
         """Where the dataset lives during training (the reference keeps it on the CPU)."""
         return data
 
+    def _prepare_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Where the training labels live (the fast trainer: on the device, gathered there)."""
+        return labels
+
     # ------------------------------------------------------------------ history
     @property
     def history(self) -> list[dict]:
-        """One dict per generator step: step, critic_loss, w_estimate, gp, grad_norm, generator_loss
-        (critic values are means over the step's n_critic critic updates; gp/grad_norm are None for "clip")."""
+        """One dict per generator step: step, critic_loss, w_estimate, gp, grad_norm, generator_loss, ac_loss
+        (critic values are means over the step's n_critic critic updates; gp/grad_norm are None for "clip";
+        ac_loss, the critic's auxiliary-classifier cross-entropy on real samples, None without a classifier head)."""
         self._flush()
         return self._records
 
@@ -109,16 +115,23 @@ class TrainerBase:
             vals = vals / self.world_size
         vals = vals.cpu().tolist()
         for (step, _), row in zip(self._pending, vals):
-            rec = {"step": step, **{k: None for k in METRICS}}
+            rec = {"step": step, **{k: None for k in self._metric_names()}}
             rec.update(dict(zip(keys, row)))
             self._records.append(rec)
         self._pending.clear()
 
+    def _metric_names(self) -> tuple[str, ...]:
+        return METRICS if self.config.conditional else METRICS[:-1]
+
     # ------------------------------------------------------------------ data
-    def check_data(self, data) -> torch.Tensor:
+    def check_data(self, data, labels=None) -> torch.Tensor:
         """Check a training set against this trainer's models before anything runs, with the shapes named:
         the data's type and values, the latent size against the generator's input, the generator's output against
         the data's sample shape, and the critic's output (one score per sample: (B,) or (B, 1)).
+
+        A class-conditional trainer (``TrainConfig.num_classes``) needs ``labels`` (N,) of ints in [0, K) and
+        calls its models as ``G(z, y)`` and ``D(x, y)``; a critic with a classifier head returns
+        ``(score, logits)`` with logits (B, K).
 
         Returns:
             the data as a tensor. Raises ValueError / TypeError with one line naming the problem.
@@ -133,17 +146,34 @@ class TrainerBase:
             raise ValueError(f"data: expected uint8 images or a float tensor, got dtype {data.dtype}")
         if data.is_floating_point() and not torch.isfinite(data).all():
             raise ValueError("data: contains NaN or inf values")
+        k = self.config.num_classes
+        if k is None and labels is not None:
+            raise ValueError("labels: given, but TrainConfig.num_classes is None (set it for class-conditional "
+                             "training)")
+        if k is not None:
+            from .data import check_labels
+
+            if labels is None:
+                raise ValueError(f"labels: TrainConfig.num_classes is {k}: fit needs labels=, one class id per sample")
+            check_labels(labels, data.shape[0], num_classes=k, what="labels")
+        y = None if k is None else torch.zeros(2, dtype=torch.long, device=self.device)
         latent = self.config.latent_dim
         hint = _first_layer_hint(self.generator, latent)
-        out = _probe(self.generator, torch.zeros(2, latent, device=self.device),
+        out = _probe(self.generator, torch.zeros(2, latent, device=self.device), y,
                      lambda e: f"generator: {hint} (a call on z of shape (2, {latent}) failed: {e})" if hint else
                      f"generator: calling it on z of shape (2, {latent}) failed: {e}")
         if tuple(out.shape[1:]) != tuple(data.shape[1:]):
             raise ValueError(f"data: samples have shape {tuple(data.shape[1:])} but the generator makes "
                              f"{tuple(out.shape[1:])}; build the models for this data")
         real = self._as_float(data[:2]).to(self.device)
-        score = _probe(self.critic, real, lambda e: f"critic: calling it on a data batch of shape "
-                                                    f"{tuple(real.shape)} failed: {e}")
+        score = _probe(self.critic, real, y, lambda e: f"critic: calling it on a data batch of shape "
+                                                       f"{tuple(real.shape)} failed: {e}")
+        if isinstance(score, tuple):  # a classifier head: (score, logits)
+            logits = score[1] if len(score) == 2 else None
+            if k is None or logits is None or tuple(logits.shape) != (len(real), k):
+                raise ValueError(f"critic: returns a tuple; only a class-conditional critic with a classifier head "
+                                 f"may, as (score, logits) with logits of shape ({len(real)}, num_classes)")
+            score = score[0]
         if tuple(score.shape) not in ((len(real),), (len(real), 1)):
             raise ValueError(f"critic: returns shape {tuple(score.shape)} for a batch of {len(real)} samples; a "
                              f"critic returns one score per sample, shape ({len(real)},) or ({len(real)}, 1)")
@@ -155,7 +185,7 @@ class TrainerBase:
         return to_float(x) if x.dtype == torch.uint8 else x.float()
 
     # ------------------------------------------------------------------ training
-    def fit(self, data, steps: int | None = None, *, add_steps: int | None = None,
+    def fit(self, data, steps: int | None = None, *, labels=None, add_steps: int | None = None,
             out: str | os.PathLike | None = None, overwrite: bool = False, log_every: int = 10,
             sample_every: int | None = None, checkpoint_every: int | None = None, keep_checkpoints: int = 3,
             progress: bool | None = None, run_config: dict | None = None,
@@ -171,6 +201,7 @@ class TrainerBase:
         Args:
             data: the training set, (N, C, H, W) uint8 images or an (N, ...) float tensor (e.g. 2-D toy points).
             steps: total generator updates of the run (each preceded by n_critic critic updates).
+            labels: class-conditional training (``TrainConfig.num_classes``): (N,) int class ids of ``data``.
             add_steps: generator updates to make from the current step (instead of ``steps``).
             out: a run folder to write (config.json, stats.jsonl, samples, plots, checkpoints); None writes nothing.
                 A run folder belongs to one run (``fastwgan.run.check_out``): a new trainer (step 0) needs an absent
@@ -208,12 +239,13 @@ class TrainerBase:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
         if on_nonfinite not in guards.ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {guards.ON_NONFINITE}, got {on_nonfinite!r}")
-        data = self.check_data(data)
+        data = self.check_data(data, labels)
         if steps <= self.step:
             warnings.warn(f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
                           "run's total; fit(data, add_steps=N) trains N more", stacklevel=2)
             return self
         data = self._prepare_data(data)
+        self._labels = None if labels is None else self._prepare_labels(torch.as_tensor(labels).long())
         self._planned_steps(steps - self.step)
         cfg = self.config
         writer = None
@@ -222,7 +254,11 @@ class TrainerBase:
                                step=self.step, overwrite=overwrite)
         sample_every = sample_every or max(1, steps // 10)
         n_show = 1000 if data.dim() == 2 else 64  # 2-D toys: a scatter of 1000 points; images: an 8x8 grid
+        per_row = 8
+        if cfg.conditional:  # one row of 8 per class
+            n_show = per_row * cfg.num_classes if data.dim() > 2 else n_show
         fixed_z = torch.randn(n_show, cfg.latent_dim, generator=rng.make_generator(cfg.seed + 2))
+        fixed_y = None if not cfg.conditional else torch.arange(n_show) * cfg.num_classes // n_show
         real_show = data[:5000] if data.dim() == 2 else None
         self.stopped_by = None
 
@@ -240,7 +276,7 @@ class TrainerBase:
                 while self.step < steps and not stop:
                     snapshot = self._snapshot() if skip else None
                     noise = rng.draw_step(self._gen, n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
-                                          cfg.uses_penalty).shard(self.rank, self.world_size)
+                                          cfg.uses_penalty, cfg.conditional).shard(self.rank, self.world_size)
                     metrics = self._step(data, noise)
                     self._pending.append((self.step + 1, metrics))
                     if skip:
@@ -278,7 +314,8 @@ class TrainerBase:
                         for cb in callbacks:
                             cb(self, record)
                     if writer and (self.step % sample_every == 0 or last):
-                        writer.samples(self.step, self._sample_with(fixed_z), real=real_show)
+                        writer.samples(self.step, self._sample_with(fixed_z, y=fixed_y), real=real_show,
+                                       nrow=per_row if fixed_y is not None else None)
                         writer.plots(self.history)
                         t_tick = time.perf_counter()  # writing is not training: not in steps_per_s
                     if ckpt:
@@ -323,7 +360,7 @@ class TrainerBase:
         (the ``seconds`` since then; NaN when no step was timed)."""
         recs = self._records_since(since_step)
         out = {"step": self.step}
-        for k in METRICS:
+        for k in self._metric_names():
             vals = [r[k] for r in recs if r[k] is not None]
             out[k] = sum(vals) / len(vals) if vals else None
         steps = len(self._records_since(since_step if timed_from is None else timed_from))
@@ -339,12 +376,15 @@ class TrainerBase:
         return self.generator
 
     @torch.no_grad()
-    def _sample_with(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def _sample_with(self, z: torch.Tensor, batch_size: int = 1024, y: torch.Tensor | None = None) -> torch.Tensor:
         G = self._sampling_generator()
         was = G.training
         G.eval()
+        dev = self.device
         try:
-            chunks = [G(z[i:i + batch_size].to(self.device)).float().cpu() for i in range(0, z.shape[0], batch_size)]
+            chunks = [(G(z[i:i + batch_size].to(dev)) if y is None else
+                       G(z[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev))).float().cpu()
+                      for i in range(0, z.shape[0], batch_size)]
         finally:
             G.train(was)
         return torch.cat(chunks)
@@ -354,40 +394,74 @@ class TrainerBase:
         stream)."""
         return rng.make_generator(self.config.seed + rng.SAMPLE_SEED_OFFSET if seed is None else seed)
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+    def sample_labels(self, n: int, labels=None) -> torch.Tensor | None:
+        """The class ids ``sample`` conditions on: None for an unconditional trainer; for a conditional one
+        ``labels`` as an (n,) int64 tensor: an int (every sample of that class), a sequence / tensor of n ids, or
+        None (balanced: sample i gets class i % num_classes)."""
+        k = self.config.num_classes
+        if k is None:
+            if labels is not None:
+                raise ValueError("sample: labels given, but this trainer is unconditional (TrainConfig.num_classes "
+                                 "is None)")
+            return None
+        if labels is None:
+            return torch.arange(n) % k
+        y = torch.full((n,), labels, dtype=torch.long) if isinstance(labels, int) else torch.as_tensor(labels)
+        from .data import check_labels
+
+        check_labels(y, n, num_classes=k, what="sample: labels")
+        return y.long()
+
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024, labels=None) -> torch.Tensor:
         """Draw ``n`` samples from the generator (eval mode) with its own noise stream.
 
         Args:
             n: number of samples.
             seed: noise seed (default ``config.seed + 1``; the training stream is never touched).
             batch_size: generator batch size.
+            labels: class-conditional trainers: the classes to draw (see ``sample_labels``; default balanced).
         Returns:
             (n, *data_shape) float CPU tensor: images in [-1, 1] (``fastwgan.data.to_uint8`` converts), or
             coordinates for the 2-D toys.
         """
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"sample: n must be a non-negative integer, got {n!r}")
+        y = self.sample_labels(n, labels)
         z = torch.randn(n, self.config.latent_dim, generator=self.sample_noise_generator(seed))
         if n == 0:
-            return self._sample_with(torch.zeros(1, self.config.latent_dim))[:0]
-        return self._sample_with(z, batch_size)
+            y0 = None if y is None else torch.zeros(1, dtype=torch.long)
+            return self._sample_with(torch.zeros(1, self.config.latent_dim), y=y0)[:0]
+        return self._sample_with(z, batch_size, y=y)
 
     @torch.no_grad()
-    def critic_score(self, x, batch_size: int = 1024) -> torch.Tensor:
+    def critic_score(self, x, batch_size: int = 1024, labels=None) -> torch.Tensor:
         """The critic's score D(x) per sample (higher = judged more like the training data).
 
         Args:
             x: (N, ...) uint8 images (normalised as in training) or float samples, tensor or numpy array.
+            labels: class-conditional trainers: (N,) class ids (or one int for all), scored as D(x, y).
         Returns:
-            (N,) float CPU tensor.
+            (N,) float CPU tensor (a critic with a classifier head: its score, not the logits).
         """
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
+        k = self.config.num_classes
+        if k is not None and labels is None:
+            raise ValueError("critic_score: this trainer is class-conditional: give labels= (the class to score "
+                             "each sample against)")
+        y = None if k is None else self.sample_labels(x.shape[0], labels)
+        if k is None and labels is not None:
+            raise ValueError("critic_score: labels given, but this trainer is unconditional")
         was = self.critic.training
         self.critic.eval()
+        dev = self.device
         try:
-            out = [self.critic(self._as_float(x[i:i + batch_size]).to(self.device)).reshape(-1).float().cpu()
-                   for i in range(0, x.shape[0], batch_size)]
+            out = []
+            for i in range(0, x.shape[0], batch_size):
+                xb = self._as_float(x[i:i + batch_size]).to(dev)
+                s = self.critic(xb) if y is None else self.critic(xb, y[i:i + batch_size].to(dev))
+                s = s[0] if isinstance(s, tuple) else s
+                out.append(s.reshape(-1).float().cpu())
         finally:
             self.critic.train(was)
         return torch.cat(out) if out else torch.zeros(0)
@@ -441,12 +515,13 @@ class TrainerBase:
 
 
 @torch.no_grad()
-def _probe(module: nn.Module, x: torch.Tensor, message) -> torch.Tensor:
-    """``module(x)`` in eval mode (batch norm on its running statistics); a failure becomes one ValueError line."""
+def _probe(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None, message):
+    """``module(x)`` (``module(x, y)`` with labels) in eval mode (batch norm on its running statistics); a failure
+    becomes one ValueError line."""
     was = module.training
     module.eval()
     try:
-        return module(x)
+        return module(x) if y is None else module(x, y)
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         raise ValueError(message(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)) from None
     finally:

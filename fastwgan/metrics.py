@@ -211,7 +211,8 @@ def mode_coverage(modes, n_modes: int, min_count: int = 1) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Critic-based.
 # ----------------------------------------------------------------------------------------------------------------
-def w_estimate(trainer, real_heldout, n: int | None = None, seed: int = 0, batch_size: int = 1024) -> float:
+def w_estimate(trainer, real_heldout, n: int | None = None, seed: int = 0, batch_size: int = 1024,
+               labels=None) -> float:
     """The critic's Wasserstein estimate ``mean D(real) - mean D(G(z))`` on held-out real data.
 
     Arjovsky et al. 2017 suggest watching it on data the critic never trained on: when it drifts above the
@@ -222,6 +223,8 @@ def w_estimate(trainer, real_heldout, n: int | None = None, seed: int = 0, batch
         trainer: a fastwgan trainer (``critic_score`` and ``sample`` are used).
         real_heldout: (N, ...) uint8 images or float samples the critic did not train on.
         n: samples used from each side (default: all of real_heldout); seed: the generator noise seed.
+        labels: class-conditional trainers: the held-out samples' labels; the fakes are drawn with the same ones,
+            as in training (``mean D(x, y) - mean D(G(z, y), y)``).
     Returns:
         the estimate as a float.
     """
@@ -229,8 +232,10 @@ def w_estimate(trainer, real_heldout, n: int | None = None, seed: int = 0, batch
     n = x.shape[0] if n is None else min(n, x.shape[0])
     if n < 1:
         raise ValueError("w_estimate: no held-out samples")
-    real = trainer.critic_score(x[:n], batch_size=batch_size).double().mean()
-    fake = trainer.critic_score(trainer.sample(n, seed=seed, batch_size=batch_size), batch_size=batch_size)
+    y = None if labels is None else torch.as_tensor(labels)[:n]
+    real = trainer.critic_score(x[:n], batch_size=batch_size, labels=y).double().mean()
+    fake = trainer.critic_score(trainer.sample(n, seed=seed, batch_size=batch_size, labels=y), batch_size=batch_size,
+                                labels=y)
     return float(real - fake.double().mean())
 
 

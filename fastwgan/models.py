@@ -12,6 +12,24 @@ Critic normalisation (`critic_norm`):
 
 Every factory returns (G, D) and sets `G.spec` = `D.spec` = a JSON-serialisable dict with `build(**spec)`
 rebuilding the same architecture (checkpoints store it).
+
+Class-conditional models (`num_classes=K`, K >= 2; with the default `num_classes=None` every model is exactly the
+unconditional one: same modules, parameter names and initialisation in the same RNG order). y is (B,) int64 in
+[0, K).
+    Generator  G(z, y) -> (B, *data_shape). Where the generator has batch norm (dcgan, resnet) every BatchNorm2d /
+               BatchNorm1d becomes a `ConditionalBatchNorm2d` / `ConditionalBatchNorm1d`: batch norm without affine,
+               then a per-class gain (init 1) and bias (init 0) looked up in two nn.Embedding(K, C) (de Vries et
+               al. 2017). The MLP generator (no norm) concatenates a learned nn.Embedding(K, latent_dim) of y to z.
+    Critic     phi(x) (B, F) is the feature vector before the critic's last linear layer psi (F -> 1).
+               conditioning="projection" (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)> -> (B,),
+                   embed an nn.Embedding(K, F) (Glorot uniform init, as the authors' code).
+               conditioning="acgan" (Odena et al. 2017): D(x, y) -> (score (B,), logits (B, K)), score = psi(phi(x)),
+                   logits from an extra linear head nn.Linear(F, K) on phi(x); y is accepted and ignored (may be None).
+The conditioning adds no batch norm to a critic, so a "none"/"layer" critic stays per-sample (the penalty needs
+that); `critic_norm` rules are unchanged. The forwards use no control flow on tensor values, so they trace under
+`torch.func` (functional_call, grad w.r.t. x with y fixed) and `torch.compile(fullgraph=True)`. Conditional specs
+add "num_classes" and "conditioning"; unconditional specs do not have them. `is_conditional` and
+`critic_has_classifier` read the spec.
 """
 from __future__ import annotations
 
@@ -21,17 +39,30 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["Generator", "Critic", "CRITIC_NORMS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet", "build",
-           "auto_kind", "has_batch_norm"]
+__all__ = ["Generator", "Critic", "ConditionalGenerator", "ConditionalCritic", "ConditionalBatchNorm1d",
+           "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet",
+           "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier"]
 
 CRITIC_NORMS = ("none", "layer", "batch")
+CONDITIONINGS = ("projection", "acgan")
 KINDS = ("mlp", "dcgan", "resnet", "auto")
 DCGAN_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of the first feature map (doubled per stage)
 
 
 def has_batch_norm(module: nn.Module) -> bool:
     """True if any submodule is a batch norm (BatchNorm1d/2d/3d, SyncBatchNorm): it breaks the per-sample GP."""
-    return any(isinstance(m, _BatchNorm) for m in module.modules())
+    return any(isinstance(m, _BatchNorm) for m in module.modules())  # a ConditionalBatchNorm holds a _BatchNorm
+
+
+def is_conditional(module: nn.Module) -> bool:
+    """True for a generator or critic built with `num_classes` (read from its spec; False without a spec)."""
+    spec = getattr(module, "spec", None)
+    return isinstance(spec, dict) and spec.get("num_classes") is not None
+
+
+def critic_has_classifier(module: nn.Module) -> bool:
+    """True for a model of an AC-GAN pair (spec conditioning "acgan"): its critic returns (score, logits)."""
+    return is_conditional(module) and module.spec.get("conditioning") == "acgan"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -49,6 +80,17 @@ def _norm(v: str) -> str:
     return v
 
 
+def _conditioning(num_classes, conditioning) -> tuple[int | None, str]:
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 2):
+        raise ValueError(f"num_classes must be None or an int >= 2, got {num_classes!r}")
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+    if num_classes is None and conditioning != "projection":
+        raise ValueError(f"conditioning={conditioning!r} needs num_classes (a class-conditional model)")
+    return num_classes, conditioning
+
+
 def _shape(data_shape) -> tuple[int, ...]:
     shape = (data_shape,) if isinstance(data_shape, int) and not isinstance(data_shape, bool) else data_shape
     try:
@@ -60,7 +102,10 @@ def _shape(data_shape) -> tuple[int, ...]:
     return shape
 
 
-def _tag(G: nn.Module, D: nn.Module, spec: dict) -> tuple[nn.Module, nn.Module]:
+def _tag(G: nn.Module, D: nn.Module, spec: dict, num_classes: int | None = None,
+         conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
+    if num_classes is not None:                 # unconditional specs stay exactly as they were
+        spec = dict(spec, num_classes=num_classes, conditioning=conditioning)
     G.spec, D.spec = dict(spec), dict(spec)
     return G, D
 
@@ -88,10 +133,138 @@ class Generator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Class conditioning: conditional batch norm, the conditional generator and the projection / AC-GAN critic.
+# ----------------------------------------------------------------------------------------------------------------
+class _ConditionalBatchNorm(nn.Module):
+    _bn = nn.BatchNorm2d
+
+    def __init__(self, num_features: int, num_classes: int):
+        super().__init__()
+        self.num_features, self.num_classes = num_features, num_classes
+        self.bn = self._bn(num_features, affine=False)
+        self.gain = nn.Embedding(num_classes, num_features)     # per-class gain, init 1
+        self.shift = nn.Embedding(num_classes, num_features)    # per-class bias, init 0
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        view = (x.shape[0], self.num_features) + (1,) * (x.dim() - 2)   # (B, C) or (B, C, 1, 1)
+        return self.bn(x) * self.gain(y).reshape(view) + self.shift(y).reshape(view)
+
+
+class ConditionalBatchNorm2d(_ConditionalBatchNorm):
+    """BatchNorm2d(affine=False), then a per-class gain and bias: `bn(x) * gain(y) + shift(y)`.
+
+    Args:
+        num_features: channels C of x (B, C, H, W).
+        num_classes: K; `gain` and `shift` are nn.Embedding(K, C), initialised to 1 and 0.
+    Called as `cbn(x, y)` with y (B,) int64; returns (B, C, H, W).
+    """
+
+    _bn = nn.BatchNorm2d
+
+
+class ConditionalBatchNorm1d(_ConditionalBatchNorm):
+    """BatchNorm1d(affine=False) on x (B, C), then a per-class gain and bias as `ConditionalBatchNorm2d`."""
+
+    _bn = nn.BatchNorm1d
+
+
+def _apply(m: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """m(x, y) for a conditional batch norm, m(x) otherwise (a branch on module type: fine for torch.compile)."""
+    return m(x, y) if isinstance(m, _ConditionalBatchNorm) else m(x)
+
+
+class _CondSequential(nn.Sequential):
+    """nn.Sequential that hands y to its conditional batch norms."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for m in self:
+            x = _apply(m, x, y)
+        return x
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, y): z (B, latent_dim), y (B,) int64 -> (B, *data_shape).
+
+    `body(h, y)` hands y to its conditional batch norms; `embed` (MLP only, else None) is an
+    nn.Embedding(K, latent_dim) whose row for y is concatenated to z, h = [z, embed(y)].
+    """
+
+    def __init__(self, body: nn.Module, latent_dim: int, data_shape: tuple[int, ...], num_classes: int,
+                 embed: nn.Embedding | None = None):
+        super().__init__()
+        self.body, self.latent_dim, self.data_shape, self.num_classes = body, latent_dim, data_shape, num_classes
+        self.embed = embed
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = z if self.embed is None else torch.cat([z, self.embed(y)], dim=1)  # (B, latent_dim [+ E])
+        return self.body(h, y).reshape(z.shape[0], *self.data_shape)
+
+
+class ConditionalCritic(nn.Module):
+    """Critic with class information: `body` as the unconditional critic's (same parameter names), plus a head.
+
+    phi(x) = `features(x)` (B, F) is the body without its last linear layer psi = `head` (F -> 1).
+    "projection": `embed` = nn.Embedding(K, F); D(x, y) = psi(phi(x)) + <embed(y), phi(x)> -> (B,).
+    "acgan": `classifier` = nn.Linear(F, K); D(x, y=None) -> (psi(phi(x)) (B,), classifier(phi(x)) (B, K)).
+    """
+
+    def __init__(self, body: nn.Module, data_shape: tuple[int, ...], conditioning: str, extra: nn.Module):
+        super().__init__()
+        self.body, self.data_shape, self.conditioning = body, data_shape, conditioning
+        if conditioning == "projection":
+            self.embed = extra
+        else:
+            self.classifier = extra
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.body[-1] if isinstance(self.body, nn.Sequential) else self.body.output
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """phi(x): (B, *data_shape) -> (B, F)."""
+        if not isinstance(self.body, nn.Sequential):
+            return self.body.features(x)
+        last = len(self.body) - 1
+        for i, m in enumerate(self.body):
+            if i < last:
+                x = m(x)
+        return x
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = self.features(x)                                       # (B, F)
+        score = self.head(h).reshape(x.shape[0])                   # (B,)
+        if self.conditioning == "acgan":
+            return score, self.classifier(h)                       # (B,), (B, K)
+        if y is None:
+            raise ValueError("a projection critic needs the labels: call D(x, y)")
+        return score + (self.embed(y) * h).sum(dim=1)              # (B,): + <embed(y), phi(x)>
+
+
+def _glorot_embedding(num_classes: int, features: int) -> nn.Embedding:
+    """The projection embedding, Glorot uniform as in Miyato & Koyama's code."""
+    embed = nn.Embedding(num_classes, features)
+    nn.init.xavier_uniform_(embed.weight)
+    return embed
+
+
+def _critic(body: nn.Module, shape: tuple[int, ...], features: int, num_classes: int | None, conditioning: str,
+            classifier=nn.Linear) -> nn.Module:
+    """The unconditional Critic, or a ConditionalCritic with its head (`classifier(F, K)` builds the AC head)."""
+    if num_classes is None:
+        return Critic(body, shape)
+    extra = (_glorot_embedding(num_classes, features) if conditioning == "projection"
+             else classifier(features, num_classes))
+    return ConditionalCritic(body, shape, conditioning, extra)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # MLP: the WGAN-GP toy nets (512 wide, 3 hidden ReLU layers); images are flattened.
 # ----------------------------------------------------------------------------------------------------------------
 def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_norm: str = "none",
-        output: str | None = None) -> tuple[nn.Module, nn.Module]:
+        output: str | None = None, num_classes: int | None = None,
+        conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
     """ReLU MLP generator and critic with `depth` hidden layers of width `hidden`.
 
     Args:
@@ -100,19 +273,26 @@ def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_n
         critic_norm: "none" | "layer" (nn.LayerNorm over features) | "batch" (nn.BatchNorm1d), after each hidden
             linear layer of the critic.
         output: generator output "linear" | "tanh"; default linear for 1-D data_shape (toys), tanh otherwise.
+        num_classes: None (unconditional) or K >= 2: G(z, y) concatenates `G.embed(y)` (nn.Embedding(K,
+            latent_dim)) to z, so its first Linear takes 2 * latent_dim inputs; the critic is conditioned as below,
+            phi(x) being the last hidden layer's ReLU output (F = hidden).
+        conditioning: with num_classes: "projection" (D(x, y) -> (B,), `D.embed` nn.Embedding(K, hidden)) or
+            "acgan" (D(x, y) -> ((B,), (B, K)), `D.classifier` nn.Linear(hidden, K)).
     Returns:
-        (G, D): G(z) -> (B, *data_shape), D(x) -> (B,).
+        (G, D): G(z) -> (B, *data_shape), D(x) -> (B,); conditional: G(z, y), D(x, y) as above.
     """
     shape, latent_dim = _shape(data_shape), _pos_int("latent_dim", latent_dim)
     hidden, depth, critic_norm = _pos_int("hidden", hidden), _pos_int("depth", depth), _norm(critic_norm)
+    num_classes, conditioning = _conditioning(num_classes, conditioning)
     output = output if output is not None else ("linear" if len(shape) == 1 else "tanh")
     if output not in ("linear", "tanh"):
         raise ValueError(f"output must be 'linear' or 'tanh', got {output!r}")
     n = math.prod(shape)
+    g_in = latent_dim if num_classes is None else 2 * latent_dim   # z, or [z, embed(y)] with E = latent_dim
 
     g, d = [], [nn.Flatten()]
     for i in range(depth):
-        g += [nn.Linear(latent_dim if i == 0 else hidden, hidden), nn.ReLU()]
+        g += [nn.Linear(g_in if i == 0 else hidden, hidden), nn.ReLU()]
         d.append(nn.Linear(n if i == 0 else hidden, hidden))
         if critic_norm == "layer":
             d.append(nn.LayerNorm(hidden))
@@ -125,7 +305,13 @@ def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_n
     d.append(nn.Linear(hidden, 1))
     spec = dict(kind="mlp", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm,
                 hidden=hidden, depth=depth, output=output)
-    return _tag(Generator(nn.Sequential(*g), latent_dim, shape), Critic(nn.Sequential(*d), shape), spec)
+    if num_classes is None:
+        G = Generator(nn.Sequential(*g), latent_dim, shape)
+    else:
+        G = ConditionalGenerator(_CondSequential(*g), latent_dim, shape, num_classes,
+                                 embed=nn.Embedding(num_classes, latent_dim))
+    D = _critic(nn.Sequential(*d), shape, hidden, num_classes, conditioning)
+    return _tag(G, D, spec, num_classes, conditioning)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -159,8 +345,8 @@ class _Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
-def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64,
-          critic_norm: str = "none") -> tuple[nn.Module, nn.Module]:
+def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64, critic_norm: str = "none",
+          num_classes: int | None = None, conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
     """DCGAN generator and critic for square images.
 
     Generator: Linear(z -> c0*s0*s0) + BatchNorm + ReLU, then stride-2 ConvTranspose(4x4) stages that double the
@@ -175,24 +361,38 @@ def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64,
         latent_dim: size of z.
         width: channels of the widest-resolution feature map (64 in DCGAN).
         critic_norm: "none" | "layer" (GroupNorm(1, C)) | "batch".
+        num_classes: None (unconditional) or K >= 2: G(z, y) with every batch norm of the generator a
+            `ConditionalBatchNorm1d` / `ConditionalBatchNorm2d`; the critic is conditioned as below, phi(x) being the
+            flattened last conv stage (F = c0*s0*s0, the input of the final Linear).
+        conditioning: with num_classes: "projection" (D(x, y) -> (B,), `D.embed` nn.Embedding(K, F)) or "acgan"
+            (D(x, y) -> ((B,), (B, K)), `D.classifier` nn.Linear(F, K), DCGAN init).
     Returns:
-        (G, D): G(z) -> (B, channels, image_size, image_size), D(x) -> (B,).
+        (G, D): G(z) -> (B, channels, image_size, image_size), D(x) -> (B,); conditional: G(z, y), D(x, y).
     """
     if image_size not in DCGAN_SIZES:
         raise ValueError(f"image_size must be one of {sorted(DCGAN_SIZES)} for dcgan, got {image_size!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     latent_dim, width, critic_norm = _pos_int("latent_dim", latent_dim), _pos_int("width", width), _norm(critic_norm)
+    num_classes, conditioning = _conditioning(num_classes, conditioning)
     s0 = DCGAN_SIZES[image_size]
     stages = int(math.log2(image_size // s0))          # 2 for 28, 3 for 32, 4 for 64
     chans = [width * 2 ** (stages - 1 - i) for i in range(stages)] + [channels]  # e.g. 32 px: 4w, 2w, w, C
+    if num_classes is None:
+        bn1d, bn2d = nn.BatchNorm1d, nn.BatchNorm2d
+    else:
+        def bn1d(c: int) -> nn.Module:
+            return ConditionalBatchNorm1d(c, num_classes)
 
-    g: list[nn.Module] = [nn.Linear(latent_dim, chans[0] * s0 * s0, bias=False), nn.BatchNorm1d(chans[0] * s0 * s0),
+        def bn2d(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, num_classes)
+
+    g: list[nn.Module] = [nn.Linear(latent_dim, chans[0] * s0 * s0, bias=False), bn1d(chans[0] * s0 * s0),
                           nn.ReLU(), _Reshape(chans[0], s0, s0)]
     for i in range(stages):
         last = i == stages - 1
         g.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 4, 2, 1, bias=last))
-        g += [nn.Tanh()] if last else [nn.BatchNorm2d(chans[i + 1]), nn.ReLU()]
+        g += [nn.Tanh()] if last else [bn2d(chans[i + 1]), nn.ReLU()]
 
     d: list[nn.Module] = []
     rev = chans[::-1]                                   # C, w, 2w, ...
@@ -202,11 +402,15 @@ def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64,
     d += [nn.Flatten(), nn.Linear(chans[0] * s0 * s0, 1)]
 
     shape = (channels, image_size, image_size)
-    G, D = Generator(nn.Sequential(*g), latent_dim, shape), Critic(nn.Sequential(*d), shape)
-    _dcgan_init(G)
-    _dcgan_init(D)
+    if num_classes is None:
+        G = Generator(nn.Sequential(*g), latent_dim, shape)
+    else:
+        G = ConditionalGenerator(_CondSequential(*g), latent_dim, shape, num_classes)
+    D = _critic(nn.Sequential(*d), shape, chans[0] * s0 * s0, num_classes, conditioning)
+    _dcgan_init(G)           # conditional batch norms keep their own init (gain 1, shift 0): no affine, no `bias`
+    _dcgan_init(D)           # also the AC classifier (a Linear); the projection embedding is not touched
     spec = dict(kind="dcgan", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm, width=width)
-    return _tag(G, D, spec)
+    return _tag(G, D, spec, num_classes, conditioning)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -235,13 +439,16 @@ class _ResBlock(nn.Module):
     resample "up" (generator): conv1 = nearest x2 then conv, shortcut = nearest x2 then 1x1 conv.
     resample "down" (critic): conv2 = conv then 2x2 mean pool, shortcut = 1x1 conv then mean pool.
     resample None: identity shortcut.
+    num_classes (generator only): its batch norms are `ConditionalBatchNorm2d`s, called with y.
     """
 
-    def __init__(self, dim: int, resample: str | None, norm: str):
+    def __init__(self, dim: int, resample: str | None, norm: str, num_classes: int | None = None):
         super().__init__()
         self.resample = resample
 
         def make_norm() -> nn.Module:
+            if norm == "batch" and num_classes is not None:
+                return ConditionalBatchNorm2d(dim, num_classes)
             return {"batch": lambda: nn.BatchNorm2d(dim), "layer": lambda: nn.GroupNorm(1, dim),
                     "none": nn.Identity}[norm]()
 
@@ -249,7 +456,7 @@ class _ResBlock(nn.Module):
         self.conv1, self.conv2 = _conv(dim, dim, 3), _conv(dim, dim, 3)
         self.shortcut = _conv(dim, dim, 1, he=False) if resample else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         up = nn.functional.interpolate
         if self.resample == "up":
             short = self.shortcut(up(x, scale_factor=2, mode="nearest"))
@@ -257,9 +464,9 @@ class _ResBlock(nn.Module):
             short = nn.functional.avg_pool2d(self.shortcut(x), 2)
         else:
             short = x
-        h = torch.relu(self.n1(x))
+        h = torch.relu(_apply(self.n1, x, y))
         h = self.conv1(up(h, scale_factor=2, mode="nearest") if self.resample == "up" else h)
-        h = self.conv2(torch.relu(self.n2(h)))
+        h = self.conv2(torch.relu(_apply(self.n2, h, y)))
         if self.resample == "down":
             h = nn.functional.avg_pool2d(h, 2)
         return short + h
@@ -280,18 +487,21 @@ class _OptimizedBlock(nn.Module):
 
 
 class _ResNetGeneratorBody(nn.Module):
-    def __init__(self, channels: int, latent_dim: int, dim: int):
+    """With num_classes, every batch norm is a ConditionalBatchNorm2d and forward takes (z, y)."""
+
+    def __init__(self, channels: int, latent_dim: int, dim: int, num_classes: int | None = None):
         super().__init__()
         self.dim = dim
         self.input = _glorot_linear(latent_dim, 4 * 4 * dim)
-        self.blocks = nn.Sequential(*[_ResBlock(dim, "up", "batch") for _ in range(3)])  # 4 -> 8 -> 16 -> 32
-        self.norm = nn.BatchNorm2d(dim)
+        self.blocks = nn.Sequential(*[_ResBlock(dim, "up", "batch", num_classes) for _ in range(3)])  # 4 -> 32
+        self.norm = nn.BatchNorm2d(dim) if num_classes is None else ConditionalBatchNorm2d(dim, num_classes)
         self.output = _conv(dim, channels, 3, he=False)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.input(z).reshape(z.shape[0], self.dim, 4, 4)   # (B, dim, 4, 4)
-        h = self.blocks(h)                                       # (B, dim, 32, 32)
-        return torch.tanh(self.output(torch.relu(self.norm(h))))  # (B, C, 32, 32)
+        for block in self.blocks:                                # 4 -> 8 -> 16 -> 32
+            h = block(h, y)                                      # (B, dim, 32, 32)
+        return torch.tanh(self.output(torch.relu(_apply(self.norm, h, y))))  # (B, C, 32, 32)
 
 
 class _ResNetCriticBody(nn.Module):
@@ -305,13 +515,15 @@ class _ResNetCriticBody(nn.Module):
         )
         self.output = _glorot_linear(dim, 1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.blocks(x)).mean(dim=(2, 3))  # (B, dim): global mean pool, phi(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.blocks(x)).mean(dim=(2, 3))  # (B, dim): global mean pool
-        return self.output(h)                            # (B, 1)
+        return self.output(self.features(x))                # (B, 1)
 
 
-def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128,
-           critic_norm: str = "none") -> tuple[nn.Module, nn.Module]:
+def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128, critic_norm: str = "none",
+           num_classes: int | None = None, conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
     """The WGAN-GP paper's CIFAR-10 ResNet pair for 32 px images.
 
     Generator: Linear(z -> dim*4*4), three up-sampling residual blocks (batch norm, ReLU, nearest x2 + 3x3 conv),
@@ -324,17 +536,28 @@ def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128,
         latent_dim: size of z (128 in the paper).
         dim: channels of every block (128 in the paper).
         critic_norm: "none" (the paper) | "layer" (GroupNorm(1, dim) in the critic's residual blocks) | "batch".
+        num_classes: None (unconditional) or K >= 2: G(z, y) with every batch norm of the generator (in the blocks
+            and the final one) a `ConditionalBatchNorm2d`; the critic is conditioned as below, phi(x) being the
+            global mean pool after the last ReLU (F = dim).
+        conditioning: with num_classes: "projection" (D(x, y) -> (B,), `D.embed` nn.Embedding(K, dim)) or
+            "acgan" (D(x, y) -> ((B,), (B, K)), `D.classifier` nn.Linear(dim, K), Glorot uniform).
     Returns:
-        (G, D): G(z) -> (B, channels, 32, 32), D(x) -> (B,).
+        (G, D): G(z) -> (B, channels, 32, 32), D(x) -> (B,); conditional: G(z, y), D(x, y).
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     latent_dim, dim, critic_norm = _pos_int("latent_dim", latent_dim), _pos_int("dim", dim), _norm(critic_norm)
+    num_classes, conditioning = _conditioning(num_classes, conditioning)
     shape = (channels, 32, 32)
-    G = Generator(_ResNetGeneratorBody(channels, latent_dim, dim), latent_dim, shape)
-    D = Critic(_ResNetCriticBody(channels, dim, critic_norm), shape)
+    if num_classes is None:
+        G = Generator(_ResNetGeneratorBody(channels, latent_dim, dim), latent_dim, shape)
+    else:
+        G = ConditionalGenerator(_ResNetGeneratorBody(channels, latent_dim, dim, num_classes), latent_dim, shape,
+                                 num_classes)
+    D = _critic(_ResNetCriticBody(channels, dim, critic_norm), shape, dim, num_classes, conditioning,
+                classifier=_glorot_linear)
     spec = dict(kind="resnet", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm, dim=dim)
-    return _tag(G, D, spec)
+    return _tag(G, D, spec, num_classes, conditioning)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -347,7 +570,8 @@ def auto_kind(data_shape) -> str:
     return "dcgan" if image and shape[1] in DCGAN_SIZES else "mlp"
 
 
-def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", **kw) -> tuple[nn.Module, nn.Module]:
+def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", num_classes: int | None = None,
+          conditioning: str = "projection", **kw) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) by name; `build(**G.spec)` rebuilds any pair made here.
 
     Args:
@@ -356,6 +580,8 @@ def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", **k
         data_shape: shape of one sample.
         latent_dim: size of z.
         critic_norm: "none" | "layer" | "batch".
+        num_classes: None (unconditional: G(z), D(x)) or K >= 2 (class-conditional: G(z, y), D(x, y)).
+        conditioning: with num_classes: "projection" (D(x, y) -> (B,)) or "acgan" (D(x, y) -> ((B,), (B, K))).
         **kw: the model's own options: mlp: hidden, depth, output; dcgan: width; resnet: dim.
     """
     if kind not in KINDS:
@@ -368,12 +594,13 @@ def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", **k
     unknown = set(kw) - allowed
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for kind {kind!r}; allowed: {sorted(allowed)}")
+    cond = dict(num_classes=num_classes, conditioning=conditioning)
     if kind == "mlp":
-        return mlp(shape, latent_dim, critic_norm=critic_norm, **kw)
+        return mlp(shape, latent_dim, critic_norm=critic_norm, **cond, **kw)
     if not image:
         raise ValueError(f"data_shape must be (C, S, S) with C in 1, 3 for kind {kind!r}, got {data_shape!r}")
     if kind == "dcgan":
-        return dcgan(shape[1], shape[0], latent_dim, critic_norm=critic_norm, **kw)
+        return dcgan(shape[1], shape[0], latent_dim, critic_norm=critic_norm, **cond, **kw)
     if shape[1] != 32:
         raise ValueError(f"data_shape must be (C, 32, 32) for kind 'resnet', got {data_shape!r}")
-    return resnet(shape[0], latent_dim, critic_norm=critic_norm, **kw)
+    return resnet(shape[0], latent_dim, critic_norm=critic_norm, **cond, **kw)

@@ -12,10 +12,18 @@ WGAN (Arjovsky et al. 2017):                      WGAN-GP (Gulrajani et al. 2017
 
 Nothing here is fused, compiled or clever; per-parameter ``clamp_``, ``torch.autograd.grad(create_graph=True)``.
 The random numbers come from ``fastwgan.rng`` in its documented order.
+
+Class-conditional (``TrainConfig.num_classes``; Mirza & Osindero 2014, Miyato & Koyama 2018, Odena et al. 2017 as
+combined with WGAN-GP by Gulrajani et al. 2017 for CIFAR-10): the models are called G(z, y) and D(x, y); the
+critic's fakes use the real batch's labels, so x_hat interpolates two samples of one class and the penalty is
+taken w.r.t. x with y fixed; the generator update's labels are drawn from the training labels. A critic with a
+classifier head returns (score, logits): the critic adds ac_weight[0] * CE(logits(real), y), the generator
+ac_weight[1] * CE(logits(G(z, y)), y).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import rng
@@ -51,26 +59,38 @@ class ReferenceTrainer(TrainerBase):
         return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.opt_eps, foreach=False)
 
     # ------------------------------------------------------------------ one critic update
-    def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scores (B,), logits (B, K) or None): the critic's output, conditional or not."""
+        out = self.critic(x) if y is None else self.critic(x, y)
+        score, logits = out if isinstance(out, tuple) else (out, None)
+        return score.reshape(-1), logits
+
+    def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None,
+                    y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One critic update on a real batch, noise z and (gp / lp) per-sample eps. Returns detached metrics.
 
         Args:
             real: (B, *data_shape) float real samples.
             z: (B, latent_dim) noise.
             eps: (B,) interpolation weights, or None for the clip loss.
+            y: (B,) the real batch's class ids (class-conditional), also the fakes' classes.
         """
-        cfg, D, G = self.config, self.critic, self.generator
+        cfg, G = self.config, self.generator
         with torch.no_grad():
-            fake = G(z)  # (B, *data_shape); no gradient flows to G in the critic phase
-        d_real = D(real).reshape(-1).mean()
-        d_fake = D(fake).reshape(-1).mean()
-        w_estimate = d_real - d_fake  # the critic maximises E[D(real)] - E[D(fake)]
+            fake = G(z) if y is None else G(z, y)  # (B, *data_shape); no gradient flows to G in the critic phase
+        d_real, logits_real = self._D(real, y)
+        d_fake, _ = self._D(fake, y)
+        w_estimate = d_real.mean() - d_fake.mean()  # the critic maximises E[D(real)] - E[D(fake)]
         loss = -w_estimate
         out = {"w_estimate": w_estimate.detach()}
+        if logits_real is not None:  # auxiliary classifier: cross-entropy on the real samples
+            ac = F.cross_entropy(logits_real.float(), y)
+            loss = loss + cfg.ac_weight[0] * ac
+            out["ac_loss"] = ac.detach()
         if cfg.uses_penalty:
             e = eps.view(-1, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1): one eps per sample, broadcast over C, H, W
             x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
-            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)  # (B, *data_shape)
+            (grad,) = torch.autograd.grad(self._D(x_hat, y)[0].sum(), x_hat, create_graph=True)  # (B, *shape)
             norms = grad.flatten(1).norm(2, dim=1)  # (B,): the norm over all non-batch dims
             gap = norms - 1 if cfg.loss == "gp" else torch.clamp(norms - 1, min=0)  # "lp": one-sided
             penalty = (gap ** 2).mean()
@@ -82,18 +102,22 @@ class ReferenceTrainer(TrainerBase):
         self.opt_d.step()
         if cfg.loss == "clip":
             with torch.no_grad():
-                for p in D.parameters():
+                for p in self.critic.parameters():
                     p.clamp_(-cfg.clip_value, cfg.clip_value)
         out["critic_loss"] = loss.detach()
         return out
 
     # ------------------------------------------------------------------ one generator update
-    def generator_step(self, z: torch.Tensor) -> torch.Tensor:
-        """One generator update minimising -E[D(G(z))]. Returns the detached generator loss."""
+    def generator_step(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """One generator update minimising -E[D(G(z))] (class-conditional: -E[D(G(z, y), y)], plus
+        ac_weight[1] * CE on the fakes with a classifier head). Returns the detached generator loss."""
         D = self.critic
         D.requires_grad_(False)  # no critic gradients in the generator phase
         try:
-            loss = -D(self.generator(z)).reshape(-1).mean()
+            score, logits = self._D(self.generator(z) if y is None else self.generator(z, y), y)
+            loss = -score.mean()
+            if logits is not None:
+                loss = loss + self.config.ac_weight[1] * F.cross_entropy(logits.float(), y)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
@@ -103,12 +127,15 @@ class ReferenceTrainer(TrainerBase):
 
     def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         critic_metrics = []
+        labels, dev = self._labels, self.device
         for k in range(self.config.n_critic):
-            real = self._as_float(data[noise.idx[k]]).to(self.device)
-            eps = None if noise.eps is None else noise.eps[k].to(self.device)
-            critic_metrics.append(self.critic_step(real, noise.z[k].to(self.device), eps))
+            real = self._as_float(data[noise.idx[k]]).to(dev)
+            eps = None if noise.eps is None else noise.eps[k].to(dev)
+            y = None if labels is None else labels[noise.idx[k]].to(dev)
+            critic_metrics.append(self.critic_step(real, noise.z[k].to(dev), eps, y))
         out = {key: torch.stack([m[key] for m in critic_metrics]).mean() for key in critic_metrics[0]}
-        out["generator_loss"] = self.generator_step(noise.z_gen.to(self.device))
+        y_gen = None if labels is None else labels[noise.gen_idx].to(dev)
+        out["generator_loss"] = self.generator_step(noise.z_gen.to(dev), y_gen)
         return out
 
     # ------------------------------------------------------------------ optimizer state

@@ -9,8 +9,12 @@ in this order:
         z[k]     = randn(B, latent_dim)          # noise for the fake batch
         eps[k]   = rand(B)                       # one interpolation weight per sample (gp / lp losses only)
     z_gen        = randn(B, latent_dim)          # noise for the generator update
+    gen_idx      = randint(0, N, (B,))           # class-conditional only: the generator update's labels are
+                                                 # labels[gen_idx], the training labels' empirical distribution
 
-All draws are fp32 on the CPU (so CPU and CUDA runs see the same numbers) and are moved to the device after.
+A class-conditional run's real labels come with the real batch (labels[idx[k]]), and the critic's fakes are
+G(z[k], labels[idx[k]]): each fake has the class of the real sample it is interpolated with. All draws are fp32
+(indices int64) on the CPU (so CPU and CUDA runs see the same numbers) and are moved to the device after.
 ``sample(n)`` uses its own generator (seeded from ``config.seed`` + 1 unless a seed is given), so sampling
 never perturbs the training stream.
 """
@@ -31,6 +35,7 @@ class StepNoise:
     z: torch.Tensor  # (n_critic, B, latent_dim) fp32
     eps: torch.Tensor | None  # (n_critic, B) fp32, None for the clip loss
     z_gen: torch.Tensor  # (B, latent_dim) fp32
+    gen_idx: torch.Tensor | None = None  # (B,) int64 dataset rows whose labels the generator update uses
 
     def shard(self, rank: int, world_size: int) -> "StepNoise":
         """This rank's slice of every batch (contiguous blocks of B / world_size samples)."""
@@ -39,11 +44,11 @@ class StepNoise:
         b = self.z_gen.shape[0] // world_size
         sl = slice(rank * b, (rank + 1) * b)
         return StepNoise(self.idx[:, sl], self.z[:, sl], None if self.eps is None else self.eps[:, sl],
-                         self.z_gen[sl])
+                         self.z_gen[sl], None if self.gen_idx is None else self.gen_idx[sl])
 
     def to(self, device) -> "StepNoise":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return StepNoise(mv(self.idx), mv(self.z), mv(self.eps), mv(self.z_gen))
+        return StepNoise(mv(self.idx), mv(self.z), mv(self.eps), mv(self.z_gen), mv(self.gen_idx))
 
 
 def make_generator(seed: int) -> torch.Generator:
@@ -53,7 +58,7 @@ def make_generator(seed: int) -> torch.Generator:
 
 
 def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int, latent_dim: int,
-              with_eps: bool) -> StepNoise:
+              with_eps: bool, with_labels: bool = False) -> StepNoise:
     """Draw one generator step's random numbers in the documented order (module docstring).
 
     Args:
@@ -61,6 +66,7 @@ def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int,
         n_data: dataset size N.
         n_critic, batch_size, latent_dim: from the config.
         with_eps: draw the per-sample interpolation weights (gp / lp losses).
+        with_labels: draw the generator update's label rows (class-conditional runs).
     Returns:
         A StepNoise of CPU tensors.
     """
@@ -71,4 +77,5 @@ def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int,
         if with_eps:
             eps.append(torch.rand(batch_size, generator=gen))
     z_gen = torch.randn(batch_size, latent_dim, generator=gen)
-    return StepNoise(torch.stack(idx), torch.stack(z), torch.stack(eps) if with_eps else None, z_gen)
+    gen_idx = torch.randint(0, n_data, (batch_size,), generator=gen) if with_labels else None
+    return StepNoise(torch.stack(idx), torch.stack(z), torch.stack(eps) if with_eps else None, z_gen, gen_idx)

@@ -159,14 +159,16 @@ class RunWriter:
         with open(self.out / "stats.jsonl", "a") as f:
             f.write(json.dumps(clean) + "\n")
 
-    def samples(self, step: int, x: torch.Tensor, real: torch.Tensor | None = None) -> Path:
+    def samples(self, step: int, x: torch.Tensor, real: torch.Tensor | None = None, nrow: int | None = None) -> Path:
+        """The fixed-noise picture of ``step``: a scatter over ``real`` (2-D toys) or a grid, ``nrow`` images per row
+        (a class-conditional run: one row per class)."""
         path = self.out / "samples" / f"step_{step:06d}.png"
         if x.dim() == 2 and x.shape[1] == 2:  # 2-D toy: a scatter plot over the real data
             plots.scatter(x, path, real=real, title=f"step {step}")
         else:
             from .data import save_grid
 
-            save_grid(x, path, scale=None)  # small images (8x8 digits) enlarged to be seen (images.view_scale)
+            save_grid(x, path, nrow=nrow, scale=None)  # small images (8x8 digits) enlarged to be seen (images.view_scale)
         return path
 
     def plots(self, history: list[dict]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
@@ -201,18 +202,26 @@ class Trainer(TrainerBase):
     # tensors a transformed function merely captures.
     # Parameters are passed as {name: tensor} (views of the flat buffer): the steps differentiate w.r.t. these
     # views, so each gradient arrives per parameter (see ``_update``).
-    def _critic_call(self, d_params: dict, x: torch.Tensor, bufs: dict) -> torch.Tensor:
+    # Class-conditional runs pass the labels y (B,): the models are called G(z, y), D(x, y); a critic with a
+    # classifier head returns (score, logits).
+    def _critic_out(self, d_params: dict, x: torch.Tensor, bufs: dict, y=None):
+        """(scores (B,) fp32, logits (B, K) fp32 or None)."""
         with self._autocast():
-            return functional_call(self.critic, {**d_params, **bufs}, (x,)).reshape(-1).float()
+            out = functional_call(self.critic, {**d_params, **bufs}, (x,) if y is None else (x, y))
+        score, logits = out if isinstance(out, tuple) else (out, None)
+        return score.reshape(-1).float(), None if logits is None else logits.float()
 
-    def _generate(self, g_params: dict, z: torch.Tensor, bufs: dict) -> torch.Tensor:
+    def _critic_call(self, d_params: dict, x: torch.Tensor, bufs: dict, y=None) -> torch.Tensor:
+        return self._critic_out(d_params, x, bufs, y)[0]
+
+    def _generate(self, g_params: dict, z: torch.Tensor, bufs: dict, y=None) -> torch.Tensor:
         with self._autocast():
-            return functional_call(self.generator, {**g_params, **bufs}, (z,)).float()
+            return functional_call(self.generator, {**g_params, **bufs}, (z,) if y is None else (z, y)).float()
 
     def _real_batch(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return self._as_float(data[idx])  # gather + normalise on the device, fused by inductor
 
-    def critic_loss(self, d_params, d_bufs, real, fake, eps):
+    def critic_loss(self, d_params, d_bufs, real, fake, eps, y=None):
         """The critic's loss as a function of its parameters {name: tensor} (differentiated by ``critic_gradient``).
 
         Returns:
@@ -222,12 +231,18 @@ class Trainer(TrainerBase):
         # Real and fake are scored in two calls, as in the reference. One call over both (exact algebra without
         # batch norm) was tried: the critic's last bias then gets a gradient of rounding noise instead of exactly
         # 0 (the two means no longer cancel term by term), which Adam turns into lr-sized steps (DESIGN fact 10).
-        w_estimate = self._critic_call(d_params, real, d_bufs).mean() - self._critic_call(d_params, fake, d_bufs).mean()
+        d_real, logits_real = self._critic_out(d_params, real, d_bufs, y)
+        w_estimate = d_real.mean() - self._critic_call(d_params, fake, d_bufs, y).mean()
         loss = -w_estimate
         aux = {"w_estimate": w_estimate.detach()}
+        if logits_real is not None:  # auxiliary classifier: cross-entropy on the real samples
+            ac = F.cross_entropy(logits_real, y)
+            loss = loss + cfg.ac_weight[0] * ac
+            aux["ac_loss"] = ac.detach()
         if cfg.uses_penalty:
             x_hat = ops.gp_interpolate(real, fake, eps, impl=self.impl["interpolate"])  # (B, *shape)
-            g = grad(lambda x: self._critic_call(d_params, x, d_bufs).sum())(x_hat)  # inner grad: (B, *shape)
+            # inner grad w.r.t. x only (labels fixed): (B, *shape)
+            g = grad(lambda x: self._critic_call(d_params, x, d_bufs, y).sum())(x_hat)
             pen, norms = ops.gradient_penalty(g, cfg.gp_weight, one_sided=cfg.loss == "lp",
                                               impl=self.impl["penalty"], return_norms=True)
             loss = loss + pen
@@ -237,43 +252,46 @@ class Trainer(TrainerBase):
         aux["critic_loss"] = loss.detach()
         return loss, aux
 
-    def critic_gradient(self, real, z, eps):
+    def critic_gradient(self, real, z, eps, y=None):
         """d(critic loss)/d(critic parameters) as one flat tensor, without updating anything (for tests).
 
         Args:
-            real: (B, *shape) float batch; z: (B, latent_dim) noise; eps: (B,) or None.
+            real: (B, *shape) float batch; z: (B, latent_dim) noise; eps: (B,) or None; y: (B,) labels or None.
         Returns:
             (flat gradient (N,), metrics dict)
         """
-        fake = self._fakes(self.flat_g.data, z)
-        grads, (_, aux) = self._critic_grad(self.flat_d.data, real, fake, eps)
+        fake = self._fakes(self.flat_g.data, z, y)
+        grads, (_, aux) = self._critic_grad(self.flat_d.data, real, fake, eps, y)
         return _concat(grads.values()), aux
 
     @staticmethod
     def _bufs(module: nn.Module) -> dict[str, torch.Tensor]:
         return dict(module.named_buffers())
 
-    def _fakes(self, g_flat, z):
-        """G(z) without gradient: the critic phase's fakes (B, *shape), or all n_critic batches at once."""
+    def _fakes(self, g_flat, z, y=None):
+        """G(z) (G(z, y)) without gradient: the critic phase's fakes (B, *shape), or all n_critic batches at once."""
         with torch.no_grad():
-            return self._generate(self.flat_g.unflatten(g_flat), z, self._bufs(self.generator))
+            return self._generate(self.flat_g.unflatten(g_flat), z, self._bufs(self.generator), y)
 
-    def _critic_grad(self, d_flat, real, fake, eps):
+    def _critic_grad(self, d_flat, real, fake, eps, y=None):
         """({name: gradient}, (loss, metrics)) of the critic loss on a real batch and a fake batch."""
         return grad_and_value(self.critic_loss, has_aux=True)(self.flat_d.unflatten(d_flat), self._bufs(self.critic),
-                                                               real, fake, eps)
+                                                               real, fake, eps, y)
 
-    def _critic_update(self, d_flat, state, lr, data, idx, fake, eps):
+    def _critic_update(self, d_flat, state, lr, data, idx, fake, eps, y=None):
         real = self._real_batch(data, idx)  # (B, *shape)
-        grads, (_, aux) = self._critic_grad(d_flat, real, fake, eps)
+        grads, (_, aux) = self._critic_grad(d_flat, real, fake, eps, y)
         self._update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
         return aux
 
-    def _generator_update(self, g_flat, d_flat, state, lr, z):
+    def _generator_update(self, g_flat, d_flat, state, lr, z, y=None):
         d_const = self.flat_d.unflatten(d_flat.detach())
+        ac_weight = self.config.ac_weight[1]
 
         def loss_fn(g_params, g_bufs, d_bufs):
-            return -self._critic_call(d_const, self._generate(g_params, z, g_bufs), d_bufs).mean()
+            score, logits = self._critic_out(d_const, self._generate(g_params, z, g_bufs, y), d_bufs, y)
+            loss = -score.mean()
+            return loss if logits is None else loss + ac_weight * F.cross_entropy(logits, y)
 
         grads, loss = grad_and_value(loss_fn)(self.flat_g.unflatten(g_flat), self._bufs(self.generator),
                                               self._bufs(self.critic))
@@ -302,6 +320,9 @@ class Trainer(TrainerBase):
         data = data.contiguous()
         return data.pin_memory() if self.device.type == "cuda" else data
 
+    def _prepare_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.to(self.device)  # small: always on the device, even when the images stream
+
     def _stream_batches(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """(n_critic, B, ...) real batches gathered on the host and sent to the device in one async copy."""
         batches = data[idx.reshape(-1)]  # (n_critic * B, ...) on the host
@@ -315,9 +336,11 @@ class Trainer(TrainerBase):
         batches = self._stream_batches(data, noise.idx) if self.streaming else None
         noise = noise.to(self.device)
         idx = self._arange(noise.idx.shape[1]).expand_as(noise.idx) if self.streaming else noise.idx
+        labels = self._labels  # class-conditional: (N,) on the device; each batch's labels gathered there
+        y, y_gen = (None, None) if labels is None else (labels[noise.idx], labels[noise.gen_idx])
         args = (self.flat_d.data, self.flat_g.data, self.opt_state["critic"], self.opt_state["generator"],
                 self.lr["critic"], self.lr["generator"], data if batches is None else batches, idx, noise.z,
-                noise.eps, noise.z_gen)
+                noise.eps, noise.z_gen, y, y_gen)
         out = self._iteration_fn(*args) if self.fuse_iteration else self._iteration(*args, fused=False)
         if self._copy_outputs and self.fuse_iteration:
             out = {key: v.clone() for key, v in out.items()}
@@ -326,28 +349,30 @@ class Trainer(TrainerBase):
                 self.flat_ema.data.lerp_(self.flat_g.data, 1 - self.ema_decay)
         return out
 
-    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, *, fused: bool):
+    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, y, y_gen, *, fused: bool):
         """One generator iteration: n_critic critic updates, then one generator update.
 
         fused: the whole iteration is one compiled graph (this function is what is compiled), else each piece is
         its own compiled graph, called from here eagerly. src: the dataset, or (streaming) the (n_critic, B, ...)
-        batches; idx: (n_critic, B) rows of src (of src[k] when streaming).
+        batches; idx: (n_critic, B) rows of src (of src[k] when streaming). y: (n_critic, B) the real batches'
+        labels, y_gen: (B,) the generator update's (class-conditional), else None.
         """
         fakes_fn, critic_fn, gen_fn = ((self._fakes, self._critic_update, self._generator_update) if fused else
                                        (self._fakes_fn, self._critic_fn, self._gen_fn))
         copy = self._copy_outputs and not fused  # CUDA graphs reuse output memory on the next replay
         n_critic, batch = z.shape[:2]
         if self.batch_calls:  # G is fixed during the critic updates: all their fakes from one call
-            fakes = fakes_fn(g, z.reshape(n_critic * batch, -1))
+            fakes = fakes_fn(g, z.reshape(n_critic * batch, -1), None if y is None else y.reshape(-1))
             fakes = fakes.reshape(n_critic, batch, *fakes.shape[1:])  # (n_critic, B, *shape)
         metrics = []
         for k in range(n_critic):
-            fake = fakes[k] if self.batch_calls else fakes_fn(g, z[k])  # (B, *shape)
+            y_k = None if y is None else y[k]
+            fake = fakes[k] if self.batch_calls else fakes_fn(g, z[k], y_k)  # (B, *shape)
             m = critic_fn(d, state_d, lr_d, src[k] if self.streaming else src, idx[k], fake,
-                          None if eps is None else eps[k])
+                          None if eps is None else eps[k], y_k)
             metrics.append({key: v.clone() for key, v in m.items()} if copy else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
-        loss_g = gen_fn(g, d, state_g, lr_g, z_gen)
+        loss_g = gen_fn(g, d, state_g, lr_g, z_gen, y_gen)
         out["generator_loss"] = loss_g.clone() if copy else loss_g
         return out
 

@@ -1,5 +1,7 @@
-"""Shared test set-up: hypothesis profiles and the GPU marker."""
+"""Shared test set-up: hypothesis profiles, the GPU marker, and tests/ on sys.path for the helper modules
+(``equivalence``) under pytest's importlib import mode."""
 import os
+import sys
 
 import pytest
 import torch
@@ -7,6 +9,8 @@ from hypothesis import HealthCheck, settings
 
 # Property tests: `deadline=None` because first calls compile; CI is derandomised and small so that the whole
 # suite stays well under 10 minutes on 2 cores. `HYPOTHESIS_PROFILE=dev` draws more examples locally.
+sys.path.insert(0, os.path.dirname(__file__))
+
 settings.register_profile(
     "ci", max_examples=8, deadline=None, derandomize=True, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -49,3 +49,14 @@ def test_continue_example_runs_on_a_cli_run(tmp_path):
                        text=True, env=env, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "CONTINUE-OK" in r.stdout
+
+
+def test_conditional_example_runs_as_written():
+    block = README.split("<!-- conditional-example")[1]
+    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
+    check = ("\nassert sevens.shape == (16, 1, 8, 8) and scores.shape == (4,)"
+             "\nassert trainer.step == 20 and trainer.config.num_classes == 10\nprint('CONDITIONAL-OK')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "CONDITIONAL-OK" in r.stdout
