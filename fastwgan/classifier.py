@@ -11,6 +11,7 @@ the classifier and by a GAN trained on `digits-train`. Weights are cached as saf
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -126,35 +127,60 @@ def train_digit_classifier(epochs: int | None = None, seed: int = SEED,
     return model, accuracy(model, *digits_split("heldout"))
 
 
+def user_cache() -> Path | None:
+    """The per-user cache of the evaluation classifier: $FASTWGAN_CACHE, else $XDG_CACHE_HOME/fastwgan or
+    ~/.cache/fastwgan; None when the variable is set to an empty string (no user cache)."""
+    env = os.environ.get("FASTWGAN_CACHE")
+    if env is not None:
+        return Path(env) if env else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastwgan"
+
+
 def digit_classifier(cache_dir: str | Path | None = None) -> tuple[DigitClassifier, dict]:
-    """The evaluation classifier: loaded from ``cache_dir/digit_classifier.safetensors`` when it is there (and was
-    trained with the same settings), else trained (a few seconds) and saved there.
+    """The evaluation classifier: loaded from ``cache_dir/digit_classifier.safetensors`` or the user cache
+    (``user_cache()``) when it is there and was trained with the same settings, else trained (deterministic, ~12 s)
+    and saved to both, so every run, and every run of the tests, is judged by the same network trained once.
 
     Returns:
         (model in eval mode, info dict: held-out accuracy, epochs, seed).
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import load_file
 
     meta = {"arch": "conv32-conv64-fc128", "epochs": str(EPOCHS), "seed": str(SEED)}  # the cache key
-    path = Path(cache_dir) / FILE if cache_dir is not None else None
-    if path is not None and path.exists():
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            stored = f.metadata() or {}
-        if all(stored.get(k) == v for k, v in meta.items()):
-            model = DigitClassifier()
-            model.load_state_dict(load_file(str(path)))
-            model.eval()
-            return model, {"heldout_accuracy": float(stored["heldout_accuracy"]), **meta, "cached": True}
+    paths = [Path(d) / FILE for d in (cache_dir, user_cache()) if d is not None]
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            with safe_open(str(path), "pt") as f:
+                stored = f.metadata() or {}
+            if all(stored.get(k) == v for k, v in meta.items()):
+                model = DigitClassifier()
+                model.load_state_dict(load_file(str(path)))
+                model.eval()
+                info = {"heldout_accuracy": float(stored["heldout_accuracy"]), **meta, "cached": True}
+                _save(model, info["heldout_accuracy"], meta, [p for p in paths if not p.exists()])
+                return model, info
+        except (OSError, ValueError, KeyError, RuntimeError):
+            continue  # a corrupt or foreign cache file: train again and overwrite it
     model, acc = train_digit_classifier(EPOCHS, SEED)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={**meta, "heldout_accuracy": json.dumps(acc)})
-        tmp.replace(path)
+    _save(model, acc, meta, paths)
     return model, {"heldout_accuracy": acc, **meta, "cached": False}
+
+
+def _save(model: DigitClassifier, acc: float, meta: dict, paths: list[Path]) -> None:
+    from safetensors.torch import save_file
+
+    for path in paths:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                      metadata={**meta, "heldout_accuracy": json.dumps(acc)})
+            tmp.replace(path)
+        except OSError:
+            pass  # a cache that cannot be written (read-only home) only costs a retraining next time
 
 
 @torch.no_grad()

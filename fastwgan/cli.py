@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to score: any --data of `fastwgan train` (a built-in name such as digits-heldout "
                         "or toy:8gaussians, an image folder, a .npz / .npy array, ...)")
     c.add_argument("--out", default=None, help="CSV file (default: print to stdout)")
+    c.add_argument("--class", dest="cls", type=int, default=None, metavar="K",
+                   help="class-conditional runs: score every input as class K (default: the input's own labels)")
     c.add_argument("--batch-size", type=int, default=1024, help="critic batch size")
     return p
 
@@ -456,7 +458,21 @@ def cmd_score(args) -> int:
         raise ValueError("give INPUT, what to score (e.g. `fastwgan score RUN digits-heldout`)")
     trainer, rc = load_trainer(run)
     x, names = inference.load_inputs(args.input, rc.get("data"))
-    scores = inference.score(trainer, x, batch_size=args.batch_size)
+    labels = None
+    if trainer.config.conditional:  # D(x, y): score against --class K, or the input's own labels
+        if args.cls is not None:
+            labels = args.cls
+        else:
+            from . import data
+
+            try:
+                labels = data.load(args.input, labels=True, image_size=x.shape[-1], channels=x.shape[1])[1]
+            except (ValueError, OSError) as e:
+                raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
+                                 f"({e})") from None
+    elif args.cls is not None:
+        raise ValueError(f"--class: {run} is not a class-conditional run")
+    scores = inference.score(trainer, x, batch_size=args.batch_size, labels=labels)
     if args.out:
         inference.write_scores_csv(args.out, names, scores)
         print(f"fastwgan: wrote {len(names)} scores to {args.out}", file=sys.stderr)

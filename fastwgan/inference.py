@@ -168,9 +168,10 @@ def _read_inputs(path, run_data: dict, shape) -> tuple[torch.Tensor, list[str]]:
     return x, names
 
 
-def score(trainer, x, batch_size: int = 1024) -> torch.Tensor:
-    """Critic scores (N,) float64, higher = judged more like the training data (``trainer.critic_score``)."""
-    return trainer.critic_score(x, batch_size=batch_size).double()
+def score(trainer, x, batch_size: int = 1024, labels=None) -> torch.Tensor:
+    """Critic scores (N,) float64, higher = judged more like the training data (``trainer.critic_score``; a
+    class-conditional trainer scores D(x, y) with ``labels``)."""
+    return trainer.critic_score(x, batch_size=batch_size, labels=labels).double()
 
 
 def write_scores(f, names: list[str], scores) -> None:

@@ -10,6 +10,12 @@ from hypothesis import HealthCheck, settings
 # Property tests: `deadline=None` because first calls compile; CI is derandomised and small so that the whole
 # suite stays well under 10 minutes on 2 cores. `HYPOTHESIS_PROFILE=dev` draws more examples locally.
 sys.path.insert(0, os.path.dirname(__file__))
+# The evaluation digit classifier is deterministic: train it once per test session (subprocesses inherit this),
+# never in the user's own cache.
+if "FASTWGAN_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["FASTWGAN_CACHE"] = tempfile.mkdtemp(prefix="fastwgan-test-cache-")
 
 settings.register_profile(
     "ci", max_examples=8, deadline=None, derandomize=True, print_blob=True,

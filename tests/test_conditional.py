@@ -294,6 +294,26 @@ def test_cli_evaluates_a_conditional_digits_run(cond_run, capsys):
     assert m["cas_real"] > 0.95 and len(m["fid_classifier_by_class"]) == 10
 
 
+def test_cli_scores_a_conditional_run_against_labels(cond_run, tmp_path, capsys):
+    from fastwgan.cli import main
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["score", str(cond_run), "digits-heldout", "--out", str(a)]) == 0  # the input's own labels
+    assert main(["score", str(cond_run), "digits-heldout", "--class", "3", "--out", str(b)]) == 0
+    trainer, _ = fw.load_trainer(cond_run)
+    x, y = fw.data.load("digits-heldout", labels=True)
+    for path, labels in ((a, y), (b, 3)):
+        _, scores = fw.inference.read_scores_csv(path)
+        torch.testing.assert_close(scores.float(), trainer.critic_score(x, labels=labels), rtol=1e-6, atol=1e-6)
+    capsys.readouterr()
+    npy = tmp_path / "x.npy"
+    import numpy as np
+
+    np.save(npy, x.numpy())
+    assert main(["score", str(cond_run), str(npy)]) == 2  # no labels in a .npy and no --class
+    assert "--class K" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--data", "toy:8gaussians", "--conditional"], "has no labels"),
     (["--data", "stacked-digits", "--conditional"], "stacked-digits"),

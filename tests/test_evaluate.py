@@ -56,10 +56,17 @@ def test_evaluate_stacked_digits_counts_modes_of_1000(tmp_path, capsys):
     assert m["modes_covered_real"] > 300  # 2000 real samples hit ~865 modes; a 1-epoch classifier misreads some
 
 
-def test_digit_classifier_cache_round_trip(tmp_path):
-    model, info = classifier.digit_classifier(tmp_path)
-    again, info2 = classifier.digit_classifier(tmp_path)
+def test_digit_classifier_cache_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTWGAN_CACHE", str(tmp_path / "user"))  # an empty user cache for this test
+    model, info = classifier.digit_classifier(tmp_path / "run1")
+    again, info2 = classifier.digit_classifier(tmp_path / "run1")
     assert not info["cached"] and info2["cached"] and info2["heldout_accuracy"] == info["heldout_accuracy"]
+    # trained once: a new run folder finds it in the user cache and keeps a copy beside its metrics
+    third, info3 = classifier.digit_classifier(tmp_path / "run2")
+    assert info3["cached"] and (tmp_path / "run2" / classifier.FILE).is_file()
+    (tmp_path / "user" / classifier.FILE).write_bytes(b"corrupt")
+    monkeypatch.setenv("FASTWGAN_CACHE", "")  # no user cache at all
+    assert classifier.user_cache() is None and classifier.digit_classifier(tmp_path / "run2")[1]["cached"]
     x = data.digits_split("heldout")[0][:20]
     torch.testing.assert_close(classifier.features(model, x), classifier.features(again, x))
     stacked, modes = data.stacked_digits(10, seed=3)
@@ -110,7 +117,7 @@ def test_write_samples_streams_batches(digits_run, tmp_path, monkeypatch):
     trainer, _ = load_trainer(digits_run)
     seen = []
     real = trainer._sample_with
-    monkeypatch.setattr(trainer, "_sample_with", lambda z, bs=1024: seen.append(len(z)) or real(z, bs))
+    monkeypatch.setattr(trainer, "_sample_with", lambda z, bs=1024, y=None: seen.append(len(z)) or real(z, bs, y=y))
     inference.write_samples(trainer, 11, tmp_path / "x.npz", batch_size=4, progress=False, data_shape=(1, 8, 8))
     assert seen == [4, 4, 3]  # never more than one batch of noise or images at a time
 

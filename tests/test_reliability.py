@@ -271,10 +271,15 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "train", "--data", str(tmp_path / "missing"), "--steps", "1", "--no-progress"])
 
 
-def test_torchrun_two_gloo_processes_equal_single_process(tmp_path):
+COND_DIGITS = ["--data", "digits-train", "--conditional", "--batch-size", "8", "--width", "16", "--no-progress",
+               "--log-every", "1"]
+
+
+@pytest.mark.parametrize("data", [TOY, COND_DIGITS], ids=["toy", "conditional-digits"])
+def test_torchrun_two_gloo_processes_equal_single_process(tmp_path, data):
     # The same global batch (8) on 1 process or split 4 + 4 over 2 ranks with one gradient all-reduce per update:
-    # the same parameters up to float summation order.
-    args = [*TOY, "--no-compile", "--steps", "4"]
+    # the same parameters up to float summation order (conditional: each rank's labels come with its slice).
+    args = [*data, "--no-compile", "--steps", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     r = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "fastwgan", "train", *args, "--out",
