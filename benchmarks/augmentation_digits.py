@@ -13,7 +13,7 @@ same number of optimizer steps, and tested on the 500 held-out digits:
     (d) gan+shifts  (c) with the shifts
 
     .venv/bin/python benchmarks/augmentation_digits.py [--quick] [--json benchmarks/results/augmentation_digits.json]
-        [--plot docs/img/augmentation_digits.png]
+        [--plot docs/img/augmentation_digits.png]      (--from-json FILE: the table and plot of a stored run)
 
 Prints a markdown table (mean +- std over seeds, and wall times) and writes the JSON and the plot.
 """
@@ -119,10 +119,11 @@ def plot(result: dict, path: Path) -> None:
             sds.append(100 * (statistics.stdev(accs) if len(accs) > 1 else 0.0))
         ax.errorbar(ns, means, yerr=sds, marker="o", capsize=3, label=way)
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.set_xlabel("real labelled digits per class")
     ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title("classifier on few digits, with and without conditional-WGAN samples")
+    ax.set_title("few labelled digits: + shifts, + conditional WGAN-GP samples", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +141,14 @@ def main(argv=None) -> int:
     a.add_argument("--per-class", type=int, default=100, help="generated digits per class")
     a.add_argument("--json", type=Path, default=None)
     a.add_argument("--plot", type=Path, default=None)
+    a.add_argument("--from-json", type=Path, default=None, help="no training: table and plot of a stored result")
     args = a.parse_args(argv)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        print(table(result))
+        if args.plot:
+            plot(result, args.plot)
+        return 0
     ns, seeds, steps = ([5], [0], 50) if args.quick else ([5, 10, 20, 50], [0, 1, 2], args.gan_steps)
     t0 = time.perf_counter()
     result = run(ns, seeds, steps, args.gan_width, args.clf_steps if not args.quick else 50, args.per_class)
