@@ -58,6 +58,7 @@ class TrainerBase:
         self._records: list[dict] = []  # materialised history
         self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
         self._gen = rng.make_generator(config.seed)
+        self._model_rng = rng.ModelRNG(config.seed + rng.MODEL_SEED_OFFSET, self.device)  # dropout and the like
         self._labels: torch.Tensor | None = None  # class-conditional: the training labels (N,), set by fit
         self.stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when fit returned early on a signal
         self.skipped_steps: list[int] = []  # steps undone by on_nonfinite="skip"
@@ -71,8 +72,10 @@ class TrainerBase:
                              f"{self.world_size} (the batch is the global batch, split across ranks)")
 
     def _step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
-        """One generator iteration at the thread count of the trainer's policy (``fastwgan.threads``)."""
-        return self.threads.run(lambda: self._train_step(data, noise))
+        """One generator iteration at the thread count of the trainer's policy (``fastwgan.threads``), with the
+        run's own model RNG (``rng.ModelRNG``) in place of torch's global one."""
+        with self._model_rng:
+            return self.threads.run(lambda: self._train_step(data, noise))
 
     # ------------------------------------------------------------------ subclass hooks
     def _planned_steps(self, n: int) -> None:
@@ -469,7 +472,7 @@ class TrainerBase:
     # ------------------------------------------------------------------ state
     def state_dict(self, with_history: bool = True) -> dict:
         """Everything needed to continue exactly: both networks, optimizer states, step, the noise generator's
-        and torch's RNG states, history and config (tensors and JSON-able values only; see fastwgan.checkpoint)."""
+        and the model RNG states (``rng.ModelRNG``), history and config (tensors and JSON-able values only; see fastwgan.checkpoint)."""
         state = {
             "format": 1,
             "trainer": self.name,
@@ -479,10 +482,8 @@ class TrainerBase:
             "critic": dict(self.critic.state_dict()),
             "optimizers": self._optimizer_state(),
             "rng": self._gen.get_state(),
-            "rng_torch": torch.get_rng_state(),
+            "rng_model": self._model_rng.state(),
         }
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         if with_history:
             state["history"] = self.history
         return state
@@ -505,10 +506,11 @@ class TrainerBase:
             raise ValueError(f"load_state_dict: the checkpoint does not match these models: {e}") from None
         self._load_optimizer_state(state["optimizers"])
         self._gen.set_state(state["rng"])
-        if "rng_torch" in state:
-            torch.set_rng_state(state["rng_torch"])
-        if "rng_cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if "rng_model" in state:
+            self._model_rng.load(state["rng_model"])
+        elif "rng_torch" in state:  # a checkpoint from before the model RNG: the global state it saved is the same
+            self._model_rng.load({"cpu": state["rng_torch"], **({"cuda": state["rng_cuda"]} if "rng_cuda" in state
+                                                                 else {})})
         self.step = int(state["step"])
         self._pending.clear()
         self._records = [dict(r) for r in state.get("history", [])]

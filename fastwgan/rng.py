@@ -25,6 +25,11 @@ from dataclasses import dataclass
 import torch
 
 SAMPLE_SEED_OFFSET = 1
+# Randomness inside the models (dropout and the like) comes from torch's global generator, which torch 2.13 seeds
+# randomly in every process. A trainer keeps its own state for it, seeded from config.seed + MODEL_SEED_OFFSET,
+# swaps it in around every training step and back out after (``ModelRNG``), so a run's dropout masks depend on
+# its seed alone, a resumed run continues them exactly, and the caller's global RNG is left as it was.
+MODEL_SEED_OFFSET = 3
 
 
 @dataclass
@@ -79,3 +84,40 @@ def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int,
     z_gen = torch.randn(batch_size, latent_dim, generator=gen)
     gen_idx = torch.randint(0, n_data, (batch_size,), generator=gen) if with_labels else None
     return StepNoise(torch.stack(idx), torch.stack(z), torch.stack(eps) if with_eps else None, z_gen, gen_idx)
+
+
+class ModelRNG:
+    """The torch RNG state a trainer's models draw from (CPU, and the trainer's CUDA device), kept apart from the
+    caller's: ``with model_rng:`` installs it as torch's global state and, on exit, keeps the advanced state and
+    puts the caller's back. Compiled steps draw their random seeds from the same global generator, so they follow.
+    """
+
+    def __init__(self, seed: int, device: torch.device):
+        self.device = device if device.type == "cuda" else None
+        with torch.random.fork_rng(devices=[self.device] if self.device is not None else []):
+            torch.manual_seed(seed)
+            self.cpu = torch.get_rng_state()
+            self.cuda = torch.cuda.get_rng_state(self.device) if self.device is not None else None
+
+    def __enter__(self) -> "ModelRNG":
+        self._saved = (torch.get_rng_state(),
+                       torch.cuda.get_rng_state(self.device) if self.device is not None else None)
+        torch.set_rng_state(self.cpu)
+        if self.device is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cpu = torch.get_rng_state()
+        torch.set_rng_state(self._saved[0])
+        if self.device is not None:
+            self.cuda = torch.cuda.get_rng_state(self.device)
+            torch.cuda.set_rng_state(self._saved[1], self.device)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"cpu": self.cpu.clone(), **({"cuda": self.cuda.clone()} if self.cuda is not None else {})}
+
+    def load(self, state: dict) -> None:
+        self.cpu = torch.as_tensor(state["cpu"]).to(torch.uint8).clone()
+        if self.device is not None and "cuda" in state:
+            self.cuda = torch.as_tensor(state["cuda"]).to(torch.uint8).clone()
