@@ -39,6 +39,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .conditioning import (CondSequential, ConditionalBatchNorm1d, ConditionalBatchNorm2d, ConditionalCritic,
+                           ConditionalGenerator, call_with_labels, glorot_embedding)
+
 __all__ = ["Generator", "Critic", "ConditionalGenerator", "ConditionalCritic", "ConditionalBatchNorm1d",
            "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet",
            "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier"]
@@ -132,129 +135,12 @@ class Generator(nn.Module):
         return self.body(z).reshape(z.shape[0], *self.data_shape)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Class conditioning: conditional batch norm, the conditional generator and the projection / AC-GAN critic.
-# ----------------------------------------------------------------------------------------------------------------
-class _ConditionalBatchNorm(nn.Module):
-    _bn = nn.BatchNorm2d
-
-    def __init__(self, num_features: int, num_classes: int):
-        super().__init__()
-        self.num_features, self.num_classes = num_features, num_classes
-        self.bn = self._bn(num_features, affine=False)
-        self.gain = nn.Embedding(num_classes, num_features)     # per-class gain, init 1
-        self.shift = nn.Embedding(num_classes, num_features)    # per-class bias, init 0
-        nn.init.ones_(self.gain.weight)
-        nn.init.zeros_(self.shift.weight)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        view = (x.shape[0], self.num_features) + (1,) * (x.dim() - 2)   # (B, C) or (B, C, 1, 1)
-        return self.bn(x) * self.gain(y).reshape(view) + self.shift(y).reshape(view)
-
-
-class ConditionalBatchNorm2d(_ConditionalBatchNorm):
-    """BatchNorm2d(affine=False), then a per-class gain and bias: `bn(x) * gain(y) + shift(y)`.
-
-    Args:
-        num_features: channels C of x (B, C, H, W).
-        num_classes: K; `gain` and `shift` are nn.Embedding(K, C), initialised to 1 and 0.
-    Called as `cbn(x, y)` with y (B,) int64; returns (B, C, H, W).
-    """
-
-    _bn = nn.BatchNorm2d
-
-
-class ConditionalBatchNorm1d(_ConditionalBatchNorm):
-    """BatchNorm1d(affine=False) on x (B, C), then a per-class gain and bias as `ConditionalBatchNorm2d`."""
-
-    _bn = nn.BatchNorm1d
-
-
-def _apply(m: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """m(x, y) for a conditional batch norm, m(x) otherwise (a branch on module type: fine for torch.compile)."""
-    return m(x, y) if isinstance(m, _ConditionalBatchNorm) else m(x)
-
-
-class _CondSequential(nn.Sequential):
-    """nn.Sequential that hands y to its conditional batch norms."""
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        for m in self:
-            x = _apply(m, x, y)
-        return x
-
-
-class ConditionalGenerator(nn.Module):
-    """G(z, y): z (B, latent_dim), y (B,) int64 -> (B, *data_shape).
-
-    `body(h, y)` hands y to its conditional batch norms; `embed` (MLP only, else None) is an
-    nn.Embedding(K, latent_dim) whose row for y is concatenated to z, h = [z, embed(y)].
-    """
-
-    def __init__(self, body: nn.Module, latent_dim: int, data_shape: tuple[int, ...], num_classes: int,
-                 embed: nn.Embedding | None = None):
-        super().__init__()
-        self.body, self.latent_dim, self.data_shape, self.num_classes = body, latent_dim, data_shape, num_classes
-        self.embed = embed
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = z if self.embed is None else torch.cat([z, self.embed(y)], dim=1)  # (B, latent_dim [+ E])
-        return self.body(h, y).reshape(z.shape[0], *self.data_shape)
-
-
-class ConditionalCritic(nn.Module):
-    """Critic with class information: `body` as the unconditional critic's (same parameter names), plus a head.
-
-    phi(x) = `features(x)` (B, F) is the body without its last linear layer psi = `head` (F -> 1).
-    "projection": `embed` = nn.Embedding(K, F); D(x, y) = psi(phi(x)) + <embed(y), phi(x)> -> (B,).
-    "acgan": `classifier` = nn.Linear(F, K); D(x, y=None) -> (psi(phi(x)) (B,), classifier(phi(x)) (B, K)).
-    """
-
-    def __init__(self, body: nn.Module, data_shape: tuple[int, ...], conditioning: str, extra: nn.Module):
-        super().__init__()
-        self.body, self.data_shape, self.conditioning = body, data_shape, conditioning
-        if conditioning == "projection":
-            self.embed = extra
-        else:
-            self.classifier = extra
-
-    @property
-    def head(self) -> nn.Linear:
-        return self.body[-1] if isinstance(self.body, nn.Sequential) else self.body.output
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """phi(x): (B, *data_shape) -> (B, F)."""
-        if not isinstance(self.body, nn.Sequential):
-            return self.body.features(x)
-        last = len(self.body) - 1
-        for i, m in enumerate(self.body):
-            if i < last:
-                x = m(x)
-        return x
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        h = self.features(x)                                       # (B, F)
-        score = self.head(h).reshape(x.shape[0])                   # (B,)
-        if self.conditioning == "acgan":
-            return score, self.classifier(h)                       # (B,), (B, K)
-        if y is None:
-            raise ValueError("a projection critic needs the labels: call D(x, y)")
-        return score + (self.embed(y) * h).sum(dim=1)              # (B,): + <embed(y), phi(x)>
-
-
-def _glorot_embedding(num_classes: int, features: int) -> nn.Embedding:
-    """The projection embedding, Glorot uniform as in Miyato & Koyama's code."""
-    embed = nn.Embedding(num_classes, features)
-    nn.init.xavier_uniform_(embed.weight)
-    return embed
-
-
 def _critic(body: nn.Module, shape: tuple[int, ...], features: int, num_classes: int | None, conditioning: str,
             classifier=nn.Linear) -> nn.Module:
     """The unconditional Critic, or a ConditionalCritic with its head (`classifier(F, K)` builds the AC head)."""
     if num_classes is None:
         return Critic(body, shape)
-    extra = (_glorot_embedding(num_classes, features) if conditioning == "projection"
+    extra = (glorot_embedding(num_classes, features) if conditioning == "projection"
              else classifier(features, num_classes))
     return ConditionalCritic(body, shape, conditioning, extra)
 
@@ -308,7 +194,7 @@ def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_n
     if num_classes is None:
         G = Generator(nn.Sequential(*g), latent_dim, shape)
     else:
-        G = ConditionalGenerator(_CondSequential(*g), latent_dim, shape, num_classes,
+        G = ConditionalGenerator(CondSequential(*g), latent_dim, shape, num_classes,
                                  embed=nn.Embedding(num_classes, latent_dim))
     D = _critic(nn.Sequential(*d), shape, hidden, num_classes, conditioning)
     return _tag(G, D, spec, num_classes, conditioning)
@@ -405,7 +291,7 @@ def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64, crit
     if num_classes is None:
         G = Generator(nn.Sequential(*g), latent_dim, shape)
     else:
-        G = ConditionalGenerator(_CondSequential(*g), latent_dim, shape, num_classes)
+        G = ConditionalGenerator(CondSequential(*g), latent_dim, shape, num_classes)
     D = _critic(nn.Sequential(*d), shape, chans[0] * s0 * s0, num_classes, conditioning)
     _dcgan_init(G)           # conditional batch norms keep their own init (gain 1, shift 0): no affine, no `bias`
     _dcgan_init(D)           # also the AC classifier (a Linear); the projection embedding is not touched
@@ -464,9 +350,9 @@ class _ResBlock(nn.Module):
             short = nn.functional.avg_pool2d(self.shortcut(x), 2)
         else:
             short = x
-        h = torch.relu(_apply(self.n1, x, y))
+        h = torch.relu(call_with_labels(self.n1, x, y))
         h = self.conv1(up(h, scale_factor=2, mode="nearest") if self.resample == "up" else h)
-        h = self.conv2(torch.relu(_apply(self.n2, h, y)))
+        h = self.conv2(torch.relu(call_with_labels(self.n2, h, y)))
         if self.resample == "down":
             h = nn.functional.avg_pool2d(h, 2)
         return short + h
@@ -501,7 +387,7 @@ class _ResNetGeneratorBody(nn.Module):
         h = self.input(z).reshape(z.shape[0], self.dim, 4, 4)   # (B, dim, 4, 4)
         for block in self.blocks:                                # 4 -> 8 -> 16 -> 32
             h = block(h, y)                                      # (B, dim, 32, 32)
-        return torch.tanh(self.output(torch.relu(_apply(self.norm, h, y))))  # (B, C, 32, 32)
+        return torch.tanh(self.output(torch.relu(call_with_labels(self.norm, h, y))))  # (B, C, 32, 32)
 
 
 class _ResNetCriticBody(nn.Module):
