@@ -300,19 +300,21 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume: {out} is already at step {at} and --steps is the run's total; ask for more "
                              f"than {at} (e.g. --steps {at + args.steps})")
         x, labels = _load_data(args)
+        names = rc["data"].get("class_names")
     else:
         cfg, preset = _config_from_args(args)
         name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
         out = Path(args.out or f"runs/{name}-{preset}")
         at = check_out(out, overwrite=args.overwrite)
         x, labels = _load_data(args)
-        extra = {}
+        extra, names = {}, None
         if labels is not None:
             from .data import class_names
 
             names = class_names(args.data)
             k = cfg.num_classes or (len(names) if names else int(labels.max()) + 1)
             cfg = cfg.replace(num_classes=k)
+            names = names or [str(c) for c in range(k)]  # the ids as names when the data has none
             extra.update(num_classes=k, conditioning=args.conditioning)
         if args.width is not None:
             kind = args.model if args.model != "auto" else models.auto_kind(tuple(x.shape[1:]))
@@ -329,7 +331,7 @@ def cmd_train(args) -> int:
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
                   "data": {"source": args.data, "image_size": args.image_size, "channels": args.channels,
                            "toy_n": args.toy_n, "shape": list(x.shape), "dtype": str(x.dtype),
-                           "labels": labels is not None, "class_names": _class_names(args.data, labels, cfg)}}
+                           "labels": labels is not None, "class_names": names}}
     if trainer.rank == 0:
         what = f"resuming at step {trainer.step}" if args.resume else "training"
         where = f"{out} (replacing the run there at step {at})" if at is not None and not args.resume else out
@@ -361,15 +363,6 @@ def cmd_train(args) -> int:
     if trainer.rank == 0:
         print(json.dumps({"run": str(out), **last}))
     return 0
-
-
-def _class_names(source: str, labels, cfg: TrainConfig) -> list[str] | None:
-    """The class names a conditional run records (its data's, else the ids as strings); None when unconditional."""
-    if labels is None:
-        return None
-    from .data import class_names
-
-    return class_names(source) or [str(k) for k in range(cfg.num_classes)]
 
 
 def _run_arg(args) -> str:
@@ -457,21 +450,20 @@ def cmd_score(args) -> int:
     if args.input is None:
         raise ValueError("give INPUT, what to score (e.g. `fastwgan score RUN digits-heldout`)")
     trainer, rc = load_trainer(run)
-    x, names = inference.load_inputs(args.input, rc.get("data"))
-    labels = None
-    if trainer.config.conditional:  # D(x, y): score against --class K, or the input's own labels
-        if args.cls is not None:
-            labels = args.cls
-        else:
-            from . import data
-
-            try:
-                labels = data.load(args.input, labels=True, image_size=x.shape[-1], channels=x.shape[1])[1]
-            except (ValueError, OSError) as e:
-                raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
-                                 f"({e})") from None
-    elif args.cls is not None:
+    conditional = trainer.config.conditional
+    if args.cls is not None and not conditional:
         raise ValueError(f"--class: {run} is not a class-conditional run")
+    own_labels = conditional and args.cls is None  # D(x, y): score against --class K, or the input's own labels
+    from .data import DataError
+
+    try:
+        x, names, labels = inference.load_inputs(args.input, rc.get("data"), labels=own_labels)
+    except DataError as e:  # a source without (valid) labels
+        if not own_labels:
+            raise
+        raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
+                         f"({e})") from None
+    labels = args.cls if args.cls is not None else labels
     scores = inference.score(trainer, x, batch_size=args.batch_size, labels=labels)
     if args.out:
         inference.write_scores_csv(args.out, names, scores)

@@ -117,33 +117,38 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
     return out
 
 
-def load_inputs(path, run_data: dict | None = None) -> tuple[torch.Tensor, list[str]]:
+def load_inputs(path, run_data: dict | None = None, labels: bool = False):
     """Read what ``fastwgan score`` scores: any data ``fastwgan train --data`` takes (a built-in name such as
     "digits-heldout" or "toy:8gaussians", an image folder, an IDX / CIFAR file, ...), and .npz / .npy arrays of
     (N, D) float points for toy runs. Images are brought to the run's size and channels (``run_data``:
     config.json's "data"); samples of another shape than the run's are refused, with both shapes named.
 
     Returns:
-        (samples, names): names are the files' relative paths for folders, else the row indices.
+        (samples, names, labels): names are the files' relative paths for folders, else the row indices; labels
+        (N,) int64 read with the samples when ``labels`` (``fastwgan.data.load(..., labels=True)``), else None.
     """
     run_data = run_data or {}
     shape = run_data.get("shape")
-    x, names = _read_inputs(path, run_data, shape)
+    x, names, y = _read_inputs(path, run_data, shape, labels)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape[1:]):
         raise ValueError(f"score: {path} holds samples of shape {tuple(x.shape[1:])} but the run was trained on "
                          f"{tuple(shape[1:])}")
-    return x, names
+    return x, names, y
 
 
-def _read_inputs(path, run_data: dict, shape) -> tuple[torch.Tensor, list[str]]:
+def _read_inputs(path, run_data: dict, shape, labels: bool):
     from . import data
+
+    def load(source, **kw):  # (x, y): the labels only when asked
+        out = data.load(source, labels=labels, **kw)
+        return out if labels else (out, None)
 
     size = shape[-1] if shape is not None and len(shape) == 4 else run_data.get("image_size")
     channels = shape[1] if shape is not None and len(shape) == 4 else run_data.get("channels")
     if data.is_named(path) and not Path(path).exists():
         toy = path.startswith("toy:")  # points: no image size or channels
-        x = data.load(path, image_size=None if toy else size, channels=None if toy else channels)
-        return x, [str(i) for i in range(len(x))]
+        x, y = load(path, image_size=None if toy else size, channels=None if toy else channels)
+        return x, [str(i) for i in range(len(x))], y
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"score: no such file or folder: {path}")
@@ -159,13 +164,13 @@ def _read_inputs(path, run_data: dict, shape) -> tuple[torch.Tensor, list[str]]:
         x = torch.from_numpy(np.asarray(arr, dtype=np.float32))
         if x.dim() != 2 or x.shape[1] != shape[1]:
             raise ValueError(f"{path}: expected points (N, {shape[1]}), got shape {tuple(x.shape)}")
-        return x, [str(i) for i in range(len(x))]
-    x = data.load(str(path), image_size=size, channels=channels)
+        return x, [str(i) for i in range(len(x))], None  # toy points carry no labels
+    x, y = load(str(path), image_size=size, channels=channels)
     if path.is_dir():
         names = [str(p.relative_to(path)) for p in data._image_files(path)]
     else:
         names = [str(i) for i in range(len(x))]
-    return x, names
+    return x, names, y
 
 
 def score(trainer, x, batch_size: int = 1024, labels=None) -> torch.Tensor:
