@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 __all__ = ["ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "CondSequential", "ConditionalGenerator",
-           "ConditionalCritic", "call_with_labels", "glorot_embedding"]
+           "ConditionalCritic", "call_with_labels", "glorot_embedding", "split_critic_output"]
+
+
+def split_critic_output(out) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A critic's output as (score, logits): a critic with a classifier head returns the pair, any other critic
+    its score alone (logits None). The trainers and ``critic_score`` read critics through this."""
+    return out if isinstance(out, tuple) else (out, None)
 
 
 class _ConditionalBatchNorm(nn.Module):

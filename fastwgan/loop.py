@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import guards, rng
+from .conditioning import split_critic_output
 from .config import TrainConfig
 from .images import to_float
 from .models import has_batch_norm
@@ -448,13 +449,12 @@ class TrainerBase:
         """
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
-        k = self.config.num_classes
-        if k is not None and labels is None:
+        if self.config.conditional and labels is None:
             raise ValueError("critic_score: this trainer is class-conditional: give labels= (the class to score "
                              "each sample against)")
-        y = None if k is None else self.sample_labels(x.shape[0], labels)
-        if k is None and labels is not None:
+        if not self.config.conditional and labels is not None:
             raise ValueError("critic_score: labels given, but this trainer is unconditional")
+        y = self.sample_labels(x.shape[0], labels)  # None, or (N,) checked against num_classes
         was = self.critic.training
         self.critic.eval()
         dev = self.device
@@ -463,8 +463,7 @@ class TrainerBase:
             for i in range(0, x.shape[0], batch_size):
                 xb = self._as_float(x[i:i + batch_size]).to(dev)
                 s = self.critic(xb) if y is None else self.critic(xb, y[i:i + batch_size].to(dev))
-                s = s[0] if isinstance(s, tuple) else s
-                out.append(s.reshape(-1).float().cpu())
+                out.append(split_critic_output(s)[0].reshape(-1).float().cpu())
         finally:
             self.critic.train(was)
         return torch.cat(out) if out else torch.zeros(0)
@@ -472,7 +471,8 @@ class TrainerBase:
     # ------------------------------------------------------------------ state
     def state_dict(self, with_history: bool = True) -> dict:
         """Everything needed to continue exactly: both networks, optimizer states, step, the noise generator's
-        and the model RNG states (``rng.ModelRNG``), history and config (tensors and JSON-able values only; see fastwgan.checkpoint)."""
+        and the model RNG states (``rng.ModelRNG``), history and config (tensors and JSON-able values only; see
+        fastwgan.checkpoint)."""
         state = {
             "format": 1,
             "trainer": self.name,

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import rng
+from .conditioning import split_critic_output
 from .config import TrainConfig
 from .loop import TrainerBase
 
@@ -61,8 +62,7 @@ class ReferenceTrainer(TrainerBase):
     # ------------------------------------------------------------------ one critic update
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(scores (B,), logits (B, K) or None): the critic's output, conditional or not."""
-        out = self.critic(x) if y is None else self.critic(x, y)
-        score, logits = out if isinstance(out, tuple) else (out, None)
+        score, logits = split_critic_output(self.critic(x) if y is None else self.critic(x, y))
         return score.reshape(-1), logits
 
     def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None,

@@ -24,6 +24,7 @@ from torch.func import functional_call, grad, grad_and_value
 
 from . import ops, rng, twins
 from .compile import compile_step
+from .conditioning import split_critic_output
 from .config import TrainConfig
 from .flat import flatten_parameters
 from .loop import TrainerBase
@@ -207,8 +208,8 @@ class Trainer(TrainerBase):
     def _critic_out(self, d_params: dict, x: torch.Tensor, bufs: dict, y=None):
         """(scores (B,) fp32, logits (B, K) fp32 or None)."""
         with self._autocast():
-            out = functional_call(self.critic, {**d_params, **bufs}, (x,) if y is None else (x, y))
-        score, logits = out if isinstance(out, tuple) else (out, None)
+            score, logits = split_critic_output(functional_call(self.critic, {**d_params, **bufs},
+                                                                (x,) if y is None else (x, y)))
         return score.reshape(-1).float(), None if logits is None else logits.float()
 
     def _critic_call(self, d_params: dict, x: torch.Tensor, bufs: dict, y=None) -> torch.Tensor:
