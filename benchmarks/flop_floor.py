@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
         trainer, prepared, draw = build(case, "fastwgan", compile=False)
         noise = draw()
         with CountFlops() as counter:
-            trainer._train_step(prepared, noise)
+            trainer._train_step(prepared.next(noise), noise)
         flops = counter.flops
         row = {"gflop_per_iter": flops / 1e9, "floor_ms": flops / (rate * 1e9) * 1e3}
         m = next((v for k, v in measured.items() if k.startswith(prefix)), None)

@@ -36,10 +36,15 @@ def build(case: str, provider: str, compile: bool = True):
         G, D = models.dcgan(32, 3, latent_dim=cfg.latent_dim, width=64, critic_norm="layer" if gp else "batch")
         images = torch.randint(0, 256, (1024, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     trainer = ReferenceTrainer(G, D, cfg) if provider == "reference" else Trainer(G, D, cfg, threads=None, compile=compile)
-    prepared = trainer._prepare_data(trainer.check_data(images))
+    prepared = trainer.batch_source(images)
     gen = rng.make_generator(cfg.seed)
     return trainer, prepared, lambda: rng.draw_step(gen, images.shape[0], cfg.n_critic, cfg.batch_size,
                                                     cfg.latent_dim, cfg.uses_penalty)
+
+
+def _one(trainer, source, noise):
+    """One train step, the trainer's own work only (no thread policy, no model-RNG swap)."""
+    return trainer._train_step(source.next(noise), noise)
 
 
 def main(argv=None) -> dict:
@@ -60,13 +65,13 @@ def main(argv=None) -> dict:
         inductor_config.cpp.enable_kernel_profile = True
     trainer, prepared, draw = build(args.case, args.provider)
     for _ in range(3):  # compile and warm up
-        trainer._train_step(prepared, draw())
+        _one(trainer, prepared, draw())
     from torch.profiler import ProfilerActivity, profile
 
     t = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.iters):
-            trainer._train_step(prepared, draw())
+            _one(trainer, prepared, draw())
     wall = (time.perf_counter() - t) / args.iters
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)

@@ -25,8 +25,7 @@ def _trainer(kind, conditioning, cfg, x, y):
     cond = {} if conditioning == "none" else {"num_classes": 10, "conditioning": conditioning}
     G, D = models.mlp((1, 8, 8), cfg.latent_dim, hidden=256, **cond)
     trainer = ReferenceTrainer(G, D, cfg) if kind == "reference" else Trainer(G, D, cfg, compile=True)
-    prepared = trainer._prepare_data(trainer.check_data(x, y))
-    trainer._labels = None if y is None else trainer._prepare_labels(y)  # what fit(..., labels=y) sets
+    prepared = trainer.batch_source(x, y)  # what fit(x, labels=y) trains from
     return trainer, prepared
 
 

@@ -47,7 +47,7 @@ def _build(variant: str, width: int = 128, batch: int = 256):
         threads = "auto" if variant.endswith("auto") else int(variant.rsplit("-t", 1)[1])
         trainer = Trainer(G, D, cfg, compile=True, threads=threads)
     points = data.toy("25gaussians", n=4096, seed=0)
-    prepared = trainer._prepare_data(trainer.check_data(points))
+    prepared = trainer.batch_source(points)
     gen = rng.make_generator(cfg.seed)
     draw = lambda: rng.draw_step(gen, points.shape[0], cfg.n_critic, batch, cfg.latent_dim, True)  # noqa: E731
     return trainer, prepared, draw

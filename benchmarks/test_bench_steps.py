@@ -94,7 +94,7 @@ def _build(provider: str, case, cfg: TrainConfig, dataset: torch.Tensor, plain_l
         trainer = Trainer(G, D, cfg, compile=True)
     else:
         trainer = Trainer(G, D, cfg, compile=True, compile_mode="reduce-overhead")
-    return trainer, trainer._prepare_data(trainer.check_data(dataset)), trainer._step
+    return trainer, trainer.batch_source(dataset), trainer._step
 
 
 # ---------------------------------------------------------------------------------------------------------------

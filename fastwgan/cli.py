@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "samples/*.png, plots/losses.png, checkpoints/. A run folder holds one run: "
                                    "an existing one is continued with --resume or replaced with --overwrite.")
     t.add_argument("--data", default="digits-train", help=DATA_HELP + " (default: digits-train)")
+    t.add_argument("--stream", choices=("auto", "on", "off"), default="auto",
+                   help="an image folder: decode it in DataLoader workers while training instead of loading it "
+                        "whole (auto: when its decoded size exceeds --memory-budget)")
+    t.add_argument("--memory-budget", type=float, default=None, metavar="GB",
+                   help="decoded data up to this size is loaded whole (default: a quarter of physical memory)")
+    t.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="decoding processes when streaming (default: CPU cores - 1, at most 4; 0 decodes in the "
+                        "training process)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="paper settings (default: wgan-gp; wgan-gp-toy for toy data)")
     t.add_argument("--steps", type=_positive, default=1000,
@@ -226,10 +234,14 @@ def _config_from_args(args) -> TrainConfig:
 
 
 def _load_data(args):
-    """(samples, labels or None): labels when the run is class-conditional (--conditional or --num-classes)."""
+    """(samples, labels or None): labels when the run is class-conditional (--conditional or --num-classes).
+    A streamed image folder (--stream) comes back as (ImageFolderDataset, None): its labels travel with it."""
     from . import data
 
     conditional = args.conditional or args.num_classes is not None
+    streamed = _streamed_folder(args, conditional)
+    if streamed is not None:
+        return streamed, None
     if args.data.startswith("toy:"):
         if conditional:
             raise ValueError(f"--conditional: {args.data} has no labels (use labelled images: digits-train, an "
@@ -238,6 +250,25 @@ def _load_data(args):
     if conditional:
         return data.load(args.data, image_size=args.image_size, channels=args.channels, labels=True)
     return data.load(args.data, image_size=args.image_size, channels=args.channels), None
+
+
+def _streamed_folder(args, labels: bool):
+    """The folder as an ImageFolderDataset when it is to be streamed (--stream on, or auto and larger than the
+    budget), else None (loaded whole)."""
+    from . import data, streaming
+
+    path = Path(args.data)
+    folder = not args.data.startswith("toy:") and not data.is_named(args.data) and path.is_dir() \
+        and not data._is_cifar_dir(path)
+    if args.stream == "off" or (not folder and args.stream == "auto"):
+        return None
+    if not folder:
+        raise ValueError(f"--stream on: streaming decodes image folders; {args.data} is not one (it is loaded whole)")
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        raise ValueError(f"--memory-budget: expected a positive size in GB, got {args.memory_budget:g}")
+    ds = streaming.ImageFolderDataset(path, image_size=args.image_size, channels=args.channels, labels=labels)
+    budget = streaming.memory_budget() if args.memory_budget is None else int(args.memory_budget * 2**30)
+    return ds if args.stream == "on" or ds.nbytes > budget else None
 
 
 def _init_distributed(cfg: TrainConfig) -> TrainConfig:
@@ -274,16 +305,27 @@ def _resume_args(args) -> tuple[TrainConfig, dict, dict]:
         d = rc["data"]
         args.data, args.image_size, args.channels, args.toy_n = d["source"], d["image_size"], d["channels"], d["toy_n"]
         args.conditional = bool(d.get("labels"))
+        args.stream = "on" if d.get("streamed") else "off"  # the way the run read its data
         args.trainer, args.ema_decay = rc.get("trainer", "fast"), rc.get("ema_decay")
         return cfg, rc["model"], rc
     except KeyError as e:
         raise ValueError(f"--resume: {args.resume}/config.json has no {e} entry (not a fastwgan train run?)") from None
 
 
+def _sample_shape(x) -> tuple[int, ...]:
+    """The shape of one training sample: a tensor's rows, or a streamed folder's decoded images."""
+    from .streaming import ImageFolderDataset
+
+    return tuple(x.shape) if isinstance(x, ImageFolderDataset) else tuple(x.shape[1:])
+
+
 def cmd_train(args) -> int:
+    import os
+
     from . import checkpoint, models
     from .guards import DivergenceError
     from .run import check_out, run_step
+    from .streaming import ImageFolderDataset, folder_loader
 
     # Everything that can be refused is checked here, before the banner and before any file is written.
     if args.resume:
@@ -300,6 +342,7 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume: {out} is already at step {at} and --steps is the run's total; ask for more "
                              f"than {at} (e.g. --steps {at + args.steps})")
         x, labels = _load_data(args)
+        streamed = isinstance(x, ImageFolderDataset)
         names = rc["data"].get("class_names")
     else:
         cfg, preset = _config_from_args(args)
@@ -307,39 +350,58 @@ def cmd_train(args) -> int:
         out = Path(args.out or f"runs/{name}-{preset}")
         at = check_out(out, overwrite=args.overwrite)
         x, labels = _load_data(args)
+        streamed = isinstance(x, ImageFolderDataset)
+        all_labels = x.labels if streamed else labels  # a streamed folder's labels travel with its batches
         extra, names = {}, None
-        if labels is not None:
+        if all_labels is not None:
             from .data import class_names
 
             names = class_names(args.data)
-            k = cfg.num_classes or (len(names) if names else int(labels.max()) + 1)
+            k = cfg.num_classes or (len(names) if names else int(all_labels.max()) + 1)
             cfg = cfg.replace(num_classes=k)
             names = names or [str(c) for c in range(k)]  # the ids as names when the data has none
             extra.update(num_classes=k, conditioning=args.conditioning)
         if args.width is not None:
-            kind = args.model if args.model != "auto" else models.auto_kind(tuple(x.shape[1:]))
+            kind = args.model if args.model != "auto" else models.auto_kind(_sample_shape(x))
             extra[{"mlp": "hidden", "dcgan": "width", "resnet": "dim"}[kind]] = args.width
-        spec = dict(kind=args.model, data_shape=list(x.shape[1:]), latent_dim=cfg.latent_dim,
+        spec = dict(kind=args.model, data_shape=list(_sample_shape(x)), latent_dim=cfg.latent_dim,
                     critic_norm=args.critic_norm, **extra)
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers: expected 0 or more decoding processes, got {args.workers}")
+    workers = args.workers if args.workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
     cfg = _init_distributed(cfg)
     trainer = build_trainer(cfg, spec, args.trainer, compile=not args.no_compile, ema_decay=args.ema_decay,
                             threads=args.threads)
-    trainer.check_data(x, labels)
+    if streamed:
+        if getattr(args, "eval_every", None):
+            raise ValueError("--eval-every: evaluation reads the whole training set, which is streamed here (larger "
+                             "than --memory-budget); evaluate the run afterwards (`fastwgan evaluate RUN --data ...`)")
+        rows = range(min(2, len(x)))  # the models are checked on two decoded images; fit checks every batch
+        trainer.check_data(torch.stack([x[i][0] if x.labels is not None else x[i] for i in rows]),
+                           None if x.labels is None else torch.as_tensor(x.labels[:len(rows)]))
+    else:
+        trainer.check_data(x, labels)
     spec = trainer.generator.spec  # resolved ("auto" -> its kind): `fastwgan sample` rebuilds the models from it
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
+    shape = [len(x), *x.shape] if streamed else list(x.shape)
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
                   "data": {"source": args.data, "image_size": args.image_size, "channels": args.channels,
-                           "toy_n": args.toy_n, "shape": list(x.shape), "dtype": str(x.dtype),
-                           "labels": labels is not None, "class_names": names}}
+                           "toy_n": args.toy_n, "shape": shape, "dtype": "torch.uint8" if streamed else str(x.dtype),
+                           "labels": cfg.conditional, "class_names": names,
+                           "streamed": streamed}}
     if trainer.rank == 0:
         what = f"resuming at step {trainer.step}" if args.resume else "training"
         where = f"{out} (replacing the run there at step {at})" if at is not None and not args.resume else out
-        cond = "" if labels is None else f"class-conditional ({cfg.num_classes} classes, {spec['conditioning']}), "
-        print(f"fastwgan: {what}: {trainer.name} trainer, {cond}{cfg.loss} loss, {x.shape[0]} samples of shape "
-              f"{tuple(x.shape[1:])}, {sum(p.numel() for p in trainer.critic.parameters())} critic / "
+        cond = "" if not cfg.conditional else f"class-conditional ({cfg.num_classes} classes, {spec['conditioning']}), "
+        how = f", streamed from disk by {workers} worker(s)" if streamed else ""
+        print(f"fastwgan: {what}: {trainer.name} trainer, {cond}{cfg.loss} loss, {shape[0]} samples of shape "
+              f"{tuple(shape[1:])}{how}, {sum(p.numel() for p in trainer.critic.parameters())} critic / "
               f"{sum(p.numel() for p in trainer.generator.parameters())} generator parameters, "
               f"{args.steps} steps in total -> {where}", file=sys.stderr)
+    if streamed:
+        x = folder_loader(x, cfg.batch_size // trainer.world_size, workers=workers, device=trainer.device,
+                          seed=cfg.seed, world_size=trainer.world_size, rank=trainer.rank)
     try:
         trainer.fit(x, args.steps, labels=labels, out=out, overwrite=args.overwrite, log_every=args.log_every,
                     sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,

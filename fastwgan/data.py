@@ -217,7 +217,16 @@ def _folder_classes(folder: Path, files: list[Path], need: bool) -> tuple[np.nda
 
 
 def _read_image_folder(folder: Path, files: list[Path], image_size: int | None, channels: int | None) -> np.ndarray:
-    # Pass 1: headers only (lazy open), to choose the mode and check sizes before decoding anything.
+    mode, _ = folder_format(folder, files, image_size, channels)
+    # Pass 2: decode (this is where truncated files fail), convert, resize.
+    return np.stack([decode_image(p, mode, image_size) for p in files])
+
+
+def folder_format(folder: Path, files: list[Path], image_size: int | None,
+                  channels: int | None) -> tuple[str, tuple[int, int, int]]:
+    """Pass 1 over an image folder, headers only (nothing is decoded): the Pillow mode every image is converted to
+    ("L" when all are grayscale or ``channels`` is 1, else "RGB") and the decoded sample shape (C, H, W). Refuses
+    unreadable headers and, without ``image_size``, mixed sizes."""
     modes, sizes = [], []
     for p in files:
         try:
@@ -232,21 +241,23 @@ def _read_image_folder(folder: Path, files: list[Path], image_size: int | None, 
         other = next(i for i, s in enumerate(sizes) if s != sizes[0])
         raise DataError(f"{folder}: images have different sizes ({files[0].name} is {sizes[0]}, "
                         f"{files[other].name} is {sizes[other]}); pass image_size to resize them")
-    mode = "L" if channels == 1 else "RGB"
-    # Pass 2: decode (this is where truncated files fail), convert, resize.
-    out = []
-    for p in files:
-        try:
-            with Image.open(p) as img:
-                img.load()
-                img = img.convert(mode)
-        except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as e:
-            raise DataError(f"{p}: corrupt or truncated image ({e})") from e
-        if image_size is not None:
-            img = _square(img, image_size)
-        a = np.asarray(img, dtype=np.uint8)
-        out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))  # (C, H, W)
-    return np.stack(out)
+    w, h = (image_size, image_size) if image_size is not None else sizes[0]
+    return ("L" if channels == 1 else "RGB"), (channels, h, w)
+
+
+def decode_image(path: Path, mode: str, image_size: int | None) -> np.ndarray:
+    """One image file as (C, H, W) uint8: decoded, converted to ``mode`` ("L" or "RGB"), centre-cropped and resized
+    to ``image_size`` when given. The one decoder of image folders, in memory or streamed."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert(mode)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as e:
+        raise DataError(f"{path}: corrupt or truncated image ({e})") from e
+    if image_size is not None:
+        img = _square(img, image_size)
+    a = np.asarray(img, dtype=np.uint8)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
 
 
 def _to_nchw_uint8(a: np.ndarray, path: Path) -> np.ndarray:

@@ -21,6 +21,7 @@ from .images import to_float
 from .models import has_batch_norm
 from .threads import ThreadPolicy
 from .run import RunWriter
+from .sources import LoaderSource, RealBatches, TensorSource
 
 METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss", "ac_loss")  # ac_loss: conditional runs
 
@@ -60,7 +61,7 @@ class TrainerBase:
         self._pending: list[tuple[int, dict]] = []  # (step, metrics as device tensors), read at log ticks
         self._gen = rng.make_generator(config.seed)
         self._model_rng = rng.ModelRNG(config.seed + rng.MODEL_SEED_OFFSET, self.device)  # dropout and the like
-        self._labels: torch.Tensor | None = None  # class-conditional: the training labels (N,), set by fit
+        self.data_position: tuple[int, int] | None = None  # a loader run: (epoch, batches drawn in it) so far
         self.stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when fit returned early on a signal
         self.skipped_steps: list[int] = []  # steps undone by on_nonfinite="skip"
         # torchrun / torch.distributed: every rank draws the same global stream and trains on its slice of each
@@ -72,17 +73,19 @@ class TrainerBase:
             raise ValueError(f"TrainConfig.batch_size: {config.batch_size} is not divisible by the world size "
                              f"{self.world_size} (the batch is the global batch, split across ranks)")
 
-    def _step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
-        """One generator iteration at the thread count of the trainer's policy (``fastwgan.threads``), with the
-        run's own model RNG (``rng.ModelRNG``) in place of torch's global one."""
+    def _step(self, source, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        """One generator iteration on the real batches ``source`` (``batch_source``) hands this step, at the
+        thread count of the trainer's policy (``fastwgan.threads``), with the run's own model RNG
+        (``rng.ModelRNG``) in place of torch's global one."""
+        batches = source.next(noise)
         with self._model_rng:
-            return self.threads.run(lambda: self._train_step(data, noise))
+            return self.threads.run(lambda: self._train_step(batches, noise))
 
     # ------------------------------------------------------------------ subclass hooks
     def _planned_steps(self, n: int) -> None:
         """Called by ``fit`` with the number of steps it is about to run (a trainer may plan its compile)."""
 
-    def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+    def _train_step(self, batches: RealBatches, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         """n_critic critic updates then one generator update. Returns 0-d metric tensors (not synced)."""
         raise NotImplementedError
 
@@ -92,13 +95,10 @@ class TrainerBase:
     def _load_optimizer_state(self, state: dict) -> None:
         raise NotImplementedError
 
-    def _prepare_data(self, data: torch.Tensor) -> torch.Tensor:
-        """Where the dataset lives during training (the reference keeps it on the CPU)."""
-        return data
-
-    def _prepare_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        """Where the training labels live (the fast trainer: on the device, gathered there)."""
-        return labels
+    def _tensor_source(self, data: torch.Tensor, labels: torch.Tensor | None) -> TensorSource:
+        """The source of an in-memory dataset (the reference keeps it on the CPU; the fast trainer on the device,
+        or streamed from the host when it is too large)."""
+        return TensorSource(data, labels)
 
     # ------------------------------------------------------------------ history
     @property
@@ -188,6 +188,30 @@ class TrainerBase:
         """uint8 images -> float in [-1, 1] (the one normalisation, fastwgan.images.to_float); floats as they are."""
         return to_float(x) if x.dtype == torch.uint8 else x.float()
 
+    def batch_source(self, data, labels=None):
+        """The batch source (``fastwgan.sources``) ``fit`` trains from, checked against the models.
+
+        Args:
+            data: a tensor or array (the whole training set), or an iterable of batches (a DataLoader).
+            labels: with a tensor, a class-conditional run's (N,) class ids; a loader yields its own.
+        Returns:
+            a TensorSource / HostStreamSource / LoaderSource (a loader resumes at ``data_position``).
+        """
+        if isinstance(data, (torch.Tensor, np.ndarray)):
+            data = self.check_data(data, labels)
+            y = None if labels is None else torch.as_tensor(labels).long()
+            return self._tensor_source(data, y)
+        if labels is not None:
+            raise ValueError("labels: a loader yields its labels with its batches, as (x, y); fit(loader) takes no "
+                             "labels=")
+        cfg = self.config
+        source = LoaderSource(data, batch_size=cfg.batch_size // self.world_size, n_critic=cfg.n_critic,
+                              device=self.device, num_classes=cfg.num_classes, seed=cfg.seed,
+                              world_size=self.world_size, rank=self.rank, position=self.data_position or (0, 0))
+        x, y = source.first()
+        self.check_data(x, y)
+        return source
+
     # ------------------------------------------------------------------ training
     def fit(self, data, steps: int | None = None, *, labels=None, add_steps: int | None = None,
             out: str | os.PathLike | None = None, overwrite: bool = False, log_every: int = 10,
@@ -203,9 +227,15 @@ class TrainerBase:
         trains 100 more each time it is called. Give exactly one of the two.
 
         Args:
-            data: the training set, (N, C, H, W) uint8 images or an (N, ...) float tensor (e.g. 2-D toy points).
+            data: the training set, (N, C, H, W) uint8 images or an (N, ...) float tensor (e.g. 2-D toy points),
+                batches drawn by the seeded stream; or a ``torch.utils.data.DataLoader`` (any iterable of batches
+                ``x`` or ``(x, y)``) of batch size ``TrainConfig.batch_size`` (per rank under torchrun, with a
+                DistributedSampler): each step takes n_critic batches from it, a short batch is skipped with a note,
+                and a resumed run skips to where it stopped (``fastwgan.sources``). Float batches are used as they
+                are (fastwgan's images are in [-1, 1]); uint8 batches are normalised.
             steps: total generator updates of the run (each preceded by n_critic critic updates).
-            labels: class-conditional training (``TrainConfig.num_classes``): (N,) int class ids of ``data``.
+            labels: class-conditional training (``TrainConfig.num_classes``): (N,) int class ids of a tensor
+                ``data`` (a loader yields ``(x, y)`` batches instead).
             add_steps: generator updates to make from the current step (instead of ``steps``).
             out: a run folder to write (config.json, stats.jsonl, samples, plots, checkpoints); None writes nothing.
                 A run folder belongs to one run (``fastwgan.run.check_out``): a new trainer (step 0) needs an absent
@@ -243,13 +273,22 @@ class TrainerBase:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
         if on_nonfinite not in guards.ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {guards.ON_NONFINITE}, got {on_nonfinite!r}")
-        data = self.check_data(data, labels)
+        source = self.batch_source(data, labels)
         if steps <= self.step:
+            source.close()
             warnings.warn(f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
                           "run's total; fit(data, add_steps=N) trains N more", stacklevel=2)
             return self
-        data = self._prepare_data(data)
-        self._labels = None if labels is None else self._prepare_labels(torch.as_tensor(labels).long())
+        try:
+            return self._fit(source, steps, out, overwrite, log_every, sample_every, checkpoint_every,
+                             keep_checkpoints, progress, run_config, callbacks, on_nonfinite, handle_signals,
+                             evaluators)
+        finally:
+            source.close()
+
+    def _fit(self, source, steps, out, overwrite, log_every, sample_every, checkpoint_every, keep_checkpoints,
+             progress, run_config, callbacks, on_nonfinite, handle_signals, evaluators) -> "TrainerBase":
+        data = source.first()[0]  # the dataset, or a loader's first batch: its shape sets the previews
         self._planned_steps(steps - self.step)
         cfg = self.config
         writer = None
@@ -273,15 +312,17 @@ class TrainerBase:
         t_tick, step_tick = time.perf_counter(), self.step
         timed_from = None  # the tick's first timed step: the first step of a fit (compile) is not timed
         first_step_s = None
-        n = data.shape[0]
         skip = on_nonfinite == "skip"
         with guards.catch_signals(handle_signals) as stop:
             try:
                 while self.step < steps and not stop:
                     snapshot = self._snapshot() if skip else None
-                    noise = rng.draw_step(self._gen, n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
+                    noise = rng.draw_step(self._gen, source.n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
                                           cfg.uses_penalty, cfg.conditional).shard(self.rank, self.world_size)
-                    metrics = self._step(data, noise)
+                    metrics = self._step(source, noise)
+                    source.prefetch()  # the next step's batches load while this one computes
+                    if source.position is not None:
+                        self.data_position = source.position
                     self._pending.append((self.step + 1, metrics))
                     if skip:
                         self._flush()
@@ -484,6 +525,8 @@ class TrainerBase:
             "rng": self._gen.get_state(),
             "rng_model": self._model_rng.state(),
         }
+        if self.data_position is not None:  # a loader run: where the loader resumes (fastwgan.sources)
+            state["data_position"] = list(self.data_position)
         if with_history:
             state["history"] = self.history
         return state
@@ -512,6 +555,7 @@ class TrainerBase:
             self._model_rng.load({"cpu": state["rng_torch"], **({"cuda": state["rng_cuda"]} if "rng_cuda" in state
                                                                  else {})})
         self.step = int(state["step"])
+        self.data_position = tuple(int(v) for v in state["data_position"]) if "data_position" in state else None
         self._pending.clear()
         self._records = [dict(r) for r in state.get("history", [])]
 

@@ -30,6 +30,7 @@ from . import rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
 from .loop import TrainerBase
+from .sources import RealBatches
 
 
 class ReferenceTrainer(TrainerBase):
@@ -125,16 +126,16 @@ class ReferenceTrainer(TrainerBase):
             D.requires_grad_(True)
         return loss.detach()
 
-    def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+    def _train_step(self, batches: RealBatches, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         critic_metrics = []
-        labels, dev = self._labels, self.device
+        dev = self.device
         for k in range(self.config.n_critic):
-            real = self._as_float(data[noise.idx[k]]).to(dev)
+            real = self._as_float(batches.real(k)).to(dev)  # (B, *shape)
             eps = None if noise.eps is None else noise.eps[k].to(dev)
-            y = None if labels is None else labels[noise.idx[k]].to(dev)
+            y = None if batches.y is None else batches.y[k].to(dev)
             critic_metrics.append(self.critic_step(real, noise.z[k].to(dev), eps, y))
         out = {key: torch.stack([m[key] for m in critic_metrics]).mean() for key in critic_metrics[0]}
-        y_gen = None if labels is None else labels[noise.gen_idx].to(dev)
+        y_gen = None if batches.y_gen is None else batches.y_gen.to(dev)
         out["generator_loss"] = self.generator_step(noise.z_gen.to(dev), y_gen)
         return out
 

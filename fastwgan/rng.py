@@ -12,6 +12,9 @@ in this order:
     gen_idx      = randint(0, N, (B,))           # class-conditional only: the generator update's labels are
                                                  # labels[gen_idx], the training labels' empirical distribution
 
+A run fed by a DataLoader (``fastwgan.sources.LoaderSource``) draws no idx and no gen_idx: the loader chooses
+the real batches, and the generator update takes the labels of the step's last real batch.
+
 A class-conditional run's real labels come with the real batch (labels[idx[k]]), and the critic's fakes are
 G(z[k], labels[idx[k]]): each fake has the class of the real sample it is interpolated with. All draws are fp32
 (indices int64) on the CPU (so CPU and CUDA runs see the same numbers) and are moved to the device after.
@@ -36,7 +39,7 @@ MODEL_SEED_OFFSET = 3
 class StepNoise:
     """Everything random in one generator step (CPU tensors)."""
 
-    idx: torch.Tensor  # (n_critic, B) int64
+    idx: torch.Tensor | None  # (n_critic, B) int64; None when a loader chooses the batches
     z: torch.Tensor  # (n_critic, B, latent_dim) fp32
     eps: torch.Tensor | None  # (n_critic, B) fp32, None for the clip loss
     z_gen: torch.Tensor  # (B, latent_dim) fp32
@@ -48,7 +51,7 @@ class StepNoise:
             return self
         b = self.z_gen.shape[0] // world_size
         sl = slice(rank * b, (rank + 1) * b)
-        return StepNoise(self.idx[:, sl], self.z[:, sl], None if self.eps is None else self.eps[:, sl],
+        return StepNoise(None if self.idx is None else self.idx[:, sl], self.z[:, sl], None if self.eps is None else self.eps[:, sl],
                          self.z_gen[sl], None if self.gen_idx is None else self.gen_idx[sl])
 
     def to(self, device) -> "StepNoise":
@@ -62,13 +65,13 @@ def make_generator(seed: int) -> torch.Generator:
     return g
 
 
-def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int, latent_dim: int,
+def draw_step(gen: torch.Generator, n_data: int | None, n_critic: int, batch_size: int, latent_dim: int,
               with_eps: bool, with_labels: bool = False) -> StepNoise:
     """Draw one generator step's random numbers in the documented order (module docstring).
 
     Args:
         gen: the trainer's CPU generator (advanced in place).
-        n_data: dataset size N.
+        n_data: dataset size N; None when a loader chooses the real batches (no idx, no gen_idx drawn).
         n_critic, batch_size, latent_dim: from the config.
         with_eps: draw the per-sample interpolation weights (gp / lp losses).
         with_labels: draw the generator update's label rows (class-conditional runs).
@@ -77,13 +80,14 @@ def draw_step(gen: torch.Generator, n_data: int, n_critic: int, batch_size: int,
     """
     idx, z, eps = [], [], []
     for _ in range(n_critic):
-        idx.append(torch.randint(0, n_data, (batch_size,), generator=gen))
+        if n_data is not None:
+            idx.append(torch.randint(0, n_data, (batch_size,), generator=gen))
         z.append(torch.randn(batch_size, latent_dim, generator=gen))
         if with_eps:
             eps.append(torch.rand(batch_size, generator=gen))
     z_gen = torch.randn(batch_size, latent_dim, generator=gen)
-    gen_idx = torch.randint(0, n_data, (batch_size,), generator=gen) if with_labels else None
-    return StepNoise(torch.stack(idx), torch.stack(z), torch.stack(eps) if with_eps else None, z_gen, gen_idx)
+    gen_idx = torch.randint(0, n_data, (batch_size,), generator=gen) if with_labels and n_data is not None else None
+    return StepNoise(torch.stack(idx) if idx else None, torch.stack(z), torch.stack(eps) if with_eps else None, z_gen, gen_idx)
 
 
 class ModelRNG:

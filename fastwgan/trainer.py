@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .flat import flatten_parameters
 from .loop import TrainerBase
 from .models import has_batch_norm
+from .sources import HostStreamSource, RealBatches, TensorSource
 
 # Which implementation each op uses, per device type. "auto" = the Triton kernel where Triton runs (CUDA; CPU
 # under TRITON_INTERPRET=1), else the plain-PyTorch twin. The penalty defaults to the twin: inside a compiled
@@ -100,7 +101,8 @@ class Trainer(TrainerBase):
         if device_data_bytes is not None and device_data_bytes < 0:
             raise ValueError(f"device_data_bytes must be >= 0, got {device_data_bytes!r}")
         self.device_data_bytes = device_data_bytes
-        self.streaming = False  # set by _prepare_data: True when the dataset stays in (pinned) host memory
+        self.streaming = False  # set by fit: True when a tensor dataset stays in (pinned) host memory
+        self._gathered = False  # the current step's batches arrive gathered (a loader or the host stream)
         cfg, dev = config, self.device
         table = dict(DEFAULT_IMPL.get(dev.type, DEFAULT_IMPL["cpu"]))
         if isinstance(impl, str):
@@ -310,38 +312,27 @@ class Trainer(TrainerBase):
         return funcol.all_reduce(g, "sum", torch.distributed.group.WORLD) / self.world_size
 
     # ------------------------------------------------------------------ the step
-    def _prepare_data(self, data: torch.Tensor) -> torch.Tensor:
+    def _tensor_source(self, data: torch.Tensor, labels: torch.Tensor | None) -> TensorSource:
         limit = self.device_data_bytes
         if limit is None:
             limit = torch.cuda.mem_get_info(self.device)[0] // 2 if self.device.type == "cuda" else None
         size = data.numel() * data.element_size()
         self.streaming = limit is not None and size > limit
-        if not self.streaming:
-            return data.to(self.device)  # uploaded once (uint8 stays uint8); batches are gathered on the device
-        data = data.contiguous()
-        return data.pin_memory() if self.device.type == "cuda" else data
+        labels = None if labels is None else labels.to(self.device)  # small: on the device, even when images stream
+        if self.streaming:
+            return HostStreamSource(data, labels, self.device)
+        return TensorSource(data.to(self.device), labels)  # uploaded once (uint8 stays uint8), gathered on device
 
-    def _prepare_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return labels.to(self.device)  # small: always on the device, even when the images stream
-
-    def _stream_batches(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """(n_critic, B, ...) real batches gathered on the host and sent to the device in one async copy."""
-        batches = data[idx.reshape(-1)]  # (n_critic * B, ...) on the host
-        if self.device.type == "cuda":
-            batches = batches.pin_memory()
-        return batches.to(self.device, non_blocking=True).reshape(*idx.shape, *data.shape[1:])
-
-    def _train_step(self, data: torch.Tensor, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
-        # streaming: each update gathers rows 0..B-1 of its own (B, ...) batch (the same graph, a small "dataset")
+    def _train_step(self, batches: RealBatches, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
+        # batches that arrive gathered (a loader, a host stream): each update takes rows 0..B-1 of its own (B, ...)
+        # batch (the same graph as a small "dataset")
         self._fuse_auto = False  # stepping has begun: the graph layout is fixed
-        batches = self._stream_batches(data, noise.idx) if self.streaming else None
+        self._gathered = batches.idx is None
         noise = noise.to(self.device)
-        idx = self._arange(noise.idx.shape[1]).expand_as(noise.idx) if self.streaming else noise.idx
-        labels = self._labels  # class-conditional: (N,) on the device; each batch's labels gathered there
-        y, y_gen = (None, None) if labels is None else (labels[noise.idx], labels[noise.gen_idx])
+        idx = self._arange(noise.z.shape[1]).expand(noise.z.shape[:2]) if self._gathered else batches.idx
         args = (self.flat_d.data, self.flat_g.data, self.opt_state["critic"], self.opt_state["generator"],
-                self.lr["critic"], self.lr["generator"], data if batches is None else batches, idx, noise.z,
-                noise.eps, noise.z_gen, y, y_gen)
+                self.lr["critic"], self.lr["generator"], batches.src, idx, noise.z, noise.eps, noise.z_gen,
+                batches.y, batches.y_gen)
         out = self._iteration_fn(*args) if self.fuse_iteration else self._iteration(*args, fused=False)
         if self._copy_outputs and self.fuse_iteration:
             out = {key: v.clone() for key, v in out.items()}
@@ -354,8 +345,8 @@ class Trainer(TrainerBase):
         """One generator iteration: n_critic critic updates, then one generator update.
 
         fused: the whole iteration is one compiled graph (this function is what is compiled), else each piece is
-        its own compiled graph, called from here eagerly. src: the dataset, or (streaming) the (n_critic, B, ...)
-        batches; idx: (n_critic, B) rows of src (of src[k] when streaming). y: (n_critic, B) the real batches'
+        its own compiled graph, called from here eagerly. src: the dataset, or (a loader, a host stream) the
+        (n_critic, B, ...) batches; idx: (n_critic, B) rows of src (of src[k] for gathered batches). y: (n_critic, B) the real batches'
         labels, y_gen: (B,) the generator update's (class-conditional), else None.
         """
         fakes_fn, critic_fn, gen_fn = ((self._fakes, self._critic_update, self._generator_update) if fused else
@@ -369,7 +360,7 @@ class Trainer(TrainerBase):
         for k in range(n_critic):
             y_k = None if y is None else y[k]
             fake = fakes[k] if self.batch_calls else fakes_fn(g, z[k], y_k)  # (B, *shape)
-            m = critic_fn(d, state_d, lr_d, src[k] if self.streaming else src, idx[k], fake,
+            m = critic_fn(d, state_d, lr_d, src[k] if self._gathered else src, idx[k], fake,
                           None if eps is None else eps[k], y_k)
             metrics.append({key: v.clone() for key, v in m.items()} if copy else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}

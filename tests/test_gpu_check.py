@@ -56,7 +56,7 @@ def _pair(name):
     ref = fw.ReferenceTrainer(*build(), cfg)
     torch.manual_seed(0)
     loop = _plain_loop().PlainLoop(*build(), cfg)
-    return cfg, ref, ref._prepare_data(ref.check_data(data)), loop, loop.prepare(data)
+    return cfg, ref, ref.batch_source(data), loop, loop.prepare(data)
 
 
 # Tolerances: fp32, the same ops in a different order (the loop scores fake before real and sums the loss in
@@ -71,7 +71,7 @@ def test_loop_critic_update_equals_reference_critic_step(name):
     cfg, ref, ref_data, loop, loop_data = _pair(name)
     noise = rng.draw_step(rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
                           cfg.uses_penalty)
-    real_ref = ref._as_float(ref_data[noise.idx[0]])
+    real_ref = ref._as_float(ref_data.data[noise.idx[0]])
     real_loop = loop.batch(loop_data, noise.idx[0])
     assert torch.equal(real_ref, real_loop), "the loop normalises the data differently from the trainers"
     eps = None if noise.eps is None else noise.eps[0]
@@ -96,7 +96,7 @@ def test_loop_generator_iteration_matches_reference(name):
     cfg, ref, ref_data, loop, loop_data = _pair(name)
     noise = rng.draw_step(rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
                           cfg.uses_penalty)
-    m_ref = ref._train_step(ref_data, noise)
+    m_ref = ref._train_step(ref_data.next(noise), noise)
     m_loop = loop.train_step(loop_data, noise)
     for key in ("critic_loss", "generator_loss"):
         torch.testing.assert_close(m_loop[key], m_ref[key], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name} {key}: {m}")
