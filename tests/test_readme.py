@@ -60,3 +60,14 @@ def test_conditional_example_runs_as_written():
     r = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "CONDITIONAL-OK" in r.stdout
+
+
+def test_loader_example_runs_as_written():
+    block = README.split("<!-- loader-example")[1]
+    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
+    check = ("\nassert trainer.step == 20 and trainer.data_position is not None and len(trainer.history) == 20"
+             "\nprint('LOADER-OK')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "LOADER-OK" in r.stdout
