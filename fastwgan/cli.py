@@ -42,6 +42,8 @@ FIELD_HELP = {
     "dtype": "float32, or bfloat16 autocast for the networks (fast trainer)",
     "num_classes": "K classes for class-conditional training (default with --conditional: from the data's labels)",
     "ac_weight": "auxiliary-classifier loss weights (critic, generator), with --conditioning acgan",
+    "augment": "DiffAugment of every critic input: comma-separated color, translation, cutout (e.g. "
+               "'translation,cutout'); default none, the papers' setting",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 LOSSES = ("clip", "gp", "lp")
 OPTIMIZERS = ("rmsprop", "adam")
 DTYPES = ("float32", "bfloat16")
+AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's policies, in the order they are applied
 
 # The presets are the papers' Algorithm 1 values (DESIGN.md section 1). Anything can be overridden.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -50,6 +51,9 @@ class TrainConfig:
         ac_weight: (critic, generator) weights of the auxiliary-classifier cross-entropy, used when the critic
             has a classifier head (returns ``(score, logits)``): the critic's on real samples, the generator's on
             its fakes. Default (1.0, 0.1): Gulrajani et al. 2017's conditional CIFAR-10 model.
+        augment: DiffAugment (Zhao et al. 2020) policies applied to every critic input, comma-separated from
+            "color", "translation", "cutout" (stored in that order, the order they apply); "" (default, the
+            papers' setting) augments nothing. See ``fastwgan.augment``.
     """
 
     loss: str = "gp"
@@ -69,6 +73,7 @@ class TrainConfig:
     dtype: str = "float32"
     num_classes: int | None = None
     ac_weight: tuple[float, float] = (1.0, 0.1)
+    augment: str = ""
 
     def __post_init__(self):
         for name in ("betas", "ac_weight"):
@@ -98,6 +103,12 @@ class TrainConfig:
         b = self.betas
         _check(isinstance(b, tuple) and len(b) == 2 and all(_is_real(x) and 0 <= x < 1 for x in b), "betas",
                f"must be two numbers in [0, 1), got {b!r}")
+        _check(isinstance(self.augment, str), "augment", f"must be a string, got {self.augment!r}")
+        parts = [p.strip() for p in self.augment.split(",") if p.strip()]
+        bad = [p for p in parts if p not in AUGMENTS]
+        _check(not bad, "augment", f"unknown policy {', '.join(map(repr, bad))}; choose from {', '.join(AUGMENTS)} "
+                                   "(comma-separated), or '' for none")
+        object.__setattr__(self, "augment", ",".join(a for a in AUGMENTS if a in parts))  # canonical order
         d = self.device
         _check(isinstance(d, str) and (d in ("cpu", "cuda", "auto") or (d.startswith("cuda:") and d[5:].isdigit())),
                "device", f"must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {d!r}")

@@ -150,6 +150,9 @@ class TrainerBase:
             raise ValueError(f"data: expected uint8 images or a float tensor, got dtype {data.dtype}")
         if data.is_floating_point() and not torch.isfinite(data).all():
             raise ValueError("data: contains NaN or inf values")
+        if self.config.augment and data.dim() != 4:
+            raise ValueError(f"data: TrainConfig.augment={self.config.augment!r} transforms images (N, C, H, W); got "
+                             f"samples of shape {tuple(data.shape[1:])}")
         k = self.config.num_classes
         if k is None and labels is not None:
             raise ValueError("labels: given, but TrainConfig.num_classes is None (set it for class-conditional "
@@ -318,7 +321,8 @@ class TrainerBase:
                 while self.step < steps and not stop:
                     snapshot = self._snapshot() if skip else None
                     noise = rng.draw_step(self._gen, source.n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
-                                          cfg.uses_penalty, cfg.conditional).shard(self.rank, self.world_size)
+                                          cfg.uses_penalty, cfg.conditional, bool(cfg.augment)
+                                          ).shard(self.rank, self.world_size)
                     metrics = self._step(source, noise)
                     source.prefetch()  # the next step's batches load while this one computes
                     if source.position is not None:

@@ -32,6 +32,7 @@ from fastwgan import twins
 
 try:
     from fastwgan.kernels import _common as _kcommon
+    from fastwgan.kernels import augment as _kaugment
     from fastwgan.kernels import clip as _kclip
     from fastwgan.kernels import gp as _kgp
     from fastwgan.kernels import optim as _koptim
@@ -186,6 +187,42 @@ def _penalty_backward_impl(grad_out, grad, norms, weight, one_sided):
     return twins.gradient_penalty_backward(grad_out, grad, norms, weight, one_sided).contiguous()
 
 
+# DiffAugment: the affine forward (linear=True: without the brightness constant, i.e. A x) and the adjoint A^T g.
+# Kept out of _SCHEMAS so that tests/test_ops_opcheck.py (one sample set per _SCHEMAS entry) stays as it is; the
+# opcheck of these two lives in tests/test_kernels_augment.py.
+_AUGMENT_SCHEMAS = {
+    "diff_augment": "(Tensor x, Tensor seed, bool color, bool translation, bool cutout, bool linear) -> Tensor",
+    "diff_augment_adjoint": "(Tensor grad, Tensor seed, bool color, bool translation, bool cutout) -> Tensor",
+}
+for _name, _schema in _AUGMENT_SCHEMAS.items():
+    torch.library.define(f"fastwgan::{_name}", _schema)
+
+
+def _diff_augment_fake(x, seed, color, translation, cutout, linear):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@_register("diff_augment", _diff_augment_fake)
+def _diff_augment_impl(x, seed, color, translation, cutout, linear):
+    x = x.contiguous()
+    if _kernel_runs_on(x.device):
+        return _kaugment.diff_augment(x, seed, color, translation, cutout, brightness=not linear)
+    # .clone(): an op's output must not alias its input (the empty policy returns x itself)
+    return twins._diff_augment(x, seed, color, translation, cutout, linear).contiguous().clone()
+
+
+def _diff_augment_adjoint_fake(grad, seed, color, translation, cutout):
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+@_register("diff_augment_adjoint", _diff_augment_adjoint_fake)
+def _diff_augment_adjoint_impl(grad, seed, color, translation, cutout):
+    grad = grad.contiguous()
+    if _kernel_runs_on(grad.device):
+        return _kaugment.diff_augment(grad, seed, color, translation, cutout, adjoint=True)
+    return twins._diff_augment_adjoint(grad, seed, color, translation, cutout).contiguous().clone()
+
+
 def _forbid_autograd(name: str, why: str):
     """Autograd kernel for an op that must never be differentiated by autograd directly: raise, never zero."""
     op = getattr(torch.ops.fastwgan, name).default
@@ -211,6 +248,12 @@ _forbid_autograd("gp_interpolate", "the interpolation op is not differentiable; 
                                    "(the WGAN-GP input gradient is taken w.r.t. x_hat) or use impl='torch'.")
 _forbid_autograd("gp_interpolate_rand", "the interpolation op is not differentiable; pass detached real/fake "
                                         "or use impl='torch'.")
+
+_AUGMENT_BYPASS = ("its custom backward (the autograd.Function in fastwgan.ops.diff_augment) was bypassed. Under "
+                   "torch.compile this happens when it is applied directly to the input of a torch.func "
+                   "transform (DESIGN fact 4): augment a computed tensor, or use impl='torch'.")
+_forbid_autograd("diff_augment", _AUGMENT_BYPASS)
+_forbid_autograd("diff_augment_adjoint", _AUGMENT_BYPASS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -256,6 +299,50 @@ class _GradientPenalty(torch.autograd.Function):
         grad, norms = ctx.saved_tensors
         dgrad = _PenaltyBackward.apply(grad_pen, grad, norms, ctx.weight, ctx.one_sided)
         return dgrad, None, None, None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DiffAugment autograd. aug(x) = A x + c with A linear and fixed by the seed, so the backward is the adjoint op
+# and the adjoint's backward is the linear forward op: derivatives of every order are exact (STYLE habit 3).
+# ---------------------------------------------------------------------------------------------------------------
+class _DiffAugment(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, seed, color, translation, cutout, linear):
+        return torch.ops.fastwgan.diff_augment(x, seed, color, translation, cutout, linear)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, seed, color, translation, cutout, _ = inputs
+        ctx.save_for_backward(seed)
+        ctx.flags = (color, translation, cutout)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (seed,) = ctx.saved_tensors
+        # d aug / dx = A, so dL/dx = A^T dL/daug
+        return _DiffAugmentAdjoint.apply(grad_out, seed, *ctx.flags), None, None, None, None, None
+
+
+class _DiffAugmentAdjoint(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad, seed, color, translation, cutout):
+        return torch.ops.fastwgan.diff_augment_adjoint(grad, seed, color, translation, cutout)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, seed, color, translation, cutout = inputs
+        ctx.save_for_backward(seed)
+        ctx.flags = (color, translation, cutout)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (seed,) = ctx.saved_tensors
+        # (A^T)^T = A: the linear forward, without the brightness constant
+        return _DiffAugment.apply(grad_out, seed, *ctx.flags, True), None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -428,3 +515,32 @@ def gradient_penalty(grad: torch.Tensor, weight: float, one_sided: bool = False,
 def _gradient_penalty_scaled_backward(grad, weight, one_sided=False, backward_scale=1.0):
     """Test-only: the Triton penalty whose backward is multiplied by backward_scale (the canary)."""
     return _GradientPenalty.apply(grad, float(weight), bool(one_sided), float(backward_scale))[0]
+
+
+def diff_augment(x: torch.Tensor, seed: int | torch.Tensor, policy: str, impl: str = "auto") -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020): per-sample random colour, translation and cutout in one launch.
+
+    The official DiffAugment-pytorch operations, always applied in the order color, translation (ratio 1/8, zero
+    fill), cutout (ratio 1/2), with per-sample parameters drawn from `seed` by a counter-based hash
+    (`fastwgan.twins.augment_params_from_seed`), identical in every impl. Differentiable in x to any order with
+    every impl: the augmentation is affine in x, the Triton path's backward is the adjoint kernel and the
+    adjoint's backward is the linear forward kernel.
+
+    Args:
+        x: (B, C, H, W) float32, bfloat16 or float16 images (any strides; float64 with impl="torch").
+        seed: an int or a 0-d integer tensor (a tensor: a new seed per step does not recompile a compiled step).
+        policy: comma-separated subset of "color", "translation", "cutout" (any order); "" returns x itself.
+        impl: "auto" | "triton" | "torch".
+    Returns:
+        (B, C, H, W) of x.dtype, contiguous with impl="triton" (computed in fp32).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"diff_augment needs (B, C, H, W), got shape {tuple(x.shape)}")
+    color, translation, cutout = twins.parse_augment_policy(policy)
+    if not (color or translation or cutout):
+        _use_triton(impl, x)  # still validate impl
+        return x
+    if _use_triton(impl, x):
+        seed_t = _as_scalar_tensor(seed, x.device, torch.int64).to(torch.int64)
+        return _DiffAugment.apply(x, seed_t, color, translation, cutout, False)
+    return twins.diff_augment(x, seed, policy)

@@ -19,6 +19,10 @@ critic's fakes use the real batch's labels, so x_hat interpolates two samples of
 taken w.r.t. x with y fixed; the generator update's labels are drawn from the training labels. A critic with a
 classifier head returns (score, logits): the critic adds ac_weight[0] * CE(logits(real), y), the generator
 ac_weight[1] * CE(logits(G(z, y)), y).
+
+DiffAugment (``TrainConfig.augment``; Zhao et al. 2020, ``fastwgan.augment``): every critic input goes through
+T = the policy with its own seed, D(T(x)) and D(T(G(z))) in the critic phase, D(T(G(z))) in the generator phase;
+x_hat interpolates the augmented pair. Here T is the plain-PyTorch twin.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import rng
+from . import augment, rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
 from .loop import TrainerBase
@@ -67,7 +71,7 @@ class ReferenceTrainer(TrainerBase):
         return score.reshape(-1), logits
 
     def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None,
-                    y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    y: torch.Tensor | None = None, aug: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One critic update on a real batch, noise z and (gp / lp) per-sample eps. Returns detached metrics.
 
         Args:
@@ -75,10 +79,14 @@ class ReferenceTrainer(TrainerBase):
             z: (B, latent_dim) noise.
             eps: (B,) interpolation weights, or None for the clip loss.
             y: (B,) the real batch's class ids (class-conditional), also the fakes' classes.
+            aug: (2,) int64 seeds of the real and the fake batch's augmentations (config.augment).
         """
         cfg, G = self.config, self.generator
         with torch.no_grad():
             fake = G(z) if y is None else G(z, y)  # (B, *data_shape); no gradient flows to G in the critic phase
+        if cfg.augment:  # what the critic sees: T(real), T'(fake), each with its own draw
+            real = augment.apply(real, aug[0], cfg.augment, impl="torch")
+            fake = augment.apply(fake, aug[1], cfg.augment, impl="torch")
         d_real, logits_real = self._D(real, y)
         d_fake, _ = self._D(fake, y)
         w_estimate = d_real.mean() - d_fake.mean()  # the critic maximises E[D(real)] - E[D(fake)]
@@ -109,13 +117,17 @@ class ReferenceTrainer(TrainerBase):
         return out
 
     # ------------------------------------------------------------------ one generator update
-    def generator_step(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def generator_step(self, z: torch.Tensor, y: torch.Tensor | None = None,
+                       aug: torch.Tensor | None = None) -> torch.Tensor:
         """One generator update minimising -E[D(G(z))] (class-conditional: -E[D(G(z, y), y)], plus
         ac_weight[1] * CE on the fakes with a classifier head). Returns the detached generator loss."""
         D = self.critic
         D.requires_grad_(False)  # no critic gradients in the generator phase
         try:
-            score, logits = self._D(self.generator(z) if y is None else self.generator(z, y), y)
+            fake = self.generator(z) if y is None else self.generator(z, y)
+            if self.config.augment:  # differentiable: the gradient reaches G through T
+                fake = augment.apply(fake, aug, self.config.augment, impl="torch")
+            score, logits = self._D(fake, y)
             loss = -score.mean()
             if logits is not None:
                 loss = loss + self.config.ac_weight[1] * F.cross_entropy(logits.float(), y)
@@ -133,10 +145,12 @@ class ReferenceTrainer(TrainerBase):
             real = self._as_float(batches.real(k)).to(dev)  # (B, *shape)
             eps = None if noise.eps is None else noise.eps[k].to(dev)
             y = None if batches.y is None else batches.y[k].to(dev)
-            critic_metrics.append(self.critic_step(real, noise.z[k].to(dev), eps, y))
+            aug = None if noise.aug is None else noise.aug[2 * k:2 * k + 2]
+            critic_metrics.append(self.critic_step(real, noise.z[k].to(dev), eps, y, aug))
         out = {key: torch.stack([m[key] for m in critic_metrics]).mean() for key in critic_metrics[0]}
         y_gen = None if batches.y_gen is None else batches.y_gen.to(dev)
-        out["generator_loss"] = self.generator_step(noise.z_gen.to(dev), y_gen)
+        out["generator_loss"] = self.generator_step(noise.z_gen.to(dev), y_gen,
+                                                    None if noise.aug is None else noise.aug[-1])
         return out
 
     # ------------------------------------------------------------------ optimizer state

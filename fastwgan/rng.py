@@ -11,6 +11,9 @@ in this order:
     z_gen        = randn(B, latent_dim)          # noise for the generator update
     gen_idx      = randint(0, N, (B,))           # class-conditional only: the generator update's labels are
                                                  # labels[gen_idx], the training labels' empirical distribution
+    aug          = randint(0, 2^31, (2 n_critic + 1,))  # DiffAugment only (config.augment): one seed per
+                                                 # augmentation call, real_0, fake_0, ..., real_k, fake_k, then the
+                                                 # generator update's fakes (fastwgan.augment)
 
 A run fed by a DataLoader (``fastwgan.sources.LoaderSource``) draws no idx and no gen_idx: the loader chooses
 the real batches, and the generator update takes the labels of the step's last real batch.
@@ -33,6 +36,7 @@ SAMPLE_SEED_OFFSET = 1
 # swaps it in around every training step and back out after (``ModelRNG``), so a run's dropout masks depend on
 # its seed alone, a resumed run continues them exactly, and the caller's global RNG is left as it was.
 MODEL_SEED_OFFSET = 3
+AUG_RANK_STRIDE = 0x61C88647  # torchrun: rank r augments with seed + r * stride (mod 2^31)
 
 
 @dataclass
@@ -44,6 +48,7 @@ class StepNoise:
     eps: torch.Tensor | None  # (n_critic, B) fp32, None for the clip loss
     z_gen: torch.Tensor  # (B, latent_dim) fp32
     gen_idx: torch.Tensor | None = None  # (B,) int64 dataset rows whose labels the generator update uses
+    aug: torch.Tensor | None = None  # (2 n_critic + 1,) int64 augmentation seeds (config.augment)
 
     def shard(self, rank: int, world_size: int) -> "StepNoise":
         """This rank's slice of every batch (contiguous blocks of B / world_size samples)."""
@@ -51,12 +56,15 @@ class StepNoise:
             return self
         b = self.z_gen.shape[0] // world_size
         sl = slice(rank * b, (rank + 1) * b)
-        return StepNoise(None if self.idx is None else self.idx[:, sl], self.z[:, sl], None if self.eps is None else self.eps[:, sl],
-                         self.z_gen[sl], None if self.gen_idx is None else self.gen_idx[sl])
+        # each rank augments its slice with seeds of its own (a per-sample draw hashes the index within the slice)
+        aug = None if self.aug is None else (self.aug + rank * AUG_RANK_STRIDE) % 2**31
+        return StepNoise(None if self.idx is None else self.idx[:, sl], self.z[:, sl],
+                         None if self.eps is None else self.eps[:, sl], self.z_gen[sl],
+                         None if self.gen_idx is None else self.gen_idx[sl], aug)
 
     def to(self, device) -> "StepNoise":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return StepNoise(mv(self.idx), mv(self.z), mv(self.eps), mv(self.z_gen), mv(self.gen_idx))
+        return StepNoise(mv(self.idx), mv(self.z), mv(self.eps), mv(self.z_gen), mv(self.gen_idx), mv(self.aug))
 
 
 def make_generator(seed: int) -> torch.Generator:
@@ -66,7 +74,7 @@ def make_generator(seed: int) -> torch.Generator:
 
 
 def draw_step(gen: torch.Generator, n_data: int | None, n_critic: int, batch_size: int, latent_dim: int,
-              with_eps: bool, with_labels: bool = False) -> StepNoise:
+              with_eps: bool, with_labels: bool = False, with_aug: bool = False) -> StepNoise:
     """Draw one generator step's random numbers in the documented order (module docstring).
 
     Args:
@@ -75,6 +83,7 @@ def draw_step(gen: torch.Generator, n_data: int | None, n_critic: int, batch_siz
         n_critic, batch_size, latent_dim: from the config.
         with_eps: draw the per-sample interpolation weights (gp / lp losses).
         with_labels: draw the generator update's label rows (class-conditional runs).
+        with_aug: draw the augmentation seeds (config.augment).
     Returns:
         A StepNoise of CPU tensors.
     """
@@ -87,7 +96,9 @@ def draw_step(gen: torch.Generator, n_data: int | None, n_critic: int, batch_siz
             eps.append(torch.rand(batch_size, generator=gen))
     z_gen = torch.randn(batch_size, latent_dim, generator=gen)
     gen_idx = torch.randint(0, n_data, (batch_size,), generator=gen) if with_labels and n_data is not None else None
-    return StepNoise(torch.stack(idx) if idx else None, torch.stack(z), torch.stack(eps) if with_eps else None, z_gen, gen_idx)
+    aug = torch.randint(0, 2**31, (2 * n_critic + 1,), generator=gen) if with_aug else None
+    return StepNoise(torch.stack(idx) if idx else None, torch.stack(z), torch.stack(eps) if with_eps else None, z_gen,
+                     gen_idx, aug)
 
 
 class ModelRNG:

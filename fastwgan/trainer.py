@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
-from . import ops, rng, twins
+from . import augment, ops, rng, twins
 from .compile import compile_step
 from .conditioning import split_critic_output
 from .config import TrainConfig
@@ -36,8 +36,8 @@ from .sources import HostStreamSource, RealBatches, TensorSource
 # step inductor fuses the twin's math itself (DESIGN fact 7), and no GPU benchmark has yet shown the opaque
 # kernel faster; change it only with a benchmark that says so.
 DEFAULT_IMPL = {
-    "cpu": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch"},
-    "cuda": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch"},
+    "cpu": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch", "augment": "auto"},
+    "cuda": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch", "augment": "auto"},
 }
 
 
@@ -281,18 +281,25 @@ class Trainer(TrainerBase):
         return grad_and_value(self.critic_loss, has_aux=True)(self.flat_d.unflatten(d_flat), self._bufs(self.critic),
                                                                real, fake, eps, y)
 
-    def _critic_update(self, d_flat, state, lr, data, idx, fake, eps, y=None):
+    def _augment(self, x: torch.Tensor, seed) -> torch.Tensor:
+        """DiffAugment T(x) with its own seed (config.augment; fastwgan.augment), or x when there is no policy."""
+        return augment.apply(x, seed, self.config.augment, impl=self.impl["augment"]) if self.config.augment else x
+
+    def _critic_update(self, d_flat, state, lr, data, idx, fake, eps, y=None, aug=None):
         real = self._real_batch(data, idx)  # (B, *shape)
+        if self.config.augment:  # what the critic sees: T(real), T'(fake); x_hat interpolates the augmented pair
+            real, fake = self._augment(real, aug[0]), self._augment(fake, aug[1])
         grads, (_, aux) = self._critic_grad(d_flat, real, fake, eps, y)
         self._update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
         return aux
 
-    def _generator_update(self, g_flat, d_flat, state, lr, z, y=None):
+    def _generator_update(self, g_flat, d_flat, state, lr, z, y=None, aug=None):
         d_const = self.flat_d.unflatten(d_flat.detach())
         ac_weight = self.config.ac_weight[1]
 
         def loss_fn(g_params, g_bufs, d_bufs):
-            score, logits = self._critic_out(d_const, self._generate(g_params, z, g_bufs, y), d_bufs, y)
+            fake = self._augment(self._generate(g_params, z, g_bufs, y), aug)  # T differentiable: grads reach G
+            score, logits = self._critic_out(d_const, fake, d_bufs, y)
             loss = -score.mean()
             return loss if logits is None else loss + ac_weight * F.cross_entropy(logits, y)
 
@@ -332,7 +339,7 @@ class Trainer(TrainerBase):
         idx = self._arange(noise.z.shape[1]).expand(noise.z.shape[:2]) if self._gathered else batches.idx
         args = (self.flat_d.data, self.flat_g.data, self.opt_state["critic"], self.opt_state["generator"],
                 self.lr["critic"], self.lr["generator"], batches.src, idx, noise.z, noise.eps, noise.z_gen,
-                batches.y, batches.y_gen)
+                batches.y, batches.y_gen, noise.aug)
         out = self._iteration_fn(*args) if self.fuse_iteration else self._iteration(*args, fused=False)
         if self._copy_outputs and self.fuse_iteration:
             out = {key: v.clone() for key, v in out.items()}
@@ -341,13 +348,15 @@ class Trainer(TrainerBase):
                 self.flat_ema.data.lerp_(self.flat_g.data, 1 - self.ema_decay)
         return out
 
-    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, y, y_gen, *, fused: bool):
+    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, y, y_gen, aug, *,
+                   fused: bool):
         """One generator iteration: n_critic critic updates, then one generator update.
 
         fused: the whole iteration is one compiled graph (this function is what is compiled), else each piece is
         its own compiled graph, called from here eagerly. src: the dataset, or (a loader, a host stream) the
         (n_critic, B, ...) batches; idx: (n_critic, B) rows of src (of src[k] for gathered batches). y: (n_critic, B) the real batches'
-        labels, y_gen: (B,) the generator update's (class-conditional), else None.
+        labels, y_gen: (B,) the generator update's (class-conditional), else None. aug: (2 n_critic + 1,) the
+        augmentation seeds (config.augment), else None.
         """
         fakes_fn, critic_fn, gen_fn = ((self._fakes, self._critic_update, self._generator_update) if fused else
                                        (self._fakes_fn, self._critic_fn, self._gen_fn))
@@ -361,10 +370,10 @@ class Trainer(TrainerBase):
             y_k = None if y is None else y[k]
             fake = fakes[k] if self.batch_calls else fakes_fn(g, z[k], y_k)  # (B, *shape)
             m = critic_fn(d, state_d, lr_d, src[k] if self._gathered else src, idx[k], fake,
-                          None if eps is None else eps[k], y_k)
+                          None if eps is None else eps[k], y_k, None if aug is None else aug[2 * k:2 * k + 2])
             metrics.append({key: v.clone() for key, v in m.items()} if copy else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
-        loss_g = gen_fn(g, d, state_g, lr_g, z_gen, y_gen)
+        loss_g = gen_fn(g, d, state_g, lr_g, z_gen, y_gen, None if aug is None else aug[-1])
         out["generator_loss"] = loss_g.clone() if copy else loss_g
         return out
 

@@ -215,3 +215,171 @@ def gradient_penalty_backward(grad_out, grad, norms, weight: float, one_sided: b
     c = torch.where(norms > 0, 2.0 * weight / grad.shape[0] * d / safe, torch.zeros_like(norms))  # (B,)
     ct = _compute_dtype(grad.dtype)
     return (_per_sample(c.to(ct) * grad_out.to(ct), grad) * grad.to(ct)).to(grad.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DiffAugment (Zhao et al. 2020), the twin of fastwgan.kernels.augment
+# ---------------------------------------------------------------------------------------------------------------
+_AUGMENT_SLOTS = 8  # random slots per sample (must equal fastwgan.kernels.augment.SLOTS; tested)
+_AUGMENT_POLICIES = ("color", "translation", "cutout")  # also the order they are applied in
+
+
+def parse_augment_policy(policy: str) -> tuple[bool, bool, bool]:
+    """(color, translation, cutout) flags of a comma-separated policy such as "color,translation,cutout".
+
+    Order in the string does not matter (the operations always run as color, translation, cutout); "" is none.
+    """
+    names = {p.strip() for p in policy.split(",")} - {""}
+    unknown = names - set(_AUGMENT_POLICIES)
+    if unknown:
+        raise ValueError(f"unknown DiffAugment policy {sorted(unknown)}; choose from {_AUGMENT_POLICIES}")
+    return tuple(p in names for p in _AUGMENT_POLICIES)
+
+
+def _augment_sizes(h: int, w: int) -> tuple[int, int, int, int]:
+    """(shift_h, shift_w, cut_h, cut_w): translation ratio 1/8, cutout ratio 1/2, int(size * ratio + 0.5)."""
+    return int(h * 0.125 + 0.5), int(w * 0.125 + 0.5), int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+
+
+def augment_params_from_seed(seed: int | torch.Tensor, batch: int, height: int, width: int,
+                             device=None) -> dict[str, torch.Tensor]:
+    """The per-sample parameters `diff_augment` draws for `seed`, bit-identical to the kernel's draw.
+
+    Parameter j of sample b is the 24 high bits k of hash(hash(seed) + (b * 8 + j + 1) * GOLDEN) (the hash of
+    `gp_eps_from_seed`), u = k 2^-24 in [0, 1), an integer in [0, n) is (k n) >> 24 = floor(u n). Slots j:
+    0 brightness, 1 saturation, 2 contrast, 3 translate_y, 4 translate_x, 5 cutout_y, 6 cutout_x, 7 unused.
+    Every slot is drawn whatever the policy, so a seed gives the same colour parameters with or without
+    translation. Note: sample 0's brightness uses the same counter as `gp_eps_from_seed`'s sample 0: do not reuse
+    one seed for both.
+
+    Args:
+        seed: an int or a 0-d integer tensor.
+        batch, height, width: B, H, W of the images.
+        device: where to put the results (default: the seed's device, else CPU).
+    Returns:
+        dict of (B,) tensors: "brightness" in [-0.5, 0.5), "saturation" in [0, 2), "contrast" in [0.5, 1.5)
+        (float32); "translate_y" in [-shift_h, shift_h], "translate_x" in [-shift_w, shift_w] (output pixel
+        (h, w) takes input (h - translate_y, w - translate_x)); "cutout_y" in [0, H + 1 - cut_h % 2), "cutout_x"
+        likewise (square centres as the official code; the square starts at cutout_y - cut_h // 2) (int64).
+    """
+    if isinstance(seed, torch.Tensor):
+        device = seed.device if device is None else device
+        s = seed.to(device=device, dtype=torch.int64)
+    else:
+        s = torch.tensor(int(seed), dtype=torch.int64, device=device)
+    counters = (torch.arange(batch, dtype=torch.int64, device=s.device)[:, None] * _AUGMENT_SLOTS
+                + torch.arange(_AUGMENT_SLOTS, dtype=torch.int64, device=s.device) + 1)  # (B, SLOTS)
+    k = _hash32(_hash32(s) + counters * _GOLDEN) >> 8  # (B, SLOTS), 24 bits
+    u = k.to(torch.float32) * (1.0 / 16777216.0)
+
+    def randint(j, n):  # floor(u n) in integers (u * n in fp32 can round up to n)
+        return (k[:, j] * n) >> 24
+
+    shift_h, shift_w, cut_h, cut_w = _augment_sizes(height, width)
+    return {
+        "brightness": u[:, 0] - 0.5,
+        "saturation": u[:, 1] * 2,
+        "contrast": u[:, 2] + 0.5,
+        "translate_y": randint(3, 2 * shift_h + 1) - shift_h,
+        "translate_x": randint(4, 2 * shift_w + 1) - shift_w,
+        "cutout_y": randint(5, height + 1 - cut_h % 2),
+        "cutout_x": randint(6, width + 1 - cut_w % 2),
+    }
+
+
+def _translate(x: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor) -> torch.Tensor:
+    """y[b, :, h, w] = x[b, :, h - ty_b, w - tx_b] where in bounds, else 0. x (B, C, H, W), ty/tx (B,) int64."""
+    b, c, h, w = x.shape
+    rows = torch.arange(h, device=x.device) - ty[:, None]  # (B, H) source rows
+    cols = torch.arange(w, device=x.device) - tx[:, None]  # (B, W) source columns
+    ok_r, ok_c = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
+    x = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, h, w))
+    x = x.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(b, c, h, w))
+    ok = ok_r[:, None, :, None] & ok_c[:, None, None, :]  # (B, 1, H, W)
+    return torch.where(ok, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def _cutout_keep(p: dict, h: int, w: int) -> torch.Tensor:
+    """(B, 1, H, W) bool, False inside the cutout square. The official code clamps the square's indices to the
+    image; the square always overlaps the image (0 <= cy and cy - cut // 2 < size), so clamping = intersecting."""
+    _, _, cut_h, cut_w = _augment_sizes(h, w)
+    lo_h, lo_w = p["cutout_y"] - cut_h // 2, p["cutout_x"] - cut_w // 2  # (B,)
+    rows = torch.arange(h, device=lo_h.device) - lo_h[:, None]  # (B, H)
+    cols = torch.arange(w, device=lo_w.device) - lo_w[:, None]  # (B, W)
+    in_r, in_c = (rows >= 0) & (rows < cut_h), (cols >= 0) & (cols < cut_w)
+    return ~(in_r[:, None, :, None] & in_c[:, None, None, :])
+
+
+def _diff_augment(x, seed, color: bool, translation: bool, cutout: bool, linear: bool = False):
+    """DiffAugment as the official code writes it, op by op, in fp32 (fp64 for fp64); linear: no brightness."""
+    if not (color or translation or cutout):
+        return x
+    b, _, h, w = x.shape
+    p = augment_params_from_seed(seed, b, h, w, x.device)
+    ct = _compute_dtype(x.dtype)
+    y = x.to(ct)  # (B, C, H, W)
+    if color:
+        if not linear:
+            y = y + _per_sample(p["brightness"].to(ct), y)
+        m = y.mean(dim=1, keepdim=True)  # (B, 1, H, W)
+        y = (y - m) * _per_sample(p["saturation"].to(ct), y) + m
+        m = y.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+        y = (y - m) * _per_sample(p["contrast"].to(ct), y) + m
+    if translation:
+        y = _translate(y, p["translate_y"], p["translate_x"])
+    if cutout:
+        y = torch.where(_cutout_keep(p, h, w), y, torch.zeros((), dtype=ct, device=y.device))
+    return y.to(x.dtype)
+
+
+def diff_augment(x: torch.Tensor, seed: int | torch.Tensor, policy: str) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020): per-sample random colour, translation and cutout, differentiable in x.
+
+    The official DiffAugment-pytorch operations (translation ratio 1/8 with zero fill, cutout ratio 1/2), always
+    in the order color, translation, cutout, with the parameters of `augment_params_from_seed`. Plain tensor ops:
+    autograd gives every order of derivative.
+
+    Args:
+        x: (B, C, H, W) images.
+        seed: an int or a 0-d integer tensor.
+        policy: comma-separated subset of "color", "translation", "cutout"; "" returns x.
+    Returns:
+        (B, C, H, W) of x.dtype (computed in fp32, fp64 for fp64).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"diff_augment needs (B, C, H, W), got shape {tuple(x.shape)}")
+    return _diff_augment(x, seed, *parse_augment_policy(policy))
+
+
+def diff_augment_adjoint(grad: torch.Tensor, seed: int | torch.Tensor, policy: str) -> torch.Tensor:
+    """A^T g, the adjoint of the linear part of `diff_augment` (its input gradient for upstream gradient g).
+
+    A = cutout . translate . K . S (K contrast, S saturation; both self-adjoint), so A^T g = S K u with
+    u = translate^T cutout^T g: mask, shift back by (-ty, -tx), then the same colour maps without brightness.
+
+    Args:
+        grad: (B, C, H, W) upstream gradient.
+        seed, policy: as in `diff_augment`.
+    Returns:
+        (B, C, H, W) of grad.dtype.
+    """
+    return _diff_augment_adjoint(grad, seed, *parse_augment_policy(policy))
+
+
+def _diff_augment_adjoint(grad, seed, color: bool, translation: bool, cutout: bool):
+    if not (color or translation or cutout):
+        return grad
+    b, _, h, w = grad.shape
+    p = augment_params_from_seed(seed, b, h, w, grad.device)
+    ct = _compute_dtype(grad.dtype)
+    u = grad.to(ct)  # (B, C, H, W)
+    if cutout:
+        u = torch.where(_cutout_keep(p, h, w), u, torch.zeros((), dtype=ct, device=u.device))
+    if translation:
+        u = _translate(u, -p["translate_y"], -p["translate_x"])
+    if color:
+        m = u.mean(dim=(1, 2, 3), keepdim=True)  # K: contrast
+        u = (u - m) * _per_sample(p["contrast"].to(ct), u) + m
+        m = u.mean(dim=1, keepdim=True)  # S: saturation
+        u = (u - m) * _per_sample(p["saturation"].to(ct), u) + m
+    return u.to(grad.dtype)
