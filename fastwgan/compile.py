@@ -30,6 +30,17 @@ INDUCTOR_OPTIONS: dict[str, dict[str, object]] = {
 }
 
 
+# Every trainer compiles its steps from the same methods (one code object per method), and Dynamo keeps one cache
+# entry per (trainer's graph, torch thread count): its guards include the global num_threads, which the "auto"
+# thread policy (fastwgan.threads) changes while it probes. A process training several GANs of different configs
+# (sizes, DiffAugment policies) reached Dynamo's default recompile_limit (8) for one method and, with
+# fullgraph=True, failed hard (12 digit GANs in one process, TORCH_LOGS=recompiles: "GLOBAL_STATE changed:
+# num_threads"). So a step's first call at each thread count (where it compiles) runs with these limits raised;
+# every other call runs under Dynamo's own limits, so a genuine recompile of a warm step (shapes and scalars are
+# fixed here) still fails loudly.
+FIRST_CALL_LIMITS = {"recompile_limit": 1024, "accumulated_recompile_limit": 8192}
+
+
 def compile_step(fn: Callable, mode: str | None = None, device: torch.device | str | None = None) -> Callable:
     """Compile a training-step function as one graph.
 
@@ -44,17 +55,31 @@ def compile_step(fn: Callable, mode: str | None = None, device: torch.device | s
         raise ValueError(f"compile mode must be one of {MODES}, got {mode!r}")
     options = INDUCTOR_OPTIONS.get(torch.device(device).type, {}) if device is not None else {}
     if not options:
-        return torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
-    if mode in (None, "default"):
-        return torch.compile(fn, fullgraph=True, dynamic=False, options=dict(options))
-    # torch.compile takes a mode or options, not both: apply the options around each call (compiles happen
-    # inside the first call).
-    compiled = torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
-    import torch._inductor.config as inductor_config
+        compiled = torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
+    elif mode in (None, "default"):
+        compiled = torch.compile(fn, fullgraph=True, dynamic=False, options=dict(options))
+    else:
+        # torch.compile takes a mode or options, not both: apply the options around each call (compiles happen
+        # inside the first call).
+        inner = torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
+        import torch._inductor.config as inductor_config
+
+        def compiled(*args, **kwargs):
+            with inductor_config.patch(options):
+                return inner(*args, **kwargs)
+
+    import torch._dynamo.config as dynamo_config
+
+    warm: set[int] = set()  # the thread counts this step has run (and so compiled) at
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with inductor_config.patch(options):
+        threads = torch.get_num_threads()
+        if threads in warm:
             return compiled(*args, **kwargs)
+        with dynamo_config.patch(FIRST_CALL_LIMITS):  # this step compiles here (see FIRST_CALL_LIMITS)
+            out = compiled(*args, **kwargs)
+        warm.add(threads)
+        return out
 
     return run

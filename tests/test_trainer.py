@@ -233,3 +233,22 @@ def test_whole_iteration_graph_only_for_small_models_and_long_first_fits():
     big = Trainer(*fw.models.dcgan(32, 3, latent_dim=6, width=64), cfg, compile=True)
     assert not big.fuse_iteration  # 1.8 M parameters: per-update graphs
     assert Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True, fuse_iteration=False).fuse_iteration is False
+
+
+def test_many_compiled_steps_of_one_method():
+    # Dynamo keeps one cache entry per trainer graph (and per torch thread count) for each step method: the ninth
+    # distinct graph of a process (nine trainers of different configs, or fewer while the thread policy probes)
+    # used to hit its recompile limit (8) and fail hard under fullgraph (fastwgan.compile.FIRST_CALL_LIMITS).
+    from fastwgan.compile import compile_step
+
+    class Step:  # stands for a trainer: one method, compiled per instance
+        def __init__(self, k):
+            self.k = k
+
+        def run(self, x):
+            return (x * self.k).sum()
+
+    steps = [compile_step(Step(k).run, device="cpu") for k in range(10)]
+    got = [float(f(torch.ones(k + 1))) for k, f in enumerate(steps)]  # ten graphs of Step.run
+    assert got == [float(k * (k + 1)) for k in range(10)]
+    assert float(steps[0](torch.ones(1))) == 0.0  # a warm step still runs from its cache
