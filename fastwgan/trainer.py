@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
-from . import augment, ops, rng, twins
+from . import augment, ops, rng
 from .compile import compile_step
 from .conditioning import split_critic_output
 from .config import TrainConfig
 from .flat import flatten_parameters
+from .flatopt import FlatOptimizer, concat
 from .loop import TrainerBase
 from .models import has_batch_norm
 from .sources import HostStreamSource, RealBatches, TensorSource
@@ -56,11 +57,6 @@ FUSE_ITERATION_MIN_STEPS = 5000
 def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
     """The default of ``Trainer(fuse_iteration=None)``: fuse where the model is small (``FUSE_ITERATION_MAX_PARAMS``)."""
     return n_params <= FUSE_ITERATION_MAX_PARAMS.get(device.type, 0)
-
-
-def _concat(tensors) -> torch.Tensor:
-    """Tensors of any shapes as one flat (N,) tensor, in order (the flat-buffer layout)."""
-    return torch.cat([t.reshape(-1) for t in tensors])
 
 
 class Trainer(TrainerBase):
@@ -129,6 +125,9 @@ class Trainer(TrainerBase):
         # Flat fp32 master buffers; the modules' parameters are views into them.
         self.flat_d = flatten_parameters(self.critic, grad=False)
         self.flat_g = flatten_parameters(self.generator, grad=False)
+        self.optim = FlatOptimizer(cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value,
+                                   self.impl["optimizer"], self._all_reduce if self.world_size > 1 else None,
+                                   self.world_size > 1)
         self.opt_state = {"critic": self._new_state(self.flat_d), "generator": self._new_state(self.flat_g)}
         self.lr = {"critic": torch.tensor(cfg.lr_d, device=dev), "generator": torch.tensor(cfg.lr_g, device=dev)}
         self.ema_generator = None
@@ -147,55 +146,14 @@ class Trainer(TrainerBase):
         self._gen_fn = compile_step(self._generator_update, compile_mode, dev) if compile else self._generator_update
         self._iteration_fn = compile_step(self._fused_iteration, compile_mode, dev) if compile else self._fused_iteration
 
-    # ------------------------------------------------------------------ optimizer state (flat buffers)
+    # ------------------------------------------------------------------ optimizer (flat buffers)
     def _new_state(self, flat) -> dict[str, torch.Tensor]:
-        z = lambda: torch.zeros_like(flat.data)  # noqa: E731
-        step = torch.zeros((), device=self.device)
-        if self.config.optimizer == "rmsprop":
-            return {"step": step, "square_avg": z()}
-        return {"step": step, "exp_avg": z(), "exp_avg_sq": z()}
+        return self.optim.new_state(flat)
 
     def _update(self, flat, buf: torch.Tensor, grads: list[torch.Tensor], state: dict, lr: torch.Tensor,
                 clip: bool) -> None:
-        """One fused optimizer step over a flat buffer (in place), from per-parameter gradients.
-
-        With the Triton kernels the gradients are concatenated into one flat tensor and the update is one launch
-        over the whole buffer (DESIGN fact 8). With the twins each parameter's update is computed out of place
-        from its own gradient (inductor fuses the two) and the new values are concatenated into the buffers; a
-        flat gradient would be assembled from the parameters' slices, which inductor lowers to one kernel that
-        tests every element against every slice (measured: 3 ms of a 16 ms toy critic step on CPU), and in-place
-        updates of the views became a slice_scatter chain of the same kind (10 ms).
-        """
-        cfg = self.config
-        state["step"].add_(1)
-        impl = self.impl["optimizer"]
-        if ops.resolves_to_triton(impl, buf) or self.world_size > 1:
-            g = self._all_reduce(_concat(grads))
-            if cfg.optimizer == "rmsprop":
-                ops.rmsprop_clip_(buf, g, state["square_avg"], lr, cfg.rmsprop_alpha, cfg.opt_eps,
-                                  cfg.clip_value if clip else None, impl=impl)
-            else:
-                ops.adam_(buf, g, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, cfg.betas[0],
-                          cfg.betas[1], cfg.opt_eps, impl=impl)
-                if clip:  # Adam with weight clipping (not a preset, but a valid config): one clamp launch
-                    ops.clip_(buf, cfg.clip_value, impl=impl)
-            return
-        # The twins, out of place per parameter, then one concatenation per buffer (inductor writes each piece
-        # straight into its slice).
-        keys = ("square_avg",) if cfg.optimizer == "rmsprop" else ("exp_avg", "exp_avg_sq")
-        views = [flat.views(state[k]) for k in keys]
-        new = []
-        for i, (p, g) in enumerate(zip(flat.views(buf), grads)):
-            st = [v[i] for v in views]
-            if cfg.optimizer == "rmsprop":
-                new.append(twins.rmsprop_clip(p, g, *st, lr, cfg.rmsprop_alpha, cfg.opt_eps,
-                                              cfg.clip_value if clip else None))
-            else:
-                p, *st = twins.adam(p, g, *st, state["step"], lr, cfg.betas[0], cfg.betas[1], cfg.opt_eps)
-                new.append((p.clamp(-cfg.clip_value, cfg.clip_value) if clip else p, *st))
-        with torch.no_grad():
-            for target, pieces in zip((buf, *(state[k] for k in keys)), zip(*new)):
-                target.copy_(_concat(pieces))
+        """One fused optimizer step over a flat buffer (``fastwgan.flatopt.FlatOptimizer.update``)."""
+        self.optim.update(flat, buf, grads, state, lr, clip)
 
     # ------------------------------------------------------------------ the functional pieces
     def _autocast(self):
@@ -265,7 +223,7 @@ class Trainer(TrainerBase):
         """
         fake = self._fakes(self.flat_g.data, z, y)
         grads, (_, aux) = self._critic_grad(self.flat_d.data, real, fake, eps, y)
-        return _concat(grads.values()), aux
+        return concat(grads.values()), aux
 
     @staticmethod
     def _bufs(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -396,48 +354,18 @@ class Trainer(TrainerBase):
     # ------------------------------------------------------------------ state (torch.optim-compatible format)
     def _optimizer_state(self) -> dict:
         """Optimizer state in torch.optim's state_dict format, so reference and fast checkpoints interchange."""
-        out = {}
-        for net, flat in (("critic", self.flat_d), ("generator", self.flat_g)):
-            st = self.opt_state[net]
-            views = {key: flat.views(buf) for key, buf in st.items() if key != "step"}  # each buffer sliced once
-            per = {i: {"step": st["step"].detach().clone().cpu(), **{key: v[i].detach().clone()
-                                                                    for key, v in views.items()}}
-                   for i in range(len(flat.params))}
-            out[net] = {"state": per, "param_groups": [copy.deepcopy(self._param_groups[net])]}
+        out = {net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
+               for net, flat in (("critic", self.flat_d), ("generator", self.flat_g))}
         if self.ema_generator is not None:
             out["ema_generator"] = self.flat_ema.data.detach().clone()
         return out
 
     def _param_group(self, lr: float, n: int) -> dict:
-        """torch.optim's param_group entry for this config (built once: checkpoints read like the reference's)."""
-        cfg = self.config
-        dummy = [torch.zeros(1, requires_grad=True) for _ in range(n)]
-        opt = (torch.optim.RMSprop(dummy, lr=lr, alpha=cfg.rmsprop_alpha, eps=cfg.opt_eps, foreach=False)
-               if cfg.optimizer == "rmsprop" else
-               torch.optim.Adam(dummy, lr=lr, betas=cfg.betas, eps=cfg.opt_eps, foreach=False))
-        return opt.state_dict()["param_groups"][0]
+        return self.optim.param_group(lr, n)
 
     def _load_optimizer_state(self, state: dict) -> None:
         for net, flat in (("critic", self.flat_d), ("generator", self.flat_g)):
-            st, saved = self.opt_state[net], state[net]["state"]
-            saved = {int(k): v for k, v in saved.items()}
-            with torch.no_grad():
-                if not saved:  # a trainer that has not stepped yet
-                    for buf in st.values():
-                        buf.zero_()
-                    continue
-                if set(saved) != set(range(len(flat.params))):
-                    raise ValueError(f"load_state_dict: {net} optimizer state covers {len(saved)} parameters, "
-                                     f"this model has {len(flat.params)}")
-                st["step"].copy_(torch.as_tensor(saved[0]["step"]).reshape(()))
-                for key, buf in st.items():
-                    if key == "step":
-                        continue
-                    for i, view in enumerate(flat.views(buf)):
-                        if key not in saved[i]:
-                            raise ValueError(f"load_state_dict: {net} optimizer state has no {key!r} "
-                                             f"(saved with another optimizer?)")
-                        view.copy_(saved[i][key].reshape(view.shape))
+            FlatOptimizer.load_state_dict(flat, self.opt_state[net], state[net], net)
         if self.ema_generator is not None:
             with torch.no_grad():
                 self.flat_ema.data.copy_(state.get("ema_generator", self.flat_g.data))
