@@ -19,7 +19,6 @@ Prints a markdown table (mean +- std over seeds, and wall times) and writes the 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _study import study_main
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -104,13 +104,10 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fastwgan.plots import figure, save
 
     ns = result["settings"]["ns"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax,) = figure(1, (6, 4))
     for way in WAYS:
         means, sds = [], []
         for n in ns:
@@ -126,41 +123,25 @@ def plot(result: dict, path: Path) -> None:
     ax.set_title("few labelled digits: + shifts, + conditional WGAN-GP samples", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
 
 
-def main(argv=None) -> int:
-    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _options(a) -> None:
     a.add_argument("--quick", action="store_true", help="a smoke run: n=5, one seed, 50 GAN steps")
     a.add_argument("--gan-steps", type=int, default=2000)
     a.add_argument("--gan-width", type=int, default=256)
     a.add_argument("--clf-steps", type=int, default=800, help="classifier optimizer steps, every way alike")
     a.add_argument("--per-class", type=int, default=100, help="generated digits per class")
-    a.add_argument("--json", type=Path, default=None)
-    a.add_argument("--plot", type=Path, default=None)
-    a.add_argument("--from-json", type=Path, default=None, help="no training: table and plot of a stored result")
-    args = a.parse_args(argv)
-    if args.from_json:
-        result = json.loads(args.from_json.read_text())
-        print(table(result))
-        if args.plot:
-            plot(result, args.plot)
-        return 0
+
+
+def _run(args) -> dict:
     ns, seeds, steps = ([5], [0], 50) if args.quick else ([5, 10, 20, 50], [0, 1, 2], args.gan_steps)
-    t0 = time.perf_counter()
-    result = run(ns, seeds, steps, args.gan_width, args.clf_steps if not args.quick else 50, args.per_class)
-    result["wall_s"] = time.perf_counter() - t0
-    print(table(result))
-    print(f"wall {result['wall_s']:.0f} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    if args.plot:
-        plot(result, args.plot)
-    return 0
+    return run(ns, seeds, steps, args.gan_width, args.clf_steps if not args.quick else 50, args.per_class)
+
+
+def main(argv=None) -> int:
+    return study_main(argv, __doc__, _options, _run, table, plot)
 
 
 if __name__ == "__main__":

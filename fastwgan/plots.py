@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 
-def _figure(ncols: int, size: tuple[float, float]):
+def figure(ncols: int, size: tuple[float, float]):
+    """A matplotlib Figure with ``ncols`` axes side by side on its own Agg canvas (no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -19,17 +20,18 @@ def _figure(ncols: int, size: tuple[float, float]):
     return fig, axes
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save(fig, path: str | os.PathLike, dpi: int | None = None) -> None:
+    """Write ``fig`` as a PNG atomically (a temporary file, then a rename), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, **({} if dpi is None else {"dpi": dpi}))
     os.replace(tmp, path)
 
 
 def plot_losses(history: list[dict], path: str | os.PathLike) -> None:
     """Critic loss, W-estimate and gradient penalty (left), generator loss (right), against the step."""
-    fig, (ax_d, ax_g) = _figure(2, (11, 4))
+    fig, (ax_d, ax_g) = figure(2, (11, 4))
     steps = [h["step"] for h in history]
 
     def series(key):
@@ -47,13 +49,13 @@ def plot_losses(history: list[dict], path: str | os.PathLike) -> None:
     ax_g.set_xlabel("generator step")
     ax_g.set_title("generator loss -E[D(G(z))]")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def scatter(fake: torch.Tensor, path: str | os.PathLike, real: torch.Tensor | None = None,
             title: str = "") -> None:
     """Scatter plot of 2-D samples (fake in orange over real in blue), the toy datasets' sample picture."""
-    fig, (ax,) = _figure(1, (5, 5))
+    fig, (ax,) = figure(1, (5, 5))
     if real is not None:
         r = real[:5000].detach().cpu().float()
         ax.scatter(r[:, 0], r[:, 1], s=2, alpha=0.3, label="real", color="C0")
@@ -64,4 +66,4 @@ def scatter(fake: torch.Tensor, path: str | os.PathLike, real: torch.Tensor | No
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)

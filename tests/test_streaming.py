@@ -72,7 +72,15 @@ def test_cli_streams_past_the_budget(tmp_path, capsys):
     folder = _folder(tmp_path / "f", 24)  # 24 x 3 x 8 x 8 = 4608 bytes decoded
     assert _train(tmp_path, folder, "--memory-budget", "1e-6", name="small")["streamed"]  # ~1 KB budget
     assert "streamed from disk" in capsys.readouterr().err
-    assert not _train(tmp_path, folder, name="auto")["streamed"]  # fits the default budget: loaded whole
+    # a folder that fits the default budget is loaded whole (the decision alone: no training needed)
+    from argparse import Namespace
+
+    from fastwgan.cli import _streamed_folder
+
+    args = Namespace(data=str(folder), stream="auto", memory_budget=None, image_size=None, channels=None)
+    assert _streamed_folder(args, labels=False) is None
+    assert isinstance(_streamed_folder(Namespace(**{**vars(args), "stream": "on"}), labels=False),
+                      streaming.ImageFolderDataset)
     cond = _train(tmp_path, folder, "--stream", "on", "--conditional", name="cond")
     assert cond["streamed"] and cond["labels"] and cond["shape"] == [24, 3, 8, 8]
     spec = json.loads((tmp_path / "cond" / "config.json").read_text())

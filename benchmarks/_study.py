@@ -1,0 +1,35 @@
+"""The command line every use-case study in benchmarks/ shares: run (or read a stored result), print the table,
+write the JSON and the plot. A study supplies its own options, `run(args) -> result`, `table` and `plot`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def study_main(argv, doc: str, add_options, run, table, plot) -> int:
+    a = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_options(a)
+    a.add_argument("--json", type=Path, default=None, help="write the result here")
+    a.add_argument("--plot", type=Path, default=None, help="draw the plot here")
+    a.add_argument("--from-json", type=Path, default=None, help="no training: table and plot of a stored result")
+    args = a.parse_args(argv)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+    else:
+        t0 = time.perf_counter()
+        result = run(args)
+        result["wall_s"] = time.perf_counter() - t0
+        result["command"] = f"python {Path(sys.argv[0]).as_posix()} " + " ".join(
+            argv if argv is not None else sys.argv[1:])
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    if "wall_s" in result:
+        print(f"wall {result['wall_s']:.0f} s")
+    if args.plot:
+        plot(result, args.plot)
+    return 0
