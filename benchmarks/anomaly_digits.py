@@ -1,79 +1,167 @@
-"""Anomaly scoring with the critic, measured: a run trained on `digits-train` WITHOUT one class scores the held-out
-normal digits (the other nine classes, never trained on) and every digit of the left-out class; AUROC of
-"normal scores higher". A pixel-space baseline (minus the distance to the nearest training digit) is printed
-beside it, so the number has context.
+"""Anomaly detection on the digits, measured (issue 14): f-AnoGAN against the critic score and the nearest-neighbour
+baseline, on every digit, in both protocols, higher score = more anomalous for every method.
 
-    # 1. the training set without class K (here 0), then train on it with the CLI
-    python benchmarks/anomaly_digits.py prepare --left-out 0 --out runs/eval/digits-train-no0.npz
-    fastwgan train --data runs/eval/digits-train-no0.npz --preset wgan-gp --width 256 --ema-decay 0.999 \
-        --steps 3000 --out runs/eval/anomaly0
-    # 2. score with `fastwgan score` and compute the AUROC
-    python benchmarks/anomaly_digits.py measure --run runs/eval/anomaly0 --left-out 0
+Protocols (train on normal data only; test on the 500 held-out digits, never trained on):
+    all-vs-one   train on the nine other digits of digits-train; digit d is the anomaly
+    one-vs-rest  train on digit d only; the other nine are anomalies
+For each protocol, digit and seed, a WGAN-GP (the bundled MLPs of width --width, the fast trainer, EMA generator
+0.999) trains --gan-steps steps; at each of the --checkpoints steps (a fixed budget: nothing is chosen with test
+labels) an izi_f encoder trains --encoder-steps steps on the same normal data (fastwgan.anomaly.EncoderTrainer,
+the defaults of EncoderConfig), and AUROC("anomalous scores higher") is measured for fanogan and critic; knn
+(k = 1, pixel space) depends only on the training set. Reported: per-digit AUROC (mean over seeds x checkpoints),
+the spread over checkpoints (max - min of the seed-mean), the mean over digits, and the wall time per digit.
+
+    .venv/bin/python benchmarks/anomaly_digits.py --json benchmarks/results/anomaly_digits.json
+    .venv/bin/python benchmarks/anomaly_digits.py --from-json benchmarks/results/anomaly_digits.json
+    # real MNIST the same way, from IDX files (images with their labels files beside them):
+    .venv/bin/python benchmarks/anomaly_digits.py --data train-images-idx3-ubyte --test-data t10k-images-idx3-ubyte
 """
 from __future__ import annotations
 
-import argparse
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _study import study_main
 
-from fastwgan import data, inference, metrics
-from fastwgan.cli import main as cli
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import fastwgan as fw  # noqa: E402
+from fastwgan import anomaly, metrics  # noqa: E402
+from fastwgan.run import environment  # noqa: E402
+
+PROTOCOLS = ("all-vs-one", "one-vs-rest")
+METHODS = ("fanogan", "critic", "knn")
 
 
-def prepare(left_out: int, out: Path) -> None:
-    x, y = data.digits_split("train")
-    keep = (y != left_out).numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, images=x.numpy()[keep], labels=y.numpy()[keep])
-    print(f"wrote {keep.sum()} training digits without class {left_out} to {out}")
+def split(y: torch.Tensor, digit: int, protocol: str) -> torch.Tensor:
+    """The normal rows of a labelled set under a protocol."""
+    return (y != digit) if protocol == "all-vs-one" else (y == digit)
 
 
-def measure(run: Path, left_out: int, checkpoint: str | None = None) -> dict:
-    xh, yh = data.digits_split("heldout")
-    xt, yt = data.digits_split("train")
-    normal = xh[yh != left_out]  # held-out digits of the nine trained classes
-    anomal = torch.cat([xh[yh == left_out], xt[yt == left_out]])  # the left-out class: never seen
-    work = run / "eval" / "anomaly"
-    work.mkdir(parents=True, exist_ok=True)
-    scores = {}
-    for name, x in (("normal", normal), ("anomalous", anomal)):
-        np.save(work / f"{name}.npy", x.numpy())
-        assert cli(["score", "--checkpoint", checkpoint or str(run), str(work / f"{name}.npy"),
-                    "--out", str(work / f"{name}.csv")]) == 0
-        scores[name] = inference.read_scores_csv(work / f"{name}.csv")[1]
-    # baseline: minus the L2 distance to the nearest training image (the nine classes), in [-1, 1] pixels
-    train = data.to_float(xt[yt != left_out]).flatten(1)
+def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
+    normal_train = xt[split(yt, digit, protocol)]
+    normal = split(ys, digit, protocol)
+    test_n, test_a = xs[normal], xs[~normal]
+    knn = anomaly.knn_scores(normal_train, xs)
+    out = {"protocol": protocol, "digit": digit, "n_train": len(normal_train), "n_normal": len(test_n),
+           "n_anomalous": len(test_a), "knn": metrics.auroc(knn[~normal], knn[normal]), "runs": []}
+    t0 = time.perf_counter()
+    for seed in seeds:
+        cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
+        torch.manual_seed(seed)
+        G, D = fw.models.build(args.model, tuple(xt.shape[1:]), cfg.latent_dim,
+                               **({"hidden": args.width} if args.model == "mlp" else {"width": args.width}))
+        # the data streams from host memory (device_data_bytes=0): every training set, whatever its size, runs the
+        # same compiled graphs, so one compile serves all digits and protocols
+        gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0)
+        for step in args.checkpoints:
+            gan.fit(normal_train, step, progress=False)
+            et = anomaly.EncoderTrainer(gan._sampling_generator(), gan.critic, anomaly.encoder_for(G.spec, seed=seed),
+                                        anomaly.EncoderConfig(seed=seed))
+            et.fit(normal_train, args.encoder_steps, progress=False)
+            fan = et.score(xs)["score"]
+            crit = -gan.critic_score(xs).double()
+            out["runs"].append({"seed": seed, "step": step,
+                                "fanogan": metrics.auroc(fan[~normal], fan[normal]),
+                                "critic": metrics.auroc(crit[~normal], crit[normal]),
+                                "encoder_loss": et.history[-1]["loss"]})
+    out["wall_s"] = time.perf_counter() - t0
+    for m in ("fanogan", "critic"):
+        out[m] = statistics.mean(r[m] for r in out["runs"])
+        per_step = [statistics.mean(r[m] for r in out["runs"] if r["step"] == s) for s in args.checkpoints]
+        out[f"{m}_spread"] = max(per_step) - min(per_step)
+        out[f"{m}_std"] = statistics.stdev(r[m] for r in out["runs"]) if len(out["runs"]) > 1 else 0.0
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}), flush=True)
+    return out
 
-    def nn_score(x):
-        return -torch.cdist(data.to_float(x).flatten(1), train).min(1).values
 
-    result = {
-        "run": str(run), "checkpoint": checkpoint or "latest", "left_out": left_out,
-        "n_normal": len(normal), "n_anomalous": len(anomal),
-        "auroc_critic": metrics.auroc(scores["normal"], scores["anomalous"]),
-        "auroc_nearest_neighbour_baseline": metrics.auroc(nn_score(normal), nn_score(anomal)),
-        "mean_score_normal": float(scores["normal"].mean()), "mean_score_anomalous": float(scores["anomalous"].mean()),
-    }
-    return result
+def _load(args):
+    if args.data is None:
+        return fw.data.digits_split("train") + fw.data.digits_split("heldout")
+    if args.test_data is None:
+        raise ValueError("--data needs --test-data (the held-out images, with labels)")
+    return fw.data.load(args.data, labels=True) + fw.data.load(args.test_data, labels=True)
+
+
+def run(args) -> dict:
+    if args.quick:
+        args.digits, args.seeds, args.gan_steps, args.checkpoints = args.digits[:2], [0], 20, [10, 20]
+        args.encoder_steps, args.width = 10, 32
+    xt, yt, xs, ys = _load(args)
+    args.checkpoints = sorted(args.checkpoints or [args.gan_steps])
+    rows = []
+    for p in args.protocols:
+        for d in args.digits:
+            rows.append(one_digit(p, d, args.seeds, xt, yt, xs, ys, args))
+            if args.json:  # a long run keeps what it has measured
+                args.json.with_suffix(".partial.json").write_text(json.dumps({"rows": rows}) + "\n")
+    return {"rows": rows, "settings": {k: getattr(args, k) for k in ("protocols", "digits", "seeds", "gan_steps",
+                                                                       "checkpoints", "encoder_steps", "width",
+                                                                       "model", "data", "test_data")},
+            "environment": environment(), "threads": torch.get_num_threads()}
+
+
+def table(result: dict) -> str:
+    lines = []
+    for p in result["settings"]["protocols"]:
+        rows = [r for r in result["rows"] if r["protocol"] == p]
+        lines += [f"\n{p} (AUROC, anomalous scores higher; fanogan / critic: mean over seeds x checkpoints, "
+                  "[spread over checkpoints])", "",
+                  "| digit | fanogan | critic | knn | wall s |", "|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['digit']} | {r['fanogan']:.3f} [{r['fanogan_spread']:.3f}] | {r['critic']:.3f} "
+                         f"[{r['critic_spread']:.3f}] | {r['knn']:.3f} | {r['wall_s']:.0f} |")
+        mean = {m: statistics.mean(r[m] for r in rows) for m in METHODS}
+        spread = {m: max(r[f"{m}_spread"] for r in rows) for m in ("fanogan", "critic")}
+        lines.append(f"| **mean** | **{mean['fanogan']:.3f}** [max {spread['fanogan']:.3f}] | **{mean['critic']:.3f}** "
+                     f"[max {spread['critic']:.3f}] | **{mean['knn']:.3f}** | "
+                     f"{statistics.mean(r['wall_s'] for r in rows):.0f} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    from fastwgan.plots import figure, save
+
+    protocols = result["settings"]["protocols"]
+    fig, axes = figure(len(protocols), (5.5 * len(protocols), 3.6))
+    for ax, p in zip(axes, protocols):
+        rows = [r for r in result["rows"] if r["protocol"] == p]
+        digits = [r["digit"] for r in rows]
+        for i, m in enumerate(METHODS):
+            ax.bar([d + (i - 1) * 0.27 for d in digits], [r[m] for r in rows], width=0.27, label=m)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(digits, [str(d) for d in digits])
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("digit" + (" (the anomaly)" if p == "all-vs-one" else " (the normal class)"))
+        ax.set_title(p, fontsize=10)
+    axes[0].set_ylabel("AUROC")
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    save(fig, path, dpi=110)
+
+
+def _options(a) -> None:
+    a.add_argument("--quick", action="store_true", help="a smoke run: 2 digits, one seed, a few steps")
+    a.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
+    a.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    a.add_argument("--gan-steps", type=int, default=2000)
+    a.add_argument("--checkpoints", type=int, nargs="+", default=[1000, 1500, 2000])
+    a.add_argument("--encoder-steps", type=int, default=1000)
+    a.add_argument("--model", default="mlp", choices=("mlp", "dcgan", "auto"))
+    a.add_argument("--width", type=int, default=256)
+    a.add_argument("--data", default=None, help="labelled training images (e.g. an MNIST IDX file); default digits")
+    a.add_argument("--test-data", default=None, help="labelled held-out images, with --data")
+
+
+def main(argv=None) -> int:
+    return study_main(argv, __doc__, _options, run, table, plot)
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("prepare")
-    a.add_argument("--left-out", type=int, default=0)
-    a.add_argument("--out", type=Path, default=Path("runs/eval/digits-train-no0.npz"))
-    b = sub.add_parser("measure")
-    b.add_argument("--run", type=Path, required=True)
-    b.add_argument("--left-out", type=int, default=0)
-    b.add_argument("--checkpoint", default=None, help="a step_N.json inside the run (default: latest)")
-    args = p.parse_args()
-    if args.cmd == "prepare":
-        prepare(args.left_out, args.out)
-    else:
-        print(json.dumps(measure(args.run, args.left_out, args.checkpoint), indent=1))
-    sys.exit(0)
+    sys.exit(main())

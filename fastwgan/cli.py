@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastwgan", description="Train Wasserstein GANs (WGAN, WGAN-GP) on images.")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     p.add_argument("--version", action="version", version=_version())
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,score}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,score,encode}")
 
     t = sub.add_parser("train", parents=[common], help="train on a dataset and write a run folder",
                        description="Train a WGAN and write a run folder: config.json, stats.jsonl, "
@@ -210,10 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same as RUN; with RUN too, a step_N.json of it to evaluate instead of the latest "
                         "(a checkpoint's metrics go to RUN/eval/metrics_step_N.json)")
 
-    c = sub.add_parser("score", parents=[common], help="critic scores for images (anomaly scoring), as CSV",
-                       description="Score each input with the run's critic: higher = judged more like the "
-                                   "training data (more normal). Writes index,name,score rows.",
-                       usage="fastwgan score [-h] RUN INPUT [--out CSV] [--batch-size N]   "
+    c = sub.add_parser("score", parents=[common], help="anomaly scores for images (higher = more anomalous), as CSV",
+                       description="Score each input for anomaly, higher = more anomalous, by --method: fanogan "
+                                   "(f-AnoGAN: G(E(x)) residuals; needs `fastwgan encode RUN` first), critic (minus "
+                                   "the critic's output) or knn (distance to the nearest training images). Writes "
+                                   "index,name,score rows (fanogan adds image,feature: the two residuals).",
+                       usage="fastwgan score [-h] RUN INPUT [--method M] [--out CSV] [--batch-size N]   "
                              "(or: --checkpoint RUN INPUT)")
     _run_arguments(c, "whose critic scores")
     c.add_argument("input", nargs="?", metavar="INPUT",
@@ -222,7 +224,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, help="CSV file (default: print to stdout)")
     c.add_argument("--class", dest="cls", type=int, default=None, metavar="K",
                    help="class-conditional runs: score every input as class K (default: the input's own labels)")
-    c.add_argument("--batch-size", type=int, default=1024, help="critic batch size")
+    c.add_argument("--method", choices=("fanogan", "critic", "knn"), default="critic",
+                   help="fanogan, critic (default) or knn; every method: higher = more anomalous")
+    c.add_argument("--k", type=_positive, default=1, help="knn: neighbours averaged (default 1)")
+    c.add_argument("--maps", default=None, metavar="PNG",
+                   help="fanogan: also write a picture of inputs, reconstructions G(E(x)) and |x - G(E(x))| "
+                        "(the first 32 inputs)")
+    c.add_argument("--batch-size", type=int, default=1024, help="batch size")
+
+    n = sub.add_parser("encode", parents=[common], help="train f-AnoGAN's encoder on a run (for score --method "
+                                                        "fanogan)",
+                       description="Train the izi_f encoder E of f-AnoGAN (Schlegl et al. 2019) on a trained run: G "
+                                   "and the critic frozen, the run's own training data (normal data only), loss "
+                                   "mse(x, G(E(x))) + kappa mse(f(x), f(G(E(x)))). Written to RUN/encoder.")
+    _run_arguments(n, "whose GAN the encoder inverts")
+    n.add_argument("--steps", type=_positive, default=2000, help="encoder updates in total (default 2000)")
+    n.add_argument("--resume", action="store_true", help="continue RUN/encoder to --steps")
+    n.add_argument("--overwrite", action="store_true", help="replace RUN/encoder with a new encoder")
+    n.add_argument("--kappa", type=float, default=None, help="weight of the feature residual (default 1, the paper)")
+    n.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-4)")
+    n.add_argument("--batch-size", type=_positive, default=None, help="batch size (default 64)")
+    n.add_argument("--seed", type=int, default=None, help="encoder initialisation and batch draws (default 0)")
+    n.add_argument("--trainer", choices=("fast", "reference"), default="fast",
+                   help="fast: flat buffer, fused Adam, compiled (default); reference: the eager twin")
+    n.add_argument("--no-compile", action="store_true", help="fast trainer without torch.compile")
+    n.add_argument("--log-every", type=_positive, default=50)
+    n.add_argument("--checkpoint-every", type=_positive, default=None)
+    n.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -505,19 +533,46 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _training_data(rc: dict):
+    """The images a run trained on, as it read them (a streamed folder: its loader, read chunk by chunk)."""
+    from . import data
+
+    d = rc.get("data") or {}
+    source = d.get("source")
+    if source is None:
+        raise ValueError("the run's config.json names no training data")
+    if d.get("streamed"):
+        from .streaming import ImageFolderDataset
+
+        ds = ImageFolderDataset(source, image_size=d.get("image_size"), channels=d.get("channels"))
+        return torch.utils.data.DataLoader(ds, batch_size=1024)
+    if source.startswith("toy:"):
+        return data.toy(source[4:], n=d.get("toy_n") or 100_000, seed=0)
+    return data.load(source, image_size=d.get("image_size"), channels=d.get("channels"))
+
+
 def cmd_score(args) -> int:
-    from . import inference
+    from . import anomaly, inference
 
     if args.checkpoint and args.input is None:  # `score --checkpoint RUN INPUT`: the one positional is INPUT
         args.run, args.input = None, args.run
     run = _run_arg(args)
     if args.input is None:
         raise ValueError("give INPUT, what to score (e.g. `fastwgan score RUN digits-heldout`)")
+    if args.maps and args.method != "fanogan":
+        raise ValueError("--maps draws f-AnoGAN's reconstructions: use it with --method fanogan")
     trainer, rc = load_trainer(run)
     conditional = trainer.config.conditional
     if args.cls is not None and not conditional:
         raise ValueError(f"--class: {run} is not a class-conditional run")
-    own_labels = conditional and args.cls is None  # D(x, y): score against --class K, or the input's own labels
+    encoder = None
+    if args.method == "fanogan":
+        if conditional:
+            raise ValueError(f"--method fanogan: {run} is class-conditional; f-AnoGAN encodes unconditional runs")
+        from .restore import run_root
+
+        encoder = anomaly.load_encoder(run_root(run), trainer)  # before reading the input: a missing one is named
+    own_labels = conditional and args.cls is None and args.method == "critic"  # D(x, y): the input's labels
     from .data import DataError
 
     try:
@@ -528,12 +583,79 @@ def cmd_score(args) -> int:
         raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
                          f"({e})") from None
     labels = args.cls if args.cls is not None else labels
-    scores = inference.score(trainer, x, batch_size=args.batch_size, labels=labels)
+    result = anomaly.score(args.method, x, trainer=trainer, encoder_trainer=encoder, labels=labels, k=args.k,
+                           train=_training_data(rc) if args.method == "knn" else None, batch_size=args.batch_size)
+    scores, extra = result.pop("score"), result
+    if args.maps:
+        from .images import save_grid
+
+        shown = x[:32]
+        rec = encoder.reconstruct(shown)
+        from .images import to_float
+
+        real = to_float(shown)
+        save_grid(torch.cat([real, rec, (real - rec).abs() - 1]), args.maps, nrow=len(shown), scale=None)
+        print(f"fastwgan: wrote inputs, G(E(x)) and |x - G(E(x))| (rows) to {args.maps}", file=sys.stderr)
     if args.out:
-        inference.write_scores_csv(args.out, names, scores)
-        print(f"fastwgan: wrote {len(names)} scores to {args.out}", file=sys.stderr)
+        inference.write_scores_csv(args.out, names, scores, extra)
+        print(f"fastwgan: wrote {len(names)} {args.method} scores to {args.out}", file=sys.stderr)
     else:
-        inference.write_scores(sys.stdout, names, scores)
+        inference.write_scores(sys.stdout, names, scores, extra)
+    return 0
+
+
+def cmd_encode(args) -> int:
+    import shutil
+
+    from . import anomaly, checkpoint
+    from .restore import run_root
+
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the encoder and --overwrite replaces it: give one of them")
+    run = run_root(_run_arg(args))
+    trainer, rc = load_trainer(run)
+    if trainer.config.conditional:
+        raise ValueError(f"{run} is class-conditional; f-AnoGAN's encoder inverts unconditional runs")
+    out = run / anomaly.ENCODER_DIR
+    exists = (out / "checkpoints").is_dir()
+    if exists and not (args.resume or args.overwrite):
+        raise ValueError(f"{out} holds an encoder already: --resume continues it to --steps, --overwrite trains a "
+                         "new one")
+    if args.resume and not exists:
+        raise ValueError(f"--resume: {run} has no encoder yet (drop --resume)")
+    given = {k: getattr(args, k) for k in ("kappa", "lr", "batch_size", "seed") if getattr(args, k) is not None}
+    if args.resume and given:
+        raise ValueError("--resume continues the encoder with its own settings; drop "
+                         + ", ".join("--" + k.replace("_", "-") for k in given))
+    cfg = anomaly.EncoderConfig(**given)
+    if args.resume:
+        saved = json.loads((out / "config.json").read_text())["config"]
+        cfg = anomaly.EncoderConfig(**{**saved, "betas": tuple(saved["betas"])})
+    x = _training_data(rc)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{run} streamed its data; encode reads the training images into memory (not streamed "
+                         "yet)")
+    kind = anomaly.EncoderTrainer if args.trainer == "fast" else anomaly.ReferenceEncoderTrainer
+    kw = {"compile": not args.no_compile} if args.trainer == "fast" else {}
+    et = kind(trainer._sampling_generator(), trainer.critic, anomaly.encoder_for(rc["model"], seed=cfg.seed), cfg,
+              device=trainer.device, **kw)
+    if args.resume:
+        state = checkpoint.load(out)
+        gan_step = json.loads((out / "config.json").read_text()).get("gan_step")
+        if gan_step != trainer.step:
+            raise ValueError(f"--resume: the encoder inverts the GAN at step {gan_step}, the run is at step "
+                             f"{trainer.step}: train a new one with --overwrite")
+        et.load_state_dict(state)
+        if args.steps <= et.step:
+            raise ValueError(f"--resume: the encoder is at step {et.step} already; ask for more --steps")
+    elif exists:
+        shutil.rmtree(out)
+    print(f"fastwgan: training the f-AnoGAN encoder ({et.name}) of {run} (GAN step {trainer.step}) on "
+          f"{len(x)} normal samples, {args.steps} steps -> {out}", file=sys.stderr)
+    et.fit(x, args.steps, out=out, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+           progress=False if args.no_progress else None,
+           run_config={"gan_step": trainer.step, "model": rc["model"], "data": rc["data"].get("source")})
+    print(json.dumps({"encoder": str(out), **(et.history[-1] if et.history else {})}))
     return 0
 
 
@@ -548,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     level, log.level = log.level, logging.INFO
     try:
         return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
-                "score": cmd_score}[args.command](args)
+                "score": cmd_score, "encode": cmd_encode}[args.command](args)
     except (ValueError, OSError, TypeError) as e:  # bad input: one clear line (the traceback with --debug)
         if args.debug:
             raise

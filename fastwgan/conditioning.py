@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 __all__ = ["ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "CondSequential", "ConditionalGenerator",
-           "ConditionalCritic", "call_with_labels", "glorot_embedding", "split_critic_output"]
+           "ConditionalCritic", "body_features", "call_with_labels", "glorot_embedding", "split_critic_output"]
 
 
 def split_critic_output(out) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -106,13 +106,7 @@ class ConditionalCritic(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """phi(x): (B, *data_shape) -> (B, F)."""
-        if not isinstance(self.body, nn.Sequential):
-            return self.body.features(x)
-        last = len(self.body) - 1
-        for i, m in enumerate(self.body):
-            if i < last:
-                x = m(x)
-        return x
+        return body_features(self.body, x)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
         h = self.features(x)                                       # (B, F)
@@ -122,6 +116,16 @@ class ConditionalCritic(nn.Module):
         if y is None:
             raise ValueError("a projection critic needs the labels: call D(x, y)")
         return score + (self.embed(y) * h).sum(dim=1)              # (B,): + <embed(y), phi(x)>
+
+
+def body_features(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """phi(x), a bundled critic body's features before its last (output) layer: (B, *data_shape) -> (B, F). A
+    Sequential body runs all but its last module; other bodies define ``features``."""
+    if not isinstance(body, nn.Sequential):
+        return body.features(x)
+    for m in list(body)[:-1]:
+        x = m(x)
+    return x.flatten(1)
 
 
 def glorot_embedding(num_classes: int, features: int) -> nn.Embedding:

@@ -28,6 +28,12 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float32) / 127.5 - 1.0
 
 
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """A training batch as the networks take it: uint8 images -> ``to_float``; floats (already in the models'
+    range, e.g. toy points) as float32."""
+    return to_float(x) if x.dtype == torch.uint8 else x.float()
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float in [-1, 1] -> uint8 (inverse of `to_float`; values outside [-1, 1] are clamped, then rounded)."""
     if x.dtype == torch.uint8:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["sample_batches", "write_samples", "load_inputs", "score", "write_scores", "write_scores_csv",
+__all__ = ["sample_batches", "write_samples", "load_inputs", "write_scores", "write_scores_csv",
            "read_scores_csv"]
 
 
@@ -173,30 +173,25 @@ def _read_inputs(path, run_data: dict, shape, labels: bool):
     return x, names, y
 
 
-def score(trainer, x, batch_size: int = 1024, labels=None) -> torch.Tensor:
-    """Critic scores (N,) float64, higher = judged more like the training data (``trainer.critic_score``; a
-    class-conditional trainer scores D(x, y) with ``labels``)."""
-    return trainer.critic_score(x, batch_size=batch_size, labels=labels).double()
-
-
-def write_scores(f, names: list[str], scores) -> None:
+def write_scores(f, names: list[str], scores, extra: dict | None = None) -> None:
     """Write ``index,name,score`` rows (one per input, input order; scores with 9 significant digits) to a text
-    file object (``sys.stdout`` too)."""
+    file object (``sys.stdout`` too); ``extra`` {column: (N,) values} adds columns after score."""
     scores = torch.as_tensor(scores).tolist()
-    if len(names) != len(scores):
+    extra = {k: torch.as_tensor(v).tolist() for k, v in (extra or {}).items()}
+    if len(names) != len(scores) or any(len(v) != len(scores) for v in extra.values()):
         raise ValueError(f"write_scores: {len(names)} names but {len(scores)} scores")
     w = csv.writer(f)
-    w.writerow(["index", "name", "score"])
+    w.writerow(["index", "name", "score", *extra])
     for i, (name, s) in enumerate(zip(names, scores)):
-        w.writerow([i, name, f"{s:.9g}"])
+        w.writerow([i, name, f"{s:.9g}", *(f"{v[i]:.9g}" for v in extra.values())])
 
 
-def write_scores_csv(path, names: list[str], scores) -> Path:
+def write_scores_csv(path, names: list[str], scores, extra: dict | None = None) -> Path:
     """``write_scores`` into the CSV file ``path`` (parent folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        write_scores(f, names, scores)
+        write_scores(f, names, scores, extra)
     return path
 
 

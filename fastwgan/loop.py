@@ -17,7 +17,7 @@ from torch import nn
 from . import guards, rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
-from .images import to_float
+from .images import as_float
 from .models import has_batch_norm
 from .threads import ThreadPolicy
 from .run import RunWriter
@@ -189,7 +189,7 @@ class TrainerBase:
     @staticmethod
     def _as_float(x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float in [-1, 1] (the one normalisation, fastwgan.images.to_float); floats as they are."""
-        return to_float(x) if x.dtype == torch.uint8 else x.float()
+        return as_float(x)
 
     def batch_source(self, data, labels=None):
         """The batch source (``fastwgan.sources``) ``fit`` trains from, checked against the models.

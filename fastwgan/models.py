@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .conditioning import (CondSequential, ConditionalBatchNorm1d, ConditionalBatchNorm2d, ConditionalCritic,
-                           ConditionalGenerator, call_with_labels, glorot_embedding)
+                           ConditionalGenerator, body_features, call_with_labels, glorot_embedding)
 
 __all__ = ["Generator", "Critic", "ConditionalGenerator", "ConditionalCritic", "ConditionalBatchNorm1d",
            "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet",
@@ -119,6 +119,10 @@ class Critic(nn.Module):
     def __init__(self, body: nn.Module, data_shape: tuple[int, ...]):
         super().__init__()
         self.body, self.data_shape = body, data_shape
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """phi(x): the features before the output layer, (B, *data_shape) -> (B, F) (f-AnoGAN's f)."""
+        return body_features(self.body, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).reshape(x.shape[0])  # (B, 1) -> (B,)

@@ -304,7 +304,7 @@ def test_cli_scores_a_conditional_run_against_labels(cond_run, tmp_path, capsys)
     x, y = fw.data.load("digits-heldout", labels=True)
     for path, labels in ((a, y), (b, 3)):
         _, scores = fw.inference.read_scores_csv(path)
-        torch.testing.assert_close(scores.float(), trainer.critic_score(x, labels=labels), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(scores.float(), -trainer.critic_score(x, labels=labels), rtol=1e-6, atol=1e-6)
     capsys.readouterr()
     npy = tmp_path / "x.npy"
     import numpy as np

@@ -7,16 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
+from datafiles import idx_bytes
+
 from fastwgan import data
 
 
 def _rand_u8(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-def _idx_bytes(a: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-    return header + a.tobytes()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,8 +174,8 @@ def test_idx_images_and_labels(tmp_path, gz):
     imgs, labels = _rand_u8((5, 28, 28)), np.arange(5, dtype=np.uint8)
     suffix = ".gz" if gz else ""
     write = (lambda p, b: gzip.open(p, "wb").write(b)) if gz else (lambda p, b: p.write_bytes(b))
-    write(tmp_path / f"train-images-idx3-ubyte{suffix}", _idx_bytes(imgs))
-    write(tmp_path / f"train-labels-idx1-ubyte{suffix}", _idx_bytes(labels))
+    write(tmp_path / f"train-images-idx3-ubyte{suffix}", idx_bytes(imgs))
+    write(tmp_path / f"train-labels-idx1-ubyte{suffix}", idx_bytes(labels))
     x = data.load(tmp_path / f"train-images-idx3-ubyte{suffix}")
     assert x.shape == (5, 1, 28, 28) and x.dtype == torch.uint8
     assert torch.equal(x[:, 0], torch.from_numpy(imgs))
@@ -297,7 +294,7 @@ def _bad_cases(tmp_path):
     cases["ambiguous npz"] = (tmp_path / "keys.npz", "which array", ValueError)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     cases["corrupt npz"] = (tmp_path / "junk.npz", "not a readable", ValueError)
-    (tmp_path / "t-images-idx3-ubyte").write_bytes(_idx_bytes(_rand_u8((3, 4, 4)))[:-5])
+    (tmp_path / "t-images-idx3-ubyte").write_bytes(idx_bytes(_rand_u8((3, 4, 4)))[:-5])
     cases["truncated idx"] = (tmp_path / "t-images-idx3-ubyte", "truncated", ValueError)
     (tmp_path / "m-images-idx3-ubyte").write_bytes(b"\x01\x02\x08\x03" + bytes(20))
     cases["bad idx magic"] = (tmp_path / "m-images-idx3-ubyte", "magic", ValueError)
@@ -337,7 +334,7 @@ def test_labels_need_class_folders(tmp_path):
     with pytest.raises(ValueError, match="sub-folder") as e:
         data.load_labels(tmp_path)
     assert str(tmp_path) in str(e.value)
-    (tmp_path / "x-images-idx3-ubyte").write_bytes(_idx_bytes(_rand_u8((2, 4, 4))))
+    (tmp_path / "x-images-idx3-ubyte").write_bytes(idx_bytes(_rand_u8((2, 4, 4))))
     with pytest.raises(ValueError, match="label file"):
         data.load_labels(tmp_path / "x-images-idx3-ubyte")
 

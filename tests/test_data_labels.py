@@ -8,17 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
+from datafiles import idx_bytes
+
 from fastwgan import data
 
 
 def _rand_u8(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-def _idx_bytes(a: np.ndarray) -> bytes:
-    """IDX: magic 0x00 0x00 0x08 (unsigned byte) ndim, then big-endian int32 dims, then the bytes."""
-    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-    return header + a.tobytes()
 
 
 def _write(path, payload: bytes):
@@ -107,8 +103,8 @@ def test_stacked_digits_and_toys_refused():
 ])
 def test_idx_labels_beside_images(tmp_path, images_name, labels_name):
     imgs, labels = _rand_u8((7, 5, 5)), np.array([3, 1, 4, 1, 5, 9, 2], np.uint8)
-    _write(tmp_path / images_name, _idx_bytes(imgs))
-    _write(tmp_path / labels_name, _idx_bytes(labels))
+    _write(tmp_path / images_name, idx_bytes(imgs))
+    _write(tmp_path / labels_name, idx_bytes(labels))
     x, y = data.load(tmp_path / images_name, labels=True)
     assert torch.equal(x, data.load(tmp_path / images_name))
     assert y.dtype == torch.int64 and y.tolist() == labels.tolist()
@@ -122,11 +118,11 @@ def test_idx_labels_beside_images(tmp_path, images_name, labels_name):
 @pytest.mark.parametrize("fmt", ["idx", "idx.gz", "npy", "npz"])
 def test_explicit_labels_path(tmp_path, fmt):
     imgs, labels = _rand_u8((4, 3, 3)), np.array([2, 0, 1, 2], np.uint8)
-    _write(tmp_path / "train-images-idx3-ubyte", _idx_bytes(imgs))
-    _write(tmp_path / "train-labels-idx1-ubyte", _idx_bytes(np.zeros(4, np.uint8)))  # ignored: labels_path wins
+    _write(tmp_path / "train-images-idx3-ubyte", idx_bytes(imgs))
+    _write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.zeros(4, np.uint8)))  # ignored: labels_path wins
     lp = tmp_path / {"idx": "mine-idx1-ubyte", "idx.gz": "mine-idx1-ubyte.gz", "npy": "y.npy", "npz": "y.npz"}[fmt]
     if fmt.startswith("idx"):
-        _write(lp, _idx_bytes(labels))
+        _write(lp, idx_bytes(labels))
     elif fmt == "npy":
         np.save(lp, labels.astype(np.int32))
     else:
@@ -140,13 +136,13 @@ def test_explicit_labels_path(tmp_path, fmt):
 
 def test_idx_bad_labels(tmp_path):
     img = tmp_path / "train-images-idx3-ubyte.gz"
-    _write(img, _idx_bytes(_rand_u8((5, 4, 4))))
+    _write(img, idx_bytes(_rand_u8((5, 4, 4))))
     _raises([img, "train-labels-idx1-ubyte.gz", "label file"], data.load, img, labels=True)
-    _write(tmp_path / "train-labels-idx1-ubyte.gz", _idx_bytes(np.arange(4, dtype=np.uint8)))
+    _write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(np.arange(4, dtype=np.uint8)))
     _raises([img, "5 images but 4 labels"], data.load, img, labels=True)
     lp = tmp_path / "other-labels-idx1-ubyte"
     _raises(["labels_path", "no such file", lp], data.load, img, labels=True, labels_path=lp, exc=FileNotFoundError)
-    _write(lp, _idx_bytes(_rand_u8((5, 2, 2))))                          # an images file given as labels
+    _write(lp, idx_bytes(_rand_u8((5, 2, 2))))                          # an images file given as labels
     _raises([lp, "3 dimensions, expected 1"], data.load, img, labels=True, labels_path=lp)
     _raises(["labels_path", "labels=True"], data.load, img, labels_path=lp)
     _raises(["labels_path", "digits"], data.load, "digits", labels=True, labels_path=lp)

@@ -81,7 +81,7 @@ def test_score_csv_round_trip(digits_run, tmp_path):
     names, scores = inference.read_scores_csv(tmp_path / "s.csv")
     trainer, _ = load_trainer(digits_run)
     assert names == [str(i) for i in range(13)]
-    torch.testing.assert_close(scores, trainer.critic_score(x).double(), rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(scores, -trainer.critic_score(x).double(), rtol=1e-7, atol=1e-7)  # higher = anomalous
     # an image folder: names are the file names, in load order
     data.save_image_folder(x[:3], tmp_path / "imgs")
     assert main(["score", "--checkpoint", str(digits_run), str(tmp_path / "imgs"),
