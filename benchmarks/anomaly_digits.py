@@ -140,7 +140,7 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xlabel("digit" + (" (the anomaly)" if p == "all-vs-one" else " (the normal class)"))
         ax.set_title(p, fontsize=10)
     axes[0].set_ylabel("AUROC")
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     save(fig, path, dpi=110)
 

@@ -115,11 +115,12 @@ def _options(a) -> None:
     a.add_argument("--policies", nargs="+", default=["", "translation,cutout", "color,translation,cutout"],
                    help="'' is no augmentation")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    a.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0], help="parts of digits-train")
 
 
 def _run(args) -> dict:
     steps, every, seeds = (40, 20, [0]) if args.quick else (args.steps, args.eval_every, args.seeds)
-    return run([0.1, 1.0], args.policies, seeds, steps, every, args.width)
+    return run(args.fractions, args.policies, seeds, steps, every, args.width)
 
 
 def main(argv=None) -> int:
