@@ -58,11 +58,11 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
                                **({"hidden": args.width} if args.model == "mlp" else {"width": args.width}))
         # the data streams from host memory (device_data_bytes=0): every training set, whatever its size, runs the
         # same compiled graphs, so one compile serves all digits and protocols
-        gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0)
+        gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0, compile=not args.no_compile)
         for step in args.checkpoints:
             gan.fit(normal_train, step, progress=False)
             et = anomaly.EncoderTrainer(gan._sampling_generator(), gan.critic, anomaly.encoder_for(G.spec, seed=seed),
-                                        anomaly.EncoderConfig(seed=seed))
+                                        anomaly.EncoderConfig(seed=seed), compile=not args.no_compile)
             et.fit(normal_train, args.encoder_steps, progress=False)
             fan = et.score(xs)["score"]
             crit = -gan.critic_score(xs).double()
@@ -155,6 +155,7 @@ def _options(a) -> None:
     a.add_argument("--encoder-steps", type=int, default=1000)
     a.add_argument("--model", default="mlp", choices=("mlp", "dcgan", "auto"))
     a.add_argument("--width", type=int, default=256)
+    a.add_argument("--no-compile", action="store_true", help="eager steps (a smoke run)")
     a.add_argument("--data", default=None, help="labelled training images (e.g. an MNIST IDX file); default digits")
     a.add_argument("--test-data", default=None, help="labelled held-out images, with --data")
 

@@ -34,7 +34,9 @@ sys.exit(rc)
 """
 
 
-def make_pool(root: Path, n: int, size: int) -> list[Path]:
+def make_pool(root: Path, n: int, size: int, unique: int | None = None) -> list[Path]:
+    """n PNG files of random pixels; with ``unique``, files past the first ``unique`` are hard links to them (the
+    decoded size is the same, the folder is quicker to make)."""
     from PIL import Image
 
     root.mkdir(parents=True, exist_ok=True)
@@ -43,7 +45,10 @@ def make_pool(root: Path, n: int, size: int) -> list[Path]:
     for i in range(n):
         p = root / f"{i:06d}.png"
         if not p.exists():
-            Image.fromarray(r.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(p)
+            if unique is not None and i >= unique:
+                os.link(paths[i % unique], p)
+            else:
+                Image.fromarray(r.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(p)
         paths.append(p)
     return paths
 
@@ -61,11 +66,11 @@ def folder_of(pool: list[Path], n: int, root: Path) -> Path:
 
 def peak_growth_kib(folder: Path, stream: str, out: Path, steps: int = 2) -> tuple[int, float]:
     argv = ["train", "--data", str(folder), "--steps", str(steps), "--out", str(out), "--overwrite",
-            "--batch-size", "8", "--no-compile", "--no-progress", "--model", "mlp", "--width", "8",
+            "--batch-size", "8", "--trainer", "reference", "--no-progress", "--model", "mlp", "--width", "8",
             "--workers", "0", "--stream", stream]
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", PEAK, *argv], capture_output=True, text=True, timeout=1200,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+                       env={**{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}, "OMP_NUM_THREADS": "1"})
     if p.returncode != 0:
         raise RuntimeError(f"train --stream {stream} on {folder} failed:\n{p.stderr[-2000:]}")
     return int(p.stdout.strip().splitlines()[-1]), time.perf_counter() - t
@@ -75,13 +80,14 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 8000])
     ap.add_argument("--image-size", type=int, default=128)
+    ap.add_argument("--unique", type=int, default=None, help="distinct images; the rest are hard links to them")
     ap.add_argument("--workdir", default=None, help="where the folders go (default: a temporary folder)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import torch
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="fastwgan-stream-"))
-    pool = make_pool(work / "pool", max(args.sizes), args.image_size)
+    pool = make_pool(work / "pool", max(args.sizes), args.image_size, args.unique)
     rows = []
     for n in args.sizes:
         folder = folder_of(pool, n, work)

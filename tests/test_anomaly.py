@@ -149,7 +149,7 @@ def test_score_convention_for_every_method():
 def test_cli_encode_and_score(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", "digits-train", "--steps", "4", "--out", str(run), "--width", "16",
-                 "--no-compile", "--no-progress"]) == 0
+                 "--trainer", "reference", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["score", str(run), "digits-heldout", "--method", "fanogan"]) == 2
     assert f"train one with `fastwgan encode {run}`" in capsys.readouterr().err
@@ -198,7 +198,8 @@ def test_benchmark_runs_on_idx_files(tmp_path):
         (tmp_path / f"{name}-labels-idx1-ubyte").write_bytes(idx_bytes(b.numpy().astype("uint8")))
     script = Path(__file__).parents[1] / "benchmarks" / "anomaly_digits.py"
     out = tmp_path / "r.json"
-    p = subprocess.run([sys.executable, str(script), "--quick", "--protocols", "all-vs-one", "--digits", "3",
+    p = subprocess.run([sys.executable, str(script), "--quick", "--no-compile", "--protocols", "all-vs-one",
+                        "--digits", "3",
                         "--data", str(tmp_path / "train-images-idx3-ubyte"), "--test-data",
                         str(tmp_path / "t10k-images-idx3-ubyte"), "--json", str(out)],
                        capture_output=True, text=True, timeout=600)
