@@ -18,7 +18,7 @@ if "FASTWGAN_CACHE" not in os.environ:
     os.environ["FASTWGAN_CACHE"] = tempfile.mkdtemp(prefix="fastwgan-test-cache-")
 
 settings.register_profile(
-    "ci", max_examples=6, deadline=None, derandomize=True, print_blob=True,
+    "ci", max_examples=4, deadline=None, derandomize=True, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
