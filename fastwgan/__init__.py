@@ -7,7 +7,7 @@
 
 Importing fastwgan changes no global state (no seeding, no inductor flags).
 """
-from . import checkpoint, data, metrics, models
+from . import adapt, checkpoint, data, metrics, models, translate
 from .config import PRESETS, TrainConfig
 from .reference import ReferenceTrainer
 from .restore import load_trainer
@@ -16,4 +16,4 @@ from .trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = ["TrainConfig", "PRESETS", "Trainer", "ReferenceTrainer", "load_trainer", "data", "models", "metrics",
-           "checkpoint", "__version__"]
+           "checkpoint", "translate", "adapt", "__version__"]

@@ -37,7 +37,7 @@ from torch.func import functional_call, grad_and_value
 from . import checkpoint, guards, rng
 from .compile import compile_step
 from .flat import flatten_parameters
-from .flatopt import FlatOptimizer
+from .flatopt import FlatOptimizer, load_torch_optimizer
 from .images import as_float
 
 __all__ = ["EncoderConfig", "Encoder", "encoder_for", "critic_features", "residuals", "EncoderTrainer",
@@ -374,9 +374,7 @@ class ReferenceEncoderTrainer(_EncoderTrainerBase):
         return self.opt.state_dict()
 
     def _load_optimizer_state(self, state: dict) -> None:
-        st = dict(state)
-        st["state"] = {int(k): v for k, v in state["state"].items()}
-        self.opt.load_state_dict(st)
+        load_torch_optimizer(self.opt, state, "encoder")
 
 
 class EncoderTrainer(_EncoderTrainerBase):

@@ -7,6 +7,9 @@ It powers two metrics for the bundled data (fastwgan.evaluate):
 It trains on the `digits-train` split only (fastwgan.data.digits_split), so the 500 held-out digits are unseen by
 the classifier and by a GAN trained on `digits-train`. Weights are cached as safetensors (in a run folder's
 `eval/`), keyed by the architecture and training settings, so every run is judged by the same network.
+
+`train_classifier` also trains it on 3-channel (N, 3, 8, 8) images (e.g. the textured "digits-m"): the first
+convolution then takes 3 channels (``DigitClassifier(channels=3)``); the cached evaluation classifier is 1-channel.
 """
 from __future__ import annotations
 
@@ -26,12 +29,16 @@ SEED = 0
 
 
 class DigitClassifier(nn.Module):
-    """(N, 1, 8, 8) float digits in [-1, 1] -> (N, 10) logits; ``features`` gives the (N, 128) penultimate layer."""
+    """(N, channels, 8, 8) float digits in [-1, 1] -> (N, 10) logits; ``features`` gives the (N, 128) penultimate
+    layer. ``channels`` (1 or 3, default 1) is what the first convolution takes; it is kept as ``self.channels``."""
 
-    def __init__(self):
+    def __init__(self, channels: int = 1):
         super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"DigitClassifier: channels must be 1 or 3, got {channels!r}")
+        self.channels = channels
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),           # (N, 32, 8, 8)
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),    # (N, 32, 8, 8)
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),          # (N, 64, 8, 8)
             nn.MaxPool2d(2), nn.Flatten(),                       # (N, 1024)
             nn.Linear(1024, 128), nn.ReLU(),                     # (N, 128) features
@@ -45,13 +52,15 @@ class DigitClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def _as_input(x: torch.Tensor) -> torch.Tensor:
+def _as_input(x: torch.Tensor, channels: int = 1) -> torch.Tensor:
+    """Digits as float32 [-1, 1] on the CPU, checked to be (N, channels, 8, 8)."""
     from .data import to_float
 
     x = torch.as_tensor(x).detach().cpu()
     x = to_float(x) if x.dtype == torch.uint8 else x.float()
-    if x.dim() != 4 or x.shape[1:] != (1, 8, 8):
-        raise ValueError(f"digit classifier: expected (N, 1, 8, 8) digits, got shape {tuple(x.shape)}")
+    if x.dim() != 4 or x.shape[1:] != (channels, 8, 8):
+        raise ValueError(f"digit classifier: expected (N, {channels}, 8, 8) images for a {channels}-channel "
+                         f"classifier, got shape {tuple(x.shape)}")
     return x
 
 
@@ -67,8 +76,9 @@ def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def train_classifier(x, y, *, epochs: int | None = None, steps: int | None = None, seed: int = SEED,
                      batch_size: int = 64, shift: bool = True) -> DigitClassifier:
-    """Train a DigitClassifier on digits ``x`` (N, 1, 8, 8) (uint8 or float in [-1, 1]) with labels ``y`` (N,):
-    Adam 1e-3, cross entropy, optionally random 1-pixel shifts (the classic augmentation).
+    """Train a DigitClassifier on digits ``x`` (N, C, 8, 8), C = 1 or 3 (uint8 or float in [-1, 1]), with labels
+    ``y`` (N,): Adam 1e-3, cross entropy, optionally random 1-pixel shifts (the classic augmentation). The model
+    takes C channels (``DigitClassifier(channels=C)``); with C = 1 it is exactly the 1-channel classifier.
 
     Args:
         epochs: passes over x; steps: optimizer steps instead (whole epochs of reshuffled batches until then), for
@@ -76,16 +86,22 @@ def train_classifier(x, y, *, epochs: int | None = None, steps: int | None = Non
         seed: initialisation, batch order and shifts.
     Returns:
         the model in eval mode.
+    Raises:
+        ValueError: x is not (N, 1, 8, 8) or (N, 3, 8, 8), or x and y differ in length.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("train_classifier: give exactly one of epochs and steps")
-    x, y = _as_input(x), torch.as_tensor(y).long()
+    shape = tuple(torch.as_tensor(x).shape)
+    if len(shape) != 4 or shape[1] not in (1, 3):
+        raise ValueError(f"train_classifier: expected (N, 1, 8, 8) or (N, 3, 8, 8) images, got shape {shape}")
+    channels = shape[1]
+    x, y = _as_input(x, channels), torch.as_tensor(y).long()
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"train_classifier: {len(x)} images and {len(y)} labels")
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # initialisation, without touching the caller's global RNG
-        model = DigitClassifier()
+        model = DigitClassifier(channels)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     done, epoch = 0, 0
@@ -107,7 +123,7 @@ def train_classifier(x, y, *, epochs: int | None = None, steps: int | None = Non
 
 
 def accuracy(model: DigitClassifier, x, y) -> float:
-    """The fraction of digits ``x`` that ``model`` classifies as ``y``."""
+    """The fraction of digits ``x`` (N, model.channels, 8, 8) that ``model`` classifies as ``y``."""
     return float((predict(model, x) == torch.as_tensor(y)).float().mean())
 
 
@@ -185,16 +201,16 @@ def _save(model: DigitClassifier, acc: float, meta: dict, paths: list[Path]) -> 
 
 @torch.no_grad()
 def features(model: DigitClassifier, x, batch_size: int = 2048) -> torch.Tensor:
-    """(N, 1, 8, 8) digits (uint8 or float in [-1, 1]) -> (N, 128) float features."""
-    x = _as_input(x)
+    """(N, model.channels, 8, 8) digits (uint8 or float in [-1, 1]) -> (N, 128) float features."""
+    x = _as_input(x, model.channels)
     return torch.cat([model.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
         torch.zeros(0, 128)
 
 
 @torch.no_grad()
 def predict(model: DigitClassifier, x, batch_size: int = 2048) -> torch.Tensor:
-    """(N, 1, 8, 8) digits -> (N,) int64 predicted labels."""
-    x = _as_input(x)
+    """(N, model.channels, 8, 8) digits (uint8 or float in [-1, 1]) -> (N,) int64 predicted labels."""
+    x = _as_input(x, model.channels)
     return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 

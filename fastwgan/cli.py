@@ -5,6 +5,9 @@
     fastwgan sample RUN --n N --out FILE.png|DIR|FILE.npz
     fastwgan evaluate RUN                      (writes RUN/metrics.json)
     fastwgan score RUN INPUT [--out scores.csv]
+    fastwgan translate train --source A --target B --out RUN   (unpaired translation, fastwgan.translate)
+    fastwgan translate apply --checkpoint RUN INPUT --out OUT [--direction s2t|t2s]
+    fastwgan adapt --source A --target B --out RUN [--eval-data C]   (WDGRL, fastwgan.adapt)
 
 Every command that reads a run takes it as the positional RUN (a run folder, its checkpoints/ or a step_N.json;
 ``--checkpoint RUN`` is the same). Errors are one line (exit 2); ``--debug`` anywhere shows the traceback.
@@ -21,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, TrainConfig
+from .cli_domains import add_parsers as _add_domain_parsers, cmd_adapt, cmd_translate
 from .cli_runs import cmd_encode, cmd_evaluate, cmd_sample, cmd_score
 from .restore import build_trainer, load_trainer  # noqa: F401 (load_trainer: public via the CLI too)
 
@@ -88,7 +92,8 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 DATA_HELP = ("'digits' (bundled UCI handwritten digits, 8x8; 'digits-train' / 'digits-heldout' is a fixed 1297 / 500 "
-             "split, 'stacked-digits' three digits in three channels: 1000 modes), "
+             "split, 'stacked-digits' three digits in three channels: 1000 modes; 'digits-m', '-train', '-heldout': "
+             "the same digits blended with colour textures, 3x8x8), "
              "'toy:8gaussians|25gaussians|swissroll', "
              "or a path: image folder, MNIST IDX file (.gz ok), CIFAR-10 batch or folder, .npz/.npy")
 
@@ -113,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastwgan", description="Train Wasserstein GANs (WGAN, WGAN-GP) on images.")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     p.add_argument("--version", action="version", version=_version())
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,score,encode}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,score,encode,translate,adapt}")
 
     t = sub.add_parser("train", parents=[common], help="train on a dataset and write a run folder",
                        description="Train a WGAN and write a run folder: config.json, stats.jsonl, "
@@ -252,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--log-every", type=_positive, default=50)
     n.add_argument("--checkpoint-every", type=_positive, default=None)
     n.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_domain_parsers(sub, common, _add_config_options, DATA_HELP)
     return p
 
 
@@ -479,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     level, log.level = log.level, logging.INFO
     try:
         return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
-                "score": cmd_score, "encode": cmd_encode}[args.command](args)
+                "score": cmd_score, "encode": cmd_encode, "translate": cmd_translate,
+                "adapt": cmd_adapt}[args.command](args)
     except (ValueError, OSError, TypeError) as e:  # bad input: one clear line (the traceback with --debug)
         if args.debug:
             raise

@@ -8,6 +8,9 @@ Sources for `load`:
     "digits"          the bundled UCI handwritten digits, (1797, 1, 8, 8) (see fastwgan/assets/DIGITS.md)
     "digits-train"    a fixed split of them: 1297 for training and 500 held out ("digits-heldout"), see `digits_split`
     "stacked-digits"  50000 images (3, 8, 8): three digits-train digits in three channels, 1000 modes (`stacked_digits`)
+    "digits-m"        the 1797 digits blended with seeded colour textures like MNIST-M, (1797, 3, 8, 8) (`digits_m`)
+    "digits-m-train"  digits-m in the digits-train split: 1297 (3, 8, 8), image j = digits-train image j textured
+    "digits-m-heldout" digits-m in the digits-heldout split: 500 (3, 8, 8), image j = digits-heldout image j textured
     "toy:NAME"        a 2-D toy ("8gaussians", "25gaussians", "swissroll"): float32 (100000, 2), NOT uint8
     a folder          PNG/JPEG images, recursive, sorted by relative path; or a `cifar-10-batches-py` folder
     *-idx3-ubyte[.gz] MNIST / Fashion-MNIST IDX image file
@@ -18,6 +21,7 @@ Labels: `load(source, labels=True)` returns (images, int64 labels (N,)), image i
 in the same order; `class_names(source)` names the classes; `check_labels` is the one validator (trainers call it
 too). What carries labels:
     "digits", "digits-train", "digits-heldout"   the digit 0..9 ("stacked-digits" is refused: 3 digits per image)
+    "digits-m", "digits-m-train", "digits-m-heldout"   the digit 0..9, as for the plain digits
     a folder with one sub-folder per class        sorted sub-folder names are classes 0..K-1 (torchvision ImageFolder)
     *-idx3-ubyte[.gz]                             the *-labels-idx1-ubyte[.gz] beside it, or labels_path=
     CIFAR-10 batch or folder                      the batches' "labels"; names airplane .. truck
@@ -47,11 +51,12 @@ from .toys import TOY_NAMES, TOY_SIZE, toy, toy_modes
 
 __all__ = [
     "DataError", "TOY_NAMES", "BUILTIN", "is_named", "load", "load_labels", "class_names", "check_labels",
-    "load_digits", "digits_split", "stacked_digits", "toy", "toy_modes",
+    "load_digits", "digits_split", "stacked_digits", "digits_m", "colour_textures", "toy", "toy_modes",
     "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz",
 ]
 
-BUILTIN = ("digits", "digits-train", "digits-heldout", "stacked-digits")  # and "toy:NAME": data shipped in the package
+BUILTIN = ("digits", "digits-train", "digits-heldout", "stacked-digits",   # and "toy:NAME": data shipped in the package
+           "digits-m", "digits-m-train", "digits-m-heldout")
 
 
 def is_named(source) -> bool:
@@ -86,6 +91,14 @@ def load_digits(return_labels: bool = False):
 
 DIGITS_HELDOUT = 500  # digits held out from "digits-train" (fixed permutation, seed 0)
 STACKED_SIZE = 50_000
+DIGITS_M_SEED = 0     # the texture seed of "digits-m"
+
+
+def _split_index(part: str, n: int) -> torch.Tensor:
+    """The indices into the n = 1797 bundled digits of split `part` ("train": 1297, "heldout": 500): one fixed
+    permutation (numpy seed 0), its first DIGITS_HELDOUT entries held out. Shared by `digits_split` and `digits_m`."""
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(n))
+    return perm[DIGITS_HELDOUT:] if part == "train" else perm[:DIGITS_HELDOUT]
 
 
 def digits_split(part: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,9 +106,66 @@ def digits_split(part: str) -> tuple[torch.Tensor, torch.Tensor]:
     if part not in ("train", "heldout"):
         raise DataError(f"digits_split: part must be 'train' or 'heldout', got {part!r}")
     x, y = load_digits(return_labels=True)
-    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(x)))
-    idx = perm[DIGITS_HELDOUT:] if part == "train" else perm[:DIGITS_HELDOUT]
+    idx = _split_index(part, len(x))
     return x[idx], y[idx]
+
+
+def colour_textures(n: int, size: int = 8, seed: int = DIGITS_M_SEED) -> torch.Tensor:
+    """``n`` procedural colour textures, uint8 (n, 3, size, size), like small crops of natural photos.
+
+    Deterministic: every random number comes from one CPU ``torch.Generator`` seeded with ``seed`` (never torch's
+    global RNG), drawn in this order, each as one ``torch.rand`` float64 tensor (uniform in [0, 1)):
+        1. base   (n, 3, 1, 1)   the texture's mean colour;
+        2. coarse (n, 3, 3, 3)   a smooth colour field: a 3x3 RGB grid;
+        3. fine   (n, 3, 5, 5)   a weaker higher-frequency component: a 5x5 RGB grid;
+        4. gain   (n, 1, 1, 1)   the texture's contrast.
+    Both grids are upsampled bilinearly (align_corners=True) to size x size and centred (u - 0.5), then
+        texture = 255 * clamp(base + (0.3 + 0.6 * gain) * (coarse_up - 0.5 + 0.25 * (fine_up - 0.5)), 0, 1),
+    rounded to the nearest integer. Each tensor is drawn for all n textures at once, so the result depends on
+    (n, size, seed); `digits_m` uses colour_textures(1797, 8, seed).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise DataError(f"colour_textures: n must be an int >= 0, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DataError(f"colour_textures: size must be a positive int, got {size!r}")
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    base = torch.rand(n, 3, 1, 1, generator=g, dtype=torch.float64)
+    coarse = torch.rand(n, 3, 3, 3, generator=g, dtype=torch.float64)
+    fine = torch.rand(n, 3, 5, 5, generator=g, dtype=torch.float64)
+    gain = torch.rand(n, 1, 1, 1, generator=g, dtype=torch.float64)
+    if n == 0:
+        return torch.zeros(0, 3, size, size, dtype=torch.uint8)
+
+    def up(grid: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(grid, size=(size, size), mode="bilinear", align_corners=True)
+
+    t = base + (0.3 + 0.6 * gain) * (up(coarse) - 0.5 + 0.25 * (up(fine) - 0.5))
+    return (t.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def digits_m(part: str = "all", seed: int = DIGITS_M_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bundled digits made the way MNIST-M is made from MNIST (Ganin et al. 2016): each digit blended with a
+    colour patch as |patch - digit| per channel, the patches being `colour_textures` (offline, seeded).
+
+    Image i of the 1797 is |colour_textures(1797, 8, seed)[i] - load_digits()[i]| (the 1-channel digit broadcast
+    over RGB), so it is the same whatever part is asked.
+
+    Args:
+        part: "all" (1797, the order of `load_digits`), "train" (1297) or "heldout" (500): the same permutation
+            as `digits_split`, so image j of a part is the textured image j of that `digits_split` part.
+        seed: the texture seed (default DIGITS_M_SEED, the one "digits-m" uses).
+    Returns:
+        uint8 images (N, 3, 8, 8) and int64 digit labels (N,).
+    """
+    if part not in ("all", "train", "heldout"):
+        raise DataError(f"digits_m: part must be 'all', 'train' or 'heldout', got {part!r}")
+    x, y = load_digits(return_labels=True)
+    tex = colour_textures(len(x), x.shape[-1], seed)
+    img = (tex.to(torch.int16) - x.to(torch.int16)).abs().to(torch.uint8)
+    if part == "all":
+        return img, y
+    idx = _split_index(part, len(x))
+    return img[idx], y[idx]
 
 
 def stacked_digits(n: int = STACKED_SIZE, seed: int = 0, part: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -376,7 +446,10 @@ def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
                 raise DataError("stacked-digits: labels are not supported (each image holds 3 digits); "
                                 "stacked_digits() returns its 1000 mode ids")
             return _Read(stacked_digits()[0].numpy() if images else None, None, None)
-        x, y = load_digits(return_labels=True) if source == "digits" else digits_split(source[7:])
+        if source.startswith("digits-m"):
+            x, y = digits_m("all" if source == "digits-m" else source[len("digits-m-"):])
+        else:
+            x, y = load_digits(return_labels=True) if source == "digits" else digits_split(source[len("digits-"):])
         x, y, names = x.numpy(), y.numpy(), list(DIGIT_NAMES)
         return _finish(x if images else None, y if labels else None, names, source)
 
@@ -537,8 +610,9 @@ def load(source, *, image_size: int | None = None, channels: int | None = None, 
     """Load a dataset as a uint8 (N, C, H, W) tensor (toys: float32 (N, 2), see below), with labels if asked.
 
     Args:
-        source: "digits" (bundled), "toy:NAME" (8gaussians | 25gaussians | swissroll; returns float32 (100000, 2)
-            coordinates with seed 0, NOT uint8; use `toy` for other sizes and seeds), or a path (see module doc).
+        source: "digits" (bundled; also "digits-m" etc., see module doc), "toy:NAME" (8gaussians | 25gaussians |
+            swissroll; returns float32 (100000, 2) coordinates with seed 0, NOT uint8; use `toy` for other sizes
+            and seeds), or a path (see module doc).
         image_size: if given, every image is centre-cropped to a square and resized to image_size x image_size
             (Pillow bilinear with antialiasing). Image folders with mixed sizes need it.
         channels: 1 (grayscale) or 3 (RGB) to convert; default keeps the source's channels (image folders: RGB
@@ -582,8 +656,8 @@ def load_labels(source, *, labels_path=None) -> torch.Tensor:
 def class_names(source) -> list[str] | None:
     """The names of the classes 0..K-1 that `load(source, labels=True)` returns, or None where the source names none.
 
-    Digits: "0".."9"; CIFAR-10: airplane .. truck; a folder: its sorted class sub-folder names (those holding at
-    least one image; None for a flat folder); .npz: its `class_names` array, if any; IDX, .npy, toys,
-    stacked-digits: None.
+    Digits (and digits-m): "0".."9"; CIFAR-10: airplane .. truck; a folder: its sorted class sub-folder names
+    (those holding at least one image; None for a flat folder); .npz: its `class_names` array, if any; IDX, .npy,
+    toys, stacked-digits: None.
     """
     return _read(source, "class_names", images=False, labels=False).names

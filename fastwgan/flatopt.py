@@ -132,3 +132,24 @@ class FlatOptimizer:
                         raise ValueError(f"load_state_dict: {what} optimizer state has no {key!r} "
                                          f"(saved with another optimizer?)")
                     view.copy_(saved[i][key].reshape(view.shape))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The eager twins' torch.optim optimizers (the format the flat state converts to and from)
+# ---------------------------------------------------------------------------------------------------------------
+def torch_optimizer(config, params, lr: float) -> torch.optim.Optimizer:
+    """The torch.optim optimizer of a ``TrainConfig`` (RMSprop or Adam, no foreach) for the eager twins."""
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=config.rmsprop_alpha, eps=config.opt_eps, foreach=False)
+    return torch.optim.Adam(params, lr=lr, betas=config.betas, eps=config.opt_eps, foreach=False)
+
+
+def load_torch_optimizer(opt: torch.optim.Optimizer, state: dict, what: str) -> None:
+    """``opt.load_state_dict(state)`` for a state read back from a checkpoint (JSON turned the per-parameter keys
+    into strings), with a clear error naming ``what`` on a mismatch."""
+    st = dict(state)
+    st["state"] = {int(k): v for k, v in state["state"].items()}
+    try:
+        opt.load_state_dict(st)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"load_state_dict: the {what} optimizer state does not match ({e})") from None

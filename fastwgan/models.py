@@ -1,4 +1,5 @@
-"""Generators and critics: MLP, DCGAN (28/32/64 px) and the WGAN-GP paper's CIFAR-10 ResNet (32 px).
+"""Generators and critics: MLP, DCGAN (28/32/64 px) and the WGAN-GP paper's CIFAR-10 ResNet (32 px); and the
+image-to-image ``translator`` of unpaired translation (``fastwgan.translate``).
 
 Contract: a generator maps z (B, latent_dim) to (B, *data_shape); a critic maps (B, *data_shape) to (B,), one
 score per sample. Image generators end in tanh (data in [-1, 1], see `fastwgan.data.to_float`).
@@ -44,12 +45,14 @@ from .conditioning import (CondSequential, ConditionalBatchNorm1d, ConditionalBa
 
 __all__ = ["Generator", "Critic", "ConditionalGenerator", "ConditionalCritic", "ConditionalBatchNorm1d",
            "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet",
-           "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier"]
+           "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier", "Translator", "translator",
+           "TRANSLATOR_SIZES"]
 
 CRITIC_NORMS = ("none", "layer", "batch")
 CONDITIONINGS = ("projection", "acgan")
 KINDS = ("mlp", "dcgan", "resnet", "auto")
-DCGAN_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> spatial size of the first feature map (doubled per stage)
+DCGAN_SIZES = {8: 2, 16: 4, 28: 7, 32: 4, 64: 4}  # image size -> spatial size of the first feature map (doubled per stage)
+DCGAN_AUTO_SIZES = (28, 32, 64)  # the sizes kind "auto" builds DCGAN for (smaller images: an MLP)
 
 
 def has_batch_norm(module: nn.Module) -> bool:
@@ -241,12 +244,13 @@ def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64, crit
 
     Generator: Linear(z -> c0*s0*s0) + BatchNorm + ReLU, then stride-2 ConvTranspose(4x4) stages that double the
     size and halve the channels (BatchNorm + ReLU), the last one to `channels` with tanh. s0 = 7 for 28 px
-    (7 -> 14 -> 28), 4 for 32 and 64 px; c0 = width * 2^(stages - 1).
+    (7 -> 14 -> 28), 4 for 16, 32 and 64 px, 2 for 8 px; c0 = width * 2^(stages - 1).
     Critic: the mirror image: stride-2 Conv(4x4) stages with LeakyReLU(0.2) (normalised per `critic_norm` except
     the first), then Linear(c0*s0*s0 -> 1).
 
     Args:
-        image_size: 28, 32 or 64.
+        image_size: 28, 32 or 64 (DCGAN's sizes; kind "auto" builds these), or 8 or 16 (two stages: e.g. a
+            convolutional critic for 8x8 digits).
         channels: 1 or 3.
         latent_dim: size of z.
         width: channels of the widest-resolution feature map (64 in DCGAN).
@@ -457,7 +461,7 @@ def auto_kind(data_shape) -> str:
     """The kind "auto" picks: "dcgan" for (C, S, S) with C in 1, 3 and S in 28, 32, 64, else "mlp"."""
     shape = _shape(data_shape)
     image = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2]
-    return "dcgan" if image and shape[1] in DCGAN_SIZES else "mlp"
+    return "dcgan" if image and shape[1] in DCGAN_AUTO_SIZES else "mlp"
 
 
 def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", num_classes: int | None = None,
@@ -494,3 +498,82 @@ def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", num
     if shape[1] != 32:
         raise ValueError(f"data_shape must be (C, 32, 32) for kind 'resnet', got {data_shape!r}")
     return resnet(shape[0], latent_dim, critic_norm=critic_norm, **cond, **kw)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Translator: the generator of unpaired image-to-image translation (fastwgan.translate).
+# ----------------------------------------------------------------------------------------------------------------
+TRANSLATOR_SIZES = (8, 64)  # the image sizes the bundled translator is built for (inclusive)
+
+
+class _TranslatorBlock(nn.Module):
+    """x + IN(conv(ReLU(IN(conv(x))))): CycleGAN's residual block (3x3 convs, reflection padding)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c, affine=True),
+                                  nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3),
+                                  nn.InstanceNorm2d(c, affine=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Translator(nn.Module):
+    """(B, channels_in, S, S) images in [-1, 1] -> (B, channels_out, S, S) images in [-1, 1] (``translator``)."""
+
+    def __init__(self, body: nn.Module, spec: dict):
+        super().__init__()
+        self.body, self.spec = body, dict(spec)
+        self.channels_in, self.channels_out = spec["channels_in"], spec["channels_out"]
+        self.data_shape = (spec["channels_out"], spec["image_size"], spec["image_size"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def translator(image_size: int, channels_in: int, channels_out: int, width: int = 32, blocks: int = 3) -> Translator:
+    """A small residual encoder-decoder for unpaired translation: CycleGAN's generator (Zhu et al. 2017, after
+    Johnson et al. 2016) scaled down for 8 to 64 px images.
+
+        conv3x3(width) -> IN -> ReLU                                  (B, width, S, S)
+        d x [conv3x3 stride 2, channels x2 -> IN -> ReLU]             (B, width 2^d, S / 2^d, S / 2^d)
+        ``blocks`` residual blocks                                    same
+        d x [nearest x2 upsample, conv3x3, channels / 2 -> IN -> ReLU]  (B, width, S, S)
+        conv3x3(channels_out) -> tanh                                 (B, channels_out, S, S)
+
+    d = 1 below 32 px, 2 from 32 px; IN is instance norm with a learned affine (per sample, so a batch never mixes
+    and the generator has no running statistics). The spec (``Translator.spec``) rebuilds it:
+    ``translator(**spec)``.
+
+    Args:
+        image_size: S, 8..64, divisible by 2^d.
+        channels_in, channels_out: the source's and the target's channels (1 or 3 each; may differ).
+        width: channels of the first layer.
+        blocks: residual blocks at the lowest resolution.
+    """
+    for name, v in (("image_size", image_size), ("channels_in", channels_in), ("channels_out", channels_out),
+                    ("width", width), ("blocks", blocks)):
+        _pos_int(name, v)
+    lo, hi = TRANSLATOR_SIZES
+    d = 1 if image_size < 32 else 2
+    if not lo <= image_size <= hi or image_size % 2 ** d:
+        raise ValueError(f"translator: image_size must be in {lo}..{hi} and divisible by {2 ** d}, got {image_size}")
+    for name, v in (("channels_in", channels_in), ("channels_out", channels_out)):
+        if v not in (1, 3):
+            raise ValueError(f"translator: {name} must be 1 or 3, got {v}")
+    layers: list[nn.Module] = [nn.Conv2d(channels_in, width, 3, padding=1), nn.InstanceNorm2d(width, affine=True),
+                               nn.ReLU()]
+    c = width
+    for _ in range(d):
+        layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU()]
+        c *= 2
+    layers += [_TranslatorBlock(c) for _ in range(blocks)]
+    for _ in range(d):
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c // 2, 3, padding=1),
+                   nn.InstanceNorm2d(c // 2, affine=True), nn.ReLU()]
+        c //= 2
+    layers += [nn.Conv2d(c, channels_out, 3, padding=1), nn.Tanh()]
+    spec = {"image_size": image_size, "channels_in": channels_in, "channels_out": channels_out, "width": width,
+            "blocks": blocks}
+    return Translator(nn.Sequential(*layers), spec)

@@ -33,6 +33,7 @@ from torch import nn
 from . import augment, rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
+from .flatopt import load_torch_optimizer, torch_optimizer
 from .loop import TrainerBase
 from .sources import RealBatches
 
@@ -59,10 +60,7 @@ class ReferenceTrainer(TrainerBase):
         self.opt_g = self._optimizer(self.generator.parameters(), config.lr_g)
 
     def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
-        cfg = self.config
-        if cfg.optimizer == "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, alpha=cfg.rmsprop_alpha, eps=cfg.opt_eps, foreach=False)
-        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.opt_eps, foreach=False)
+        return torch_optimizer(self.config, params, lr)
 
     # ------------------------------------------------------------------ one critic update
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -158,15 +156,5 @@ class ReferenceTrainer(TrainerBase):
         return {"critic": self.opt_d.state_dict(), "generator": self.opt_g.state_dict()}
 
     def _load_optimizer_state(self, state: dict) -> None:
-        try:
-            self.opt_d.load_state_dict(_int_keys(state["critic"]))
-            self.opt_g.load_state_dict(_int_keys(state["generator"]))
-        except (KeyError, ValueError) as e:
-            raise ValueError(f"load_state_dict: optimizer state does not match ({e})") from None
-
-
-def _int_keys(opt_state: dict) -> dict:
-    """Optimizer state dicts key per-parameter state by int; JSON round trips turn them into str."""
-    st = dict(opt_state)
-    st["state"] = {int(k): v for k, v in opt_state["state"].items()}
-    return st
+        load_torch_optimizer(self.opt_d, state["critic"], "critic")
+        load_torch_optimizer(self.opt_g, state["generator"], "generator")

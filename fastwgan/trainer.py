@@ -54,6 +54,21 @@ FUSE_ITERATION_MAX_PARAMS = {"cpu": 250_000, "cuda": 0}
 FUSE_ITERATION_MIN_STEPS = 5000
 
 
+def resolve_impl(impl: str | dict, device: torch.device) -> dict[str, str]:
+    """The per-op-group implementation table of a fast trainer: ``DEFAULT_IMPL`` for the device, with ``impl``
+    ("auto" | "triton" | "torch" for every group, or a dict of groups) applied."""
+    table = dict(DEFAULT_IMPL.get(device.type, DEFAULT_IMPL["cpu"]))
+    if isinstance(impl, str):
+        if impl not in ops.IMPLS:
+            raise ValueError(f"impl must be one of {ops.IMPLS} or a dict, got {impl!r}")
+        return table if impl == "auto" else {k: impl for k in table}
+    unknown = set(impl) - set(table)
+    if unknown:
+        raise ValueError(f"impl: unknown op group(s) {sorted(unknown)}; known: {sorted(table)}")
+    table.update(impl)
+    return table
+
+
 def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
     """The default of ``Trainer(fuse_iteration=None)``: fuse where the model is small (``FUSE_ITERATION_MAX_PARAMS``)."""
     return n_params <= FUSE_ITERATION_MAX_PARAMS.get(device.type, 0)
@@ -100,18 +115,7 @@ class Trainer(TrainerBase):
         self.streaming = False  # set by fit: True when a tensor dataset stays in (pinned) host memory
         self._gathered = False  # the current step's batches arrive gathered (a loader or the host stream)
         cfg, dev = config, self.device
-        table = dict(DEFAULT_IMPL.get(dev.type, DEFAULT_IMPL["cpu"]))
-        if isinstance(impl, str):
-            if impl not in ops.IMPLS:
-                raise ValueError(f"impl must be one of {ops.IMPLS} or a dict, got {impl!r}")
-            if impl != "auto":
-                table = {k: impl for k in table}
-        else:
-            unknown = set(impl) - set(table)
-            if unknown:
-                raise ValueError(f"impl: unknown op group(s) {sorted(unknown)}; known: {sorted(table)}")
-            table.update(impl)
-        self.impl = table
+        self.impl = resolve_impl(impl, dev)
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
         self.ema_decay = ema_decay

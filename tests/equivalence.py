@@ -31,3 +31,9 @@ def assert_close_params(ref, fast, rtol=1e-3, atol=1e-5):
     for net in ("critic", "generator"):
         for (n, a), b in zip(getattr(ref, net).named_parameters(), getattr(fast, net).parameters()):
             torch.testing.assert_close(b, a, rtol=rtol, atol=atol, msg=lambda m: f"{net}.{n}: {m}")
+
+
+def assert_close_modules(ref, fast, rtol=1e-3, atol=1e-5, what=""):
+    """Every parameter of two modules built alike (the two-domain trainers' networks) after a few steps."""
+    for (n, a), b in zip(ref.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(b, a, rtol=rtol, atol=atol, msg=lambda m: f"{what}{n}: {m}")

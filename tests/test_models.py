@@ -25,7 +25,7 @@ def _check_pair(G, D, latent_dim, data_shape, batch=3):
 
 @pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("size", [8, 16, 28, 32, 64])
 def test_dcgan_shapes(size, channels, norm):
     G, D = models.dcgan(size, channels, latent_dim=16, width=8, critic_norm=norm)
     x, _ = _check_pair(G, D, 16, (channels, size, size))
@@ -34,6 +34,7 @@ def test_dcgan_shapes(size, channels, norm):
     assert models.has_batch_norm(G)                           # DCGAN generator uses batch norm
     if norm == "layer":
         assert any(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in D.modules())
+    assert models.auto_kind((channels, size, size)) == ("dcgan" if size >= 28 else "mlp")  # small images: MLP
 
 
 @pytest.mark.parametrize("norm", NORMS)

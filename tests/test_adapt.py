@@ -1,0 +1,159 @@
+"""Wasserstein feature alignment (fastwgan.adapt, WDGRL): the losses on analytic cases, the penalty at the paper's
+points reaching the critic, the fast trainer equal to the eager oracle (eager and compiled, no recompiles), and
+one-line refusals of bad input (labels missing, mismatched domains, an empty domain)."""
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+import fastwgan as fw
+from fastwgan import adapt, objectives
+from equivalence import PRESETS, assert_close_modules, assert_same_history
+
+K = 4
+
+
+def domains(n=20, seed=0, channels=3):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (n, channels, 8, 8), dtype=torch.uint8, generator=g),
+            torch.randint(0, K, (n,), generator=g),
+            torch.randint(0, 256, (n + 3, channels, 8, 8), dtype=torch.uint8, generator=g))
+
+
+def tiny_nets(seed, channels=3):
+    torch.manual_seed(seed)
+    return (nn.Sequential(nn.Conv2d(channels, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, 6),
+                          nn.Tanh()),
+            nn.Linear(6, K), nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1)))
+
+
+def pair(loss, seed, compile=False, config=None):
+    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
+    return (adapt.ReferenceAdaptTrainer(*tiny_nets(seed), cfg, 0.5),
+            adapt.AdaptTrainer(*tiny_nets(seed), cfg, 0.5, compile=compile))
+
+
+# ------------------------------------------------------------------------------------------------ the losses
+@pytest.mark.parametrize("calculus", ["eager", "functional"])
+def test_domain_critic_loss_of_a_linear_critic_is_analytic(calculus):
+    # f_w(h) = <w, h>: its gradient is w at every point of H = {h_s, h_t, interpolates}: penalty (||w|| - 1)^2
+    g = torch.Generator().manual_seed(0)
+    h_s, h_t, w = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g) + 1, torch.randn(5, generator=g)
+    calc = objectives.EAGER if calculus == "eager" else objectives.functional("torch", "torch")
+    loss, aux = adapt.domain_critic_loss(lambda h: h @ w, h_s, h_t, torch.rand(6, generator=g), "gp", 10.0, calc)
+    wd = (h_s @ w).mean() - (h_t @ w).mean()
+    assert aux["w_estimate"].item() == pytest.approx(wd.item(), rel=1e-5)
+    assert aux["gp"].item() == pytest.approx(((w.norm() - 1) ** 2).item(), rel=1e-5)
+    assert loss.item() == pytest.approx((-wd + 10 * (w.norm() - 1) ** 2).item(), rel=1e-5)
+
+
+def test_the_penalty_points_are_the_papers():
+    # H = {h_s, h_t, eps h_s + (1 - eps) h_t}: a critic whose gradient norm is |h| (f_w(h) = |h|^2 / 2) has
+    # penalty mean over the 3B points of (|h| - 1)^2
+    g = torch.Generator().manual_seed(1)
+    h_s, h_t, eps = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g), torch.rand(4, generator=g)
+    _, aux = adapt.domain_critic_loss(lambda h: h.square().sum(1) / 2, h_s, h_t, eps, "gp", 10.0)
+    pts = torch.cat([h_s, h_t, eps[:, None] * h_s + (1 - eps[:, None]) * h_t])
+    assert aux["gp"].item() == pytest.approx(((pts.norm(dim=1) - 1) ** 2).mean().item(), rel=1e-5)
+
+
+def test_alignment_loss_is_cross_entropy_plus_lambda_times_the_estimate():
+    g = torch.Generator().manual_seed(2)
+    x_s, x_t, y = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g), torch.randint(0, 3, (5,))
+    w = torch.randn(3, 3, generator=g)
+    loss, aux = adapt.alignment_loss(lambda x: x * 2, lambda h: h @ w, lambda h: h.sum(1), x_s, y, x_t, 0.7)
+    ce = F.cross_entropy((x_s * 2) @ w, y)
+    wd = (x_s * 2).sum(1).mean() - (x_t * 2).sum(1).mean()
+    assert aux["classifier_loss"].item() == pytest.approx(ce.item(), rel=1e-6)
+    assert aux["wd"].item() == pytest.approx(wd.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((ce + 0.7 * wd).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["gp", "lp"])
+def test_the_penalty_gradient_reaches_the_critic(loss):
+    g = torch.Generator().manual_seed(3)
+    h_s, h_t, eps = torch.randn(5, 6, generator=g) * 3, torch.randn(5, 6, generator=g), torch.rand(5, generator=g)
+    pen = []
+    for tr in range(2):
+        grads = []
+        for weight in (0.0, 10.0):
+            t = pair(loss, 0, config={"gp_weight": weight})[tr]
+            with torch.no_grad():  # steeper: ||grad f_w|| > 1 somewhere, where the one-sided penalty acts too
+                for p in t.critic.parameters():
+                    p.mul_(4)
+            grads.append(t.critic_gradient(h_s, h_t, eps)[0])
+        pen.append(grads[1] - grads[0])
+    torch.testing.assert_close(pen[1], pen[0], rtol=1e-4, atol=1e-6)  # fast (ops, torch.func) == oracle
+    assert pen[0].abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------ equivalence
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**16), loss=st.sampled_from(["gp", "clip", "lp"]))
+def test_fast_trainer_matches_the_oracle_eager(seed, loss):
+    x_s, y_s, x_t = domains(seed=seed)
+    ref, fast = pair(loss, seed)
+    ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    assert_same_history(ref, fast)
+    assert_close_modules(ref.critic, fast.critic, what="critic.")
+    assert_close_modules(ref.model, fast.model, what="model.")
+    torch.testing.assert_close(fast.predict(x_t), ref.predict(x_t))
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()  # the graph counts below are this trainer's
+    return pair("gp", 0, compile=True)[1]
+
+
+@settings(max_examples=3)
+@given(seed=st.integers(0, 2**16))
+def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
+    from torch._dynamo.utils import counters
+
+    x_s, y_s, x_t = domains(seed=seed)
+    ref = adapt.ReferenceAdaptTrainer(*tiny_nets(seed), compiled.config, 0.5)
+    compiled.load_state_dict(ref.state_dict())
+    warm = counters["stats"]["unique_graphs"] > 0
+    with torch._dynamo.config.patch(error_on_recompile=warm):
+        compiled.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    assert counters["stats"]["unique_graphs"] == 3  # features, critic update, model update
+    assert_same_history(ref, compiled)
+    assert_close_modules(ref.model, compiled.model, what="model.")
+
+
+def test_digit_networks_carry_the_digit_classifier():
+    from fastwgan.classifier import DigitClassifier
+
+    extractor, head, critic = adapt.digit_networks(3)
+    clf = DigitClassifier(3)
+    extractor.load_state_dict(clf.body.state_dict())  # same layout: a trained classifier warm-starts WDGRL
+    head.load_state_dict(clf.head.state_dict())
+    assert critic(extractor(torch.zeros(2, 3, 8, 8))).shape == (2,)
+    e28, _, _ = adapt.digit_networks(1, num_classes=5, image_size=28)
+    assert e28(torch.zeros(2, 1, 28, 28)).shape == (2, 128)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_bad_input_is_refused_with_one_line():
+    x_s, y_s, x_t = domains()
+    ref, _ = pair("gp", 0)
+    with pytest.raises(ValueError, match="labels: adaptation trains the classifier on labelled source data"):
+        ref.fit(x_s, x_t, 1)
+    with pytest.raises(ValueError, match="labels"):
+        ref.fit(x_s, x_t, 1, labels=y_s[:-1])
+    with pytest.raises(ValueError, match="out of range for num_classes=4"):
+        ref.fit(x_s, x_t, 1, labels=torch.full_like(y_s, K))
+    with pytest.raises(ValueError, match="target: the domain is empty"):
+        ref.fit(x_s, x_t[:0], 1, labels=y_s)
+    with pytest.raises(ValueError, match=r"one shape, got \(3, 8, 8\) \(source\) and \(1, 8, 8\) \(target\)"):
+        ref.fit(x_s, x_t[:, :1], 1, labels=y_s)
+    with pytest.raises(ValueError, match="weight must be a non-negative finite number"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), -1.0)
