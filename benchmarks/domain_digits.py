@@ -52,6 +52,8 @@ def _options(a):
     a.add_argument("--critic-width", type=int, default=None, help="the critics' MLP hidden / DCGAN base width")
     a.add_argument("--cycle-weight", type=float, default=translate.CYCLE_WEIGHT, help="lambda_cyc")
     a.add_argument("--identity-weight", type=float, default=None, help="lambda_id (default 0.5 lambda_cyc)")
+    a.add_argument("--semantic-weight", type=float, default=0.0,
+                   help="> 0: CyCADA's semantic consistency with (a)'s classifier, this weight (0: plain CycleGAN)")
     a.add_argument("--lr-adapt", type=float, default=1e-4, help="WDGRL: the extractor's and classifier's lr")
     a.add_argument("--arms", nargs="+", default=["wdgrl", "translated"], choices=("wdgrl", "translated"),
                    help="the adapted arms to run ((a), (d) always run)")
@@ -66,7 +68,7 @@ def data():
     return xs, ys, xs_test, ys_test, xt, yt, xt_test, yt_test
 
 
-def translation_trainer(seed: int, args) -> translate.TranslationTrainer:
+def translation_trainer(seed: int, args, semantic=None) -> translate.TranslationTrainer:
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=args.batch_size)
     torch.manual_seed(seed)
     g_st = fw.models.translator(8, 3, 3, width=args.width, blocks=args.blocks)
@@ -75,6 +77,7 @@ def translation_trainer(seed: int, args) -> translate.TranslationTrainer:
     d_s = fw.models.build(args.critic, (3, 8, 8), cfg.latent_dim, **kw)[1]
     d_t = fw.models.build(args.critic, (3, 8, 8), cfg.latent_dim, **kw)[1]
     return translate.TranslationTrainer(g_st, g_ts, d_s, d_t, cfg, args.cycle_weight, args.identity_weight,
+                                        semantic=semantic, semantic_weight=args.semantic_weight,
                                         compile=not args.no_compile)
 
 
@@ -115,7 +118,8 @@ def one_seed(seed: int, d, args) -> dict:
         return out
 
     # (c) pixel level: translate the source, train the classifier on it with the source labels
-    tr_c = timed("translation", lambda: translation_trainer(seed, args).fit(xs, xt, args.translate_steps,
+    semantic = clf_a if args.semantic_weight > 0 else None
+    tr_c = timed("translation", lambda: translation_trainer(seed, args, semantic).fit(xs, xt, args.translate_steps,
                                                                             log_every=100, progress=False))
     xs_to_t = fw.data.to_uint8(tr_c.translate(xs, "s2t"))
     clf_c = timed("translated", lambda: classifier.train_classifier(xs_to_t, ys, epochs=args.epochs, seed=seed))
@@ -154,7 +158,8 @@ def run(args) -> dict:
         summary[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
     walls = {k: statistics.fmean(r["wall_s"][k] for r in runs) for k in runs[0]["wall_s"]}
     extra = {"critic": args.critic, "critic_width": args.critic_width, "blocks": args.blocks,
-             "lr_adapt": args.lr_adapt, "arms": args.arms}
+             "lr_adapt": args.lr_adapt, "arms": args.arms, "cycle_weight": args.cycle_weight,
+             "identity_weight": args.identity_weight, "semantic_weight": args.semantic_weight}
     gap = summary["oracle"]["mean"] - summary["source_only"]["mean"]
     closed = {k: (summary[k]["mean"] - summary["source_only"]["mean"]) / gap if gap > 0 else float("nan")
               for k in ("wdgrl", "translated") if k in summary}

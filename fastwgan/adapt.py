@@ -42,7 +42,7 @@ from .config import TrainConfig
 from .data import check_labels
 from .domains import DomainTrainerBase, check_domain
 from .flat import flatten_parameters
-from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer
+from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer, torch_step
 from .images import as_float
 
 __all__ = ["AdaptTrainer", "ReferenceAdaptTrainer", "domain_critic_loss", "alignment_loss", "digit_networks"]
@@ -285,13 +285,7 @@ class ReferenceAdaptTrainer(_AdaptBase):
     def _critic_update(self, h_s, h_t, eps):
         cfg = self.config
         loss, aux = domain_critic_loss(_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
-        if cfg.loss == "clip":
-            with torch.no_grad():
-                for p in self.critic.parameters():
-                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+        torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         aux["critic_loss"] = loss.detach()
         return aux
 
@@ -300,9 +294,7 @@ class ReferenceAdaptTrainer(_AdaptBase):
         try:
             loss, aux = alignment_loss(self.extractor, self.classifier, _scores(self.critic), x_s, y_s, x_t,
                                        self.weight)
-            self.opt_m.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_m.step()
+            torch_step(self.opt_m, loss)
         finally:
             self.critic.requires_grad_(True)
         return aux

@@ -115,6 +115,16 @@ def _check_out(args, kind: str) -> Path:
     return out
 
 
+def _resumed(out: Path, kind: str) -> dict:
+    """The config.json of the run ``--resume`` continues, refused unless it is a ``kind`` run."""
+    from .run import read_config
+
+    rc = read_config(out)
+    if rc.get("kind") != kind:
+        raise ValueError(f"--resume: {out} is not a{'n' if kind[0] in 'aeiou' else ''} {kind} run")
+    return rc
+
+
 def _finish(trainer, out: Path, what: str) -> int:
     if trainer.stopped_by:
         print(f"fastwgan {what}: stopped by {trainer.stopped_by} at step {trainer.step}; resume with --resume {out}",
@@ -134,13 +144,10 @@ def cmd_translate(args) -> int:
 
 def _translate_train(args) -> int:
     from . import models, translate
-    from .run import read_config
 
     out = _check_out(args, "translate")
     if args.resume:
-        rc = read_config(out)
-        if rc.get("kind") != "translation":
-            raise ValueError(f"--resume: {out} is not a translation run")
+        rc = _resumed(out, "translation")
         d = rc["data"]
         xs = _load(d["source"], "source", image_size=d["image_size"], channels=d["source_channels"])
         xt = _load(d["target"], "target", image_size=d["image_size"], channels=d["target_channels"])
@@ -224,13 +231,10 @@ def _translate_apply(args) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_adapt(args) -> int:
     from . import adapt, checkpoint
-    from .run import read_config
 
     out = _check_out(args, "adapt")
     if args.resume:
-        rc = read_config(out)
-        if rc.get("kind") != "adaptation":
-            raise ValueError(f"--resume: {out} is not an adaptation run")
+        rc = _resumed(out, "adaptation")
         d = rc["data"]
         cfg = TrainConfig.from_dict(rc["config"])
         args.weight, args.eval_data = rc["weight"], d.get("eval")

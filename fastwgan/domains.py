@@ -16,7 +16,7 @@ from torch import nn
 from . import guards, rng
 from .config import TrainConfig
 from .images import DataError
-from .loop import resolve_device
+from .loop import records_since, resolve_device
 from .run import RunWriter
 
 
@@ -183,10 +183,7 @@ class DomainTrainerBase:
         return self
 
     def _records_since(self, step: int) -> list[dict]:
-        i = len(self._records)
-        while i > 0 and self._records[i - 1]["step"] > step:
-            i -= 1
-        return self._records[i:]
+        return records_since(self._records, step)
 
     def _check_finite(self, since: int) -> None:
         self._flush()

@@ -144,6 +144,18 @@ def torch_optimizer(config, params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=config.betas, eps=config.opt_eps, foreach=False)
 
 
+def torch_step(opt: torch.optim.Optimizer, loss: torch.Tensor, clamp=None, clip_value: float = 0.01) -> None:
+    """The eager twins' update: gradients of ``loss`` into ``.grad``, one optimizer step, then (weight clipping)
+    every parameter of ``clamp`` (an iterable of parameters, or None) clamped to [-clip_value, clip_value]."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if clamp is not None:
+        with torch.no_grad():
+            for p in clamp:
+                p.clamp_(-clip_value, clip_value)
+
+
 def load_torch_optimizer(opt: torch.optim.Optimizer, state: dict, what: str) -> None:
     """``opt.load_state_dict(state)`` for a state read back from a checkpoint (JSON turned the per-parameter keys
     into strings), with a clear error naming ``what`` on a mismatch."""

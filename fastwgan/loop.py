@@ -379,12 +379,7 @@ class TrainerBase:
         return self
 
     def _records_since(self, step: int) -> list[dict]:
-        """The history records after ``step``: the tail of the list (records are appended in step order), found
-        from the end so a log tick costs O(log_every), not O(steps so far)."""
-        i = len(self._records)
-        while i > 0 and self._records[i - 1]["step"] > step:
-            i -= 1
-        return self._records[i:]
+        return records_since(self._records, step)
 
     def _check_finite(self, since: int) -> None:
         for rec in self._records_since(since):
@@ -562,6 +557,15 @@ class TrainerBase:
         self.data_position = tuple(int(v) for v in state["data_position"]) if "data_position" in state else None
         self._pending.clear()
         self._records = [dict(r) for r in state.get("history", [])]
+
+
+def records_since(records: list[dict], step: int) -> list[dict]:
+    """The history records after ``step``: the tail of the list (records are appended in step order), found from
+    the end so a log tick costs O(log_every), not O(steps so far)."""
+    i = len(records)
+    while i > 0 and records[i - 1]["step"] > step:
+        i -= 1
+    return records[i:]
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from torch import nn
 from . import augment, rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
-from .flatopt import load_torch_optimizer, torch_optimizer
+from .flatopt import load_torch_optimizer, torch_optimizer, torch_step
 from .loop import TrainerBase
 from .sources import RealBatches
 
@@ -104,13 +104,7 @@ class ReferenceTrainer(TrainerBase):
             loss = loss + cfg.gp_weight * penalty
             out["gp"] = penalty.detach()
             out["grad_norm"] = norms.detach().mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
-        if cfg.loss == "clip":
-            with torch.no_grad():
-                for p in self.critic.parameters():
-                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+        torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         out["critic_loss"] = loss.detach()
         return out
 
@@ -129,9 +123,7 @@ class ReferenceTrainer(TrainerBase):
             loss = -score.mean()
             if logits is not None:
                 loss = loss + self.config.ac_weight[1] * F.cross_entropy(logits.float(), y)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+            torch_step(self.opt_g, loss)
         finally:
             D.requires_grad_(True)
         return loss.detach()

@@ -21,6 +21,12 @@ lambda_A). The identity term feeds a T image to G_st, so it needs both domains t
 they differ its default is 0. The critics' learning rate is ``lr_d``, the generators' ``lr_g``; both use
 ``TrainConfig.optimizer`` (the "wgan-gp" preset: Adam 1e-4, betas (0, 0.9), lambda 10, n_critic 5).
 
+Optional, CyCADA's semantic consistency (Hoffman et al. 2018, "CyCADA: cycle-consistent adversarial domain
+adaptation", ICML, eq. 4): with a frozen classifier f of source images (``semantic=``), L_G also gets
+lambda_sem (CE(f(G_st(x_s)), argmax f(x_s)) + CE(f(G_ts(x_t)), argmax f(x_t))): a translation must keep the
+class f reads in its input (CycleGAN alone may turn a 6 into a 7 and hide the 6 in faint texture, which the cycle
+then reads back).
+
 The random stream (one CPU generator seeded with ``config.seed``), per step, in this order:
 
     for k in range(n_critic):  idx_s[k] = randint(0, N_s, (B,)); idx_t[k] = randint(0, N_t, (B,))
@@ -37,6 +43,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
@@ -44,8 +51,9 @@ from . import checkpoint, objectives, rng
 from .compile import compile_step
 from .config import TrainConfig
 from .domains import DomainTrainerBase, check_domain
+from .loop import resolve_device
 from .flat import flatten_parameters
-from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer
+from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer, torch_step
 from .images import as_float
 
 __all__ = ["TranslationTrainer", "ReferenceTranslationTrainer", "critic_losses", "generator_losses", "l1",
@@ -87,12 +95,17 @@ def critic_losses(g_st, g_ts, d_s, d_t, x_s, x_t, eps_s, eps_t, loss: str, gp_we
     return total, aux
 
 
-def generator_losses(g_st, g_ts, d_s, d_t, x_s, x_t, cycle_weight: float, identity_weight: float):
+def generator_losses(g_st, g_ts, d_s, d_t, x_s, x_t, cycle_weight: float, identity_weight: float,
+                     classify=None, semantic_weight: float = 0.0):
     """L_G of both generators on one pair of batches (module docstring), a function of their parameters.
 
+    With ``classify`` (a frozen classifier f of source-channel images) and ``semantic_weight`` > 0, CyCADA's
+    semantic consistency (Hoffman et al. 2018, eq. 4) is added: a translation keeps the class f reads in its
+    input, CE(f(G_st(x_s)), argmax f(x_s)) + CE(f(G_ts(x_t)), argmax f(x_t)).
+
     Returns:
-        (L_G, {"generator_loss", "adversarial", "cycle", "identity"}: detached 0-d tensors; the cycle and
-        identity entries unweighted, identity 0 when its weight is 0)
+        (L_G, {"generator_loss", "adversarial", "cycle", "identity"[, "semantic"]}: detached 0-d tensors; the
+        cycle, identity and semantic entries unweighted, identity 0 when its weight is 0)
     """
     fake_t, fake_s = g_st(x_s), g_ts(x_t)
     adversarial = -(d_t(fake_t).mean() + d_s(fake_s).mean())
@@ -102,8 +115,16 @@ def generator_losses(g_st, g_ts, d_s, d_t, x_s, x_t, cycle_weight: float, identi
     if identity_weight:
         identity = l1(g_st(x_t), x_t) + l1(g_ts(x_s), x_s)
         total = total + identity_weight * identity
-    return total, {"generator_loss": total.detach(), "adversarial": adversarial.detach(), "cycle": cycle.detach(),
-                   "identity": identity.detach()}
+    aux = {"generator_loss": None, "adversarial": adversarial.detach(), "cycle": cycle.detach(),
+           "identity": identity.detach()}
+    if classify is not None:
+        with torch.no_grad():
+            p_s, p_t = classify(x_s).argmax(1), classify(x_t).argmax(1)  # (B,) the classes f reads in the inputs
+        semantic = F.cross_entropy(classify(fake_t).float(), p_s) + F.cross_entropy(classify(fake_s).float(), p_t)
+        total = total + semantic_weight * semantic
+        aux["semantic"] = semantic.detach()
+    aux["generator_loss"] = total.detach()
+    return total, aux
 
 
 def _scores(d):
@@ -118,7 +139,8 @@ class _TranslationBase(DomainTrainerBase):
     kind = "translation"
 
     def __init__(self, g_st: nn.Module, g_ts: nn.Module, d_s: nn.Module, d_t: nn.Module, config: TrainConfig,
-                 cycle_weight: float = CYCLE_WEIGHT, identity_weight: float | None = None):
+                 cycle_weight: float = CYCLE_WEIGHT, identity_weight: float | None = None, *,
+                 semantic: nn.Module | None = None, semantic_weight: float = 1.0):
         super().__init__(config)
         for label, m in (("g_st", g_st), ("g_ts", g_ts), ("d_s", d_s), ("d_t", d_t)):
             if not isinstance(m, nn.Module):
@@ -134,6 +156,16 @@ class _TranslationBase(DomainTrainerBase):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
                 raise ValueError(f"{name} must be a non-negative finite number, got {v!r}")
+        if semantic is not None and not isinstance(semantic, nn.Module):
+            raise TypeError(f"semantic must be a torch.nn.Module (a classifier of source images), got "
+                            f"{type(semantic).__name__}")
+        if isinstance(semantic_weight, bool) or not isinstance(semantic_weight, (int, float)) or \
+                not 0 <= semantic_weight < float("inf"):
+            raise ValueError(f"semantic_weight must be a non-negative finite number, got {semantic_weight!r}")
+        # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
+        self.semantic = None if semantic is None else semantic.to(resolve_device(config.device)).eval() \
+            .requires_grad_(False)
+        self.semantic_weight = float(semantic_weight)
         self.cycle_weight = float(cycle_weight)
         # None: 0.5 cycle_weight when the domains have the same channels, else 0; decided by the first fit, when
         # the domains are known (check_domains)
@@ -142,7 +174,8 @@ class _TranslationBase(DomainTrainerBase):
         self.generators = nn.ModuleDict({"g_st": g_st, "g_ts": g_ts}).to(dev)
         self.critics = nn.ModuleDict({"d_s": d_s, "d_t": d_t}).to(dev)
         self.metrics = ("critic_loss", "w_t", "w_s", *(("gp_t", "gp_s") if config.uses_penalty else ()),
-                        "generator_loss", "adversarial", "cycle", "identity")
+                        "generator_loss", "adversarial", "cycle", "identity",
+                        *(("semantic",) if semantic is not None else ()))
         self._shapes: tuple | None = None  # (source sample shape, target sample shape), set by fit
 
     g_st = property(lambda self: self.generators["g_st"])
@@ -174,6 +207,9 @@ class _TranslationBase(DomainTrainerBase):
             if tuple(out.shape) not in ((len(x),), (len(x), 1)):
                 raise ValueError(f"{label}: returns shape {tuple(out.shape)} for a batch of {len(x)}; a critic "
                                  f"returns one score per sample")
+        if self.semantic is not None and s.shape[1] != t.shape[1]:
+            raise ValueError(f"semantic: the classifier reads source images and translations to the target alike, "
+                             f"but the source has {s.shape[1]} channels and the target {t.shape[1]}")
         if self.identity_weight is None:
             self.identity_weight = IDENTITY_RATIO * self.cycle_weight if s.shape[1] == t.shape[1] else 0.0
         if self.identity_weight and s.shape[1] != t.shape[1]:
@@ -237,6 +273,7 @@ class _TranslationBase(DomainTrainerBase):
         """
         s, t = self.check_domains(source, target)
         info = {"cycle_weight": self.cycle_weight, "identity_weight": self.identity_weight,
+                "semantic_weight": self.semantic_weight if self.semantic is not None else None,
                 "networks": {k: getattr(m, "spec", None) for k, m in self._networks().items()},
                 **(run_config or {})}
         return self._fit((s.to(self.device), t.to(self.device)), steps, add_steps, out=out, overwrite=overwrite,
@@ -293,15 +330,20 @@ class ReferenceTranslationTrainer(_TranslationBase):
         config: a ``TrainConfig`` (loss, optimizer, learning rates, n_critic, batch size, seed, device).
         cycle_weight: lambda_cyc (CycleGAN's 10).
         identity_weight: lambda_id; default 0.5 lambda_cyc when the domains' channels match, else 0.
+        semantic: optional, CyCADA's semantic consistency (``generator_losses``): a classifier of source images
+            (e.g. one trained on the labelled source), frozen; it needs both domains to have the same channels.
+        semantic_weight: its weight (CyCADA's 1).
     """
 
     name = "reference"
 
     def __init__(self, g_st, g_ts, d_s, d_t, config: TrainConfig, cycle_weight: float = CYCLE_WEIGHT,
-                 identity_weight: float | None = None):
+                 identity_weight: float | None = None, *, semantic: nn.Module | None = None,
+                 semantic_weight: float = 1.0):
         if isinstance(config, TrainConfig) and config.dtype != "float32":
             raise ValueError(f"TrainConfig.dtype: the reference is the float32 oracle, got {config.dtype!r}")
-        super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight)
+        super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight, semantic=semantic,
+                         semantic_weight=semantic_weight)
         self.opt_d = torch_optimizer(config, self.critics.parameters(), config.lr_d)
         self.opt_g = torch_optimizer(config, self.generators.parameters(), config.lr_g)
 
@@ -318,13 +360,7 @@ class ReferenceTranslationTrainer(_TranslationBase):
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])  # (B, C_s, H, W), (B, C_t, H, W)
         loss, aux = critic_losses(self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t, eps_s, eps_t,
                                   cfg.loss, cfg.gp_weight)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
-        if cfg.loss == "clip":
-            with torch.no_grad():
-                for p in self.critics.parameters():
-                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+        torch_step(self.opt_d, loss, self.critics.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         return aux
 
     def _generator_update(self, src_s, idx_s, src_t, idx_t):
@@ -332,10 +368,9 @@ class ReferenceTranslationTrainer(_TranslationBase):
         self.critics.requires_grad_(False)  # no critic gradients in the generator phase
         try:
             loss, aux = generator_losses(self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t,
-                                         self.cycle_weight, self.identity_weight)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+                                         self.cycle_weight, self.identity_weight, self.semantic,
+                                         self.semantic_weight)
+            torch_step(self.opt_g, loss)
         finally:
             self.critics.requires_grad_(True)
         return aux
@@ -372,9 +407,11 @@ class TranslationTrainer(_TranslationBase):
     name = "fast"
 
     def __init__(self, g_st, g_ts, d_s, d_t, config: TrainConfig, cycle_weight: float = CYCLE_WEIGHT,
-                 identity_weight: float | None = None, *, compile: bool = True, impl: str | dict = "auto",
+                 identity_weight: float | None = None, *, semantic: nn.Module | None = None,
+                 semantic_weight: float = 1.0, compile: bool = True, impl: str | dict = "auto",
                  compile_mode: str | None = None):
-        super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight)
+        super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight, semantic=semantic,
+                         semantic_weight=semantic_weight)
         from .trainer import resolve_impl
 
         self.impl = resolve_impl(impl, self.device)
@@ -430,7 +467,7 @@ class TranslationTrainer(_TranslationBase):
 
         def loss_fn(g_params):
             return generator_losses(*self._nets(g_params, d_params), x_s, x_t, self.cycle_weight,
-                                    self.identity_weight)
+                                    self.identity_weight, self.semantic, self.semantic_weight)
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_g.unflatten(g_flat))
         self.optim.update(self.flat_g, g_flat, list(grads.values()), state, lr)

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
@@ -28,8 +29,12 @@ def tiny_nets(cs, ct, seed, size=8):
 
 
 def pair(loss, cs, ct, seed, compile=False, config=None, **kw):
+    import copy
+
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=4, n_critic=2, seed=seed, **(config or {}))
     ref = translate.ReferenceTranslationTrainer(*tiny_nets(cs, ct, seed), cfg, **kw)
+    if kw.get("semantic") is not None:
+        kw = {**kw, "semantic": copy.deepcopy(kw["semantic"])}
     fast = translate.TranslationTrainer(*tiny_nets(cs, ct, seed), cfg, compile=compile, **kw)
     return ref, fast
 
@@ -52,6 +57,23 @@ def test_generator_losses_on_an_analytic_case():
     assert aux["cycle"].item() == pytest.approx(cycle.item(), rel=1e-6)
     assert aux["identity"].item() == 0.0
     assert loss.item() == pytest.approx((-(2 * x_s.mean() + x_t.mean()) + 10 * cycle).item(), rel=1e-5)
+
+
+def test_semantic_consistency_is_cycada_cross_entropy():
+    g = torch.Generator().manual_seed(3)
+    x_s, x_t = torch.randn(6, 2, 3, 3, generator=g), torch.randn(6, 2, 3, 3, generator=g)
+    w = torch.randn(18, 4, generator=g)
+    f = lambda x: x.flatten(1) @ w  # noqa: E731  a linear classifier
+    mean = lambda x: x.flatten(1).mean(1)  # noqa: E731
+    g_st, g_ts = (lambda x: -x), (lambda x: x * 0.5)
+    loss, aux = translate.generator_losses(g_st, g_ts, mean, mean, x_s, x_t, 0.0, 0.0, f, 2.0)
+    sem = F.cross_entropy(f(-x_s), f(x_s).argmax(1)) + F.cross_entropy(f(x_t * 0.5), f(x_t).argmax(1))
+    assert aux["semantic"].item() == pytest.approx(sem.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((aux["adversarial"] + 2.0 * sem).item(), rel=1e-5)
+    x_s, x_t = domains(1, 3)
+    with pytest.raises(ValueError, match="semantic: the classifier reads source images and translations"):
+        translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), semantic=classifier(1, 0)
+                                              ).fit(x_s, x_t, 1)
 
 
 @pytest.mark.parametrize("calculus", ["eager", "functional"])
@@ -96,13 +118,23 @@ def test_the_penalty_gradient_reaches_each_critic(loss):
 
 
 # ------------------------------------------------------------------------------------------------ equivalence
+def classifier(c, seed):
+    torch.manual_seed(seed + 1)
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * 64, 3))
+
+
 @settings(max_examples=6)
 @given(seed=st.integers(0, 2**16), loss=st.sampled_from(["gp", "clip", "lp"]),
-       channels=st.sampled_from([(1, 3), (3, 3), (3, 1)]))
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels):
+       channels=st.sampled_from([(1, 3), (3, 3), (3, 1)]), semantic=st.booleans())
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, semantic):
     cs, ct = channels
     x_s, x_t = domains(cs, ct, seed=seed)
-    ref, fast = pair(loss, cs, ct, seed)
+    semantic = semantic and cs == ct  # CyCADA's semantic consistency (one classifier reads both domains)
+    kw = {"semantic": classifier(cs, seed), "semantic_weight": 0.5} if semantic else {}
+    ref, fast = pair(loss, cs, ct, seed, **kw)
+    if semantic:
+        assert fast.semantic is not ref.semantic  # a copy each: the frozen classifier is shared state otherwise
+    assert ("semantic" in fast.metrics) == semantic
     ref.fit(x_s, x_t, 3, progress=False)
     fast.fit(x_s, x_t, 3, progress=False)
     assert_same_history(ref, fast)
