@@ -89,7 +89,6 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
 
 
 # ------------------------------------------------------------------------------------------------ equivalence
-@settings(max_examples=6)
 @given(seed=st.integers(0, 2**16), loss=st.sampled_from(["gp", "clip", "lp"]))
 def test_fast_trainer_matches_the_oracle_eager(seed, loss):
     x_s, y_s, x_t = domains(seed=seed)

@@ -111,7 +111,8 @@ def test_gpu_check_smoke_runs_and_leaves_results(tmp_path):
     # its children anyway), with results under tmp_path. ~2 min on 2 CPU cores, mostly one cold and one warm
     # compile of the toy step.
     readme_before = (ROOT / "README.md").read_text()
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    # (an xdist worker's PYTEST_XDIST_* variables would make the children's pytest-benchmark disable itself)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET" and not k.startswith("PYTEST_XDIST")}
     t = time.monotonic()
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--results",
                         str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)

@@ -14,12 +14,17 @@ def readme_block(marker: str) -> str:
     return re.search(r"```python\n(.*?)```", README.split(f"<!-- {marker}")[1], re.S).group(1)
 
 
-def run_readme_block(marker: str, check: str, tag: str, prefix: str = "", cwd=None, env_extra=None) -> str:
-    """Run a README block as written in a fresh interpreter, as a user would (without TRITON_INTERPRET, which would
-    route the fast trainers' kernels through the slow Triton interpreter on CPU; the kernel tests cover that
-    path), followed by ``check``, which must print ``tag``. Returns stdout."""
+def run_readme_block(marker: str, check: str, tag: str, prefix: str = "", cwd=None) -> str:
+    """Run a README block as written in a fresh interpreter, as a user would, followed by ``check``, which must
+    print ``tag``. Returns stdout.
+
+    Without TRITON_INTERPRET (it would route the fast trainers' kernels through the slow Triton interpreter on CPU;
+    the kernel tests cover that path), and with TORCHDYNAMO_DISABLE=1, which makes torch.compile a no-op: the
+    blocks' fast trainers run their steps eagerly. Their compiled graphs cost 20-30 s each in a fresh interpreter
+    here, and the same trainers are tested compiled, against their references and for recompiles, in
+    test_trainer.py, test_conditional.py, test_loader.py, test_translate.py and test_adapt.py."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.update(env_extra or {})
+    env["TORCHDYNAMO_DISABLE"] = "1"
     r = subprocess.run([sys.executable, "-c", prefix + readme_block(marker) + check + f"\nprint({tag!r})\n"],
                        capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -46,7 +51,7 @@ def test_continue_example_runs_on_a_cli_run(tmp_path):
 
     run = tmp_path / "runs" / "digits"
     assert main(["train", "--data", "digits-train", "--steps", "2", "--batch-size", "8", "--width", "16",
-                 "--no-progress", "--out", str(run)]) == 0
+                 "--no-progress", "--no-compile", "--out", str(run)]) == 0
     run_readme_block("continue-example", "\nimport json\nlines = [json.loads(x) for x in open('runs/digits/stats.jsonl')]"
                      "\nassert trainer.step == 102 and lines[-1]['step'] == 102, (trainer.step, lines[-1])"
                      "\nassert fw.checkpoint.load('runs/digits')['step'] == 102", "CONTINUE-OK",
@@ -64,8 +69,6 @@ def test_loader_example_runs_as_written():
 
 
 def test_domain_example_runs_as_written():
-    # TORCHDYNAMO_DISABLE makes torch.compile a no-op: the block runs as written, its fast trainers eager (their
-    # compiled graphs cost minutes here; tests/test_translate.py and tests/test_adapt.py test them compiled).
     run_readme_block("domain-example", "\nassert fake_t.shape == (1297, 3, 8, 8) and fake_t.abs().max() <= 1"
                      "\nassert tr.step == 20 and wd.step == 20 and 0 <= wd.accuracy(test_x, test_y) <= 1",
-                     "DOMAIN-OK", env_extra={"TORCHDYNAMO_DISABLE": "1"})
+                     "DOMAIN-OK")
