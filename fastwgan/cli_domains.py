@@ -48,6 +48,8 @@ def add_parsers(sub, common, add_config_options, data_help: str) -> None:
     t.add_argument("--target-channels", type=int, choices=(1, 3), default=None, help="convert the target's channels")
     t.add_argument("--width", type=int, default=32, help="translator width (fastwgan.models.translator)")
     t.add_argument("--blocks", type=int, default=3, help="translator residual blocks")
+    t.add_argument("--critic", choices=("auto", "mlp", "dcgan"), default="auto",
+                   help="the critics: auto (DCGAN at 28/32/64 px, else an MLP), mlp, or dcgan (8, 16, 28, 32, 64 px)")
     t.add_argument("--critic-width", type=int, default=None, help="critic MLP hidden width / DCGAN base width")
     t.add_argument("--cycle-weight", type=float, default=10.0, help="lambda_cyc (CycleGAN's 10)")
     t.add_argument("--identity-weight", type=float, default=None,
@@ -173,7 +175,7 @@ def _translate_train(args) -> int:
         torch.manual_seed(cfg.seed)
         g_st = models.translator(size, cs, ct, width=args.width, blocks=args.blocks)
         g_ts = models.translator(size, ct, cs, width=args.width, blocks=args.blocks)
-        d_s, d_t = (_critic((c, size, size), cfg, args.critic_width) for c in (cs, ct))
+        d_s, d_t = (_critic((c, size, size), cfg, args.critic, args.critic_width) for c in (cs, ct))
         cls = translate.TranslationTrainer if args.trainer == "fast" else translate.ReferenceTranslationTrainer
         kw = {"compile": not args.no_compile} if args.trainer == "fast" else {}
         trainer = cls(g_st, g_ts, d_s, d_t, cfg, args.cycle_weight, args.identity_weight, **kw)
@@ -193,10 +195,10 @@ def _translate_train(args) -> int:
     return code
 
 
-def _critic(shape, cfg: TrainConfig, width):
+def _critic(shape, cfg: TrainConfig, kind: str, width):
     from . import models
 
-    kind = models.auto_kind(shape)
+    kind = models.auto_kind(shape) if kind == "auto" else kind
     kw = {} if width is None else {"hidden" if kind == "mlp" else "width": width}
     return models.build(kind, shape, cfg.latent_dim, **kw)[1]
 

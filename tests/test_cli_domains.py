@@ -15,7 +15,8 @@ TINY = ["--batch-size", "8", "--n-critic", "2", "--no-progress", "--log-every", 
 def test_translate_train_apply_and_resume(tmp_path, capsys):
     run = tmp_path / "tr"
     assert main(["translate", "train", "--source", "digits-train", "--target", "digits-m-train", "--out", str(run),
-                 "--steps", "2", "--width", "8", "--blocks", "1", "--critic-width", "32", *TINY]) == 0
+                 "--steps", "2", "--width", "8", "--blocks", "1", "--critic", "dcgan", "--critic-width", "32",
+                 *TINY]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["step"] == 2 and {"cycle", "identity", "w_t", "w_s", "gp_t"} <= set(last)
     assert last["identity"] == 0.0  # 1-channel digits -> 3-channel digits-m: no identity term
@@ -23,6 +24,7 @@ def test_translate_train_apply_and_resume(tmp_path, capsys):
     assert cfg["kind"] == "translation" and cfg["trainer"] == "reference" and cfg["identity_weight"] == 0.0
     assert cfg["networks"]["g_st"] == {"image_size": 8, "channels_in": 1, "channels_out": 3, "width": 8,
                                        "blocks": 1}
+    assert cfg["networks"]["d_t"]["kind"] == "dcgan" and cfg["networks"]["d_t"]["width"] == 32
     grid = Image.open(run / "samples" / "step_000002.png")
     assert grid.mode == "RGB" and grid.size[1] > grid.size[0] * 0.6  # six rows of eight: s, s->t, s->t->s, t, ...
     assert (run / "plots" / "losses.png").is_file()
