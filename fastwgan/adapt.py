@@ -40,7 +40,7 @@ from . import objectives
 from .compile import compile_step
 from .config import TrainConfig
 from .data import check_labels
-from .domains import DomainTrainerBase, check_domain
+from .domains import DomainTrainerBase, check_domain, kept
 from .flat import flatten_parameters
 from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer, torch_step
 from .images import as_float
@@ -336,6 +336,7 @@ class AdaptTrainer(_AdaptBase):
                               "model": self.optim.param_group(cfg.lr_g, len(self.flat_m.params))}
         self.calculus = objectives.functional(self.impl["interpolate"], self.impl["penalty"])
         self.compiled = compile
+        self._copy_outputs = compile and compile_mode == "reduce-overhead"
         wrap = (lambda fn: compile_step(fn, compile_mode, dev)) if compile else (lambda fn: fn)
         self._features_fn = wrap(self._features_step)
         self._critic_fn = wrap(self._critic_step)
@@ -384,14 +385,15 @@ class AdaptTrainer(_AdaptBase):
         return aux
 
     def _features(self, x_s, x_t):
-        return self._features_fn(self.flat_m.data, x_s, x_t)
+        return kept(self._features_fn(self.flat_m.data, x_s, x_t), self._copy_outputs)
 
     def _critic_update(self, h_s, h_t, eps):
-        return self._critic_fn(self.flat_d.data, self.opt_state["critic"], self.lr["critic"], h_s, h_t, eps)
+        return kept(self._critic_fn(self.flat_d.data, self.opt_state["critic"], self.lr["critic"], h_s, h_t, eps),
+                    self._copy_outputs)
 
     def _model_update(self, x_s, y_s, x_t):
-        return self._model_fn(self.flat_m.data, self.flat_d.data, self.opt_state["model"], self.lr["model"], x_s, y_s,
-                              x_t)
+        return kept(self._model_fn(self.flat_m.data, self.flat_d.data, self.opt_state["model"], self.lr["model"],
+                                   x_s, y_s, x_t), self._copy_outputs)
 
     def _optimizer_state(self):
         return {net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])

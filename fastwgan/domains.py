@@ -47,12 +47,14 @@ def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, 
     return x
 
 
-def n_channels(module: nn.Module) -> int | None:
-    """The input channels of a module's first convolution (None: it has none)."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.conv._ConvNd):
-            return m.in_channels
-    return None
+def kept(out, copy: bool):
+    """A compiled update's outputs, cloned when ``copy`` (CUDA graphs reuse their output memory on the next
+    replay, ``compile_mode="reduce-overhead"``)."""
+    if not copy:
+        return out
+    if isinstance(out, dict):
+        return {k: v.clone() for k, v in out.items()}
+    return type(out)(v.clone() for v in out)
 
 
 class DomainTrainerBase:
@@ -69,6 +71,8 @@ class DomainTrainerBase:
         if config.conditional or config.augment:
             raise ValueError("config: num_classes and augment are GAN-trainer settings; a two-domain trainer "
                              "takes neither")
+        if config.dtype != "float32":
+            raise ValueError(f"TrainConfig.dtype: the two-domain trainers train in float32, got {config.dtype!r}")
         self.config = config
         self.device = resolve_device(config.device)
         self._gen = rng.make_generator(config.seed)

@@ -50,7 +50,7 @@ from torch.func import functional_call, grad_and_value
 from . import checkpoint, objectives, rng
 from .compile import compile_step
 from .config import TrainConfig
-from .domains import DomainTrainerBase, check_domain
+from .domains import DomainTrainerBase, check_domain, kept
 from .loop import resolve_device
 from .flat import flatten_parameters
 from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer, torch_step
@@ -426,6 +426,7 @@ class TranslationTrainer(_TranslationBase):
                               "generators": self.optim.param_group(cfg.lr_g, len(self.flat_g.params))}
         self.calculus = objectives.functional(self.impl["interpolate"], self.impl["penalty"])
         self.compiled = compile
+        self._copy_outputs = compile and compile_mode == "reduce-overhead"
         self._critic_fn = compile_step(self._critic_step, compile_mode, dev) if compile else self._critic_step
         self._gen_fn = compile_step(self._generator_step, compile_mode, dev) if compile else self._generator_step
 
@@ -474,12 +475,12 @@ class TranslationTrainer(_TranslationBase):
         return aux
 
     def _critic_update(self, src_s, idx_s, src_t, idx_t, eps_s, eps_t):
-        return self._critic_fn(self.flat_d.data, self.flat_g.data, self.opt_state["critics"], self.lr["critics"],
-                               src_s, idx_s, src_t, idx_t, eps_s, eps_t)
+        return kept(self._critic_fn(self.flat_d.data, self.flat_g.data, self.opt_state["critics"],
+                                    self.lr["critics"], src_s, idx_s, src_t, idx_t, eps_s, eps_t), self._copy_outputs)
 
     def _generator_update(self, src_s, idx_s, src_t, idx_t):
-        return self._gen_fn(self.flat_g.data, self.flat_d.data, self.opt_state["generators"], self.lr["generators"],
-                            src_s, idx_s, src_t, idx_t)
+        return kept(self._gen_fn(self.flat_g.data, self.flat_d.data, self.opt_state["generators"],
+                                 self.lr["generators"], src_s, idx_s, src_t, idx_t), self._copy_outputs)
 
     def _optimizer_state(self) -> dict:
         return {net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])

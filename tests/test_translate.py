@@ -229,6 +229,8 @@ def test_bad_input_is_refused_with_one_line():
     with pytest.raises(ValueError, match="identity_weight: .* source has 1 channels and the target 3"):
         translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), identity_weight=5.0
                                               ).fit(x_s, x_t, 1)
+    with pytest.raises(ValueError, match="two-domain trainers train in float32"):
+        translate.TranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(dtype="bfloat16"), compile=False)
     with pytest.raises(ValueError, match="cycle_weight must be a non-negative finite number"):
         translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), cycle_weight=-1.0)
     with pytest.raises(ValueError, match="direction must be one of"):
