@@ -34,16 +34,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import grad_and_value
 
 from . import objectives
 from .compile import compile_step
 from .config import TrainConfig
 from .data import check_labels
-from .domains import DomainTrainerBase, check_domain, kept
+from .domains import DomainTrainerBase, check_domain, functional, kept
 from .flat import flatten_parameters
-from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer, torch_step
+from .flatopt import FlatOptimizer, frozen, load_torch_optimizer, torch_optimizer, torch_step
 from .images import as_float
+from .loop import probe
 
 __all__ = ["AdaptTrainer", "ReferenceAdaptTrainer", "domain_critic_loss", "alignment_loss", "digit_networks"]
 
@@ -158,18 +159,12 @@ class _AdaptBase(DomainTrainerBase):
             raise ValueError(f"source and target: the extractor takes both, so their images must have one shape, "
                              f"got {tuple(s.shape[1:])} (source) and {tuple(t.shape[1:])} (target)")
         dev = self.device
-        with torch.no_grad():
-            was = self.model.training
-            self.model.eval()
-            try:
-                h = self.extractor(as_float(s[:2]).to(dev))
-                logits = self.classifier(h)
-                score = self.critic(h)
-            except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                raise ValueError(f"networks: extractor -> classifier / critic failed on a source batch of shape "
-                                 f"{(2, *s.shape[1:])}: {str(e).strip().splitlines()[0]}") from None
-            finally:
-                self.model.train(was)
+        x = as_float(s[:2]).to(dev)
+        h = probe(self.extractor, x, None, lambda e: f"extractor: calling it on a source batch of shape "
+                                                    f"{tuple(x.shape)} failed: {e}")
+        logits, score = (probe(net, h, None, lambda e, what=what: f"{what}: calling it on the extractor's features "
+                                                                  f"of shape {tuple(h.shape)} failed: {e}")
+                         for what, net in (("classifier", self.classifier), ("critic", self.critic)))
         if h.dim() != 2:
             raise ValueError(f"extractor: returns shape {tuple(h.shape)}; it must return features (B, F)")
         if logits.dim() != 2 or logits.shape[0] != 2:
@@ -290,13 +285,10 @@ class ReferenceAdaptTrainer(_AdaptBase):
         return aux
 
     def _model_update(self, x_s, y_s, x_t):
-        self.critic.requires_grad_(False)
-        try:
+        with frozen(self.critic):  # no critic gradients in the extractor's phase
             loss, aux = alignment_loss(self.extractor, self.classifier, _scores(self.critic), x_s, y_s, x_t,
                                        self.weight)
             torch_step(self.opt_m, loss)
-        finally:
-            self.critic.requires_grad_(True)
         return aux
 
     def _optimizer_state(self):
@@ -342,22 +334,16 @@ class AdaptTrainer(_AdaptBase):
         self._critic_fn = wrap(self._critic_step)
         self._model_fn = wrap(self._model_step)
 
-    def _call(self, module: nn.Module, params: dict, prefix: str | None = None):
-        sub = params if prefix is None else {k[len(prefix) + 1:]: v for k, v in params.items()
-                                             if k.startswith(prefix + ".")}
-        bufs = dict(module.named_buffers())
-        return lambda x: functional_call(module, {**sub, **bufs}, (x,))
-
     def _features_step(self, m_flat, x_s, x_t):
         with torch.no_grad():
-            f = self._call(self.extractor, self.flat_m.unflatten(m_flat), "extractor")
+            f = functional(self.extractor, self.flat_m.unflatten(m_flat), "extractor")
             return f(x_s), f(x_t)
 
     def _critic_grad(self, d_flat, h_s, h_t, eps):
         cfg = self.config
 
         def loss_fn(d_params):
-            return domain_critic_loss(_scores(self._call(self.critic, d_params)), h_s, h_t, eps, cfg.loss,
+            return domain_critic_loss(_scores(functional(self.critic, d_params)), h_s, h_t, eps, cfg.loss,
                                       cfg.gp_weight, self.calculus)
 
         return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
@@ -373,11 +359,11 @@ class AdaptTrainer(_AdaptBase):
         return {**aux, "critic_loss": loss.detach()}
 
     def _model_step(self, m_flat, d_flat, state, lr, x_s, y_s, x_t):
-        score = _scores(self._call(self.critic, self.flat_d.unflatten(d_flat.detach())))
+        score = _scores(functional(self.critic, self.flat_d.unflatten(d_flat.detach())))
 
         def loss_fn(m_params):
-            return alignment_loss(self._call(self.extractor, m_params, "extractor"),
-                                  self._call(self.classifier, m_params, "classifier"), score, x_s, y_s, x_t,
+            return alignment_loss(functional(self.extractor, m_params, "extractor"),
+                                  functional(self.classifier, m_params, "classifier"), score, x_s, y_s, x_t,
                                   self.weight)
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))

@@ -42,6 +42,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                        metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` as a safetensors file at ``path`` so that readers see either the old file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
@@ -89,15 +104,7 @@ def save(state: dict, directory: str | os.PathLike, step: int, keep: int = 3) ->
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:06d}"
     meta, tensors = split_state(state)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        os.replace(tmp, directory / f"{name}.safetensors")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_save_tensors(tensors, directory / f"{name}.safetensors")
     atomic_write_json(directory / f"{name}.json", {"step": step, "weights": f"{name}.safetensors", "state": meta})
     atomic_write_json(directory / LATEST, {"step": step, "checkpoint": f"{name}.json"})
     if keep > 0:

@@ -271,15 +271,11 @@ def cmd_adapt(args) -> int:
     code = _finish(trainer, out, "adapt")
     if code:
         return code
-    from safetensors.torch import save_file
+    from .checkpoint import atomic_save_tensors, atomic_write_json
 
-    from .checkpoint import atomic_write_bytes, atomic_write_json
-
-    tmp = out / ".classifier.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, str(tmp),
-              metadata={"kind": "fastwgan-adapted-classifier", "step": str(trainer.step)})
-    atomic_write_bytes(out / "classifier.safetensors", tmp.read_bytes())
-    tmp.unlink()
+    atomic_save_tensors({k: v.contiguous() for k, v in trainer.model.state_dict().items()},
+                        out / "classifier.safetensors",
+                        metadata={"kind": "fastwgan-adapted-classifier", "step": str(trainer.step)})
     metrics = {"step": trainer.step, "source_train_accuracy": trainer.accuracy(xs, ys)}
     if args.eval_data:
         xe, ye = _load(args.eval_data, "eval-data", image_size=image_size, channels=channels, labels=True)

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from . import guards, rng
 from .config import TrainConfig
@@ -45,6 +46,17 @@ def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, 
     if size is not None and tuple(x.shape[2:]) != tuple(size):
         raise DataError(f"{what}: images are {x.shape[2]}x{x.shape[3]} but the networks take {size[0]}x{size[1]}")
     return x
+
+
+def functional(module: nn.Module, params: dict, prefix: str | None = None):
+    """``module`` as a function of x with the parameters ``params`` ({name: tensor}, views of a flat buffer; with
+    ``prefix``, the entries of a ModuleDict's dict under ``prefix.``, the prefix removed) and its own buffers,
+    passed explicitly (torch.func refuses in-place updates of tensors a transformed function merely captures)."""
+    if prefix is not None:
+        n = len(prefix) + 1
+        params = {k[n:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+    bufs = dict(module.named_buffers())
+    return lambda x: functional_call(module, {**params, **bufs}, (x,))
 
 
 def kept(out, copy: bool):

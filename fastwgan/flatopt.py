@@ -8,6 +8,7 @@ the reference trainers (torch.optim) and torch.optim users.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Callable
@@ -154,6 +155,17 @@ def torch_step(opt: torch.optim.Optimizer, loss: torch.Tensor, clamp=None, clip_
         with torch.no_grad():
             for p in clamp:
                 p.clamp_(-clip_value, clip_value)
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """The eager twins' other phase: ``module``'s parameters need no gradient for the block (e.g. the critics while
+    the generators update), and need one again after it."""
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)
 
 
 def load_torch_optimizer(opt: torch.optim.Optimizer, state: dict, what: str) -> None:

@@ -166,14 +166,14 @@ class TrainerBase:
         y = None if k is None else torch.zeros(2, dtype=torch.long, device=self.device)
         latent = self.config.latent_dim
         hint = _first_layer_hint(self.generator, latent)
-        out = _probe(self.generator, torch.zeros(2, latent, device=self.device), y,
+        out = probe(self.generator, torch.zeros(2, latent, device=self.device), y,
                      lambda e: f"generator: {hint} (a call on z of shape (2, {latent}) failed: {e})" if hint else
                      f"generator: calling it on z of shape (2, {latent}) failed: {e}")
         if tuple(out.shape[1:]) != tuple(data.shape[1:]):
             raise ValueError(f"data: samples have shape {tuple(data.shape[1:])} but the generator makes "
                              f"{tuple(out.shape[1:])}; build the models for this data")
         real = self._as_float(data[:2]).to(self.device)
-        score = _probe(self.critic, real, y, lambda e: f"critic: calling it on a data batch of shape "
+        score = probe(self.critic, real, y, lambda e: f"critic: calling it on a data batch of shape "
                                                        f"{tuple(real.shape)} failed: {e}")
         if isinstance(score, tuple):  # a classifier head: (score, logits)
             logits = score[1] if len(score) == 2 else None
@@ -569,7 +569,7 @@ def records_since(records: list[dict], step: int) -> list[dict]:
 
 
 @torch.no_grad()
-def _probe(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None, message):
+def probe(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None, message):
     """``module(x)`` (``module(x, y)`` with labels) in eval mode (batch norm on its running statistics); a failure
     becomes one ValueError line."""
     was = module.training

@@ -33,7 +33,7 @@ from torch import nn
 from . import augment, rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
-from .flatopt import load_torch_optimizer, torch_optimizer, torch_step
+from .flatopt import frozen, load_torch_optimizer, torch_optimizer, torch_step
 from .loop import TrainerBase
 from .sources import RealBatches
 
@@ -113,9 +113,7 @@ class ReferenceTrainer(TrainerBase):
                        aug: torch.Tensor | None = None) -> torch.Tensor:
         """One generator update minimising -E[D(G(z))] (class-conditional: -E[D(G(z, y), y)], plus
         ac_weight[1] * CE on the fakes with a classifier head). Returns the detached generator loss."""
-        D = self.critic
-        D.requires_grad_(False)  # no critic gradients in the generator phase
-        try:
+        with frozen(self.critic):  # no critic gradients in the generator phase
             fake = self.generator(z) if y is None else self.generator(z, y)
             if self.config.augment:  # differentiable: the gradient reaches G through T
                 fake = augment.apply(fake, aug, self.config.augment, impl="torch")
@@ -124,8 +122,6 @@ class ReferenceTrainer(TrainerBase):
             if logits is not None:
                 loss = loss + self.config.ac_weight[1] * F.cross_entropy(logits.float(), y)
             torch_step(self.opt_g, loss)
-        finally:
-            D.requires_grad_(True)
         return loss.detach()
 
     def _train_step(self, batches: RealBatches, noise: rng.StepNoise) -> dict[str, torch.Tensor]:

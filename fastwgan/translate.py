@@ -45,16 +45,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import grad_and_value
 
 from . import checkpoint, objectives, rng
 from .compile import compile_step
 from .config import TrainConfig
-from .domains import DomainTrainerBase, check_domain, kept
-from .loop import resolve_device
+from .domains import DomainTrainerBase, check_domain, functional, kept
 from .flat import flatten_parameters
-from .flatopt import FlatOptimizer, load_torch_optimizer, torch_optimizer, torch_step
+from .flatopt import FlatOptimizer, frozen, load_torch_optimizer, torch_optimizer, torch_step
 from .images import as_float
+from .loop import probe
 
 __all__ = ["TranslationTrainer", "ReferenceTranslationTrainer", "critic_losses", "generator_losses", "l1",
            "DIRECTIONS", "load_translation"]
@@ -163,8 +163,7 @@ class _TranslationBase(DomainTrainerBase):
                 not 0 <= semantic_weight < float("inf"):
             raise ValueError(f"semantic_weight must be a non-negative finite number, got {semantic_weight!r}")
         # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
-        self.semantic = None if semantic is None else semantic.to(resolve_device(config.device)).eval() \
-            .requires_grad_(False)
+        self.semantic = None if semantic is None else semantic.to(self.device).eval().requires_grad_(False)
         self.semantic_weight = float(semantic_weight)
         self.cycle_weight = float(cycle_weight)
         # None: 0.5 cycle_weight when the domains have the same channels, else 0; decided by the first fit, when
@@ -198,12 +197,14 @@ class _TranslationBase(DomainTrainerBase):
         dev = self.device
         xs, xt = as_float(s[:2]).to(dev), as_float(t[:2]).to(dev)
         for label, net, x, want in (("g_st", self.g_st, xs, t.shape[1:]), ("g_ts", self.g_ts, xt, s.shape[1:])):
-            out = _probe(net, x, label)
+            out = probe(net, x, None, lambda e, label=label, x=x: f"{label}: calling it on images of shape "
+                                                                  f"{tuple(x.shape)} failed: {e}")
             if tuple(out.shape[1:]) != tuple(want):
                 raise ValueError(f"{label}: maps {tuple(x.shape[1:])} images to {tuple(out.shape[1:])}, but the other "
                                  f"domain's images are {tuple(want)}")
         for label, net, x in (("d_s", self.d_s, xs), ("d_t", self.d_t, xt)):
-            out = _probe(net, x, label)
+            out = probe(net, x, None, lambda e, label=label, x=x: f"{label}: calling it on images of shape "
+                                                                  f"{tuple(x.shape)} failed: {e}")
             if tuple(out.shape) not in ((len(x),), (len(x), 1)):
                 raise ValueError(f"{label}: returns shape {tuple(out.shape)} for a batch of {len(x)}; a critic "
                                  f"returns one score per sample")
@@ -365,14 +366,11 @@ class ReferenceTranslationTrainer(_TranslationBase):
 
     def _generator_update(self, src_s, idx_s, src_t, idx_t):
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])
-        self.critics.requires_grad_(False)  # no critic gradients in the generator phase
-        try:
+        with frozen(self.critics):  # no critic gradients in the generator phase
             loss, aux = generator_losses(self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t,
                                          self.cycle_weight, self.identity_weight, self.semantic,
                                          self.semantic_weight)
             torch_step(self.opt_g, loss)
-        finally:
-            self.critics.requires_grad_(True)
         return aux
 
     def _optimizer_state(self) -> dict:
@@ -381,12 +379,6 @@ class ReferenceTranslationTrainer(_TranslationBase):
     def _load_optimizer_state(self, state: dict) -> None:
         load_torch_optimizer(self.opt_d, state["critics"], "critics")
         load_torch_optimizer(self.opt_g, state["generators"], "generators")
-
-
-def _sub(params: dict, prefix: str) -> dict:
-    """The entries of a ModuleDict's {name: tensor} under ``prefix.`` with the prefix removed."""
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in params.items() if k.startswith(prefix + ".")}
 
 
 class TranslationTrainer(_TranslationBase):
@@ -430,16 +422,11 @@ class TranslationTrainer(_TranslationBase):
         self._critic_fn = compile_step(self._critic_step, compile_mode, dev) if compile else self._critic_step
         self._gen_fn = compile_step(self._generator_step, compile_mode, dev) if compile else self._generator_step
 
-    # Functional views of the networks: parameters (views of the flat buffers) and buffers passed explicitly.
-    def _call(self, group: nn.ModuleDict, params: dict, name: str):
-        module, bufs = group[name], dict(group[name].named_buffers())
-        sub = _sub(params, name)
-        return lambda x: functional_call(module, {**sub, **bufs}, (x,))
-
+    # Functional views of the networks (domains.functional): parameters (views of the flat buffers), own buffers.
     def _nets(self, g_params: dict, d_params: dict):
         g, d = self.generators, self.critics
-        return (self._call(g, g_params, "g_st"), self._call(g, g_params, "g_ts"),
-                _scores(self._call(d, d_params, "d_s")), _scores(self._call(d, d_params, "d_t")))
+        return (functional(g["g_st"], g_params, "g_st"), functional(g["g_ts"], g_params, "g_ts"),
+                _scores(functional(d["d_s"], d_params, "d_s")), _scores(functional(d["d_t"], d_params, "d_t")))
 
     def _critic_grad(self, d_flat, g_flat, x_s, x_t, eps_s, eps_t):
         cfg = self.config
@@ -489,19 +476,6 @@ class TranslationTrainer(_TranslationBase):
     def _load_optimizer_state(self, state: dict) -> None:
         for net, flat in (("critics", self.flat_d), ("generators", self.flat_g)):
             FlatOptimizer.load_state_dict(flat, self.opt_state[net], state[net], net)
-
-
-@torch.no_grad()
-def _probe(net: nn.Module, x: torch.Tensor, label: str) -> torch.Tensor:
-    was = net.training
-    net.eval()
-    try:
-        return net(x)
-    except (RuntimeError, ValueError, TypeError, IndexError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{label}: calling it on images of shape {tuple(x.shape)} failed: {msg}") from None
-    finally:
-        net.train(was)
 
 
 def load_translation(run, *, compile: bool = False, device: str | None = None) -> TranslationTrainer:
