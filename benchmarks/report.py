@@ -1,7 +1,7 @@
-"""Stored benchmark runs -> one long-format CSV, the README's markdown tables and the scaling plot.
+"""Stored benchmark runs -> one long-format CSV, the markdown tables of docs/benchmarks.md and the scaling plot.
 
     python benchmarks/report.py                    # reads benchmarks/results/*/*.json
-    python benchmarks/report.py --readme README.md # also rewrites the generated block of README's Benchmarks
+    python benchmarks/report.py --readme docs/benchmarks.md  # also rewrites the generated block of that page
 
 Outputs (under --out, default benchmarks/results):
   results.csv   every benchmark of every stored run, one row each: run, machine, device, versions, commit,
@@ -412,7 +412,7 @@ def plot(rows: list[dict], path: Path) -> None:
 # README
 # ---------------------------------------------------------------------------------------------------------------
 def update_readme(readme: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace the text between the begin and end markers (inside README's Benchmarks section) with `block`;
+    """Replace the text between the begin and end markers (in docs/benchmarks.md) with `block`;
     the rest of the file is left as it is."""
     text = readme.read_text()
     pat = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
@@ -427,7 +427,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", type=Path, nargs="+", default=None,
                     help="read these pytest-benchmark JSON files instead of storage/*/*.json")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the storage folder)")
-    ap.add_argument("--readme", type=Path, default=None, help="rewrite README's generated benchmark block")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="rewrite the generated block of this page (docs/benchmarks.md)")
     args = ap.parse_args(argv)
     out = args.out or args.storage
     out.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,12 @@ class StopFlag:
     def name(self) -> str:
         return signal.Signals(self.signal).name if self.signal else ""
 
+    def agree(self, signum: int | None) -> bool:
+        """Adopt the signal the processes agreed on (torchrun: any rank's); returns whether to stop."""
+        if signum:
+            self.signal = signum
+        return bool(self)
+
 
 @contextmanager
 def catch_signals(enabled: bool = True):

@@ -124,6 +124,12 @@ class TrainerBase:
             self._records.append(rec)
         self._pending.clear()
 
+    def _any_rank_signal(self, signum: int | None) -> int | None:
+        """The largest signal number any rank has received (None: none has): one small all-reduce."""
+        v = torch.tensor([signum or 0], device=self.device)
+        torch.distributed.all_reduce(v, op=torch.distributed.ReduceOp.MAX)
+        return int(v.item()) or None
+
     def _metric_names(self) -> tuple[str, ...]:
         return METRICS if self.config.conditional else METRICS[:-1]
 
@@ -316,9 +322,10 @@ class TrainerBase:
         timed_from = None  # the tick's first timed step: the first step of a fit (compile) is not timed
         first_step_s = None
         skip = on_nonfinite == "skip"
+        halt = False  # stop after this step (a signal; under torchrun, once the ranks agreed on it)
         with guards.catch_signals(handle_signals) as stop:
             try:
-                while self.step < steps and not stop:
+                while self.step < steps and not halt:
                     snapshot = self._snapshot() if skip else None
                     noise = rng.draw_step(self._gen, source.n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
                                           cfg.uses_penalty, cfg.conditional, bool(cfg.augment)
@@ -341,12 +348,22 @@ class TrainerBase:
                         self._flush()
                         now = time.perf_counter()
                         first_step_s, t_tick, timed_from = now - t_tick, now, self.step
-                    last = self.step == steps or bool(stop)
-                    ckpt = writer is not None and ((checkpoint_every and self.step % checkpoint_every == 0) or last)
-                    if self.step % log_every == 0 or last or ckpt:
+                    # Under torchrun every rank must reach every collective (the metrics' all-reduce in _flush, the
+                    # stop vote) at the same step, so these decisions depend on the step alone, never on the rank:
+                    # rank 0's extra flushes at its checkpoints and previews once made it all-reduce metrics while
+                    # the others all-reduced gradients (gloo: "op.preamble.length <= op.nbytes").
+                    tick = self.step % log_every == 0
+                    if self.world_size == 1:
+                        halt = bool(stop)
+                    elif tick:  # a signal reaches the ranks at different steps: they vote at log ticks
+                        halt = stop.agree(self._any_rank_signal(stop.signal))
+                    last = self.step == steps or halt
+                    ckpt = out is not None and ((checkpoint_every and self.step % checkpoint_every == 0) or last)
+                    preview = out is not None and (self.step % sample_every == 0 or last)
+                    if tick or last or ckpt or preview:
                         self._flush()
                         self._check_finite(since=step_tick)
-                    if self.step % log_every == 0 or last:
+                    if tick or last:
                         now = time.perf_counter()
                         record = self._tick_record(step_tick, now - t_tick, timed_from)
                         if first_step_s is not None and step_tick < timed_from:
@@ -362,19 +379,19 @@ class TrainerBase:
                             writer.log(record)
                         for cb in callbacks:
                             cb(self, record)
-                    if writer and (self.step % sample_every == 0 or last):
+                    if writer and preview:
                         writer.samples(self.step, self._sample_with(fixed_z, y=fixed_y), real=real_show,
                                        nrow=per_row if fixed_y is not None else None)
                         writer.plots(self.history)
                         t_tick = time.perf_counter()  # writing is not training: not in steps_per_s
-                    if ckpt:
+                    if writer and ckpt:
                         writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
                         t_tick = time.perf_counter()
             finally:
                 bar.close()
                 if writer is not None:
                     writer.close()
-        if stop:
+        if halt:
             self.stopped_by = stop.name
         return self
 

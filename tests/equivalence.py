@@ -27,10 +27,38 @@ def assert_same_history(ref, fast):
                     f"step {a['step']} {k}: reference {va} vs fast {vb}"
 
 
+# Parameters after a few optimizer steps. RMSprop and Adam step by g / sqrt(v), a ratio that keeps the RELATIVE
+# rounding error of a gradient, and a gradient that is a sum with cancellation carries far more than 1e-7 of it; each
+# step is ~lr-sized whatever |g| (RMSprop's first: lr / sqrt(1 - alpha) = 10 lr), so rounding moves parameters by a
+# share of the distance the optimizer can travel (DESIGN fact 10). Found by the exploring property tests at lr 1e-3:
+# clip, dcgan28/32, batch 5: single generator weights apart by 3e-5..7e-5 after 3 steps, 0.1-0.2% of the 3e-2 the
+# generator can travel in 3 updates. So every element is held to atol + rtol |p| + TRAVEL_SHARE x travel (a wrong
+# sign, lr, clamp or bias correction moves parameters by whole steps: 10-100x more), and elements whose gradient sat
+# at rounding noise (RMS under NOISE_RMS x the tensor's median, as the reference's optimizer recorded it; the
+# direction of noise / noise is a coin flip) to the travel itself (dead ReLU units, whose gradient is exactly 0, fall
+# here too, and do not move in either trainer).
+TRAVEL_SHARE = 0.01
+NOISE_RMS = 0.05
+
+
+def _gradient_rms(ref, net: str, p: torch.Tensor) -> torch.Tensor | None:
+    opt = getattr(ref, {"critic": "opt_d", "generator": "opt_g"}[net], None)
+    state = opt.state.get(p, {}) if opt is not None else {}
+    v = state.get("square_avg", state.get("exp_avg_sq"))
+    return None if v is None else v.sqrt()
+
+
 def assert_close_params(ref, fast, rtol=1e-3, atol=1e-5):
+    cfg = ref.config
     for net in ("critic", "generator"):
+        lr = cfg.lr_d if net == "critic" else cfg.lr_g
+        travel = ref.step * (cfg.n_critic if net == "critic" else 1) * lr * 10  # the optimizer's largest reach
         for (n, a), b in zip(getattr(ref, net).named_parameters(), getattr(fast, net).parameters()):
-            torch.testing.assert_close(b, a, rtol=rtol, atol=atol, msg=lambda m: f"{net}.{n}: {m}")
+            rms = _gradient_rms(ref, net, a)
+            noise = torch.zeros_like(a, dtype=torch.bool) if rms is None else rms < NOISE_RMS * rms.median()
+            torch.testing.assert_close(b[~noise], a[~noise], rtol=rtol, atol=atol + TRAVEL_SHARE * travel,
+                                       msg=lambda m: f"{net}.{n}: {m}")
+            assert bool(((b - a)[noise].abs() <= travel + atol).all()), f"{net}.{n}: beyond any optimizer travel"
 
 
 def assert_close_modules(ref, fast, rtol=1e-3, atol=1e-5, what=""):

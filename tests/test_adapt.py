@@ -4,7 +4,7 @@ one-line refusals of bad input (labels missing, mismatched domains, an empty dom
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 from torch import nn
 
 import fastwgan as fw
@@ -111,7 +111,7 @@ def compiled():
     return pair("gp", 0, compile=True)[1]
 
 
-@settings(max_examples=3)
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**16))
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     from torch._dynamo.utils import counters

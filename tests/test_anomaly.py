@@ -61,6 +61,7 @@ def _digits_gan(steps=20, seed=0):
     return fw.Trainer(G, D, cfg, compile=False).fit(x[y != 3], steps), x[y != 3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["eager", "compiled"])
 def test_fast_encoder_matches_reference_and_freezes_the_gan(kind):
     gan, x = _digits_gan()
@@ -82,6 +83,7 @@ def test_fast_encoder_matches_reference_and_freezes_the_gan(kind):
     assert D.training  # their modes are restored after training
 
 
+@pytest.mark.slow
 def test_encoder_resume_is_bitwise(tmp_path):
     gan, x = _digits_gan()
     G, D = gan.generator, gan.critic
@@ -117,6 +119,7 @@ def test_divergence_and_bad_input_are_named():
         bad.fit(x, 4, log_every=2)
 
 
+@pytest.mark.slow
 def test_score_convention_for_every_method():
     gan, x = _digits_gan()
     held = fw.data.digits_split("heldout")[0][:40]
@@ -183,6 +186,7 @@ def test_cli_encode_and_score(tmp_path, capsys):
     assert "--method fanogan" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_benchmark_runs_on_idx_files(tmp_path):
     # benchmarks/anomaly_digits.py reads real MNIST the same way; here a tiny IDX pair of 8x8 digits it writes
     import subprocess

@@ -15,6 +15,7 @@ from fastwgan.cli import main
 SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "2", "--no-compile"]
 
 
+@pytest.mark.slow
 def test_train_digits_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
     argv = [a for a in SMALL if a != "--no-compile"]  # the default: the fast trainer, compiled

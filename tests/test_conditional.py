@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -78,7 +78,6 @@ def pair(loss, kind, shape, batch, seed, **fast_kw):
 SHAPES = [(2,), (1, 8, 8), (3, 5, 5)]
 
 
-@settings(max_examples=8)
 @given(loss=st.sampled_from(["clip", "gp", "lp"]), kind=st.sampled_from(["projection", "acgan"]),
        shape=st.sampled_from(SHAPES), batch=st.sampled_from([2, 5, 8]), seed=st.integers(0, 3))
 def test_eager_fast_path_matches_reference(loss, kind, shape, batch, seed):
@@ -92,7 +91,6 @@ def test_eager_fast_path_matches_reference(loss, kind, shape, batch, seed):
     assert all((h["ac_loss"] is not None) == has_ac for h in ref.history)
 
 
-@settings(max_examples=6)
 @given(loss=st.sampled_from(["clip", "gp", "lp"]), kind=st.sampled_from(["projection", "acgan"]),
        shape=st.sampled_from(SHAPES), batch=st.sampled_from([3, 8]), seed=st.integers(0, 3))
 def test_first_critic_step_gradients_match(loss, kind, shape, batch, seed):
@@ -111,6 +109,7 @@ def test_first_critic_step_gradients_match(loss, kind, shape, batch, seed):
         assert math.isclose(aux[k].item(), m[k].item(), rel_tol=1e-5, abs_tol=1e-6), k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss,kind,fuse", [("gp", "acgan", False), ("clip", "projection", False),
                                             ("gp", "projection", True)])
 def test_compiled_matches_reference_without_recompiling(loss, kind, fuse):
@@ -219,7 +218,6 @@ def bundled(kind, conditioning, seed, latent=4):
     return fw.models.dcgan(28, 1, latent, width=4, num_classes=K, conditioning=conditioning)  # conditional BN in G
 
 
-@settings(max_examples=6)
 @given(loss=st.sampled_from(["clip", "gp"]), conditioning=st.sampled_from(["projection", "acgan"]),
        kind=st.sampled_from(["mlp", "dcgan"]), batch=st.sampled_from([3, 6]), seed=st.integers(0, 3))
 def test_bundled_conditional_models_match_in_both_trainers(loss, conditioning, kind, batch, seed):
@@ -282,6 +280,7 @@ def test_cli_trains_samples_and_resumes_a_conditional_run(cond_run, tmp_path, ca
     assert "10" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_evaluates_a_conditional_digits_run(cond_run, capsys):
     import json
 

@@ -133,6 +133,7 @@ def test_toy_samples_to_npz_and_score(tmp_path):
     assert len(inference.read_scores_csv(tmp_path / "s.csv")[0]) == 9
 
 
+@pytest.mark.slow
 def test_train_eval_every_logs_metrics_into_stats(tmp_path):
     out = tmp_path / "toy"
     assert main(["train", "--data", "toy:25gaussians", "--steps", "5", "--toy-n", "300", "--out", str(out),

@@ -108,6 +108,7 @@ def test_functional_grad_over_the_flat_buffer():
     torch.testing.assert_close(g, flat.grad)
 
 
+@pytest.mark.slow
 def test_views_survive_torch_compile():
     # The pattern the compiled steps use: the flat buffer is the graph input, the module is called functionally
     # on views of it, and the fused optimizer op updates the buffer in place inside the same fullgraph graph.

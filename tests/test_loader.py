@@ -48,6 +48,7 @@ def _assert_bitwise(a, b):
         assert torch.equal(p, q)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["eager", "compiled"])
 def test_trainers_agree_on_a_loader(kind):
     # 100 samples in batches of 16: 6 full batches and a short one per epoch; 4 steps x 5 batches cross 3 epochs
@@ -159,6 +160,7 @@ def test_fit_keeps_the_callers_global_rng():
     assert torch.equal(torch.get_rng_state(), before)
 
 
+@pytest.mark.slow
 def test_short_batches_never_recompile():
     cfg = _cfg()
     t = _make("compiled", cfg)

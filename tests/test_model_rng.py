@@ -51,6 +51,7 @@ make, digest = namespace["make"], namespace["digest"]
 KINDS = ["reference", "eager", "compiled"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_two_runs_with_one_seed_are_bitwise_equal_and_leave_the_global_rng_alone(kind):
     x = fw.data.toy("8gaussians", n=64)
@@ -66,6 +67,7 @@ def test_two_runs_with_one_seed_are_bitwise_equal_and_leave_the_global_rng_alone
     assert digest(other.fit(x, 3, progress=False)) != digest(a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["reference", "compiled"])
 def test_dropout_runs_repeat_across_processes(kind):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

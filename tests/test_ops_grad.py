@@ -96,6 +96,7 @@ def test_reference_trainer_shape_autograd_create_graph():
     _assert_tree_close(grads["triton"], grads["torch"], "autograd.grad(create_graph=True)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_canary_custom_backward_is_used_eager_and_compiled(device):
     # A variant whose backward is scaled by 3 on purpose: if the 3 shows up, the custom backward kernel is what
@@ -120,6 +121,7 @@ def test_canary_custom_backward_is_used_eager_and_compiled(device):
                                3.0 * grad(lambda g: twins.gradient_penalty(g, LAMBDA))(g0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_wgan_gp_critic_step_matches_eager_twin(device):
     # The whole critic step as the trainer compiles it: eps drawn in-kernel from a seed tensor, grad over the flat

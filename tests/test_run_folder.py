@@ -198,6 +198,7 @@ def test_score_takes_run_positionally_and_builtin_data_names(digits_run, tmp_pat
     assert "give INPUT" in one_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_evaluate_takes_the_run_as_checkpoint_or_a_step_file(digits_run, capsys):
     step = digits_run / "checkpoints" / "step_000002.json"
     for argv in (["evaluate", "--checkpoint", str(digits_run), "--json"], ["evaluate", str(step), "--json"]):

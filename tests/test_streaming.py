@@ -104,6 +104,7 @@ def test_cli_stream_errors(tmp_path, capsys, args, message):
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
 def test_streaming_memory_is_bounded(tmp_path):
     # benchmarks/stream_memory.py at one size: 4000 incompressible 128x128 RGB images (500 distinct, the rest hard

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fastwgan as fw
@@ -31,19 +31,27 @@ def make_data(kind, channels, n=40):
 
 def pair(loss, kind, channels, batch, seed, **fast_kw):
     latent = 6
+    # lr 1e-3 makes differences visible within 3 steps; for clip 1e-4: RMSprop's first step is lr / sqrt(1 - 0.99)
+    # = 10 lr, and at 1e-3 that is the whole clip range (c = 0.01), so every critic weight lands on +-c by a coin flip
+    # of rounding (found by the exploring tests: clip, dcgan32, batch 8)
+    lr = 1e-4 if loss == "clip" else 1e-3
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=batch, latent_dim=latent, seed=seed,
-                                n_critic=2, lr_d=1e-3, lr_g=1e-3)
+                                n_critic=2, lr_d=lr, lr_g=lr)
     ref = fw.ReferenceTrainer(*make_models(kind, channels, seed, latent), cfg)
     fast = Trainer(*make_models(kind, channels, seed, latent), cfg, **fast_kw)
     return ref, fast
 
 
-@settings(max_examples=6)
 @given(loss=st.sampled_from(["clip", "gp", "lp"]),
        model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3), ("dcgan32", 1), ("dcgan28", 3)]),
        batch=st.sampled_from([2, 5, 8]), seed=st.integers(0, 3), impl=st.sampled_from(["torch", "auto"]))
 def test_eager_fast_path_matches_reference(loss, model, batch, seed, impl):
     kind, channels = model
+    # DCGAN generators hold batch norm, which maps a batch of 2 to +-1 per feature whatever its input: the layers
+    # below it get a gradient that is mathematically ~0 (only BN's eps keeps it from exactly 0), i.e. float rounding
+    # noise, and RMSprop/Adam scale noise to lr-sized steps (DESIGN fact 10), so the two trainers' parameters part
+    # after 3 steps (found by this test: clip, dcgan32, batch 2, seed 0). Batch 2 stays drawn for the MLP.
+    assume(not (kind != "mlp" and batch == 2))
     ref, fast = pair(loss, kind, channels, batch, seed, compile=False, impl=impl)
     data = make_data(kind, channels)
     ref.fit(data, 3, progress=False)
@@ -55,7 +63,6 @@ def test_eager_fast_path_matches_reference(loss, model, batch, seed, impl):
         assert all(bool(p.abs().max() <= c) for p in fast.critic.parameters())
 
 
-@settings(max_examples=6)
 @given(loss=st.sampled_from(["clip", "gp", "lp"]), model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3)]),
        batch=st.sampled_from([3, 8]), seed=st.integers(0, 3))
 def test_first_critic_step_gradients_match(loss, model, batch, seed):
@@ -74,6 +81,7 @@ def test_first_critic_step_gradients_match(loss, model, batch, seed):
         assert math.isclose(aux[k].item(), m[k].item(), rel_tol=1e-5, abs_tol=1e-6), k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss,fuse", [("gp", False), ("clip", False), ("gp", True), ("clip", True)])
 def test_compiled_fast_path_matches_reference_without_recompiling(loss, fuse):
     import torch._dynamo
@@ -97,6 +105,7 @@ def test_compiled_fast_path_matches_reference_without_recompiling(loss, fuse):
     assert_close_params(ref, fast)
 
 
+@pytest.mark.slow
 def test_compiled_trainers_with_other_constants_do_not_share_a_stale_graph():
     # Trainers of one architecture share the compiled code; constants baked into the graph (lambda, the loss)
     # must be guarded, so a second trainer with other values recompiles instead of reusing the first graph.
@@ -109,6 +118,7 @@ def test_compiled_trainers_with_other_constants_do_not_share_a_stale_graph():
         assert_same_history(ref, fast)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compile,kind", [(False, "dcgan28"), (True, "mlp")])
 def test_datasets_too_big_for_the_device_stream_from_host_memory(compile, kind):
     # device_data_bytes=0 forces the streaming path: batches gathered on the host, copied per step; same results
@@ -235,6 +245,7 @@ def test_whole_iteration_graph_only_for_small_models_and_long_first_fits():
     assert Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True, fuse_iteration=False).fuse_iteration is False
 
 
+@pytest.mark.slow
 def test_many_compiled_steps_of_one_method():
     # Dynamo keeps one cache entry per trainer graph (and per torch thread count) for each step method: the ninth
     # distinct graph of a process (nine trainers of different configs, or fewer while the thread policy probes)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 from torch import nn
 
 import fastwgan as fw
@@ -157,7 +157,7 @@ def compiled():
     return pair("gp", 1, 3, 0, compile=True)[1]
 
 
-@settings(max_examples=3)
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**16))
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     from torch._dynamo.utils import counters
