@@ -38,9 +38,9 @@ test-quick: venv
 bench: venv
 	$(BIN)/python -m pytest benchmarks --benchmark-only -q
 
-# A short GPU lease: tests marked gpu, kernel and step benchmarks, results + README block (benchmarks/gpu_check.py).
+# A short GPU lease: tests marked gpu, kernel and step benchmarks, results + the docs/benchmarks.md block (benchmarks/gpu_check.py).
 # No venv, no install from the network: $(PY) (default python3) must already have torch, triton, pytest and
-# pytest-benchmark. SMOKE=1: the same phases on CPU at tiny sizes (CI runs it; never touches README). ARGS: more
+# pytest-benchmark. SMOKE=1: the same phases on CPU at tiny sizes (CI runs it; never touches the docs). ARGS: more
 # options, e.g. ARGS="--timeout gpu-tests=200" (python3 benchmarks/gpu_check.py --help).
 gpu-check:
 	$(PY) benchmarks/gpu_check.py $(if $(filter-out 0,$(SMOKE)),--smoke) $(ARGS)

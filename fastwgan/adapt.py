@@ -118,6 +118,12 @@ def digit_networks(channels: int = 3, num_classes: int = 10, image_size: int = 8
 # ---------------------------------------------------------------------------------------------------------------
 class _AdaptBase(DomainTrainerBase):
     kind = "adaptation"
+    plot_panels = (("domain critic", (("critic_loss", "critic loss"),
+                                      ("w_estimate", "W-estimate between source and target features"),
+                                      ("gp", "gradient penalty (unweighted)"))),
+                   ("extractor + classifier", (("model_loss", "total"), ("classifier_loss", "source cross-entropy"),
+                                               ("wd", "W-distance term"))),
+                   ("target accuracy", (("target_accuracy", "held-out target accuracy (--eval-data)"),)))
 
     def __init__(self, extractor: nn.Module, classifier: nn.Module, critic: nn.Module, config: TrainConfig,
                  weight: float = WEIGHT):
@@ -199,7 +205,7 @@ class _AdaptBase(DomainTrainerBase):
     def fit(self, source, target, steps: int | None = None, *, labels=None, add_steps: int | None = None, out=None,
             overwrite: bool = False, log_every: int = 10, checkpoint_every: int | None = None,
             keep_checkpoints: int = 3, progress: bool | None = None, run_config: dict | None = None,
-            handle_signals: bool = True):
+            handle_signals: bool = True, evaluators=()):
         """Train until ``steps`` steps in total (or ``add_steps`` more), each n_critic critic updates and one
         update of the extractor and the classifier (module docstring).
 
@@ -208,6 +214,8 @@ class _AdaptBase(DomainTrainerBase):
             target: unlabelled target images (N_t, C, H, W) of the same shape.
             steps / add_steps, out, overwrite, log_every, checkpoint_every, keep_checkpoints, progress,
             run_config, handle_signals: as for ``fastwgan.translate.TranslationTrainer.fit``.
+            evaluators: callables ``f(trainer) -> dict`` run at log ticks (e.g. the target accuracy on held-out
+                labelled target images); their values go to stats.jsonl and the plots.
         Returns:
             self.
         """
@@ -216,7 +224,7 @@ class _AdaptBase(DomainTrainerBase):
         info = {"weight": self.weight, "num_classes": self.num_classes, **(run_config or {})}
         return self._fit((s.to(dev), y.to(dev), t.to(dev)), steps, add_steps, out=out, overwrite=overwrite,
                          log_every=log_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                         progress=progress, run_config=info, handle_signals=handle_signals)
+                         progress=progress, run_config=info, handle_signals=handle_signals, evaluators=evaluators)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -312,8 +320,12 @@ class AdaptTrainer(_AdaptBase):
     name = "fast"
 
     def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float = WEIGHT, *,
-                 compile: bool = True, impl: str | dict = "auto", compile_mode: str | None = None):
+                 compile: bool = True, impl: str | dict = "auto", compile_mode: str | None = None,
+                 threads: int | str | None = "auto"):
         super().__init__(extractor, classifier, critic, config, weight)
+        from .threads import ThreadPolicy
+
+        self.threads = ThreadPolicy(threads, self.device)  # CPU thread count (fastwgan.threads)
         from .trainer import resolve_impl
 
         cfg, dev = config, self.device

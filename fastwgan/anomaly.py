@@ -270,13 +270,13 @@ class _EncoderTrainerBase:
             out: a folder for stats.jsonl, config.json and checkpoints/ (the CLI uses RUN/encoder); None: nothing.
             log_every: steps between log ticks (history record, NaN check, stats line).
             checkpoint_every: steps between checkpoints (default: only at the end).
-            progress: a tqdm bar (default: when stderr is a terminal).
+            progress: None (a bar on a terminal, else a plain line every 30 s), True or False (``run.Progress``).
             keep_checkpoints: checkpoints kept.
             run_config: extra JSON for config.json.
         Returns:
             self.
         """
-        from tqdm.auto import tqdm
+        from .run import Progress
 
         data = self._check(data, "data")
         if not isinstance(steps, int) or steps < 0:
@@ -288,8 +288,7 @@ class _EncoderTrainerBase:
                                                                "config": self.config.to_dict(),
                                                                "features_layer": self.features_layer,
                                                                **(run_config or {})})
-        bar = tqdm(total=steps, initial=min(self.step, steps), desc=f"encoder {self.name}", unit="step",
-                   disable=not progress if progress is not None else None, dynamic_ncols=True)
+        bar = Progress(steps, self.step, f"encoder {self.name}", progress)
         pending, t0 = [], time.perf_counter()
         try:
             with self._frozen():
@@ -311,7 +310,7 @@ class _EncoderTrainerBase:
                         if bad is not None:
                             raise guards.DivergenceError(self.step, *bad)
                         self.history.append(rec)
-                        bar.set_postfix(loss=f"{loss:.4g}")
+                        bar.set_postfix({"loss": f"{loss:.4g}"})
                         if out is not None:
                             with open(out / "stats.jsonl", "a") as fh:
                                 fh.write(json.dumps(rec) + "\n")

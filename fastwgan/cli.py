@@ -25,6 +25,7 @@ import torch
 
 from .config import PRESETS, TrainConfig
 from .cli_domains import add_parsers as _add_domain_parsers, cmd_adapt, cmd_translate
+from .threads import threads_arg
 from .cli_runs import cmd_encode, cmd_evaluate, cmd_sample, cmd_score
 from .restore import build_trainer, load_trainer  # noqa: F401 (load_trainer: public via the CLI too)
 
@@ -71,24 +72,21 @@ def _version() -> str:
     return f"fastwgan {__version__} (torch {torch.__version__}, triton {triton}, Python {sys.version.split()[0]})"
 
 
-def _threads(v: str):
-    if v == "auto":
-        return v
-    if v.isdigit() and int(v) >= 1:
-        return int(v)
-    raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {v!r}")
-
-
-def _add_config_options(p: argparse.ArgumentParser) -> None:
+def _add_config_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), rename: dict | None = None) -> None:
+    """One option per TrainConfig field, except ``skip``; ``rename``: {field: help} where a command gives a field
+    another meaning (the two-domain commands' learning rates)."""
     g = p.add_argument_group("training config (override the preset; see fastwgan.TrainConfig)")
     for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
+        text = (rename or {}).get(f.name, FIELD_HELP[f.name])
         if f.name in ("betas", "ac_weight"):
-            g.add_argument(flag, type=float, nargs=2, default=None, metavar=("A", "B"), help=FIELD_HELP[f.name])
+            g.add_argument(flag, type=float, nargs=2, default=None, metavar=("A", "B"), help=text)
         else:
             typ = {"int": int, "float": float, "int | None": int}.get(
                 f.type if isinstance(f.type, str) else f.type.__name__, str)
-            g.add_argument(flag, type=typ, default=None, help=FIELD_HELP[f.name])
+            g.add_argument(flag, type=typ, default=None, help=text)
 
 
 DATA_HELP = ("'digits' (bundled UCI handwritten digits, 8x8; 'digits-train' / 'digits-heldout' is a fixed 1297 / 500 "
@@ -135,8 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "training process)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="paper settings (default: wgan-gp; wgan-gp-toy for toy data)")
-    t.add_argument("--steps", type=_positive, default=1000,
-                   help="generator updates in total, counting those a resumed run has made (default 1000)")
+    t.add_argument("--exclude-class", default=None, metavar="K[,K...]",
+                   help="train without these classes of a labelled --data (e.g. digits-train): the normal data of "
+                        "an anomaly detector; `fastwgan score RUN digits-heldout --anomalous-class K` then measures "
+                        "it (leave-one-class-out)")
+    t.add_argument("--steps", type=_positive, default=None,
+                   help="generator updates in total, counting those a resumed run has made (default 1000; with "
+                        "--resume the run's own target)")
     t.add_argument("--out", default=None, help="run folder (default runs/<data>-<preset>); must be new or empty")
     t.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out: the old run is moved aside (OUT.replaced-TIME) and deleted when "
@@ -145,12 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fast: compiled steps with fused kernels (default); reference: the eager oracle")
     t.add_argument("--no-compile", action="store_true", help="fast trainer without torch.compile (eager)")
     t.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue RUN in its own folder from its latest checkpoint, with its own config, to --steps "
-                        "in total")
+                   help="continue RUN (its folder, checkpoints/ or latest checkpoint) from its latest checkpoint, "
+                        "with its own config, to its own target (or --steps in total)")
     t.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
                    help="NaN/inf loss, penalty or parameter: stop naming the step (raise) or undo the step (skip)")
     t.add_argument("--ema-decay", type=float, default=None, help="sample from an EMA of the generator (fast)")
-    t.add_argument("--threads", type=_threads, default="auto", metavar="auto|N",
+    t.add_argument("--threads", type=threads_arg, default="auto", metavar="auto|N",
                    help="CPU threads of the fast trainer: auto (default) measures and re-chooses when other "
                         "processes compete for the cores; N fixes the count (bitwise-repeatable runs)")
     m = t.add_argument_group("model")
@@ -183,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(s, "to sample from")
     s.add_argument("--n", type=_positive, default=64, help="number of samples")
     s.add_argument("--out", required=True,
-                   help="FILE.png: a grid (a scatter plot for toys); DIR: one PNG per sample; FILE.npz: an array")
+                   help="FILE.png: a grid (a scatter plot for toys); DIR: one PNG per sample (a new or empty folder); "
+                        "FILE.npz: an array")
+    s.add_argument("--overwrite", action="store_true",
+                   help="DIR already holds samples: replace them (a folder holding anything but PNGs is refused)")
     s.add_argument("--class", dest="cls", type=int, default=None, metavar="K",
                    help="class-conditional runs: every sample of class K (default: classes in turn, i %% K)")
     s.add_argument("--per-class", type=_positive, default=None, metavar="N",
@@ -221,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(f-AnoGAN: G(E(x)) residuals; needs `fastwgan encode RUN` first), critic (minus "
                                    "the critic's output) or knn (distance to the nearest training images). Writes "
                                    "index,name,score rows (fanogan adds image,feature: the two residuals).",
-                       usage="fastwgan score [-h] RUN INPUT [--method M] [--out CSV] [--batch-size N]   "
-                             "(or: --checkpoint RUN INPUT)")
+                       usage="fastwgan score [-h] RUN INPUT [--method fanogan|critic|knn] [--k N] [--class K] "
+                             "[--anomalous-class K[,K...] | --labels FILE] [--maps PNG] [--out CSV] [--batch-size N]")
     _run_arguments(c, "whose critic scores")
     c.add_argument("input", nargs="?", metavar="INPUT",
                    help="what to score: any --data of `fastwgan train` (a built-in name such as digits-heldout "
@@ -233,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method", choices=("fanogan", "critic", "knn"), default="critic",
                    help="fanogan, critic (default) or knn; every method: higher = more anomalous")
     c.add_argument("--k", type=_positive, default=1, help="knn: neighbours averaged (default 1)")
+    c.add_argument("--anomalous-class", default=None, metavar="K[,K...]",
+                   help="INPUT's classes that count as anomalies (INPUT must carry labels, e.g. digits-heldout): "
+                        "adds an `anomalous` column and prints the AUROC (leave-one-class-out: the class the run "
+                        "never saw)")
+    c.add_argument("--labels", dest="truth", default=None, metavar="FILE",
+                   help="ground truth, 1 = anomalous, one per input (.npy, or text with one 0/1 per line): adds an "
+                        "`anomalous` column and prints the AUROC")
     c.add_argument("--maps", default=None, metavar="PNG",
                    help="fanogan: also write a picture of inputs, reconstructions G(E(x)) and |x - G(E(x))| "
                         "(the first 32 inputs)")
@@ -278,15 +291,52 @@ def _load_data(args):
     conditional = args.conditional or args.num_classes is not None
     streamed = _streamed_folder(args, conditional)
     if streamed is not None:
+        if args.exclude_class is not None:
+            raise ValueError("--exclude-class selects from data loaded whole; this folder is streamed (--stream off "
+                             "loads it whole, or give a folder without those classes)")
         return streamed, None
     if args.data.startswith("toy:"):
         if conditional:
             raise ValueError(f"--conditional: {args.data} has no labels (use labelled images: digits-train, an "
                              "IDX file with its labels, CIFAR-10, a folder of class subfolders, .npz with labels)")
         return data.toy(args.data[4:], n=args.toy_n, seed=0), None
+    if args.exclude_class is not None:
+        return without_classes(args.data, args.exclude_class, args.image_size, args.channels, conditional)
     if conditional:
         return data.load(args.data, image_size=args.image_size, channels=args.channels, labels=True)
     return data.load(args.data, image_size=args.image_size, channels=args.channels), None
+
+
+def class_list(text: str, flag: str) -> list[int]:
+    """'3' or '3,5' -> [3] / [3, 5] (the class options of train and score)."""
+    try:
+        ks = [int(k) for k in str(text).split(",") if k.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 0:
+        raise ValueError(f"{flag}: expected class ids such as 3 or 3,5, got {text!r}")
+    return ks
+
+
+def without_classes(source: str, exclude: str, image_size, channels, conditional: bool):
+    """--exclude-class: a labelled source without some classes, as (x, labels or None)."""
+    from . import data
+
+    ks = class_list(exclude, "--exclude-class")
+    if source.startswith("toy:"):
+        raise ValueError(f"--exclude-class: {source} has no classes")
+    try:
+        x, y = data.load(source, image_size=image_size, channels=channels, labels=True)
+    except data.DataError as e:
+        raise ValueError(f"--exclude-class: {source} carries no class labels ({e})") from None
+    missing = [k for k in ks if not bool((y == k).any())]
+    if missing:
+        raise ValueError(f"--exclude-class: {source} has no images of class {missing[0]} (its classes: "
+                         f"{sorted(set(y.tolist()))})")
+    keep = ~torch.isin(y, torch.tensor(ks))
+    if not bool(keep.any()):
+        raise ValueError(f"--exclude-class {exclude}: nothing of {source} is left to train on")
+    return x[keep], (y[keep] if conditional else None)
 
 
 def _streamed_folder(args, labels: bool):
@@ -341,6 +391,7 @@ def _resume_args(args) -> tuple[TrainConfig, dict, dict]:
         cfg = TrainConfig.from_dict(rc["config"])
         d = rc["data"]
         args.data, args.image_size, args.channels, args.toy_n = d["source"], d["image_size"], d["channels"], d["toy_n"]
+        args.exclude_class = d.get("exclude_class")
         args.conditional = bool(d.get("labels"))
         args.stream = "on" if d.get("streamed") else "off"  # the way the run read its data
         args.trainer, args.ema_decay = rc.get("trainer", "fast"), rc.get("ema_decay")
@@ -366,6 +417,9 @@ def cmd_train(args) -> int:
 
     # Everything that can be refused is checked here, before the banner and before any file is written.
     if args.resume:
+        from .run import resume_folder
+
+        args.resume = str(resume_folder(args.resume))
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ValueError(f"--resume continues {args.resume} in its own folder; drop --out {args.out}")
         if args.overwrite:
@@ -375,6 +429,11 @@ def cmd_train(args) -> int:
         at = run_step(out)
         if not at:
             raise ValueError(f"--resume: {out} has no checkpoint to continue from")
+        if args.steps is None:  # the run's own target (runs written before fastwgan recorded it: the old default)
+            args.steps = int(rc.get("steps") or 1000)
+            if args.steps <= at:
+                raise ValueError(f"--resume: {out} already reached its target of {args.steps} steps; give a new "
+                                 f"total, e.g. --steps {2 * args.steps}")
         if args.steps <= at:
             raise ValueError(f"--resume: {out} is already at step {at} and --steps is the run's total; ask for more "
                              f"than {at} (e.g. --steps {at + args.steps})")
@@ -382,6 +441,7 @@ def cmd_train(args) -> int:
         streamed = isinstance(x, ImageFolderDataset)
         names = rc["data"].get("class_names")
     else:
+        args.steps = args.steps or 1000
         cfg, preset = _config_from_args(args)
         name = args.data[4:] if args.data.startswith("toy:") else Path(args.data).stem
         out = Path(args.out or f"runs/{name}-{preset}")
@@ -424,7 +484,7 @@ def cmd_train(args) -> int:
     shape = [len(x), *x.shape] if streamed else list(x.shape)
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
                   "data": {"source": args.data, "image_size": args.image_size, "channels": args.channels,
-                           "toy_n": args.toy_n, "shape": shape, "dtype": "torch.uint8" if streamed else str(x.dtype),
+                           "toy_n": args.toy_n, "exclude_class": args.exclude_class, "shape": shape, "dtype": "torch.uint8" if streamed else str(x.dtype),
                            "labels": cfg.conditional, "class_names": names,
                            "streamed": streamed}}
     if trainer.rank == 0:
@@ -453,7 +513,7 @@ def cmd_train(args) -> int:
     if trainer.stopped_by:
         if trainer.rank == 0:
             print(f"fastwgan train: stopped by {trainer.stopped_by} at step {trainer.step}; checkpoint written to "
-                  f"{out / 'checkpoints'}. Resume with: fastwgan train --resume {out} --steps {args.steps}",
+                  f"{out / 'checkpoints'}. Resume with: fastwgan train --resume {out}",
                   file=sys.stderr)
         import signal
 
@@ -482,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = logging.StreamHandler(sys.stderr)
     notes.setFormatter(logging.Formatter("fastwgan: %(message)s"))
     log.addHandler(notes)
-    level, log.level = log.level, logging.INFO
+    level, log.level = log.level, (logging.DEBUG if args.debug else logging.INFO)
     try:
         return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
                 "score": cmd_score, "encode": cmd_encode, "translate": cmd_translate,
@@ -492,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fastwgan {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which stops cleanly itself): one line
+        if args.debug:
+            raise
+        print(f"fastwgan {args.command}: interrupted (Ctrl-C); a run keeps what its last checkpoint holds",
+              file=sys.stderr)
+        return 130
     finally:
         log.removeHandler(notes)
         log.setLevel(level)

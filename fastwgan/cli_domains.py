@@ -12,15 +12,25 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, TrainConfig
+from .threads import threads_arg
+
+#: TrainConfig fields that only the GAN trainer reads: the two-domain commands do not offer them.
+GAN_ONLY = ("latent_dim", "num_classes", "ac_weight", "augment", "dtype")
+#: What lr_d / lr_g set in each two-domain command (TrainConfig's names are the GAN's).
+LR_HELP = {"translate": ("learning rate of both critics D_s, D_t", "learning rate of both translators G_st, G_ts"),
+           "adapt": ("learning rate of the domain critic", "learning rate of the feature extractor and classifier")}
+
 
 
 def _common_training(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--source", default=None, help="the source domain, as `train --data` takes it (e.g. digits-train)")
     p.add_argument("--target", default=None, help="the target domain (e.g. digits-m-train)")
     p.add_argument("--out", default=None, help="run folder (new or empty; --overwrite replaces a run there)")
-    p.add_argument("--steps", type=int, default=default_steps, help=f"steps in total (default {default_steps})")
-    p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN to --steps in total, with its own "
-                                                                  "config and data")
+    p.add_argument("--steps", type=int, default=None, help=f"steps in total (default {default_steps}; with --resume "
+                                                           "the run's own target)")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN to its own target (or --steps in "
+                                                                  "total), with its own config and data")
+    p.set_defaults(default_steps=default_steps)
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--preset", choices=sorted(PRESETS), default="wgan-gp", help="the critics' settings (default "
                                                                                  "wgan-gp)")
@@ -31,6 +41,9 @@ def _common_training(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--log-every", type=int, default=10, help="steps between stats.jsonl lines")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=threads_arg, default="auto", metavar="auto|N",
+                   help="CPU threads of the fast trainer: auto (default) measures and re-chooses when other work "
+                        "competes for the cores; N fixes the count")
 
 
 def add_parsers(sub, common, add_config_options, data_help: str) -> None:
@@ -55,11 +68,14 @@ def add_parsers(sub, common, add_config_options, data_help: str) -> None:
     t.add_argument("--identity-weight", type=float, default=None,
                    help="lambda_id (default 0.5 lambda_cyc when both domains have the same channels, else 0)")
     t.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (default steps/10)")
-    add_config_options(t)
+    add_config_options(t, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["translate"])))
     a = tsub.add_parser("apply", parents=[common], help="translate images with a trained run",
-                        description="Translate INPUT with a translation run's latest checkpoint.")
-    a.add_argument("input", metavar="INPUT", help="images to translate, as `train --data` takes them")
-    a.add_argument("--checkpoint", required=True, metavar="RUN", help="the translation run folder")
+                        description="Translate INPUT with a translation run's latest checkpoint.",
+                        usage="fastwgan translate apply [-h] RUN INPUT --out OUT [--direction s2t|t2s] "
+                              "[--batch-size N]")
+    a.add_argument("run", nargs="?", metavar="RUN", help="the translation run folder")
+    a.add_argument("input", nargs="?", metavar="INPUT", help="images to translate, as `train --data` takes them")
+    a.add_argument("--checkpoint", default=None, metavar="RUN", help="the same as RUN (the older spelling)")
     a.add_argument("--out", required=True, help="FILE.png: a grid of inputs above their translations; DIR: one PNG "
                                                 "per image; FILE.npz: uint8 images")
     a.add_argument("--direction", choices=("s2t", "t2s"), default="s2t",
@@ -78,7 +94,7 @@ def add_parsers(sub, common, add_config_options, data_help: str) -> None:
     ad.add_argument("--eval-data", default=None, metavar="SOURCE",
                     help="labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
                          "classifier's accuracy on them goes to metrics.json; the target's own labels are never read")
-    add_config_options(ad)
+    add_config_options(ad, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["adapt"])))
 
 
 def _config(args) -> TrainConfig:
@@ -107,9 +123,15 @@ def _check_out(args, kind: str) -> Path:
     from .run import check_out
 
     if args.resume:
-        if args.out and Path(args.out) != Path(args.resume):
+        from .run import read_config, resume_folder
+
+        run = resume_folder(args.resume)
+        if args.out and Path(args.out).resolve() != run.resolve():
             raise ValueError("--resume RUN continues RUN in its own folder; drop --out")
-        return Path(args.resume)
+        if args.steps is None:  # the run's own target
+            args.steps = int(read_config(run).get("steps") or args.default_steps)
+        return run
+    args.steps = args.steps or args.default_steps
     if not args.out:
         raise ValueError(f"--out: name the run folder (e.g. --out runs/{kind})")
     out = Path(args.out)
@@ -129,8 +151,8 @@ def _resumed(out: Path, kind: str) -> dict:
 
 def _finish(trainer, out: Path, what: str) -> int:
     if trainer.stopped_by:
-        print(f"fastwgan {what}: stopped by {trainer.stopped_by} at step {trainer.step}; resume with --resume {out}",
-              file=sys.stderr)
+        print(f"fastwgan {what}: stopped by {trainer.stopped_by} at step {trainer.step}; resume with: fastwgan {what} "
+              f"--resume {out}", file=sys.stderr)
         import signal
 
         return 128 + int(getattr(signal, trainer.stopped_by))
@@ -153,7 +175,7 @@ def _translate_train(args) -> int:
         d = rc["data"]
         xs = _load(d["source"], "source", image_size=d["image_size"], channels=d["source_channels"])
         xt = _load(d["target"], "target", image_size=d["image_size"], channels=d["target_channels"])
-        trainer = translate.load_translation(out, compile=not args.no_compile)
+        trainer = translate.load_translation(out, compile=not args.no_compile, threads=args.threads)
         if args.trainer == "reference":
             raise ValueError("--resume continues with the fast trainer (checkpoints of both twins interchange); "
                              "drop --trainer")
@@ -177,7 +199,7 @@ def _translate_train(args) -> int:
         g_ts = models.translator(size, ct, cs, width=args.width, blocks=args.blocks)
         d_s, d_t = (_critic((c, size, size), cfg, args.critic, args.critic_width) for c in (cs, ct))
         cls = translate.TranslationTrainer if args.trainer == "fast" else translate.ReferenceTranslationTrainer
-        kw = {"compile": not args.no_compile} if args.trainer == "fast" else {}
+        kw = {"compile": not args.no_compile, "threads": args.threads} if args.trainer == "fast" else {}
         trainer = cls(g_st, g_ts, d_s, d_t, cfg, args.cycle_weight, args.identity_weight, **kw)
         run_config = {"data": {"source": args.source, "target": args.target, "image_size": args.image_size,
                                "source_channels": args.source_channels, "target_channels": args.target_channels,
@@ -207,8 +229,15 @@ def _translate_apply(args) -> int:
     from . import data, translate
     from .run import read_config
 
-    rc = read_config(args.checkpoint)
-    trainer = translate.load_translation(args.checkpoint)
+    if args.checkpoint and args.input is None:  # `apply --checkpoint RUN INPUT`: the one positional is INPUT
+        args.run, args.input = None, args.run
+    if args.run and args.checkpoint and args.run != args.checkpoint:
+        raise ValueError(f"the run is given twice ({args.run} and --checkpoint {args.checkpoint}): give RUN once")
+    run = args.run or args.checkpoint
+    if run is None or args.input is None:
+        raise ValueError("give RUN and INPUT (e.g. `fastwgan translate apply runs/d2m digits-heldout --out t.png`)")
+    rc = read_config(run)
+    trainer = translate.load_translation(run)
     d = rc.get("data", {})
     side = "source" if args.direction == "s2t" else "target"
     x = _load(args.input, "input", image_size=d.get("image_size"), channels=d.get(f"{side}_channels"))
@@ -256,7 +285,7 @@ def cmd_adapt(args) -> int:
     torch.manual_seed(cfg.seed)
     nets = adapt.digit_networks(xs.shape[1], num_classes=k, image_size=xs.shape[2])
     if args.trainer == "fast":
-        trainer = adapt.AdaptTrainer(*nets, cfg, args.weight, compile=not args.no_compile)
+        trainer = adapt.AdaptTrainer(*nets, cfg, args.weight, compile=not args.no_compile, threads=args.threads)
     else:
         trainer = adapt.ReferenceAdaptTrainer(*nets, cfg, args.weight)
     if args.resume:
@@ -265,9 +294,13 @@ def cmd_adapt(args) -> int:
                            "eval": args.eval_data, "shape": list(xs.shape[1:])}, "steps": args.steps}
     print(f"fastwgan adapt: {trainer.name} trainer, {len(xs)} labelled source images ({k} classes) -> {len(xt)} "
           f"target images {tuple(xt.shape[1:])}, {args.steps} steps in total -> {out}", file=sys.stderr)
+    evaluators = ()
+    if args.eval_data:  # the target accuracy at every log tick: stats.jsonl and the plot's third panel
+        xe, ye = _load(args.eval_data, "eval-data", image_size=image_size, channels=channels, labels=True)
+        evaluators = (lambda tr: {"target_accuracy": tr.accuracy(xe, ye)},)
     trainer.fit(xs, xt, args.steps, labels=ys, out=out, overwrite=args.overwrite, log_every=args.log_every,
                 checkpoint_every=args.checkpoint_every, progress=False if args.no_progress else None,
-                run_config=run_config)
+                run_config=run_config, evaluators=evaluators)
     code = _finish(trainer, out, "adapt")
     if code:
         return code
@@ -278,7 +311,6 @@ def cmd_adapt(args) -> int:
                         metadata={"kind": "fastwgan-adapted-classifier", "step": str(trainer.step)})
     metrics = {"step": trainer.step, "source_train_accuracy": trainer.accuracy(xs, ys)}
     if args.eval_data:
-        xe, ye = _load(args.eval_data, "eval-data", image_size=image_size, channels=channels, labels=True)
         metrics["target_accuracy"] = trainer.accuracy(xe, ye)
         metrics["eval_data"] = args.eval_data
     atomic_write_json(out / "metrics.json", metrics)

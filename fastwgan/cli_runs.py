@@ -22,6 +22,28 @@ def _run_arg(args) -> str:
     return run
 
 
+def _sample_folder(out: Path, overwrite: bool) -> None:
+    """A folder ``sample`` may write into: new or empty, or (``--overwrite``) holding only earlier samples (PNGs,
+    class folders of PNGs), which are removed; old and new samples are never mixed."""
+    import shutil
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out: {out} is a file; give a folder, FILE.png or FILE.npz")
+    files = [p for p in out.rglob("*") if p.is_file()]
+    if not files:
+        return
+    if not overwrite:
+        raise ValueError(f"--out: {out} already holds {len(files)} files; give a new or empty folder, or --overwrite "
+                         "to replace the samples there")
+    foreign = [p for p in files if p.suffix.lower() != ".png"]
+    if foreign:
+        raise ValueError(f"--out: {out} holds files that are not samples (e.g. {foreign[0]}); --overwrite only "
+                         "replaces a folder of samples")
+    shutil.rmtree(out)
+
+
 def cmd_sample(args) -> int:
     from . import data, inference, plots
 
@@ -33,6 +55,8 @@ def cmd_sample(args) -> int:
         raise ValueError("--scale enlarges the images of a FILE.png grid; --out is not a .png")
     if args.cls is not None and args.per_class is not None:
         raise ValueError("--class K samples one class, --per-class N every class: give one of them")
+    if not out.suffix:
+        _sample_folder(out, args.overwrite)
     trainer, rc = load_trainer(run)
     k = trainer.config.num_classes
     if k is None and (args.cls is not None or args.per_class is not None):
@@ -92,6 +116,10 @@ def _training_data(rc: dict):
         return torch.utils.data.DataLoader(ds, batch_size=1024)
     if source.startswith("toy:"):
         return data.toy(source[4:], n=d.get("toy_n") or 100_000, seed=0)
+    if d.get("exclude_class") is not None:  # trained without some classes: knn's reference set is what it saw
+        from .cli import without_classes
+
+        return without_classes(source, d["exclude_class"], d.get("image_size"), d.get("channels"), False)[0]
     return data.load(source, image_size=d.get("image_size"), channels=d.get("channels"))
 
 
@@ -117,19 +145,38 @@ def cmd_score(args) -> int:
 
         encoder = anomaly.load_encoder(run_root(run), trainer)  # before reading the input: a missing one is named
     own_labels = conditional and args.cls is None and args.method == "critic"  # D(x, y): the input's labels
+    if args.anomalous_class is not None and args.truth is not None:
+        raise ValueError("--anomalous-class and --labels both give the ground truth: give one of them")
+    from .cli import class_list
+
+    anomalous = class_list(args.anomalous_class, "--anomalous-class") if args.anomalous_class is not None else None
     from .data import DataError
 
-    try:
-        x, names, labels = inference.load_inputs(args.input, rc.get("data"), labels=own_labels)
+    try:  # the input's labels travel with it into the CSV whenever it has them
+        x, names, in_labels = inference.load_inputs(args.input, rc.get("data"), labels=True)
     except DataError as e:  # a source without (valid) labels
-        if not own_labels:
-            raise
-        raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
-                         f"({e})") from None
-    labels = args.cls if args.cls is not None else labels
+        if own_labels:
+            raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
+                             f"({e})") from None
+        if anomalous is not None:
+            raise ValueError(f"--anomalous-class: {args.input} carries no class labels ({e}); give --labels FILE "
+                             "instead") from None
+        x, names, in_labels = inference.load_inputs(args.input, rc.get("data"))
+    if anomalous is not None and in_labels is None:
+        raise ValueError(f"--anomalous-class: {args.input} carries no class labels; give --labels FILE instead")
+    truth = None
+    if anomalous is not None:
+        truth = torch.isin(in_labels, torch.tensor(anomalous))
+    elif args.truth is not None:
+        truth = _read_truth(args.truth, len(x))
+    labels = args.cls if args.cls is not None else (in_labels if own_labels else None)
     result = anomaly.score(args.method, x, trainer=trainer, encoder_trainer=encoder, labels=labels, k=args.k,
                            train=_training_data(rc) if args.method == "knn" else None, batch_size=args.batch_size)
     scores, extra = result.pop("score"), result
+    if in_labels is not None:
+        extra = {"label": in_labels, **extra}
+    if truth is not None:
+        extra = {**extra, "anomalous": truth.long()}
     if args.maps:
         from .images import save_grid
 
@@ -145,7 +192,36 @@ def cmd_score(args) -> int:
         print(f"fastwgan: wrote {len(names)} {args.method} scores to {args.out}", file=sys.stderr)
     else:
         inference.write_scores(sys.stdout, names, scores, extra)
+    if truth is not None:
+        from .metrics import auroc
+
+        n_bad = int(truth.sum())
+        if n_bad in (0, len(truth)):
+            raise ValueError(f"AUROC needs both normal and anomalous inputs; {n_bad} of {len(truth)} are anomalous")
+        what = f"class {args.anomalous_class}" if anomalous is not None else f"--labels {args.truth}"
+        print(f"fastwgan score: AUROC {auroc(scores[truth], scores[~truth]):.4f} ({args.method}; {n_bad} anomalous "
+              f"inputs ({what}) of {len(truth)})", file=sys.stderr)
     return 0
+
+
+def _read_truth(path, n: int) -> torch.Tensor:
+    """--labels FILE: one 0/1 per input (1 = anomalous), from a .npy or a text file."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--labels: no such file: {p}")
+    try:
+        a = np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.loadtxt(p, ndmin=1)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--labels: {p} is not a .npy array or a text file of 0/1 values ({e})") from None
+    a = np.asarray(a).reshape(-1)
+    if len(a) != n:
+        raise ValueError(f"--labels: {p} holds {len(a)} values but INPUT has {n} inputs")
+    bad = np.flatnonzero(~np.isin(a, (0, 1)))
+    if len(bad):
+        raise ValueError(f"--labels: {p} value {a[bad[0]]!r} at row {bad[0]} is not 0 or 1 (1 = anomalous)")
+    return torch.from_numpy(a.astype(bool))
 
 
 def cmd_encode(args) -> int:

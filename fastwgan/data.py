@@ -332,6 +332,11 @@ def decode_image(path: Path, mode: str, image_size: int | None) -> np.ndarray:
 
 def _to_nchw_uint8(a: np.ndarray, path: Path) -> np.ndarray:
     """Accepted array layouts and dtypes -> uint8 (N, C, H, W)."""
+    if np.issubdtype(a.dtype, np.floating) and a.size:
+        finite = np.isfinite(a)
+        if not finite.all():  # named by its index in the array as given
+            at = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise DataError(f"{path}: image {at[0]} holds {a[at]} (at index {at}); float images must be finite")
     if a.ndim == 3:
         a = a[:, None]
     elif a.ndim == 4:
@@ -347,15 +352,18 @@ def _to_nchw_uint8(a: np.ndarray, path: Path) -> np.ndarray:
         return np.ascontiguousarray(a)
     if np.issubdtype(a.dtype, np.floating):
         lo, hi = float(np.min(a)), float(np.max(a))
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
-            raise DataError(f"{path}: float array values must lie in [0, 1], found [{lo}, {hi}]")
-        return np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+        if lo >= 0.0 and hi <= 1.0:  # [0, 1]
+            return np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+        if lo >= -1.0 and hi <= 1.0:  # [-1, 1]: what fastwgan's samples (Trainer.sample) hold
+            return np.rint((a.astype(np.float64) + 1.0) * 127.5).astype(np.uint8)
+        raise DataError(f"{path}: float array values must lie in [0, 1], or in [-1, 1] as fastwgan's samples do; "
+                        f"found [{lo}, {hi}]")
     if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
         lo, hi = int(np.min(a)), int(np.max(a))
         if a.dtype != np.bool_ and (lo < 0 or hi > 255):
             raise DataError(f"{path}: integer array values must lie in 0..255, found {lo}..{hi}")
         return a.astype(np.uint8) * (255 if a.dtype == np.bool_ else 1)
-    raise DataError(f"{path}: unsupported array dtype {a.dtype}: expected uint8 or float in [0, 1]")
+    raise DataError(f"{path}: unsupported array dtype {a.dtype}: expected uint8, or float in [0, 1] or [-1, 1]")
 
 
 def _read_array_file(path: Path, keys=("images", "x", "arr_0")) -> np.ndarray:

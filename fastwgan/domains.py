@@ -18,7 +18,8 @@ from . import guards, rng
 from .config import TrainConfig
 from .images import DataError
 from .loop import records_since, resolve_device
-from .run import RunWriter
+from .run import Progress, RunWriter
+from .threads import ThreadPolicy
 
 
 def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -75,6 +76,7 @@ class DomainTrainerBase:
 
     name = "base"
     kind = "base"  # "translation" | "adaptation": what a checkpoint holds
+    plot_panels: tuple = ()  # plots/losses.png: (title, ((history key, label), ...)) per panel (fastwgan.plots)
     metrics: tuple[str, ...] = ()  # the per-step metric names, in stats.jsonl order
 
     def __init__(self, config: TrainConfig):
@@ -92,6 +94,7 @@ class DomainTrainerBase:
         self._records: list[dict] = []
         self._pending: list[tuple[int, dict]] = []
         self.stopped_by: str | None = None
+        self.threads = ThreadPolicy(None, self.device)  # the fast trainers take threads="auto" | N
 
     # ------------------------------------------------------------------ subclass hooks
     def _networks(self) -> dict[str, nn.Module]:
@@ -133,10 +136,9 @@ class DomainTrainerBase:
     def _fit(self, domains: tuple, steps: int | None, add_steps: int | None, *, out=None, overwrite: bool = False,
              log_every: int = 10, sample_every: int | None = None, checkpoint_every: int | None = None,
              keep_checkpoints: int = 3, progress: bool | None = None, run_config: dict | None = None,
-             handle_signals: bool = True):
-        """The loop of every two-domain ``fit`` (the subclass checked ``domains``: device tensors)."""
-        from tqdm.auto import tqdm
-
+             handle_signals: bool = True, evaluators=()):
+        """The loop of every two-domain ``fit`` (the subclass checked ``domains``: device tensors). ``evaluators``:
+        callables ``f(trainer) -> dict`` whose values join each log tick's record (stats.jsonl, the plots)."""
         if (steps is None) == (add_steps is None):
             raise ValueError("fit: give exactly one of steps (the run's total) and add_steps (more from now)")
         if add_steps is not None:
@@ -154,17 +156,17 @@ class DomainTrainerBase:
         writer = None
         if out is not None:
             writer = RunWriter(out, {"kind": self.kind, "trainer": self.name, "config": self.config.to_dict(),
-                                     **(run_config or {})}, step=self.step, overwrite=overwrite)
+                                     "steps": steps, **(run_config or {})}, step=self.step, overwrite=overwrite)
         sample_every = sample_every or max(1, steps // 10)
         sizes = tuple(len(d) for d in domains)
-        bar = tqdm(total=steps, initial=self.step, desc=f"{self.kind} {self.name}", unit="step",
-                   disable=not progress if progress is not None else None, dynamic_ncols=True)
+        bar = Progress(steps, self.step, f"{self.kind} {self.name}", progress)
         t_tick, tick_from, timed_from = time.perf_counter(), self.step, None
         self.stopped_by = None
         with guards.catch_signals(handle_signals) as stop:
             try:
                 while self.step < steps and not stop:
-                    metrics = self._train_step(domains, self._draw(sizes))
+                    draw = self._draw(sizes)
+                    metrics = self.threads.run(lambda: self._train_step(domains, draw))
                     self._pending.append((self.step + 1, metrics))
                     self.step += 1
                     bar.update(1)
@@ -181,11 +183,15 @@ class DomainTrainerBase:
                         record = self._tick_record(tick_from, timed_from, now - t_tick)
                         t_tick, tick_from, timed_from = now, self.step, self.step
                         bar.set_postfix({k: f"{record[k]:.3g}" for k in self.metrics[:3]})
+                        for ev in evaluators:
+                            record.update(ev(self))
+                        if evaluators:
+                            t_tick = time.perf_counter()  # evaluating is not training
                         if writer:
                             writer.log(record)
                     if writer and (self.step % sample_every == 0 or last):
                         self._preview(writer, self.step, domains)
-                        writer.plots(self.history)
+                        writer.plots(self.history, self.plot_panels)
                         t_tick = time.perf_counter()
                     if ckpt:
                         writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)

@@ -201,8 +201,13 @@ _LABELS = {
 }
 
 
+#: Metrics measured on real images only: the table shows them in the "real" column.
+_OF_REAL_DATA = ("classifier_heldout_accuracy",)
+
+
 def format_table(result: dict) -> str:
-    """A short two/three-column table: metric | generated | real vs real."""
+    """A short table: metric | generated (the samples' value) | real (the same metric between two real sets, or a
+    property of the real images such as the evaluation classifier's held-out accuracy)."""
     m = result["metrics"]
 
     def fmt(v):
@@ -219,10 +224,13 @@ def format_table(result: dict) -> str:
         label = _LABELS.get(k, k)
         if k == "modes_covered":
             v = f"{v} / {m['modes']}"
+        if k in _OF_REAL_DATA:  # a property of real images (the evaluation classifier's accuracy), not of samples
+            rows.append((label, "", fmt(v)))
+            continue
         rows.append((label, v if isinstance(v, str) else fmt(v), fmt(m.get(k + "_real")) if k + "_real" in m else ""))
     w = max(len(r[0]) for r in rows)
     head = f"{result['run']} @ step {result['step']} ({result['source']})"
-    lines = [head, f"{'metric':<{w}}  {'generated':>12}  {'real vs real':>12}"]
+    lines = [head, f"{'metric':<{w}}  {'generated':>12}  {'real':>12}"]
     lines += [f"{a:<{w}}  {b:>12}  {c:>12}" for a, b, c in rows]
     if m.get("heldout_seen_in_training"):
         lines.append(f"Note: this run trained on {result['source']!r}, which includes the 500 held-out digits, so "

@@ -124,7 +124,8 @@ def load_inputs(path, run_data: dict | None = None, labels: bool = False):
     config.json's "data"); samples of another shape than the run's are refused, with both shapes named.
 
     Returns:
-        (samples, names, labels): names are the files' relative paths for folders, else the row indices; labels
+        (samples, names, labels): names are the files' relative paths for folders, else SOURCE[row] (e.g.
+        "digits-heldout[3]"); labels
         (N,) int64 read with the samples when ``labels`` (``fastwgan.data.load(..., labels=True)``), else None.
     """
     run_data = run_data or {}
@@ -148,7 +149,7 @@ def _read_inputs(path, run_data: dict, shape, labels: bool):
     if data.is_named(path) and not Path(path).exists():
         toy = path.startswith("toy:")  # points: no image size or channels
         x, y = load(path, image_size=None if toy else size, channels=None if toy else channels)
-        return x, [str(i) for i in range(len(x))], y
+        return x, [f"{path}[{i}]" for i in range(len(x))], y  # the source and the row: "digits-heldout[3]"
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"score: no such file or folder: {path}")
@@ -164,12 +165,12 @@ def _read_inputs(path, run_data: dict, shape, labels: bool):
         x = torch.from_numpy(np.asarray(arr, dtype=np.float32))
         if x.dim() != 2 or x.shape[1] != shape[1]:
             raise ValueError(f"{path}: expected points (N, {shape[1]}), got shape {tuple(x.shape)}")
-        return x, [str(i) for i in range(len(x))], None  # toy points carry no labels
+        return x, [f"{path.name}[{i}]" for i in range(len(x))], None  # toy points carry no labels
     x, y = load(str(path), image_size=size, channels=channels)
     if path.is_dir():
         names = [str(p.relative_to(path)) for p in data._image_files(path)]
-    else:
-        names = [str(i) for i in range(len(x))]
+    else:  # an array or a data file: its name and the row
+        names = [f"{path.name}[{i}]" for i in range(len(x))]
     return x, names, y
 
 

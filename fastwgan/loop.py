@@ -20,7 +20,7 @@ from .config import TrainConfig
 from .images import as_float
 from .models import has_batch_norm
 from .threads import ThreadPolicy
-from .run import RunWriter
+from .run import Progress, RunWriter
 from .sources import LoaderSource, RealBatches, TensorSource
 
 METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss", "ac_loss")  # ac_loss: conditional runs
@@ -255,7 +255,8 @@ class TrainerBase:
             sample_every: steps between fixed-noise sample pictures (default: steps // 10).
             checkpoint_every: steps between checkpoints (default: only at the end).
             keep_checkpoints: how many checkpoints to keep.
-            progress: show a tqdm bar (default: when stderr is a terminal).
+            progress: a tqdm bar on a terminal, else a plain line every 30 s (None, the default); True: the bar;
+                False: nothing (``fastwgan.run.Progress``).
             run_config: extra JSON written to config.json (the CLI records the model and data spec there).
             callbacks: called as cb(trainer, record) at every log tick.
             evaluators: called as ev(trainer) -> dict at every log tick BEFORE the record is written; the dicts
@@ -302,8 +303,13 @@ class TrainerBase:
         cfg = self.config
         writer = None
         if out is not None and self.rank == 0:
-            writer = RunWriter(out, {"trainer": self.name, "config": cfg.to_dict(), **(run_config or {})},
-                               step=self.step, overwrite=overwrite)
+            # What load_trainer and the run-reading commands need, whoever called fit: the model spec of bundled
+            # models (fastwgan.models sets G.spec; user modules have none: load_trainer then takes the modules)
+            # and the run's target, which a resume continues to.
+            meta = {"trainer": self.name, "config": cfg.to_dict(), "steps": steps}
+            spec = getattr(self.generator, "spec", None)
+            writer = RunWriter(out, {**meta, **(run_config or {})}, step=self.step, overwrite=overwrite,
+                               defaults=None if spec is None else {"model": dict(spec)})
         sample_every = sample_every or max(1, steps // 10)
         n_show = 1000 if data.dim() == 2 else 64  # 2-D toys: a scatter of 1000 points; images: an 8x8 grid
         per_row = 8
@@ -314,10 +320,7 @@ class TrainerBase:
         real_show = data[:5000] if data.dim() == 2 else None
         self.stopped_by = None
 
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=min(self.step, steps), desc=f"{self.name} {cfg.loss}", unit="step",
-                   disable=(self.rank != 0) or (not progress if progress is not None else None), dynamic_ncols=True)
+        bar = Progress(steps, self.step, f"{self.name} {cfg.loss}", progress, rank=self.rank)
         t_tick, step_tick = time.perf_counter(), self.step
         timed_from = None  # the tick's first timed step: the first step of a fit (compile) is not timed
         first_step_s = None

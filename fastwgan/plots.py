@@ -29,25 +29,33 @@ def save(fig, path: str | os.PathLike, dpi: int | None = None) -> None:
     os.replace(tmp, path)
 
 
-def plot_losses(history: list[dict], path: str | os.PathLike) -> None:
-    """Critic loss, W-estimate and gradient penalty (left), generator loss (right), against the step."""
-    fig, (ax_d, ax_g) = figure(2, (11, 4))
-    steps = [h["step"] for h in history]
+#: The GAN trainers' panels: (title, [(history key, label), ...]) each. Other trainers pass their own.
+GAN_PANELS = (("critic", (("critic_loss", "critic loss"), ("w_estimate", "W-estimate E[D(real)] - E[D(fake)]"),
+                          ("gp", "gradient penalty (unweighted)"))),
+              ("generator", (("generator_loss", "generator loss -E[D(G(z))]"),)))
 
+
+def plot_losses(history: list[dict], path: str | os.PathLike, panels=GAN_PANELS, ticks: list[dict] = ()) -> None:
+    """One panel per (title, [(key, label), ...]) entry, each curve against the step: from ``history`` (a record
+    per step) or, for keys it lacks, from ``ticks`` (the log ticks' records, e.g. an evaluation metric). Curves
+    with no value, and panels with no curve, are left out."""
     def series(key):
-        return [math.nan if h.get(key) is None else h[key] for h in history]
+        rows = history if any(h.get(key) is not None for h in history) else ticks
+        pts = [(h["step"], h[key]) for h in rows if h.get(key) is not None and "step" in h]
+        return [s for s, _ in pts], [math.nan if v != v else v for _, v in pts]
 
-    for key, label in (("critic_loss", "critic loss"), ("w_estimate", "W-estimate E[D(real)] - E[D(fake)]"),
-                       ("gp", "gradient penalty (unweighted)"), ("w_heldout", "W-estimate, held-out real")):
-        ys = series(key)
-        if any(not math.isnan(y) for y in ys):
-            ax_d.plot(steps, ys, label=label, lw=1)
-    ax_d.set_xlabel("generator step")
-    ax_d.set_title("critic")
-    ax_d.legend(fontsize=8)
-    ax_g.plot(steps, series("generator_loss"), color="C3", lw=1)
-    ax_g.set_xlabel("generator step")
-    ax_g.set_title("generator loss -E[D(G(z))]")
+    shown = [(title, [(k, lab, *series(k)) for k, lab in curves]) for title, curves in panels]
+    shown = [(title, [c for c in curves if c[2]]) for title, curves in shown]
+    shown = [(title, curves) for title, curves in shown if curves]
+    if not shown:
+        return
+    fig, axes = figure(len(shown), (5.5 * len(shown), 4))
+    for ax, (title, curves) in zip(axes if len(shown) > 1 else [axes], shown):
+        for key, label, xs, ys in curves:
+            ax.plot(xs, ys, label=label, lw=1)
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
 

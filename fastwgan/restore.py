@@ -40,7 +40,7 @@ def run_root(path: str | Path) -> Path:
     return next((d for d in (p, *p.parents) if (d / "config.json").is_file()), p)
 
 
-def load_trainer(run: str | Path, *, compile: bool = False, threads="auto"):
+def load_trainer(run: str | Path, *, compile: bool = False, threads="auto", generator=None, critic=None):
     """Rebuild a run's models and trainer from its config.json and latest checkpoint (or the given step_N.json),
     to sample, score, or continue it from Python.
 
@@ -49,6 +49,8 @@ def load_trainer(run: str | Path, *, compile: bool = False, threads="auto"):
             checkpoints/ folder, or one of its step_N.json.
         compile: compile the training steps (for continuing a run; sampling and scoring never need it).
         threads: the fast trainer's thread policy (``fastwgan.threads``).
+        generator, critic: the modules of a run that trained user modules (``fit(out=...)`` records the spec of
+            ``fastwgan.models`` only): built alike, their weights come from the checkpoint.
     Returns:
         (trainer, run_config): a fast ``fastwgan.Trainer`` at the checkpoint's step (fast and reference
         checkpoints interchange; a run trained with an EMA generator gets it back) and the run's config.json.
@@ -58,13 +60,21 @@ def load_trainer(run: str | Path, *, compile: bool = False, threads="auto"):
     from .run import read_config
 
     rc = read_config(run_root(run))
-    try:
-        cfg = TrainConfig.from_dict(rc["config"]).replace(device="auto")
-        spec = rc["model"]
-    except KeyError as e:
-        raise ValueError(f"{run}: config.json has no {e} entry (not a fastwgan train run?)") from None
+    if "config" not in rc:
+        raise ValueError(f"{run}: config.json has no 'config' entry (not a fastwgan GAN run?)")
+    cfg = TrainConfig.from_dict(rc["config"]).replace(device="auto")
+    if (generator is None) != (critic is None):
+        raise ValueError("load_trainer: give both generator= and critic= (the run's modules), or neither")
+    if generator is None and "model" not in rc:
+        raise ValueError(f"{run}: the run trained modules fastwgan did not build (config.json records no model "
+                         "spec); pass them: fw.load_trainer(run, generator=G, critic=D)")
     state = checkpoint.load(run)
     ema = rc.get("ema_decay") if "ema_generator" in state.get("optimizers", {}) else None
-    trainer = build_trainer(cfg, spec, "fast", compile=compile, ema_decay=ema, threads=threads)
+    if generator is not None:
+        from .trainer import Trainer
+
+        trainer = Trainer(generator, critic, cfg, compile=compile, ema_decay=ema, threads=threads)
+    else:
+        trainer = build_trainer(cfg, rc["model"], "fast", compile=compile, ema_decay=ema, threads=threads)
     trainer.load_state_dict(state)
     return trainer, rc

@@ -96,16 +96,18 @@ class RunWriter:
 
     Creating it checks the folder (``check_out``: a run folder belongs to one run; clear error otherwise). A
     continued run keeps the folder: ``stats.jsonl`` lines after ``step`` (logged after the checkpoint the run
-    resumed from) are dropped and config.json keeps its entries that ``run_config`` does not set. With
+    resumed from) are dropped and config.json keeps its entries that ``run_config`` does not set; ``defaults``
+    fill only the entries neither sets (fit's record of a bundled model's spec). With
     ``overwrite``, a run already in the folder is moved aside atomically (one rename, to ``OUT.replaced-TIME``)
     and deleted when the new run writes its first checkpoint; if the new run ends before that (``close``), the
     partial new folder is removed and the old run is moved back.
     """
 
     def __init__(self, out: str | os.PathLike, run_config: dict | None = None, *, step: int = 0,
-                 overwrite: bool = False):
+                 overwrite: bool = False, defaults: dict | None = None):
         self.out = Path(out)
         self.replaced: Path | None = None  # where the overwritten run waits for the new run's first checkpoint
+        self.ticks: list[dict] = []  # the stats.jsonl records (the plots draw evaluation metrics from them)
         have = check_out(self.out, step=step, overwrite=overwrite)
         if self.out.is_dir() and not os.access(self.out, os.W_OK):
             raise PermissionError(f"run folder: {self.out} is not writable")
@@ -117,6 +119,13 @@ class RunWriter:
                      "checkpoint", self.out, have, self.replaced)
         elif have is not None:  # a continuation
             self._truncate_stats(step)
+            stats = self.out / "stats.jsonl"
+            if stats.is_file():
+                for line in stats.read_text().splitlines():
+                    try:
+                        self.ticks.append(json.loads(line))
+                    except ValueError:
+                        pass
             if (self.out / "config.json").is_file():
                 old_config = read_config(self.out)
         try:
@@ -128,7 +137,8 @@ class RunWriter:
             raise PermissionError(f"run folder: {self.out} is not writable")
         if run_config is not None:
             checkpoint.atomic_write_json(self.out / "config.json",
-                                         {**old_config, **run_config, "environment": environment()})
+                                         {**(defaults or {}), **old_config, **run_config,
+                                          "environment": environment()})
 
     def _truncate_stats(self, step: int) -> None:
         path = self.out / "stats.jsonl"
@@ -156,6 +166,7 @@ class RunWriter:
 
     def log(self, record: dict) -> None:
         clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()}
+        self.ticks.append(clean)
         with open(self.out / "stats.jsonl", "a") as f:
             f.write(json.dumps(clean) + "\n")
 
@@ -171,9 +182,10 @@ class RunWriter:
             save_grid(x, path, nrow=nrow, scale=None)  # small images (8x8 digits) enlarged to be seen (images.view_scale)
         return path
 
-    def plots(self, history: list[dict]) -> None:
+    def plots(self, history: list[dict], panels=plots.GAN_PANELS) -> None:
+        """plots/losses.png: ``panels`` (``fastwgan.plots.plot_losses``) from the history and the logged ticks."""
         if history:
-            plots.plot_losses(history, self.out / "plots" / "losses.png")
+            plots.plot_losses(history, self.out / "plots" / "losses.png", panels, self.ticks)
 
     def checkpoint(self, state: dict, step: int, keep: int = 3) -> Path:
         path = checkpoint.save(state, self.checkpoint_dir, step, keep=keep)
@@ -182,6 +194,81 @@ class RunWriter:
             log.info("deleted the overwritten run %s (this run's first checkpoint is written)", self.replaced)
             self.replaced = None
         return path
+
+
+def resume_folder(path: str | os.PathLike, flag: str = "--resume") -> Path:
+    """The run folder that ``--resume PATH`` continues: PATH is the run folder, its checkpoints/ folder or its latest
+    checkpoint file (a run continues from its latest checkpoint; an earlier one is refused in one line)."""
+    from . import checkpoint
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag}: {p} does not exist (give a run folder, e.g. {flag} runs/digits)")
+    root = next((d for d in (p, *p.parents) if (d / "config.json").is_file()), None)
+    if root is None:
+        raise ValueError(f"{flag}: {p} is not in a run folder (no config.json there or above): give the run folder, "
+                         "its checkpoints/ folder or its latest checkpoint")
+    if p.is_file():
+        latest = checkpoint.resolve(root)
+        if p.resolve() != latest.resolve():
+            raise ValueError(f"{flag}: {p} is not the run's latest checkpoint ({latest.name}); a run continues from "
+                             f"its latest: give the run folder {root}")
+    return root
+
+
+class Progress:
+    """A training loop's progress: a tqdm bar on a terminal; where stderr is not one (nohup, CI, a pipe, a log file)
+    and ``progress`` is None (auto), one plain line every ``every_s`` seconds and at the end instead, so a long run
+    is never silent. ``progress=False`` (or a rank other than 0) shows nothing; True forces the bar.
+
+    Args:
+        total, initial: the steps to reach and the step the loop starts at.
+        desc: what trains (the lines start ``fastwgan: <desc>:``).
+        progress: None (auto), True or False.
+        rank: the process's rank under torchrun (only rank 0 reports).
+        every_s: seconds between plain lines.
+    """
+
+    def __init__(self, total: int, initial: int, desc: str, progress: bool | None, rank: int = 0,
+                 every_s: float = 30.0):
+        import sys
+
+        from tqdm.auto import tqdm
+
+        quiet = rank != 0 or progress is False
+        tty = sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=min(initial, total), desc=desc, unit="step", dynamic_ncols=True,
+                        disable=quiet or (progress is None and not tty))
+        self.lines = not quiet and progress is None and not tty
+        self.total, self.desc, self.every_s = total, desc, every_s
+        self.n = self.n0 = self.shown = initial
+        self.t0 = self.t_shown = time.monotonic()
+        self.postfix: dict = {}
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.n += n
+        if self.lines and time.monotonic() - self.t_shown >= self.every_s:
+            self._line()
+
+    def set_postfix(self, values: dict) -> None:
+        self.bar.set_postfix(values)
+        self.postfix = dict(values)
+
+    def _line(self) -> None:
+        import sys
+
+        now = time.monotonic()
+        rate = (self.n - self.n0) / max(now - self.t0, 1e-9)
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"fastwgan: {self.desc}: step {self.n}/{self.total} ({rate:.3g} steps/s){extra}", file=sys.stderr,
+              flush=True)
+        self.t_shown, self.shown = now, self.n
+
+    def close(self) -> None:
+        if self.lines and self.shown != self.n:
+            self._line()
+        self.bar.close()
 
 
 def read_config(run: str | os.PathLike) -> dict:

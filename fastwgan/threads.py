@@ -36,6 +36,17 @@ import torch
 log = logging.getLogger("fastwgan")
 
 
+def threads_arg(v: str) -> int | str:
+    """The command line's ``--threads``: "auto" or a positive integer."""
+    import argparse
+
+    if v == "auto":
+        return v
+    if v.isdigit() and int(v) >= 1:
+        return int(v)
+    raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {v!r}")
+
+
 def candidates(max_threads: int) -> list[int]:
     """Thread counts "auto" tries, most first: all, half (4 or more cores), one."""
     return sorted({max_threads, max(1, max_threads // 2), 1}, reverse=True)
@@ -105,7 +116,8 @@ class ThreadPolicy:
 
     # ------------------------------------------------------------------ the "auto" decisions
     def _start_probe(self, why: str) -> None:
-        log.info("threads: timing %s threads for a few steps (%s)", "/".join(map(str, candidates(self.max_threads))),
+        # the decisions' details go to the debug level (`fastwgan --debug`); a change of count is one info line
+        log.debug("threads: timing %s threads for a few steps (%s)", "/".join(map(str, candidates(self.max_threads))),
                  why)
         self._why = why
         self._plan = []
@@ -150,8 +162,12 @@ class ThreadPolicy:
         recheck = self._why.startswith("periodic")
         self.interval = (min(2 * self.interval, 20 * self.reprobe_every) if recheck and choice == self.current
                          else self.reprobe_every)
-        self.current = choice
+        changed, self.current = choice != self.current, choice
         self.since_probe = self.slow_run = 0
         self.log.append((self.steps, choice, self._why))
-        log.info("threads: %d (median step %s)", choice,
-                 ", ".join(f"{t} threads {1e3 * m:.1f} ms" for t, m in sorted(measured.items())))
+        times = ", ".join(f"{t} threads {1e3 * m:.1f} ms" for t, m in sorted(measured.items()))
+        if changed:
+            log.info("threads: %d from step %d (another process competes for the cores; median step %s)", choice,
+                     self.steps, times)
+        else:
+            log.debug("threads: keeping %d (median step %s)", choice, times)

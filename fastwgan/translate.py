@@ -137,6 +137,13 @@ def _scores(d):
 # ---------------------------------------------------------------------------------------------------------------
 class _TranslationBase(DomainTrainerBase):
     kind = "translation"
+    plot_panels = (("critics", (("critic_loss", "critic loss (both critics)"),
+                                ("w_t", "W-estimate, target: E[D_t(t)] - E[D_t(G_st(s))]"),
+                                ("w_s", "W-estimate, source: E[D_s(s)] - E[D_s(G_ts(t))]"),
+                                ("gp_t", "penalty, target critic"), ("gp_s", "penalty, source critic"))),
+                   ("translators", (("generator_loss", "total"), ("adversarial", "adversarial"),
+                                    ("cycle", "cycle L1"), ("identity", "identity L1"),
+                                    ("semantic", "semantic cross-entropy"))))
 
     def __init__(self, g_st: nn.Module, g_ts: nn.Module, d_s: nn.Module, d_t: nn.Module, config: TrainConfig,
                  cycle_weight: float = CYCLE_WEIGHT, identity_weight: float | None = None, *,
@@ -401,9 +408,12 @@ class TranslationTrainer(_TranslationBase):
     def __init__(self, g_st, g_ts, d_s, d_t, config: TrainConfig, cycle_weight: float = CYCLE_WEIGHT,
                  identity_weight: float | None = None, *, semantic: nn.Module | None = None,
                  semantic_weight: float = 1.0, compile: bool = True, impl: str | dict = "auto",
-                 compile_mode: str | None = None):
+                 compile_mode: str | None = None, threads: int | str | None = "auto"):
         super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight, semantic=semantic,
                          semantic_weight=semantic_weight)
+        from .threads import ThreadPolicy
+
+        self.threads = ThreadPolicy(threads, self.device)  # CPU thread count (fastwgan.threads)
         from .trainer import resolve_impl
 
         self.impl = resolve_impl(impl, self.device)
@@ -478,7 +488,7 @@ class TranslationTrainer(_TranslationBase):
             FlatOptimizer.load_state_dict(flat, self.opt_state[net], state[net], net)
 
 
-def load_translation(run, *, compile: bool = False, device: str | None = None) -> TranslationTrainer:
+def load_translation(run, *, compile: bool = False, device: str | None = None, threads="auto") -> TranslationTrainer:
     """The translation trainer of a run folder written by ``fastwgan translate train`` (or any ``fit(out=...)``
     whose networks carry a ``spec``), at its latest checkpoint.
 
@@ -500,7 +510,8 @@ def load_translation(run, *, compile: bool = False, device: str | None = None) -
     nets = {k: models.translator(**specs[k]) for k in ("g_st", "g_ts")}
     nets.update({k: models.build(**specs[k])[1] for k in ("d_s", "d_t")})
     trainer = TranslationTrainer(nets["g_st"], nets["g_ts"], nets["d_s"], nets["d_t"], config,
-                                 cfg_json["cycle_weight"], cfg_json["identity_weight"], compile=compile)
+                                 cfg_json["cycle_weight"], cfg_json["identity_weight"], compile=compile,
+                                 threads=threads)
     state = checkpoint.load(Path(run) / "checkpoints")
     trainer.load_state_dict(state)
     s_spec, t_spec = specs["g_st"], specs["g_ts"]

@@ -169,7 +169,8 @@ def test_cli_encode_and_score(tmp_path, capsys):
         args = ["score", str(run), "digits-heldout", "--method", method, "--out", str(out)]
         assert main(args + (["--maps", str(tmp_path / "maps.png")] if method == "fanogan" else [])) == 0
         header = out.read_text().splitlines()[0]
-        assert header == ("index,name,score,image,feature" if method == "fanogan" else "index,name,score")
+        # digits-heldout carries labels: the CSV keeps them beside the score
+        assert header == ("index,name,score,label,image,feature" if method == "fanogan" else "index,name,score,label")
         names, scores = fw.inference.read_scores_csv(out)
         assert len(names) == 500 and bool(torch.isfinite(scores).all())
     assert (tmp_path / "maps.png").stat().st_size > 0

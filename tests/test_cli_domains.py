@@ -33,7 +33,7 @@ def test_translate_train_apply_and_resume(tmp_path, capsys):
                  str(tmp_path / "t.npz")]) == 0
     with np.load(tmp_path / "t.npz") as z:
         assert z["images"].shape == (500, 3, 8, 8) and z["images"].dtype == np.uint8
-    assert main(["translate", "apply", "--checkpoint", str(run), "digits-m-heldout", "--direction", "t2s",
+    assert main(["translate", "apply", str(run), "digits-m-heldout", "--direction", "t2s",  # RUN first, as elsewhere
                  "--out", str(tmp_path / "back")]) == 0
     back = sorted((tmp_path / "back").iterdir())
     assert len(back) == 500 and Image.open(back[0]).mode == "L"

@@ -285,7 +285,7 @@ def _bad_cases(tmp_path):
     np.save(tmp_path / "range.npy", np.full((2, 4, 4), 2.0, np.float32))
     cases["float out of range"] = (tmp_path / "range.npy", "[0, 1]", ValueError)
     np.save(tmp_path / "nan.npy", np.full((2, 4, 4), np.nan, np.float32))
-    cases["float nan"] = (tmp_path / "nan.npy", "[0, 1]", ValueError)
+    cases["float nan"] = (tmp_path / "nan.npy", "image 0 holds nan (at index (0, 0, 0))", ValueError)
     np.save(tmp_path / "neg.npy", np.full((2, 4, 4), -1, np.int32))
     cases["int out of range"] = (tmp_path / "neg.npy", "0..255", ValueError)
     np.save(tmp_path / "cplx.npy", np.zeros((2, 4, 4), np.complex64))

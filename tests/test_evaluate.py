@@ -80,7 +80,7 @@ def test_score_csv_round_trip(digits_run, tmp_path):
                  "--out", str(tmp_path / "s.csv")]) == 0
     names, scores = inference.read_scores_csv(tmp_path / "s.csv")
     trainer, _ = load_trainer(digits_run)
-    assert names == [str(i) for i in range(13)]
+    assert names == [f"in.npy[{i}]" for i in range(13)]  # the array's name and the row
     torch.testing.assert_close(scores, -trainer.critic_score(x).double(), rtol=1e-7, atol=1e-7)  # higher = anomalous
     # an image folder: names are the file names, in load order
     data.save_image_folder(x[:3], tmp_path / "imgs")
