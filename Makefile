@@ -25,14 +25,17 @@ $(VENV)/.stamp: pyproject.toml Makefile
 train: venv
 	$(BIN)/fastwgan train --data digits-train --steps $(STEPS) --out $(OUT) $(ARGS)
 
-# The whole suite, as CI runs it: every property draws >= 25 examples from a seed printed in the header (derived
-# from the commit; FASTWGAN_TEST_SEED=N reproduces a run).
+# The whole suite, as CI runs it: the linter (ruff, configured in pyproject.toml), then the tests; every property
+# draws >= 25 examples from a seed printed in the header (derived from the commit; FASTWGAN_TEST_SEED=N reproduces
+# a run).
 test: venv
+	$(BIN)/ruff check .
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q --durations=15
 
 # The contributor's inner loop: everything but the tests marked slow (cold compiles, subprocess runs of the CLI,
 # torchrun, the gpu-check smoke), 10 examples per property. Not a substitute for `make test`.
 test-quick: venv
+	$(BIN)/ruff check .
 	TRITON_INTERPRET=1 HYPOTHESIS_PROFILE=quick $(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 bench: venv

@@ -61,7 +61,7 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
         gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0, compile=not args.no_compile)
         for step in args.checkpoints:
             gan.fit(normal_train, step, progress=False)
-            et = anomaly.EncoderTrainer(gan._sampling_generator(), gan.critic, anomaly.encoder_for(G.spec, seed=seed),
+            et = anomaly.EncoderTrainer(gan.sampling_generator(), gan.critic, anomaly.encoder_for(G.spec, seed=seed),
                                         anomaly.EncoderConfig(seed=seed), compile=not args.no_compile)
             et.fit(normal_train, args.encoder_steps, progress=False)
             fan = et.score(xs)["score"]

@@ -15,10 +15,9 @@ import json
 import time
 
 import torch
+from profile_step import build, write_json  # benchmarks/ is this script's folder (sys.path[0])
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
-
-from profile_step import build, write_json  # benchmarks/ is this script's folder (sys.path[0])
 
 CASES = {"toy-mlp128": "gp-toy-mlp128-b256", "toy-mlp512": "gp-toy-mlp512-b256", "dcgan-gp": "gp-32px-b64",
          "dcgan-clip": "clip-32px-b64"}

@@ -35,7 +35,8 @@ def build(case: str, provider: str, compile: bool = True):
         cfg = TrainConfig.preset("wgan-gp" if gp else "wgan-clip", batch_size=64)
         G, D = models.dcgan(32, 3, latent_dim=cfg.latent_dim, width=64, critic_norm="layer" if gp else "batch")
         images = torch.randint(0, 256, (1024, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    trainer = ReferenceTrainer(G, D, cfg) if provider == "reference" else Trainer(G, D, cfg, threads=None, compile=compile)
+    trainer = (ReferenceTrainer(G, D, cfg) if provider == "reference"
+               else Trainer(G, D, cfg, threads=None, compile=compile))
     prepared = trainer.batch_source(images)
     gen = rng.make_generator(cfg.seed)
     return trainer, prepared, lambda: rng.draw_step(gen, images.shape[0], cfg.n_critic, cfg.batch_size,

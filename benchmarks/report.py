@@ -104,7 +104,8 @@ def _case_id(r: dict) -> str:
     loss = (r.get("preset") or "?").removeprefix("wgan-")
     if r.get("model") == "mlp":
         return f"{loss}-toy-mlp{r.get('width')}-b{r.get('batch')}"
-    return f"{loss}-{r.get('image_size')}px-b{r.get('batch')}-w{r.get('width')}{_NORM_TAG.get(r.get('critic_norm'), '')}"
+    return (f"{loss}-{r.get('image_size')}px-b{r.get('batch')}-w{r.get('width')}"
+            f"{_NORM_TAG.get(r.get('critic_norm'), '')}")
 
 
 def latest(rows: list[dict]) -> list[dict]:
@@ -238,7 +239,7 @@ def headline_table(rows: list[dict], history: list[dict] | None = None) -> list[
         if cg:
             cells.append(_ratio(t.get("loop"), t.get("fastwgan_cudagraphs")))
         inter = [side.get((case, p)) for p in ("fastwgan", "fastwgan_cudagraphs")]
-        cells.append(", ".join(f"{r['speedup_vs_loop']:.2f}" + (" (cudagraphs)" if i else "") + 
+        cells.append(", ".join(f"{r['speedup_vs_loop']:.2f}" + (" (cudagraphs)" if i else "") +
                                f" ({_ms(r['loop_median_s'])} vs {_ms(r['median_s'])} ms)"
                                for i, r in enumerate(inter) if r and r.get("speedup_vs_loop")) or "–")
         comp = compile_cell(c.get("fastwgan"))
@@ -246,12 +247,12 @@ def headline_table(rows: list[dict], history: list[dict] | None = None) -> list[
             comp += "; " + compile_cell(c.get("fastwgan_cudagraphs"))
         cells.append(comp)
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", f"Median ms per generator iteration (5 critic updates + 1 generator update). `loop`: the plain eager "
-                f"loop of public WGAN / WGAN-GP scripts (benchmarks/plain_loop.py). Speed-up = loop time / fastwgan "
-                f"time (above 1: fastwgan is faster); 'separate' divides the medians of the providers' own runs, "
-                f"'interleaved' alternates one loop and one fastwgan iteration per round (test_step_vs_loop), so "
-                f"both see the same machine when its speed drifts. Compile s: first call minus one iteration; cold = fresh empty "
-                f"inductor cache, warm = the cache a previous run left."]
+    out += ["", "Median ms per generator iteration (5 critic updates + 1 generator update). `loop`: the plain eager "
+                "loop of public WGAN / WGAN-GP scripts (benchmarks/plain_loop.py). Speed-up = loop time / fastwgan "
+                "time (above 1: fastwgan is faster); 'separate' divides the medians of the providers' own runs, "
+                "'interleaved' alternates one loop and one fastwgan iteration per round (test_step_vs_loop), so "
+                "both see the same machine when its speed drifts. Compile s: first call minus one iteration; "
+                "cold = fresh empty inductor cache, warm = the cache a previous run left."]
     return out
 
 
@@ -294,7 +295,8 @@ def step_table(rows: list[dict]) -> list[str]:
         out.append(f"| {preset} | {ga:.2f} | {gb:.2f} |" if ga and gb else f"| {preset} | – | – |")
     kind = steps[0].get("peak_mem_kind")
     out += ["", f"Times are medians of {steps[0]['rounds']} timed generator iterations (5 critic updates + 1 "
-                f"generator update each), ± the interquartile range as a percentage of the median. Ratios are time ratios: below 1 means fastwgan is faster. Compile s: "
+                f"generator update each), ± the interquartile range as a percentage of the median. "
+                f"Ratios are time ratios: below 1 means fastwgan is faster. Compile s: "
                 f"first call minus one iteration (inductor's on-disk cache is shared, so the second compiled "
                 f"provider of a case may find it warm). Peak memory: {kind}, during the timed iterations."]
     return out

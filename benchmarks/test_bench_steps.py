@@ -32,7 +32,8 @@ Providers:
                        (CUDA only; skipped on CPU).
 
 Timed: the provider's train step (`trainer._step(data, noise)`, the trainer's thread policy included;
-`PlainLoop.train_step`) + synchronise, one generator iteration per round; the random numbers are drawn in the untimed set-up (identical for every provider).
+`PlainLoop.train_step`) + synchronise, one generator iteration per round; the random numbers are drawn in the
+untimed set-up (identical for every provider).
 The first call (tracing and compilation for the compiled providers) and `step_warmup` more iterations run before the
 timed rounds. `extra_info` holds `first_call_s`, `compile_s` (first call minus the median iteration), the
 `compile_cache` mode it was measured under (conftest.py: as-found, cold, warm, cold+warm, the last adding
@@ -190,7 +191,7 @@ def test_step(benchmark, bench, step_case, provider, plain_loop):
                     else "torch"),
         **info, **mem.info(),
     })
-    del trainer, prepared
+    trainer = prepared = None  # release both now (step's closure holds prepared); not `del`: ruff reads that as F821
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ class EncoderConfig:
         for name in ("batch_size", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "batch_size" else 0):
-                raise ValueError(f"EncoderConfig.{name}: must be a {'positive' if name == 'batch_size' else 'non-negative'}"
+                raise ValueError(f"EncoderConfig.{name}: must be a "
+                                 f"{'positive' if name == 'batch_size' else 'non-negative'}"
                                  f" integer, got {v!r}")
 
     def to_dict(self) -> dict:
@@ -498,7 +499,7 @@ def load_encoder(run, trainer, *, compile: bool = False) -> EncoderTrainer:
                          f"{trainer.step}: retrain it with `fastwgan encode {run} --overwrite`")
     state = checkpoint.load(d)
     cfg = EncoderConfig(**{**state["config"], "betas": tuple(state["config"]["betas"])})
-    et = EncoderTrainer(trainer._sampling_generator(), trainer.critic, encoder_for(info["model"]), cfg,
+    et = EncoderTrainer(trainer.sampling_generator(), trainer.critic, encoder_for(info["model"]), cfg,
                         compile=compile, features_layer=info.get("features_layer"), device=trainer.device)
     et.load_state_dict(state)
     return et

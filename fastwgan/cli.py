@@ -23,11 +23,12 @@ from pathlib import Path
 
 import torch
 
-from .config import PRESETS, TrainConfig
-from .cli_domains import add_parsers as _add_domain_parsers, cmd_adapt, cmd_translate
-from .threads import threads_arg
+from .cli_domains import add_parsers as _add_domain_parsers
+from .cli_domains import cmd_adapt, cmd_translate
 from .cli_runs import cmd_encode, cmd_evaluate, cmd_sample, cmd_score
+from .config import PRESETS, TrainConfig
 from .restore import build_trainer, load_trainer  # noqa: F401 (load_trainer: public via the CLI too)
+from .threads import threads_arg
 
 # One line of help per TrainConfig field (the dataclass docstring holds the long form).
 FIELD_HELP = {
@@ -116,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastwgan", description="Train Wasserstein GANs (WGAN, WGAN-GP) on images.")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     p.add_argument("--version", action="version", version=_version())
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,score,encode,translate,adapt}")
+    sub = p.add_subparsers(dest="command", required=True,
+                           metavar="{train,sample,evaluate,score,encode,translate,adapt}")
 
     t = sub.add_parser("train", parents=[common], help="train on a dataset and write a run folder",
                        description="Train a WGAN and write a run folder: config.json, stats.jsonl, "
@@ -346,7 +348,7 @@ def _streamed_folder(args, labels: bool):
 
     path = Path(args.data)
     folder = not args.data.startswith("toy:") and not data.is_named(args.data) and path.is_dir() \
-        and not data._is_cifar_dir(path)
+        and not data.is_cifar_dir(path)
     if args.stream == "off" or (not folder and args.stream == "auto"):
         return None
     if not folder:
@@ -484,7 +486,8 @@ def cmd_train(args) -> int:
     shape = [len(x), *x.shape] if streamed else list(x.shape)
     run_config = {"preset": preset, "model": spec, "steps": args.steps, "ema_decay": args.ema_decay,
                   "data": {"source": args.data, "image_size": args.image_size, "channels": args.channels,
-                           "toy_n": args.toy_n, "exclude_class": args.exclude_class, "shape": shape, "dtype": "torch.uint8" if streamed else str(x.dtype),
+                           "toy_n": args.toy_n, "exclude_class": args.exclude_class, "shape": shape,
+                           "dtype": "torch.uint8" if streamed else str(x.dtype),
                            "labels": cfg.conditional, "class_names": names,
                            "streamed": streamed}}
     if trainer.rank == 0:
@@ -528,10 +531,10 @@ def _evaluators(args, out: Path, x) -> tuple:
     """--eval-every K: the `fastwgan evaluate` metrics as a fit() evaluator (see fastwgan.evaluate)."""
     if not getattr(args, "eval_every", None):
         return ()
-    from .evaluate import _kind, eval_callback
+    from .evaluate import data_kind, eval_callback
 
     return (eval_callback(args.data, args.eval_every, steps=args.steps, cache_dir=out / "eval",
-                          train_data=x if _kind(args.data) == "images" else None),)
+                          train_data=x if data_kind(args.data) == "images" else None),)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -257,7 +257,7 @@ def cmd_encode(args) -> int:
                          "yet)")
     kind = anomaly.EncoderTrainer if args.trainer == "fast" else anomaly.ReferenceEncoderTrainer
     kw = {"compile": not args.no_compile} if args.trainer == "fast" else {}
-    et = kind(trainer._sampling_generator(), trainer.critic, anomaly.encoder_for(rc["model"], seed=cfg.seed), cfg,
+    et = kind(trainer.sampling_generator(), trainer.critic, anomaly.encoder_for(rc["model"], seed=cfg.seed), cfg,
               device=trainer.device, **kw)
     if args.resume:
         state = checkpoint.load(out)

@@ -239,7 +239,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return data.reshape(-1, 3, 32, 32), None if labels is None else np.asarray(labels)
 
 
-def _is_cifar_dir(folder: Path) -> bool:
+def is_cifar_dir(folder: Path) -> bool:
+    """Whether ``folder`` holds the CIFAR-10 python batches (``data_batch_*``), not an image folder."""
     return folder.name == "cifar-10-batches-py" or any(folder.glob("data_batch_*"))
 
 
@@ -249,7 +250,8 @@ def _cifar_files(folder: Path) -> list[Path]:
     return train or sorted(folder.glob("test_batch"))
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder`` (any depth), in the one order all readers use: by relative path."""
     return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: p.relative_to(folder).as_posix())
 
@@ -264,14 +266,15 @@ def _square(img: Image.Image, size: int) -> Image.Image:
     return img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR)
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    files = _image_files(folder)
+def folder_files(folder: Path) -> list[Path]:
+    """``image_files``, refused in one line when the folder holds none."""
+    files = image_files(folder)
     if not files:
         raise DataError(f"{folder}: empty folder: no {'/'.join(IMAGE_SUFFIXES)} images found (searched recursively)")
     return files
 
 
-def _folder_classes(folder: Path, files: list[Path], need: bool) -> tuple[np.ndarray | None, list[str] | None]:
+def folder_classes(folder: Path, files: list[Path], need: bool) -> tuple[np.ndarray | None, list[str] | None]:
     """ImageFolder labels: the first path component under `folder` is the class; sorted class names are ids 0..K-1.
     Built from `files` itself, so label i belongs to files[i] whatever order the paths sort in."""
     parts = [p.relative_to(folder).parts for p in files]
@@ -469,7 +472,7 @@ def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
         if labels_path is not None:
             raise DataError(f"labels_path: {path} is a folder, whose labels come from its class sub-folders or "
                             "CIFAR batches; labels_path is for IDX and array files")
-        if _is_cifar_dir(path):
+        if is_cifar_dir(path):
             files = _cifar_files(path)
             if not files:
                 raise DataError(f"{path}: CIFAR-10 folder has no data_batch_N or test_batch file")
@@ -477,8 +480,8 @@ def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
             x = np.concatenate([b[1] for b in batches]) if images else None
             y = np.concatenate([_cifar_labels(*b) for b in batches]) if labels else None
             return _finish(x, y, list(CIFAR10_NAMES), str(path))
-        files = _folder_files(path)
-        y, names = _folder_classes(path, files, need=labels)
+        files = folder_files(path)
+        y, names = folder_classes(path, files, need=labels)
         x = _read_image_folder(path, files, image_size, channels) if images else None
         return _finish(x, y if labels else None, names, str(path))
 

@@ -25,7 +25,8 @@ __all__ = ["evaluate_trainer", "evaluate_run", "format_table", "DEFAULT_N"]
 DEFAULT_N = {"toy": 10_000, "digits": 500, "stacked": 10_000, "images": 5_000}
 
 
-def _kind(source: str) -> str:
+def data_kind(source: str) -> str:
+    """What a ``--data`` source is for evaluation: "toy", "stacked" (stacked digits) or "images"."""
     if source.startswith("toy:"):
         return "toy"
     if source in ("digits", "digits-train", "digits-heldout"):
@@ -53,7 +54,7 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
     """
     from . import data
 
-    kind = _kind(source)
+    kind = data_kind(source)
     n = n or DEFAULT_N[kind]
     out: dict = {"n": n}
     if kind == "toy":
@@ -163,18 +164,18 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
     Returns:
         {"run", "step", "source", "metrics": evaluate_trainer's dict}.
     """
-    from .restore import load_trainer
     from . import data
+    from .restore import load_trainer
 
     run = Path(run)
     trainer, rc = load_trainer(checkpoint or run)
     spec = rc.get("data", {})
     source = source or spec.get("source", "digits")
     train_data = None
-    if _kind(source) == "images":
+    if data_kind(source) == "images":
         train_data = data.load(source, image_size=spec.get("image_size"), channels=spec.get("channels"))
     shape = spec.get("shape")
-    ref = train_data if train_data is not None else data.load(source) if _kind(source) != "stacked" else None
+    ref = train_data if train_data is not None else data.load(source) if data_kind(source) != "stacked" else None
     if shape is not None and ref is not None and tuple(ref.shape[1:]) != tuple(shape[1:]):
         raise ValueError(f"evaluate: {source} holds samples of shape {tuple(ref.shape[1:])} but the run makes "
                          f"{tuple(shape[1:])}")

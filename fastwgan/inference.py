@@ -31,7 +31,7 @@ def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1
     g = trainer.sample_noise_generator(seed)
     for i in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - i), trainer.config.latent_dim, generator=g)
-        yield trainer._sample_with(z, batch_size, y=None if y is None else y[i:i + batch_size])
+        yield trainer.sample_from(z, batch_size, y=None if y is None else y[i:i + batch_size])
 
 
 def _npy_into_zip(members: dict[str, Path], out: Path) -> None:
@@ -69,7 +69,7 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
     y = trainer.sample_labels(n, labels)
     if data_shape is None:
         y0 = None if y is None else y[:1]
-        data_shape = tuple(trainer._sample_with(torch.zeros(1, trainer.config.latent_dim), y=y0).shape[1:])
+        data_shape = tuple(trainer.sample_from(torch.zeros(1, trainer.config.latent_dim), y=y0).shape[1:])
     if y is not None:
         names = class_names or [str(k) for k in range(trainer.config.num_classes)]
         if len(names) != trainer.config.num_classes:
@@ -168,7 +168,7 @@ def _read_inputs(path, run_data: dict, shape, labels: bool):
         return x, [f"{path.name}[{i}]" for i in range(len(x))], None  # toy points carry no labels
     x, y = load(str(path), image_size=size, channels=channels)
     if path.is_dir():
-        names = [str(p.relative_to(path)) for p in data._image_files(path)]
+        names = [str(p.relative_to(path)) for p in data.image_files(path)]
     else:  # an array or a data file: its name and the row
         names = [f"{path.name}[{i}]" for i in range(len(x))]
     return x, names, y

@@ -19,9 +19,9 @@ from .conditioning import split_critic_output
 from .config import TrainConfig
 from .images import as_float
 from .models import has_batch_norm
-from .threads import ThreadPolicy
 from .run import Progress, RunWriter
 from .sources import LoaderSource, RealBatches, TensorSource
+from .threads import ThreadPolicy
 
 METRICS = ("critic_loss", "w_estimate", "gp", "grad_norm", "generator_loss", "ac_loss")  # ac_loss: conditional runs
 
@@ -383,7 +383,7 @@ class TrainerBase:
                         for cb in callbacks:
                             cb(self, record)
                     if writer and preview:
-                        writer.samples(self.step, self._sample_with(fixed_z, y=fixed_y), real=real_show,
+                        writer.samples(self.step, self.sample_from(fixed_z, y=fixed_y), real=real_show,
                                        nrow=per_row if fixed_y is not None else None)
                         writer.plots(self.history)
                         t_tick = time.perf_counter()  # writing is not training: not in steps_per_s
@@ -435,13 +435,14 @@ class TrainerBase:
         return out
 
     # ------------------------------------------------------------------ inference
-    def _sampling_generator(self) -> nn.Module:
+    def sampling_generator(self) -> nn.Module:
         """The network ``sample`` uses (the fast trainer's EMA copy when enabled)."""
         return self.generator
 
     @torch.no_grad()
-    def _sample_with(self, z: torch.Tensor, batch_size: int = 1024, y: torch.Tensor | None = None) -> torch.Tensor:
-        G = self._sampling_generator()
+    def sample_from(self, z: torch.Tensor, batch_size: int = 1024, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (floats in [-1, 1]) from the given noise ``z`` (and class ids ``y``), in eval mode, in batches."""
+        G = self.sampling_generator()
         was = G.training
         G.eval()
         dev = self.device
@@ -494,8 +495,8 @@ class TrainerBase:
         z = torch.randn(n, self.config.latent_dim, generator=self.sample_noise_generator(seed))
         if n == 0:
             y0 = None if y is None else torch.zeros(1, dtype=torch.long)
-            return self._sample_with(torch.zeros(1, self.config.latent_dim), y=y0)[:0]
-        return self._sample_with(z, batch_size, y=y)
+            return self.sample_from(torch.zeros(1, self.config.latent_dim), y=y0)[:0]
+        return self.sample_from(z, batch_size, y=y)
 
     @torch.no_grad()
     def critic_score(self, x, batch_size: int = 1024, labels=None) -> torch.Tensor:

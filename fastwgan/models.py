@@ -40,18 +40,27 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .conditioning import (CondSequential, ConditionalBatchNorm1d, ConditionalBatchNorm2d, ConditionalCritic,
-                           ConditionalGenerator, body_features, call_with_labels, glorot_embedding)
+from .conditioning import (
+    ConditionalBatchNorm1d,
+    ConditionalBatchNorm2d,
+    ConditionalCritic,
+    ConditionalGenerator,
+    CondSequential,
+    body_features,
+    call_with_labels,
+    glorot_embedding,
+)
 
 __all__ = ["Generator", "Critic", "ConditionalGenerator", "ConditionalCritic", "ConditionalBatchNorm1d",
-           "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan", "resnet",
-           "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier", "Translator", "translator",
-           "TRANSLATOR_SIZES"]
+           "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan",
+           "resnet", "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier", "Translator",
+           "translator", "TRANSLATOR_SIZES"]
 
 CRITIC_NORMS = ("none", "layer", "batch")
 CONDITIONINGS = ("projection", "acgan")
 KINDS = ("mlp", "dcgan", "resnet", "auto")
-DCGAN_SIZES = {8: 2, 16: 4, 28: 7, 32: 4, 64: 4}  # image size -> spatial size of the first feature map (doubled per stage)
+# image size -> spatial size of the first feature map (doubled per stage)
+DCGAN_SIZES = {8: 2, 16: 4, 28: 7, 32: 4, 64: 4}
 DCGAN_AUTO_SIZES = (28, 32, 64)  # the sizes kind "auto" builds DCGAN for (smaller images: an MLP)
 
 

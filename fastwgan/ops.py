@@ -31,9 +31,9 @@ import torch
 from fastwgan import twins
 
 try:
-    from fastwgan.kernels import _common as _kcommon
     from fastwgan.kernels import augment as _kaugment
     from fastwgan.kernels import clip as _kclip
+    from fastwgan.kernels import common as _kcommon
     from fastwgan.kernels import gp as _kgp
     from fastwgan.kernels import optim as _koptim
 
@@ -208,7 +208,7 @@ def _diff_augment_impl(x, seed, color, translation, cutout, linear):
     if _kernel_runs_on(x.device):
         return _kaugment.diff_augment(x, seed, color, translation, cutout, brightness=not linear)
     # .clone(): an op's output must not alias its input (the empty policy returns x itself)
-    return twins._diff_augment(x, seed, color, translation, cutout, linear).contiguous().clone()
+    return twins.diff_augment_flags(x, seed, color, translation, cutout, linear).contiguous().clone()
 
 
 def _diff_augment_adjoint_fake(grad, seed, color, translation, cutout):
@@ -220,7 +220,7 @@ def _diff_augment_adjoint_impl(grad, seed, color, translation, cutout):
     grad = grad.contiguous()
     if _kernel_runs_on(grad.device):
         return _kaugment.diff_augment(grad, seed, color, translation, cutout, adjoint=True)
-    return twins._diff_augment_adjoint(grad, seed, color, translation, cutout).contiguous().clone()
+    return twins.diff_augment_adjoint_flags(grad, seed, color, translation, cutout).contiguous().clone()
 
 
 def _forbid_autograd(name: str, why: str):

@@ -179,7 +179,8 @@ class RunWriter:
         else:
             from .data import save_grid
 
-            save_grid(x, path, nrow=nrow, scale=None)  # small images (8x8 digits) enlarged to be seen (images.view_scale)
+            # small images (8x8 digits) enlarged to be seen (images.view_scale)
+            save_grid(x, path, nrow=nrow, scale=None)
         return path
 
     def plots(self, history: list[dict], panels=plots.GAN_PANELS) -> None:

@@ -35,6 +35,7 @@ import torch
 
 from . import rng
 
+
 @dataclass
 class RealBatches:
     """One step's real data. Either the dataset with the rows to take, or the batches themselves."""

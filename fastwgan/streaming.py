@@ -1,8 +1,8 @@
 """Image folders larger than memory: decoded one image at a time in DataLoader workers, not all at once.
 
 ``fastwgan.data.load(FOLDER)`` decodes a whole folder into one uint8 array: the fastest path when it fits. When the
-decoded folder would not fit a memory budget (``ImageFolderDataset.nbytes`` > ``memory_budget()``), ``fastwgan train`` trains
-from ``folder_loader`` instead: a DataLoader over ``ImageFolderDataset`` whose workers decode each batch as the
+decoded folder would not fit a memory budget (``ImageFolderDataset.nbytes`` > ``memory_budget()``), ``fastwgan train``
+trains from ``folder_loader`` instead: a DataLoader over ``ImageFolderDataset`` whose workers decode each batch as the
 trainer needs it (``fastwgan.sources.LoaderSource`` prefetches the next step's batches), so memory holds the file
 list and a few batches, whatever the folder's size. The images are the ones ``load`` gives (the same header pass
 chooses the mode and checks sizes, the same ``decode_image`` converts and resizes them), and labels come from
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .data import DataError, _folder_classes, _folder_files, decode_image, folder_format
+from .data import DataError, decode_image, folder_classes, folder_files, folder_format
 
 __all__ = ["ImageFolderDataset", "memory_budget", "folder_loader"]
 
@@ -37,8 +37,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         if not folder.is_dir():
             raise DataError(f"{folder}: not a folder of images" if folder.exists() else
                             f"{folder}: no such folder")
-        self.files = _folder_files(folder)
-        y, self.class_names = _folder_classes(folder, self.files, need=labels)
+        self.files = folder_files(folder)
+        y, self.class_names = folder_classes(folder, self.files, need=labels)
         self.labels = y if labels else None  # (N,) int64 class ids, yielded with the images
         self.mode, self.shape = folder_format(folder, self.files, image_size, channels)  # headers only
         self.image_size = image_size

@@ -70,7 +70,8 @@ def resolve_impl(impl: str | dict, device: torch.device) -> dict[str, str]:
 
 
 def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
-    """The default of ``Trainer(fuse_iteration=None)``: fuse where the model is small (``FUSE_ITERATION_MAX_PARAMS``)."""
+    """The default of ``Trainer(fuse_iteration=None)``: fuse where the model is small
+    (``FUSE_ITERATION_MAX_PARAMS``)."""
     return n_params <= FUSE_ITERATION_MAX_PARAMS.get(device.type, 0)
 
 
@@ -148,7 +149,8 @@ class Trainer(TrainerBase):
         self._critic_fn = compile_step(self._critic_update, compile_mode, dev) if compile else self._critic_update
         self._fakes_fn = compile_step(self._fakes, compile_mode, dev) if compile else self._fakes
         self._gen_fn = compile_step(self._generator_update, compile_mode, dev) if compile else self._generator_update
-        self._iteration_fn = compile_step(self._fused_iteration, compile_mode, dev) if compile else self._fused_iteration
+        self._iteration_fn = (compile_step(self._fused_iteration, compile_mode, dev) if compile
+                              else self._fused_iteration)
 
     # ------------------------------------------------------------------ optimizer (flat buffers)
     def _new_state(self, flat) -> dict[str, torch.Tensor]:
@@ -316,9 +318,9 @@ class Trainer(TrainerBase):
 
         fused: the whole iteration is one compiled graph (this function is what is compiled), else each piece is
         its own compiled graph, called from here eagerly. src: the dataset, or (a loader, a host stream) the
-        (n_critic, B, ...) batches; idx: (n_critic, B) rows of src (of src[k] for gathered batches). y: (n_critic, B) the real batches'
-        labels, y_gen: (B,) the generator update's (class-conditional), else None. aug: (2 n_critic + 1,) the
-        augmentation seeds (config.augment), else None.
+        (n_critic, B, ...) batches; idx: (n_critic, B) rows of src (of src[k] for gathered batches).
+        y: (n_critic, B) the real batches' labels, y_gen: (B,) the generator update's (class-conditional), else
+        None. aug: (2 n_critic + 1,) the augmentation seeds (config.augment), else None.
         """
         fakes_fn, critic_fn, gen_fn = ((self._fakes, self._critic_update, self._generator_update) if fused else
                                        (self._fakes_fn, self._critic_fn, self._gen_fn))
@@ -352,7 +354,7 @@ class Trainer(TrainerBase):
             self._arange_cache = torch.arange(n, device=self.device)
         return self._arange_cache
 
-    def _sampling_generator(self) -> nn.Module:
+    def sampling_generator(self) -> nn.Module:
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     # ------------------------------------------------------------------ state (torch.optim-compatible format)

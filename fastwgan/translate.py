@@ -182,7 +182,9 @@ class _TranslationBase(DomainTrainerBase):
         self.metrics = ("critic_loss", "w_t", "w_s", *(("gp_t", "gp_s") if config.uses_penalty else ()),
                         "generator_loss", "adversarial", "cycle", "identity",
                         *(("semantic",) if semantic is not None else ()))
-        self._shapes: tuple | None = None  # (source sample shape, target sample shape), set by fit
+        # (source sample shape, target sample shape) that `translate` checks inputs against: set by fit, or by
+        # load_translation from the run's specs
+        self.shapes: tuple | None = None
 
     g_st = property(lambda self: self.generators["g_st"])
     g_ts = property(lambda self: self.generators["g_ts"])
@@ -223,7 +225,7 @@ class _TranslationBase(DomainTrainerBase):
         if self.identity_weight and s.shape[1] != t.shape[1]:
             raise ValueError(f"identity_weight: the identity loss feeds target images to G_st, but the source has "
                              f"{s.shape[1]} channels and the target {t.shape[1]}; set identity_weight=0")
-        self._shapes = (tuple(s.shape[1:]), tuple(t.shape[1:]))
+        self.shapes = (tuple(s.shape[1:]), tuple(t.shape[1:]))
         return s, t
 
     def _draw(self, sizes):
@@ -302,7 +304,7 @@ class _TranslationBase(DomainTrainerBase):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         net = self.g_st if direction == "s2t" else self.g_ts
-        want = None if self._shapes is None else self._shapes[0 if direction == "s2t" else 1]
+        want = None if self.shapes is None else self.shapes[0 if direction == "s2t" else 1]
         x = check_domain(x, f"translate({direction!r})", channels=None if want is None else want[0],
                          size=None if want is None else want[1:])
         was = net.training
@@ -516,5 +518,5 @@ def load_translation(run, *, compile: bool = False, device: str | None = None, t
     trainer.load_state_dict(state)
     s_spec, t_spec = specs["g_st"], specs["g_ts"]
     size = s_spec["image_size"]
-    trainer._shapes = ((s_spec["channels_in"], size, size), (t_spec["channels_in"], size, size))
+    trainer.shapes = ((s_spec["channels_in"], size, size), (t_spec["channels_in"], size, size))
     return trainer

@@ -310,7 +310,7 @@ def _cutout_keep(p: dict, h: int, w: int) -> torch.Tensor:
     return ~(in_r[:, None, :, None] & in_c[:, None, None, :])
 
 
-def _diff_augment(x, seed, color: bool, translation: bool, cutout: bool, linear: bool = False):
+def diff_augment_flags(x, seed, color: bool, translation: bool, cutout: bool, linear: bool = False):
     """DiffAugment as the official code writes it, op by op, in fp32 (fp64 for fp64); linear: no brightness."""
     if not (color or translation or cutout):
         return x
@@ -348,7 +348,7 @@ def diff_augment(x: torch.Tensor, seed: int | torch.Tensor, policy: str) -> torc
     """
     if x.dim() != 4:
         raise ValueError(f"diff_augment needs (B, C, H, W), got shape {tuple(x.shape)}")
-    return _diff_augment(x, seed, *parse_augment_policy(policy))
+    return diff_augment_flags(x, seed, *parse_augment_policy(policy))
 
 
 def diff_augment_adjoint(grad: torch.Tensor, seed: int | torch.Tensor, policy: str) -> torch.Tensor:
@@ -363,10 +363,10 @@ def diff_augment_adjoint(grad: torch.Tensor, seed: int | torch.Tensor, policy: s
     Returns:
         (B, C, H, W) of grad.dtype.
     """
-    return _diff_augment_adjoint(grad, seed, *parse_augment_policy(policy))
+    return diff_augment_adjoint_flags(grad, seed, *parse_augment_policy(policy))
 
 
-def _diff_augment_adjoint(grad, seed, color: bool, translation: bool, cutout: bool):
+def diff_augment_adjoint_flags(grad, seed, color: bool, translation: bool, cutout: bool):
     if not (color or translation or cutout):
         return grad
     b, _, h, w = grad.shape

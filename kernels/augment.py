@@ -26,8 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check_float, round_to
-from .gp import _hash32
+from .common import check_float, hash32, round_to
 
 #: Random slots per sample: parameter j of sample b uses counter b * SLOTS + j + 1 (see PARAM_SLOTS).
 SLOTS = 8
@@ -47,7 +46,7 @@ def sizes(h: int, w: int) -> tuple[int, int, int, int]:
 @triton.jit
 def _bits24(seed_hash, b, j):
     # 24 uniform bits for slot j of sample b: hash(hash(seed) + (b * SLOTS + j + 1) * GOLDEN) >> 8
-    return _hash32(seed_hash + (b * 8 + j + 1) * 0x61C88647) >> 8
+    return hash32(seed_hash + (b * 8 + j + 1) * 0x61C88647) >> 8
 
 
 @triton.jit
@@ -117,7 +116,7 @@ def diff_augment_kernel(
     b = tl.program_id(0).to(tl.int64)
     hw = H * W
     base = b * C * hw
-    seed_hash = _hash32(tl.load(SEED).to(tl.int64))
+    seed_hash = hash32(tl.load(SEED).to(tl.int64))
     ch = tl.arange(0, BLOCK_C).to(tl.int64)
 
     # ---- parameters of sample b (slot layout: PARAM_SLOTS) ----

@@ -3,7 +3,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BLOCK, TL_DTYPES, check_float, grid_1d
+from .common import BLOCK, TL_DTYPES, check_float, grid_1d
 
 
 @triton.jit

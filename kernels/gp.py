@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BLOCK, check_float, grid_1d, round_to
+from .common import BLOCK, check_float, grid_1d, hash32, round_to
 
 # Counter-based hash for in-kernel eps (a 32-bit xorshift-multiply mix). Constants are below 2^31 so that every
 # product of a 32-bit value fits in int64 without overflow: the same integer arithmetic runs bit-identically in
@@ -19,20 +19,9 @@ GOLDEN = 0x61C88647
 
 
 @triton.jit
-def _hash32(x):
-    x = x & 0xFFFFFFFF
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & 0xFFFFFFFF
-    x = x ^ (x >> 15)
-    x = (x * 0x2C1B3C6D) & 0xFFFFFFFF
-    x = x ^ (x >> 16)
-    return x
-
-
-@triton.jit
 def _eps_from_seed(seed, row):
     # eps in [0, 1), a multiple of 2^-24 (exact in fp32)
-    x = _hash32(_hash32(seed) + (row + 1) * 0x61C88647)
+    x = hash32(hash32(seed) + (row + 1) * 0x61C88647)
     return (x >> 8).to(tl.float32) * (1.0 / 16777216.0)
 
 

@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import BLOCK, check_float, grid_1d, round_to
+from .common import BLOCK, check_float, grid_1d, round_to
 
 
 @triton.jit

@@ -4,12 +4,13 @@ one-line refusals of bad input (labels missing, mismatched domains, an empty dom
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, strategies as st
+from equivalence import PRESETS, assert_close_modules, assert_same_history
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import fastwgan as fw
 from fastwgan import adapt, objectives
-from equivalence import PRESETS, assert_close_modules, assert_same_history
 
 K = 4
 

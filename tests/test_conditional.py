@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -12,8 +13,6 @@ from torch import nn
 import fastwgan as fw
 from fastwgan import rng
 from fastwgan.trainer import Trainer
-
-from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history
 
 K = 3
 

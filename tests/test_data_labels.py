@@ -6,9 +6,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from datafiles import idx_bytes
+from PIL import Image
 
 from fastwgan import data
 

@@ -116,8 +116,8 @@ def test_sample_batching_writes_exactly_n(digits_run, tmp_path, n, batch):
 def test_write_samples_streams_batches(digits_run, tmp_path, monkeypatch):
     trainer, _ = load_trainer(digits_run)
     seen = []
-    real = trainer._sample_with
-    monkeypatch.setattr(trainer, "_sample_with", lambda z, bs=1024, y=None: seen.append(len(z)) or real(z, bs, y=y))
+    real = trainer.sample_from
+    monkeypatch.setattr(trainer, "sample_from", lambda z, bs=1024, y=None: seen.append(len(z)) or real(z, bs, y=y))
     inference.write_samples(trainer, 11, tmp_path / "x.npz", batch_size=4, progress=False, data_shape=(1, 8, 8))
     assert seen == [4, 4, 3]  # never more than one batch of noise or images at a time
 

@@ -177,7 +177,7 @@ def test_adjoint_is_the_adjoint(device, shape, seed):
         scale = (ax.double().abs() * g.double().abs()).sum().item() + 1e-30
         assert abs((lhs - rhs).item()) <= 1e-6 * scale, f"{policy}: <Ax, g> = {lhs.item()} vs <x, A'g> {rhs.item()}"
         xr = x.double().requires_grad_()
-        (auto,) = torch.autograd.grad(twins._diff_augment(xr, seed, *flags, linear=True), xr, g.double())
+        (auto,) = torch.autograd.grad(twins.diff_augment_flags(xr, seed, *flags, linear=True), xr, g.double())
         torch.testing.assert_close(twins.diff_augment_adjoint(g.double(), seed, policy), auto, rtol=1e-12,
                                    atol=1e-12, msg=lambda m: f"twin adjoint {policy}: {m}")
         torch.testing.assert_close(atg.double(), auto, rtol=1e-5, atol=1e-6, msg=lambda m: f"A'g {policy}: {m}")

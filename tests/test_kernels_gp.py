@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fastwgan import ops, twins
 from fastwgan.kernels import gp as kgp
-from fastwgan.kernels._common import round_to
+from fastwgan.kernels.common import round_to
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(not ops.INTERPRET, reason="Triton on CPU needs TRITON_INTERPRET=1")),
@@ -17,7 +17,7 @@ DEVICES = [
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 # Tolerance rule: kernel and twin evaluate the same fp32 expression and round once to the output dtype (the kernel
-# rounds bf16 to nearest even by hand, see kernels/_common.round_to). Before that rounding they may differ by fp32
+# rounds bf16 to nearest even by hand, see kernels/common.round_to). Before that rounding they may differ by fp32
 # reassociation: summation order in the norm (~1e-6 relative for these sizes), FMA contraction on GPU. So: one
 # ulp of the output dtype (rtol = 2^-mantissa bits), plus fp32 noise.
 TOL = {

@@ -60,7 +60,8 @@ def test_continue_example_runs_on_a_cli_run(tmp_path):
     run = tmp_path / "runs" / "digits"
     assert main(["train", "--data", "digits-train", "--steps", "2", "--batch-size", "8", "--width", "16",
                  "--no-progress", "--no-compile", "--out", str(run)]) == 0
-    run_readme_block("continue-example", "\nimport json\nlines = [json.loads(x) for x in open('runs/digits/stats.jsonl')]"
+    run_readme_block("continue-example", "\nimport json"
+                     "\nlines = [json.loads(x) for x in open('runs/digits/stats.jsonl')]"
                      "\nassert trainer.step == 102 and lines[-1]['step'] == 102, (trainer.step, lines[-1])"
                      "\nassert fw.checkpoint.load('runs/digits')['step'] == 102", "CONTINUE-OK",
                      prefix="import fastwgan as fw\n", cwd=tmp_path)

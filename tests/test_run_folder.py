@@ -300,7 +300,8 @@ class Scores10(nn.Module):
 
 @pytest.mark.parametrize("make,needle", [
     (lambda: small_trainer(latent=4, G=fw.models.mlp((2,), 16, hidden=8, depth=1)[0]),
-     "generator: its first layer body.0 takes 16 inputs but TrainConfig.latent_dim is 4 (a call on z of shape (2, 4) failed"),
+     "generator: its first layer body.0 takes 16 inputs but TrainConfig.latent_dim is 4 "
+     "(a call on z of shape (2, 4) failed"),
     (lambda: small_trainer(G=fw.models.mlp((3,), 4, hidden=8, depth=1)[0]),
      "samples have shape (2,) but the generator makes (3,)"),
     (lambda: small_trainer(D=fw.models.mlp((5,), 4, hidden=8, depth=1)[1]),

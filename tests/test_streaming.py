@@ -2,9 +2,9 @@
 gives, bad files are named, the CLI streams when the folder exceeds the memory budget, and memory stays bounded
 (peak RSS measured in a subprocess, against loading the folder whole)."""
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest

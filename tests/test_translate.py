@@ -6,12 +6,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, strategies as st
+from equivalence import LOSS_TOL, PRESETS, assert_close_modules, assert_same_history
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import fastwgan as fw
 from fastwgan import objectives, translate
-from equivalence import LOSS_TOL, PRESETS, assert_close_modules, assert_same_history
 
 
 def domains(cs=1, ct=3, n=24, size=8, seed=0):
@@ -205,7 +206,8 @@ def test_translator_maps_images_to_images(size, cin, cout):
     torch.testing.assert_close(t(x)[:1], t(x[:1]))
 
 
-@pytest.mark.parametrize("kw,match", [({"image_size": 6}, "8..64"), ({"image_size": 34}, "divisible by 4"), ({"image_size": 9}, "divisible by 2"),
+@pytest.mark.parametrize("kw,match", [({"image_size": 6}, "8..64"), ({"image_size": 34}, "divisible by 4"),
+                                      ({"image_size": 9}, "divisible by 2"),
                                       ({"channels_in": 2}, "channels_in must be 1 or 3"), ({"width": 0}, "positive")])
 def test_translator_refuses_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,4 @@
-"""Shared launcher helpers for the Triton kernels (host side only)."""
+"""What the Triton kernels share: launcher helpers (host side) and the counter-based hash (device side)."""
 import torch
 import triton
 import triton.language as tl
@@ -10,6 +10,19 @@ TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat1
 # One block of a 1-D elementwise kernel. No autotuning: `@triton.autotune` does not run under the interpreter
 # (DESIGN fact 9); 1024 fp32 elements per program is a good default for bandwidth-bound elementwise work.
 BLOCK = 1024
+
+
+@triton.jit
+def hash32(x):
+    # the counter-based hash the kernels draw per-sample randomness from (fastwgan.twins._hash32 is its twin):
+    # a 32-bit integer mix (xorshift-multiply, "lowbias32"), on int64 lanes masked to 32 bits
+    x = x & 0xFFFFFFFF
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x = x ^ (x >> 15)
+    x = (x * 0x2C1B3C6D) & 0xFFFFFFFF
+    x = x ^ (x >> 16)
+    return x
 
 
 def is_interpreted(kernel) -> bool:
