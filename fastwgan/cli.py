@@ -537,6 +537,18 @@ def _evaluators(args, out: Path, x) -> tuple:
                           train_data=x if data_kind(args.data) == "images" else None),)
 
 
+def _ranks_finish_together() -> None:
+    """Under torchrun, after a command ended normally on every rank: a barrier before the process group is torn
+    down. Rank 0 writes the run folder's last files after the last collective, so the other ranks used to destroy
+    their gloo process group and exit first, and 1 run in ~13 aborted at exit ("terminate called without an active
+    exception", SIGABRT on rank 1 after rank 0 had finished: tests/test_reliability.py's torchrun test, measured with
+    a busy process on one core)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The library's notes (logger "fastwgan": a run folder moved aside, stats lines dropped) as 'fastwgan: ...'
@@ -547,9 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(notes)
     level, log.level = log.level, (logging.DEBUG if args.debug else logging.INFO)
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
+        code = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
                 "score": cmd_score, "encode": cmd_encode, "translate": cmd_translate,
                 "adapt": cmd_adapt}[args.command](args)
+        _ranks_finish_together()
+        return code
     except (ValueError, OSError, TypeError) as e:  # bad input: one clear line (the traceback with --debug)
         if args.debug:
             raise

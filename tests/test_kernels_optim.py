@@ -19,7 +19,11 @@ STEPS = 4
 # the update. After STEPS steps on params of size ~1 with lr <= 1e-2: rtol 1e-5, atol 1e-6.
 FP32_TOL = dict(rtol=1e-5, atol=1e-6)
 # bf16/fp16 rule (flash-attention's): the kernel's max error against an fp32 reference is at most twice the
-# twin's max error in the same low precision, plus one ulp of the dtype at the tensor's scale.
+# twin's max error in the same low precision, plus a floor for the roundings themselves: each of the STEPS updates
+# stores the parameter in the low precision (up to half an ulp each), and kernel and twin round different fp32
+# values, so STEPS / 2 ulps of the dtype at the tensor's scale. (One ulp was too tight: the exploring tests drew a
+# single bf16 element whose twin happened to land within 0.1 ulp while the kernel's 4 roundings added to 1.1 ulp:
+# seed 44, n=1, rmsprop.)
 ULP = {torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}
 
 
@@ -33,7 +37,7 @@ def _state(n, seed, device, dtype=torch.float32, k=STEPS):
 def _assert_lowp_rule(name, kernel, twin_lp, ref32):
     err_k = (kernel.float() - ref32).abs().max().item()
     err_t = (twin_lp.float() - ref32).abs().max().item()
-    floor = ULP[kernel.dtype] * ref32.abs().max().item()
+    floor = STEPS / 2 * ULP[kernel.dtype] * ref32.abs().max().item()
     assert err_k <= 2 * err_t + floor, f"{name}: kernel err {err_k:.3g} > 2 * twin err {err_t:.3g} + {floor:.3g}"
 
 
