@@ -1,0 +1,112 @@
+"""Runs written by an earlier fastwgan keep loading, sampling and resuming bitwise (issue 23's guard).
+
+tests/data/old_runs holds run folders written by fastwgan at commit 1531d0c, before the one-engine restructure
+(``make.py`` there says how), and what that code computed from them (``expected.safetensors``). Every later version
+must read them to the same bits: the networks' outputs, and a run resumed from its middle checkpoint must end on
+exactly the checkpoint the uninterrupted run wrote. One thread, so the float sums keep one order.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import fastwgan as fw
+from fastwgan import adapt, anomaly, checkpoint, translate
+from fastwgan.cli import main
+
+OLD = Path(__file__).resolve().parent / "data" / "old_runs"
+EXPECTED = load_file(str(OLD / "expected.safetensors"))
+pytestmark = pytest.mark.slow
+
+
+def heldout(n=32):
+    return fw.data.load("digits-heldout")[:n]
+
+
+def copy_at(tmp_path: Path, run: str, step: int) -> Path:
+    """A copy of old run ``run`` rolled back to its checkpoint at ``step`` (later checkpoints removed)."""
+    dst = tmp_path / run
+    shutil.copytree(OLD / run, dst)
+    for ck in dst.rglob("checkpoints"):
+        if not any(ck.glob(f"step_{step:06d}.json")):
+            continue
+        for js in ck.glob("step_*.json"):
+            if int(js.stem.split("_")[1]) > step:
+                js.unlink()
+                js.with_suffix(".safetensors").unlink()
+        (ck / "latest.json").write_text(json.dumps({"step": step, "checkpoint": f"step_{step:06d}.json"}))
+    return dst
+
+
+def assert_same_state(a, b, where="state"):
+    """Two checkpoint states equal to the bit: every tensor, every number, every record (timings aside)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        skip = {"steps_per_s", "images_per_s", "first_step_s", "threads"}
+        assert set(a) - skip == set(b) - skip, f"{where}: keys {set(a) ^ set(b)}"
+        for k in set(a) - skip:
+            assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def final_state(run: Path, step: int) -> dict:
+    return checkpoint.load(run / "checkpoints" / f"step_{step:06d}.json")
+
+
+def test_an_old_gan_run_loads_samples_and_resumes_bitwise(tmp_path):
+    trainer, rc = fw.load_trainer(OLD / "gan", threads=1)
+    assert trainer.step == 6 and rc["steps"] == 6
+    assert torch.equal(trainer.sample(16, seed=5), EXPECTED["gan_sample"])
+    assert torch.equal(trainer.critic_score(heldout()), EXPECTED["gan_critic"])
+    run = copy_at(tmp_path, "gan", 3)
+    assert main(["train", "--resume", str(run), "--no-progress", "--threads", "1", "--no-compile"]) == 0
+    assert_same_state(final_state(run, 6), final_state(OLD / "gan", 6))
+
+
+def test_an_old_encoder_scores_and_resumes_bitwise(tmp_path):
+    trainer, _ = fw.load_trainer(OLD / "gan", threads=1)
+    assert torch.equal(anomaly.load_encoder(OLD / "gan", trainer).score(heldout())["score"],
+                       EXPECTED["encoder_score"])
+    run = copy_at(tmp_path, "gan", 6)  # the GAN as it was; its encoder rolled back to step 2
+    enc = run / "encoder"
+    shutil.rmtree(enc)
+    shutil.copytree(copy_at(tmp_path / "e", "gan", 2) / "encoder", enc)
+    assert main(["encode", str(run), "--steps", "4", "--resume", "--no-progress", "--log-every", "1",
+                 "--no-compile"]) == 0
+    assert_same_state(final_state(enc, 4), final_state(OLD / "gan" / "encoder", 4))
+
+
+def test_an_old_translation_run_translates_and_resumes_bitwise(tmp_path):
+    tr = translate.load_translation(OLD / "translate", threads=1)
+    assert torch.equal(tr.translate(heldout(8)), EXPECTED["translate_s2t"])
+    run = copy_at(tmp_path, "translate", 2)
+    assert main(["translate", "train", "--resume", str(run), "--no-progress", "--threads", "1", "--no-compile"]) == 0
+    assert_same_state(final_state(run, 4), final_state(OLD / "translate", 4))
+
+
+def test_an_old_adaptation_checkpoint_predicts_and_resumes_bitwise(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_old_runs", OLD / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8)
+    trainer = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, compile=False)
+    trainer.load_state_dict(checkpoint.load(OLD / "adapt"))
+    assert torch.equal(trainer.predict(fw.data.load("digits-m-heldout")[:32]), EXPECTED["adapt_predict"])
+    run = copy_at(tmp_path, "adapt", 2)
+    resumed = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, compile=False, threads=1)
+    resumed.load_state_dict(checkpoint.load(run))
+    src, y = fw.data.load("digits-train", channels=3, labels=True)
+    resumed.fit(src, fw.data.load("digits-m-train"), 4, labels=y, progress=False)
+    checkpoint.save(resumed.state_dict(), tmp_path / "resumed", resumed.step)  # JSON's keys, as the old run's
+    assert_same_state(checkpoint.load(tmp_path / "resumed"), final_state(OLD / "adapt", 4))
