@@ -30,12 +30,14 @@ train: venv
 # a run).
 test: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q --durations=15
 
 # The contributor's inner loop: everything but the tests marked slow (cold compiles, subprocess runs of the CLI,
 # torchrun, the gpu-check smoke), 10 examples per property. Not a substitute for `make test`.
 test-quick: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	TRITON_INTERPRET=1 HYPOTHESIS_PROFILE=quick $(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 bench: venv

@@ -1,5 +1,6 @@
 """The command line every use-case study in benchmarks/ shares: run (or read a stored result), print the table,
 write the JSON and the plot. A study supplies its own options, `run(args) -> result`, `table` and `plot`."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,8 @@ def study_main(argv, doc: str, add_options, run, table, plot) -> int:
         result = run(args)
         result["wall_s"] = time.perf_counter() - t0
         result["command"] = f"python {Path(sys.argv[0]).as_posix()} " + " ".join(
-            argv if argv is not None else sys.argv[1:])
+            argv if argv is not None else sys.argv[1:]
+        )
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=1) + "\n")

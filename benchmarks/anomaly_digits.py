@@ -16,6 +16,7 @@ the spread over checkpoints (max - min of the seed-mean), the mean over digits, 
     # real MNIST the same way, from IDX files (images with their labels files beside them):
     .venv/bin/python benchmarks/anomaly_digits.py --data train-images-idx3-ubyte --test-data t10k-images-idx3-ubyte
 """
+
 from __future__ import annotations
 
 import json
@@ -48,28 +49,49 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
     normal = split(ys, digit, protocol)
     test_n, test_a = xs[normal], xs[~normal]
     knn = anomaly.knn_scores(normal_train, xs)
-    out = {"protocol": protocol, "digit": digit, "n_train": len(normal_train), "n_normal": len(test_n),
-           "n_anomalous": len(test_a), "knn": metrics.auroc(knn[~normal], knn[normal]), "runs": []}
+    out = {
+        "protocol": protocol,
+        "digit": digit,
+        "n_train": len(normal_train),
+        "n_normal": len(test_n),
+        "n_anomalous": len(test_a),
+        "knn": metrics.auroc(knn[~normal], knn[normal]),
+        "runs": [],
+    }
     t0 = time.perf_counter()
     for seed in seeds:
         cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
         torch.manual_seed(seed)
-        G, D = fw.models.build(args.model, tuple(xt.shape[1:]), cfg.latent_dim,
-                               **({"hidden": args.width} if args.model == "mlp" else {"width": args.width}))
+        G, D = fw.models.build(
+            args.model,
+            tuple(xt.shape[1:]),
+            cfg.latent_dim,
+            **({"hidden": args.width} if args.model == "mlp" else {"width": args.width}),
+        )
         # the data streams from host memory (device_data_bytes=0): every training set, whatever its size, runs the
         # same compiled graphs, so one compile serves all digits and protocols
         gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0, compile=not args.no_compile)
         for step in args.checkpoints:
             gan.fit(normal_train, step, progress=False)
-            et = anomaly.EncoderTrainer(gan.sampling_generator(), gan.critic, anomaly.encoder_for(G.spec, seed=seed),
-                                        anomaly.EncoderConfig(seed=seed), compile=not args.no_compile)
+            et = anomaly.EncoderTrainer(
+                gan.sampling_generator(),
+                gan.critic,
+                anomaly.encoder_for(G.spec, seed=seed),
+                anomaly.EncoderConfig(seed=seed),
+                compile=not args.no_compile,
+            )
             et.fit(normal_train, args.encoder_steps, progress=False)
             fan = et.score(xs)["score"]
             crit = -gan.critic_score(xs).double()
-            out["runs"].append({"seed": seed, "step": step,
-                                "fanogan": metrics.auroc(fan[~normal], fan[normal]),
-                                "critic": metrics.auroc(crit[~normal], crit[normal]),
-                                "encoder_loss": et.history[-1]["loss"]})
+            out["runs"].append(
+                {
+                    "seed": seed,
+                    "step": step,
+                    "fanogan": metrics.auroc(fan[~normal], fan[normal]),
+                    "critic": metrics.auroc(crit[~normal], crit[normal]),
+                    "encoder_loss": et.history[-1]["loss"],
+                }
+            )
     out["wall_s"] = time.perf_counter() - t0
     for m in ("fanogan", "critic"):
         out[m] = statistics.mean(r[m] for r in out["runs"])
@@ -100,27 +122,51 @@ def run(args) -> dict:
             rows.append(one_digit(p, d, args.seeds, xt, yt, xs, ys, args))
             if args.json:  # a long run keeps what it has measured
                 args.json.with_suffix(".partial.json").write_text(json.dumps({"rows": rows}) + "\n")
-    return {"rows": rows, "settings": {k: getattr(args, k) for k in ("protocols", "digits", "seeds", "gan_steps",
-                                                                       "checkpoints", "encoder_steps", "width",
-                                                                       "model", "data", "test_data")},
-            "environment": environment(), "threads": torch.get_num_threads()}
+    return {
+        "rows": rows,
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "protocols",
+                "digits",
+                "seeds",
+                "gan_steps",
+                "checkpoints",
+                "encoder_steps",
+                "width",
+                "model",
+                "data",
+                "test_data",
+            )
+        },
+        "environment": environment(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def table(result: dict) -> str:
     lines = []
     for p in result["settings"]["protocols"]:
         rows = [r for r in result["rows"] if r["protocol"] == p]
-        lines += [f"\n{p} (AUROC, anomalous scores higher; fanogan / critic: mean over seeds x checkpoints, "
-                  "[spread over checkpoints])", "",
-                  "| digit | fanogan | critic | knn | wall s |", "|---|---|---|---|---|"]
+        lines += [
+            f"\n{p} (AUROC, anomalous scores higher; fanogan / critic: mean over seeds x checkpoints, "
+            "[spread over checkpoints])",
+            "",
+            "| digit | fanogan | critic | knn | wall s |",
+            "|---|---|---|---|---|",
+        ]
         for r in rows:
-            lines.append(f"| {r['digit']} | {r['fanogan']:.3f} [{r['fanogan_spread']:.3f}] | {r['critic']:.3f} "
-                         f"[{r['critic_spread']:.3f}] | {r['knn']:.3f} | {r['wall_s']:.0f} |")
+            lines.append(
+                f"| {r['digit']} | {r['fanogan']:.3f} [{r['fanogan_spread']:.3f}] | {r['critic']:.3f} "
+                f"[{r['critic_spread']:.3f}] | {r['knn']:.3f} | {r['wall_s']:.0f} |"
+            )
         mean = {m: statistics.mean(r[m] for r in rows) for m in METHODS}
         spread = {m: max(r[f"{m}_spread"] for r in rows) for m in ("fanogan", "critic")}
-        lines.append(f"| **mean** | **{mean['fanogan']:.3f}** [max {spread['fanogan']:.3f}] | **{mean['critic']:.3f}** "
-                     f"[max {spread['critic']:.3f}] | **{mean['knn']:.3f}** | "
-                     f"{statistics.mean(r['wall_s'] for r in rows):.0f} |")
+        lines.append(
+            f"| **mean** | **{mean['fanogan']:.3f}** [max {spread['fanogan']:.3f}] | **{mean['critic']:.3f}** "
+            f"[max {spread['critic']:.3f}] | **{mean['knn']:.3f}** | "
+            f"{statistics.mean(r['wall_s'] for r in rows):.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ same number of optimizer steps, and tested on the 500 held-out digits:
 
 Prints a markdown table (mean +- std over seeds, and wall times) and writes the JSON and the plot.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,12 @@ WAYS = ("real", "shifts", "gan", "gan+shifts")
 def subset(x, y, per_class: int, seed: int):
     """``per_class`` digits of every class, chosen with ``seed``."""
     g = torch.Generator().manual_seed(seed)
-    idx = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
-                     for c in range(10)])
+    idx = torch.cat(
+        [
+            torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
+            for c in range(10)
+        ]
+    )
     return x[idx], y[idx]
 
 
@@ -77,19 +82,39 @@ def run(ns, seeds, gan_steps: int, gan_width: int, clf_steps: int, g_per_class: 
                 t1 = time.perf_counter()
                 model = classifier.train_classifier(*data, steps=clf_steps, seed=seed, shift=way.endswith("shifts"))
                 acc = classifier.accuracy(model, xh, yh)
-                rows.append({"n_per_class": n, "seed": seed, "way": way, "accuracy": acc,
-                             "classifier_s": time.perf_counter() - t1,
-                             "gan_s": gan_s if way.startswith("gan") else 0.0, "gan_conditional_accuracy": gan_cond})
+                rows.append(
+                    {
+                        "n_per_class": n,
+                        "seed": seed,
+                        "way": way,
+                        "accuracy": acc,
+                        "classifier_s": time.perf_counter() - t1,
+                        "gan_s": gan_s if way.startswith("gan") else 0.0,
+                        "gan_conditional_accuracy": gan_cond,
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
-    return {"rows": rows, "settings": {"ns": ns, "seeds": seeds, "gan_steps": gan_steps, "gan_width": gan_width,
-                                       "clf_steps": clf_steps, "g_per_class": g_per_class},
-            "environment": environment(), "threads": torch.get_num_threads()}
+    return {
+        "rows": rows,
+        "settings": {
+            "ns": ns,
+            "seeds": seeds,
+            "gan_steps": gan_steps,
+            "gan_width": gan_width,
+            "clf_steps": clf_steps,
+            "g_per_class": g_per_class,
+        },
+        "environment": environment(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def table(result: dict) -> str:
     rows = result["rows"]
-    lines = ["| real digits per class | " + " | ".join(WAYS) + " | GAN training s | generated digits classified "
-             "as asked |", "|---" * (len(WAYS) + 3) + "|"]
+    lines = [
+        "| real digits per class | " + " | ".join(WAYS) + " | GAN training s | generated digits classified as asked |",
+        "|---" * (len(WAYS) + 3) + "|",
+    ]
     for n in result["settings"]["ns"]:
         cells = []
         for way in WAYS:

@@ -38,6 +38,7 @@ Tests are parametrised per profile by `pytest_generate_tests`; every case id sta
 runs of different devices never share a benchmark name (a regression comparison across devices finds nothing to
 compare instead of passing).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -109,8 +110,10 @@ def _steps(sizes_batches_widths) -> tuple[StepCase, ...]:
 def _issue_dcgan(width: int, batch: int, rounds: int | None = None) -> tuple[StepCase, ...]:
     """The speed issue's DCGAN-32 pair: WGAN with a batch-norm critic (as in the WGAN paper), WGAN-GP with layer
     norm (batch norm breaks the per-sample penalty)."""
-    return (StepCase("wgan-clip", 32, batch, width, critic_norm="batch", rounds=rounds),
-            StepCase("wgan-gp", 32, batch, width, critic_norm="layer", rounds=rounds))
+    return (
+        StepCase("wgan-clip", 32, batch, width, critic_norm="batch", rounds=rounds),
+        StepCase("wgan-gp", 32, batch, width, critic_norm="layer", rounds=rounds),
+    )
 
 
 def _toy(width: int, batch: int, rounds: int | None = None) -> StepCase:
@@ -138,55 +141,90 @@ PROFILES = {
         # Reduced DCGAN width (default 64) so that a 2-core CPU runs the whole suite in < 10 min: batch axis at
         # width 32 (16, 32), parameter axis at batch 16 (width 16, 32).
         step_cases=_steps(((32, 16, 32), (32, 32, 32), (32, 16, 16))),
-        kernel_max_time=0.1, kernel_min_rounds=5, step_rounds=10, step_warmup=1, copy_numel=2**24,
+        kernel_max_time=0.1,
+        kernel_min_rounds=5,
+        step_rounds=10,
+        step_warmup=1,
+        copy_numel=2**24,
     ),
     "full": Profile(
         name="full",
         clip_numels=(10**4, 10**5, 10**6, 10**7, 10**8),
         gp_cases=tuple((b, s) for s in (32, 64) for b in (16, 64, 256, 512)),
-        step_cases=_steps(((32, 64, 64), (32, 256, 64), (64, 64, 64), (64, 256, 64), (32, 64, 32),
-                           (32, 64, 128))),
-        kernel_max_time=1.0, kernel_min_rounds=10, step_rounds=20, step_warmup=3, copy_numel=2**28,
+        step_cases=_steps(((32, 64, 64), (32, 256, 64), (64, 64, 64), (64, 256, 64), (32, 64, 32), (32, 64, 128))),
+        kernel_max_time=1.0,
+        kernel_min_rounds=10,
+        step_rounds=20,
+        step_warmup=3,
+        copy_numel=2**28,
     ),
     "cpu": Profile(
         name="cpu",
         clip_numels=(10**4, 10**5, 10**6),
         gp_cases=((16, 32), (64, 32)),
         step_cases=(*_issue_dcgan(64, 64, rounds=8), _toy(128, 256, rounds=20), _toy(512, 256, rounds=20)),
-        kernel_max_time=0.1, kernel_min_rounds=5, step_rounds=10, step_warmup=1, copy_numel=2**24,
+        kernel_max_time=0.1,
+        kernel_min_rounds=5,
+        step_rounds=10,
+        step_warmup=1,
+        copy_numel=2**24,
     ),
     "gpu-check": Profile(
         name="gpu-check",
         clip_numels=(10**5, 10**6, 10**7),
         gp_cases=((64, 32), (256, 32)),
         step_cases=(*_issue_dcgan(64, 64), _toy(512, 256)),
-        kernel_max_time=0.25, kernel_min_rounds=5, step_rounds=30, step_warmup=3, copy_numel=2**26,
+        kernel_max_time=0.25,
+        kernel_min_rounds=5,
+        step_rounds=30,
+        step_warmup=3,
+        copy_numel=2**26,
     ),
     "smoke": Profile(
         name="smoke",
         clip_numels=(10**4,),
         gp_cases=((8, 32),),
         step_cases=(*_issue_dcgan(8, 8), _toy(32, 64)),
-        kernel_max_time=0.01, kernel_min_rounds=2, step_rounds=2, step_warmup=0, copy_numel=2**20,
+        kernel_max_time=0.01,
+        kernel_min_rounds=2,
+        step_rounds=2,
+        step_warmup=0,
+        copy_numel=2**20,
     ),
 }
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastwgan benchmarks")
-    group.addoption("--profile", choices=sorted(PROFILES), default=None,
-                    help="benchmark sizes: quick (2-core CPU, < 10 min), full (GPU), cpu (the issue's four step "
-                         "cases), gpu-check (a GPU lease), smoke (tiny). Default: $FASTWGAN_BENCH_PROFILE, else "
-                         "full on CUDA and quick on CPU.")
-    group.addoption("--compile-cache", choices=COMPILE_CACHE_MODES, default="as-found",
-                    help="inductor cache for the compiled providers' first call: as-found (default), cold (fresh "
-                         "empty cache per provider), warm (filled by an untimed compile first), cold+warm (both)")
-    group.addoption("--bench-device", choices=("auto", "cpu", "cuda"), default=None,
-                    help="device to benchmark (default: $FASTWGAN_BENCH_DEVICE, else cuda when available)")
-    group.addoption("--bench-threads", type=int, default=None,
-                    help="torch intra-op threads (default: $FASTWGAN_BENCH_THREADS, else torch's default). On a "
-                         "CPU shared with other busy processes, OpenMP barriers wait for descheduled threads "
-                         "(milliseconds per op): 1 thread then measures the code, not the scheduler.")
+    group.addoption(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="benchmark sizes: quick (2-core CPU, < 10 min), full (GPU), cpu (the issue's four step "
+        "cases), gpu-check (a GPU lease), smoke (tiny). Default: $FASTWGAN_BENCH_PROFILE, else "
+        "full on CUDA and quick on CPU.",
+    )
+    group.addoption(
+        "--compile-cache",
+        choices=COMPILE_CACHE_MODES,
+        default="as-found",
+        help="inductor cache for the compiled providers' first call: as-found (default), cold (fresh "
+        "empty cache per provider), warm (filled by an untimed compile first), cold+warm (both)",
+    )
+    group.addoption(
+        "--bench-device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="device to benchmark (default: $FASTWGAN_BENCH_DEVICE, else cuda when available)",
+    )
+    group.addoption(
+        "--bench-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: $FASTWGAN_BENCH_THREADS, else torch's default). On a "
+        "CPU shared with other busy processes, OpenMP barriers wait for descheduled threads "
+        "(milliseconds per op): 1 thread then measures the code, not the scheduler.",
+    )
 
 
 def _device(config) -> torch.device:
@@ -296,8 +334,7 @@ class PeakMemory:
         return False
 
     def info(self) -> dict:
-        return {"peak_mem_bytes": self.peak, "peak_mem_delta_bytes": self.peak - self.start,
-                "peak_mem_kind": self.kind}
+        return {"peak_mem_bytes": self.peak, "peak_mem_delta_bytes": self.peak - self.start, "peak_mem_kind": self.kind}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -316,8 +353,10 @@ class Bench:
     def require_triton(self) -> None:
         """Skip (with the reason) where the fastwgan Triton kernels cannot run at speed."""
         if self.device.type != "cuda":
-            pytest.skip("fastwgan Triton kernels run compiled only on CUDA; on CPU they need the Triton "
-                        "interpreter (TRITON_INTERPRET=1), whose timings mean nothing")
+            pytest.skip(
+                "fastwgan Triton kernels run compiled only on CUDA; on CPU they need the Triton "
+                "interpreter (TRITON_INTERPRET=1), whose timings mean nothing"
+            )
         if not ops.HAS_TRITON:
             pytest.skip("triton is not installed")
 
@@ -380,8 +419,9 @@ request_cache: dict = {}  # values measured during the session that the machine-
 # ---------------------------------------------------------------------------------------------------------------
 def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -410,33 +450,37 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     dev = _device(config)
     env = environment()
     status = _git("status", "--porcelain", "--untracked-files=no")
-    machine_info.update({
-        "device": dev.type,
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
-        "torch": torch.__version__,
-        "triton": env.get("triton"),
-        "cuda": torch.version.cuda,
-        "fastwgan": fastwgan.__version__,
-        "commit": _git("rev-parse", "HEAD"),
-        "commit_dirty": bool(status) if status is not None else None,
-        "profile": _profile(config).name,
-        "compile_cache": config.getoption("--compile-cache"),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_1m_start": getattr(config, "_fastwgan_load_start", None),
-        "loadavg_1m_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "copy_gbps": request_cache.get("copy_gbps"),
-        "triton_interpret_dropped": _INTERPRET_DROPPED,
-    })
+    machine_info.update(
+        {
+            "device": dev.type,
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+            "torch": torch.__version__,
+            "triton": env.get("triton"),
+            "cuda": torch.version.cuda,
+            "fastwgan": fastwgan.__version__,
+            "commit": _git("rev-parse", "HEAD"),
+            "commit_dirty": bool(status) if status is not None else None,
+            "profile": _profile(config).name,
+            "compile_cache": config.getoption("--compile-cache"),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_1m_start": getattr(config, "_fastwgan_load_start", None),
+            "loadavg_1m_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "copy_gbps": request_cache.get("copy_gbps"),
+            "triton_interpret_dropped": _INTERPRET_DROPPED,
+        }
+    )
 
 
 def pytest_report_header(config):
     dev, prof = _device(config), _profile(config)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
-    lines = [f"fastwgan benchmarks: profile={prof.name} device={dev.type} ({name}) torch={torch.__version__} "
-             f"triton={environment().get('triton')} cuda={torch.version.cuda} cpus={os.cpu_count()} "
-             f"torch_threads={torch.get_num_threads()} compile_cache={config.getoption('--compile-cache')} "
-             f"load(1m)={getattr(config, '_fastwgan_load_start', None)}"]
+    lines = [
+        f"fastwgan benchmarks: profile={prof.name} device={dev.type} ({name}) torch={torch.__version__} "
+        f"triton={environment().get('triton')} cuda={torch.version.cuda} cpus={os.cpu_count()} "
+        f"torch_threads={torch.get_num_threads()} compile_cache={config.getoption('--compile-cache')} "
+        f"load(1m)={getattr(config, '_fastwgan_load_start', None)}"
+    ]
     if _INTERPRET_DROPPED:
         lines.append("TRITON_INTERPRET was set: dropped for the benchmarks (interpreter timings mean nothing)")
     return lines

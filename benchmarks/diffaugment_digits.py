@@ -11,6 +11,7 @@ noise seed). Lower is better; two real sets of digits score `fid_classifier_real
     .venv/bin/python benchmarks/diffaugment_digits.py [--quick] [--json benchmarks/results/diffaugment_digits.json]
         [--plot docs/img/diffaugment_digits.png]      (--from-json FILE: the table and plot of a stored run)
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ from fastwgan.run import environment  # noqa: E402
 
 def subset(x: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return x[torch.randperm(len(x), generator=g)[:max(1, round(fraction * len(x)))]]
+    return x[torch.randperm(len(x), generator=g)[: max(1, round(fraction * len(x)))]]
 
 
 def run(fractions, policies, seeds, steps: int, every: int, width: int) -> dict:
@@ -51,14 +52,34 @@ def run(fractions, policies, seeds, steps: int, every: int, width: int) -> dict:
                 while trainer.step < steps:
                     trainer.fit(x, add_steps=min(every, steps - trainer.step), progress=False)
                     m = evaluate_trainer(trainer, "digits-train", seed=0, cache_dir=REPO / "runs" / "eval")
-                    curve.append({"step": trainer.step, "fid": m["fid_classifier"],
-                                  "fid_real": m["fid_classifier_real"]})
-                rows.append({"fraction": fraction, "images": len(x), "policy": policy or "none", "seed": seed,
-                             "curve": curve, "fid": curve[-1]["fid"], "wall_s": time.perf_counter() - t0})
+                    curve.append(
+                        {"step": trainer.step, "fid": m["fid_classifier"], "fid_real": m["fid_classifier_real"]}
+                    )
+                rows.append(
+                    {
+                        "fraction": fraction,
+                        "images": len(x),
+                        "policy": policy or "none",
+                        "seed": seed,
+                        "curve": curve,
+                        "fid": curve[-1]["fid"],
+                        "wall_s": time.perf_counter() - t0,
+                    }
+                )
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-    return {"rows": rows, "settings": {"fractions": fractions, "policies": [p or "none" for p in policies],
-                                       "seeds": seeds, "steps": steps, "eval_every": every, "width": width},
-            "environment": environment(), "threads": torch.get_num_threads()}
+    return {
+        "rows": rows,
+        "settings": {
+            "fractions": fractions,
+            "policies": [p or "none" for p in policies],
+            "seeds": seeds,
+            "steps": steps,
+            "eval_every": every,
+            "width": width,
+        },
+        "environment": environment(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _fids(result, fraction, policy, key="fid", step=None):
@@ -81,8 +102,10 @@ def table(result: dict) -> str:
             cells.append(f"{statistics.mean(v):.2f} ± {sd:.2f}")
         lines.append(f"| {100 * fraction:.0f}% ({n} digits) | " + " | ".join(cells) + " |")
     real = statistics.mean(c["fid_real"] for r in result["rows"] for c in r["curve"])
-    lines.append(f"\nclassifier-FID against the 500 held-out digits after {s['steps']} steps, mean ± std over seeds "
-                 f"{s['seeds']}; two real sets of digits: {real:.2f}.")
+    lines.append(
+        f"\nclassifier-FID against the 500 held-out digits after {s['steps']} steps, mean ± std over seeds "
+        f"{s['seeds']}; two real sets of digits: {real:.2f}."
+    )
     return "\n".join(lines)
 
 
@@ -112,8 +135,12 @@ def _options(a) -> None:
     a.add_argument("--steps", type=int, default=3000)
     a.add_argument("--eval-every", type=int, default=500)
     a.add_argument("--width", type=int, default=256)
-    a.add_argument("--policies", nargs="+", default=["", "translation,cutout", "color,translation,cutout"],
-                   help="'' is no augmentation")
+    a.add_argument(
+        "--policies",
+        nargs="+",
+        default=["", "translation,cutout", "color,translation,cutout"],
+        help="'' is no augmentation",
+    )
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     a.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0], help="parts of digits-train")
 

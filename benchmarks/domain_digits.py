@@ -15,6 +15,7 @@ Mean +- std over seeds; every arm's wall time. Targets: (b) and (c) each close a
         --grid docs/img/domain_digits_grid.png
     .venv/bin/python benchmarks/domain_digits.py --from-json benchmarks/results/domain_digits.json
 """
+
 from __future__ import annotations
 
 import statistics
@@ -33,8 +34,13 @@ from fastwgan import adapt, classifier, translate  # noqa: E402
 from fastwgan.run import environment  # noqa: E402
 
 ARMS = ("source_only", "wdgrl", "translated", "oracle", "reverse")
-LABELS = {"source_only": "(a) source only", "wdgrl": "(b) WDGRL", "translated": "(c) translated source",
-          "oracle": "(d) target oracle", "reverse": "(e) reverse: (a) on G_ts(target)"}
+LABELS = {
+    "source_only": "(a) source only",
+    "wdgrl": "(b) WDGRL",
+    "translated": "(c) translated source",
+    "oracle": "(d) target oracle",
+    "reverse": "(e) reverse: (a) on G_ts(target)",
+}
 
 
 def _options(a):
@@ -47,16 +53,29 @@ def _options(a):
     a.add_argument("--weight", type=float, default=adapt.WEIGHT, help="WDGRL lambda")
     a.add_argument("--no-compile", action="store_true", help="eager fast trainers (smoke runs)")
     a.add_argument("--blocks", type=int, default=3, help="translator residual blocks")
-    a.add_argument("--critic", choices=("mlp", "dcgan"), default="dcgan",
-                   help="the translation critics: fastwgan.models' MLP or its convolutional DCGAN critic (8 px)")
+    a.add_argument(
+        "--critic",
+        choices=("mlp", "dcgan"),
+        default="dcgan",
+        help="the translation critics: fastwgan.models' MLP or its convolutional DCGAN critic (8 px)",
+    )
     a.add_argument("--critic-width", type=int, default=None, help="the critics' MLP hidden / DCGAN base width")
     a.add_argument("--cycle-weight", type=float, default=translate.CYCLE_WEIGHT, help="lambda_cyc")
     a.add_argument("--identity-weight", type=float, default=None, help="lambda_id (default 0.5 lambda_cyc)")
-    a.add_argument("--semantic-weight", type=float, default=0.0,
-                   help="> 0: CyCADA's semantic consistency with (a)'s classifier, this weight (0: plain CycleGAN)")
+    a.add_argument(
+        "--semantic-weight",
+        type=float,
+        default=0.0,
+        help="> 0: CyCADA's semantic consistency with (a)'s classifier, this weight (0: plain CycleGAN)",
+    )
     a.add_argument("--lr-adapt", type=float, default=1e-4, help="WDGRL: the extractor's and classifier's lr")
-    a.add_argument("--arms", nargs="+", default=["wdgrl", "translated"], choices=("wdgrl", "translated"),
-                   help="the adapted arms to run ((a), (d) always run)")
+    a.add_argument(
+        "--arms",
+        nargs="+",
+        default=["wdgrl", "translated"],
+        choices=("wdgrl", "translated"),
+        help="the adapted arms to run ((a), (d) always run)",
+    )
     a.add_argument("--grid", type=Path, default=None, help="write seed 0's translation grid here")
 
 
@@ -76,9 +95,18 @@ def translation_trainer(seed: int, args, semantic=None) -> translate.Translation
     kw = {} if args.critic_width is None else {"hidden" if args.critic == "mlp" else "width": args.critic_width}
     d_s = fw.models.build(args.critic, (3, 8, 8), cfg.latent_dim, **kw)[1]
     d_t = fw.models.build(args.critic, (3, 8, 8), cfg.latent_dim, **kw)[1]
-    return translate.TranslationTrainer(g_st, g_ts, d_s, d_t, cfg, args.cycle_weight, args.identity_weight,
-                                        semantic=semantic, semantic_weight=args.semantic_weight,
-                                        compile=not args.no_compile)
+    return translate.TranslationTrainer(
+        g_st,
+        g_ts,
+        d_s,
+        d_t,
+        cfg,
+        args.cycle_weight,
+        args.identity_weight,
+        semantic=semantic,
+        semantic_weight=args.semantic_weight,
+        compile=not args.no_compile,
+    )
 
 
 def one_seed(seed: int, d, args) -> dict:
@@ -119,8 +147,12 @@ def one_seed(seed: int, d, args) -> dict:
 
     # (c) pixel level: translate the source, train the classifier on it with the source labels
     semantic = clf_a if args.semantic_weight > 0 else None
-    tr_c = timed("translation", lambda: translation_trainer(seed, args, semantic).fit(xs, xt, args.translate_steps,
-                                                                            log_every=100, progress=False))
+    tr_c = timed(
+        "translation",
+        lambda: translation_trainer(seed, args, semantic).fit(
+            xs, xt, args.translate_steps, log_every=100, progress=False
+        ),
+    )
     xs_to_t = fw.data.to_uint8(tr_c.translate(xs, "s2t"))
     clf_c = timed("translated", lambda: classifier.train_classifier(xs_to_t, ys, epochs=args.epochs, seed=seed))
     out["translated"] = acc(clf_c, xt_test, yt_test)
@@ -157,38 +189,71 @@ def run(args) -> dict:
             continue
         summary[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
     walls = {k: statistics.fmean(r["wall_s"][k] for r in runs) for k in runs[0]["wall_s"]}
-    extra = {"critic": args.critic, "critic_width": args.critic_width, "blocks": args.blocks,
-             "lr_adapt": args.lr_adapt, "arms": args.arms, "cycle_weight": args.cycle_weight,
-             "identity_weight": args.identity_weight, "semantic_weight": args.semantic_weight}
+    extra = {
+        "critic": args.critic,
+        "critic_width": args.critic_width,
+        "blocks": args.blocks,
+        "lr_adapt": args.lr_adapt,
+        "arms": args.arms,
+        "cycle_weight": args.cycle_weight,
+        "identity_weight": args.identity_weight,
+        "semantic_weight": args.semantic_weight,
+    }
     gap = summary["oracle"]["mean"] - summary["source_only"]["mean"]
-    closed = {k: (summary[k]["mean"] - summary["source_only"]["mean"]) / gap if gap > 0 else float("nan")
-              for k in ("wdgrl", "translated") if k in summary}
-    return {"study": "domain_digits", "seeds": args.seeds, "translate_steps": args.translate_steps,
-            "adapt_steps": args.adapt_steps, "epochs": args.epochs, "batch_size": args.batch_size,
-            "width": args.width, "weight": args.weight, "compile": not args.no_compile, **extra, "runs": runs,
-            "summary": summary, "wall_mean_s": walls, "gap_closed": closed, "environment": environment(),
-            "threads": torch.get_num_threads()}
+    closed = {
+        k: (summary[k]["mean"] - summary["source_only"]["mean"]) / gap if gap > 0 else float("nan")
+        for k in ("wdgrl", "translated")
+        if k in summary
+    }
+    return {
+        "study": "domain_digits",
+        "seeds": args.seeds,
+        "translate_steps": args.translate_steps,
+        "adapt_steps": args.adapt_steps,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "width": args.width,
+        "weight": args.weight,
+        "compile": not args.no_compile,
+        **extra,
+        "runs": runs,
+        "summary": summary,
+        "wall_mean_s": walls,
+        "gap_closed": closed,
+        "environment": environment(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def table(result: dict) -> str:
     s, w = result["summary"], result["wall_mean_s"]
-    arm_wall = {"source_only": w["source_only"], "wdgrl": w.get("wdgrl"), "oracle": w["oracle"],
-                "translated": w["translation"] + w["translated"] if "translation" in w else None,
-                "reverse": w.get("translation")}
+    arm_wall = {
+        "source_only": w["source_only"],
+        "wdgrl": w.get("wdgrl"),
+        "oracle": w["oracle"],
+        "translated": w["translation"] + w["translated"] if "translation" in w else None,
+        "reverse": w.get("translation"),
+    }
     lines = ["| arm | digits-m-heldout accuracy | gap a -> d closed | wall per seed (s) |", "|---|---|---|---|"]
     for k in ARMS:
         if k not in s:
             continue
         closed = result["gap_closed"].get(k)
-        lines.append(f"| {LABELS[k]} | {s[k]['mean']:.3f} +- {s[k]['std']:.3f} | "
-                     f"{'' if closed is None else f'{closed:.0%}'} | {arm_wall[k]:.0f} |")
+        lines.append(
+            f"| {LABELS[k]} | {s[k]['mean']:.3f} +- {s[k]['std']:.3f} | "
+            f"{'' if closed is None else f'{closed:.0%}'} | {arm_wall[k]:.0f} |"
+        )
     if "oracle_on_translated" in s:
-        lines.append(f"\nthe oracle (d) on G_st(held-out source): {s['oracle_on_translated']['mean']:.3f} (do the "
-                     f"translations carry their digit in the target's look?); (c)'s fit of its own training set "
-                     f"{s['translated_train_fit']['mean']:.3f}")
-    lines.append(f"\n(a) on the source's own held-out digits: {s['source_only_on_source']['mean']:.3f}; seeds "
-                 f"{result['seeds']}; translation {result['translate_steps']} steps, WDGRL {result['adapt_steps']} "
-                 f"steps, classifiers {result['epochs']} epochs; (e)'s wall is the shared translation run")
+        lines.append(
+            f"\nthe oracle (d) on G_st(held-out source): {s['oracle_on_translated']['mean']:.3f} (do the "
+            f"translations carry their digit in the target's look?); (c)'s fit of its own training set "
+            f"{s['translated_train_fit']['mean']:.3f}"
+        )
+    lines.append(
+        f"\n(a) on the source's own held-out digits: {s['source_only_on_source']['mean']:.3f}; seeds "
+        f"{result['seeds']}; translation {result['translate_steps']} steps, WDGRL {result['adapt_steps']} "
+        f"steps, classifiers {result['epochs']} epochs; (e)'s wall is the shared translation run"
+    )
     return "\n".join(lines)
 
 
@@ -201,8 +266,11 @@ def plot(result: dict, path: Path) -> None:
     s = result["summary"]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(range(len(ARMS)), [s[k]["mean"] for k in ARMS], yerr=[s[k]["std"] for k in ARMS], color="C0")
-    ax.set_xticks(range(len(ARMS)), [LABELS[k].split(" ", 1)[0] + "\n" + LABELS[k].split(" ", 1)[1][:18]
-                                     for k in ARMS], fontsize=7)
+    ax.set_xticks(
+        range(len(ARMS)),
+        [LABELS[k].split(" ", 1)[0] + "\n" + LABELS[k].split(" ", 1)[1][:18] for k in ARMS],
+        fontsize=7,
+    )
     ax.set_ylabel("digits-m-heldout accuracy")
     ax.set_ylim(0, 1)
     fig.tight_layout()

@@ -1,8 +1,9 @@
 """Early / middle / final sample pictures of a run, side by side, for the README (docs/img/).
 
-    python benchmarks/eval_figures.py runs/eval/25g docs/img/25gaussians.png --steps 1500 7500 15000
-    python benchmarks/eval_figures.py runs/eval/digits docs/img/digits.png --steps 300 1500 3000 --scale 3
+python benchmarks/eval_figures.py runs/eval/25g docs/img/25gaussians.png --steps 1500 7500 15000
+python benchmarks/eval_figures.py runs/eval/digits docs/img/digits.png --steps 300 1500 3000 --scale 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ def strip(run: Path, steps: list[int], scale: float) -> Image.Image:
     tiles = []
     for s in steps:
         img = Image.open(run / "samples" / f"step_{s:06d}.png").convert("RGB")
-        img = img.resize((round(img.width * scale), round(img.height * scale)),
-                         Image.NEAREST if scale >= 1 else Image.LANCZOS)
+        img = img.resize(
+            (round(img.width * scale), round(img.height * scale)), Image.NEAREST if scale >= 1 else Image.LANCZOS
+        )
         label = Image.new("RGB", (img.width, 16), "white")
         ImageDraw.Draw(label).text((4, 2), f"step {s}", fill="black")
         tile = Image.new("RGB", (img.width, img.height + 16), "white")

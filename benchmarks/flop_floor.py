@@ -8,6 +8,7 @@ best of a few large fp32 GEMMs (2048^3) at torch's current thread count, so "flo
 if every FLOP ran at GEMM speed and nothing else cost time. With --steps-json (a pytest-benchmark JSON of
 benchmarks/test_bench_steps.py), each case's measured fastwgan and loop medians are set beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,12 @@ from profile_step import build, write_json  # benchmarks/ is this script's folde
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-CASES = {"toy-mlp128": "gp-toy-mlp128-b256", "toy-mlp512": "gp-toy-mlp512-b256", "dcgan-gp": "gp-32px-b64",
-         "dcgan-clip": "clip-32px-b64"}
+CASES = {
+    "toy-mlp128": "gp-toy-mlp128-b256",
+    "toy-mlp512": "gp-toy-mlp512-b256",
+    "dcgan-gp": "gp-32px-b64",
+    "dcgan-clip": "clip-32px-b64",
+}
 
 
 class CountFlops(TorchDispatchMode):

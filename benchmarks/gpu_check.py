@@ -29,6 +29,7 @@ rewritten (smoke never touches it). Exit status: 0 when every phase passed, 1 ot
 
 Only the standard library (and benchmarks/report.py) in this process: torch is imported by the children only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -144,8 +145,17 @@ def run_phase(phase: Phase, env: dict, log: Log, budget_left: float) -> None:
         return
     log(f"{phase.name}: start (timeout {_dur(timeout)}): {' '.join(phase.cmd)}")
     t = time.monotonic()
-    proc = subprocess.Popen(phase.cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace", start_new_session=True, preexec_fn=_child_preexec)
+    proc = subprocess.Popen(
+        phase.cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        preexec_fn=_child_preexec,
+    )
     lines: list[str] = []
 
     def pump():
@@ -181,8 +191,18 @@ def run_phase(phase: Phase, env: dict, log: Log, budget_left: float) -> None:
         reader.join(5)
     phase.seconds = time.monotonic() - t
     phase.tail = lines[-40:]
-    phase.summary = next((x.strip("= ") for x in reversed(lines) if re.search(r"\d+ (passed|failed|error|skipped|"
-                                                                             r"deselected)", x)), "")
+    phase.summary = next(
+        (
+            x.strip("= ")
+            for x in reversed(lines)
+            if re.search(
+                r"\d+ (passed|failed|error|skipped|"
+                r"deselected)",
+                x,
+            )
+        ),
+        "",
+    )
     rc = proc.returncode
     if timed_out:
         phase.status = "timed out"
@@ -210,7 +230,7 @@ def _verify(cmd: list[str], env: dict, log: Log) -> dict:
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     for line in (r.stdout + r.stderr).splitlines():
         log.raw(f"    {line}")
-    found = [line[len("VERIFY "):] for line in r.stdout.splitlines() if line.startswith("VERIFY ")]
+    found = [line[len("VERIFY ") :] for line in r.stdout.splitlines() if line.startswith("VERIFY ")]
     return json.loads(found[-1]) if found else {"error": f"verify exited {r.returncode}: {r.stderr[-500:]}"}
 
 
@@ -244,12 +264,17 @@ def install(mode: str, python: str, env: dict, site: Path, log: Log) -> tuple[li
                 log.raw(f"    {line}")
         except subprocess.TimeoutExpired:
             ok, said = False, ["timed out after 180 s"]
-        info = (_verify([python, "-c", VERIFY], env, log) if ok else
-                {"error": "pip install failed: " + (said[-1] if said else "?")})
+        info = (
+            _verify([python, "-c", VERIFY], env, log)
+            if ok
+            else {"error": "pip install failed: " + (said[-1] if said else "?")}
+        )
         if ok and "error" not in info:
             return pytest_cmd, env, {**info, "install": "pip -e"}
-        log(f"install: pip route unusable ({info.get('error', '?')[:200]})" +
-            ("; falling back to a copied site folder" if mode == "auto" else ""))
+        log(
+            f"install: pip route unusable ({info.get('error', '?')[:200]})"
+            + ("; falling back to a copied site folder" if mode == "auto" else "")
+        )
         if mode == "pip":
             return None, env, info
     if mode == "none":
@@ -257,8 +282,9 @@ def install(mode: str, python: str, env: dict, site: Path, log: Log) -> tuple[li
         return (None if "error" in info else pytest_cmd), env, {**info, "install": "none (as found)"}
     runner, verify = _copy_site(site)
     env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))}
-    log(f"install: copied fastwgan/ and kernels/ (as fastwgan/kernels) to {site}; children run {runner.name} from "
-        f"there")
+    log(
+        f"install: copied fastwgan/ and kernels/ (as fastwgan/kernels) to {site}; children run {runner.name} from there"
+    )
     info = _verify([python, str(verify)], env, log)
     return (None if "error" in info else [python, str(runner)]), env, {**info, "install": f"copy to {site}"}
 
@@ -279,24 +305,34 @@ def _git(*args: str) -> str:
         return ""
 
 
-def write_summary(path: Path, run: str, args, info: dict, phases: list[Phase], log: Log, readme: Path | None,
-                  finished: bool) -> None:
+def write_summary(
+    path: Path, run: str, args, info: dict, phases: list[Phase], log: Log, readme: Path | None, finished: bool
+) -> None:
     files = [p.json for p in phases if p.json is not None and p.json.exists()]
     rows = report.load_rows(files=files) if files else []
-    commit = _git("rev-parse", "--short=10", "HEAD") + (" (dirty)" if _git("status", "--porcelain",
-                                                                           "--untracked-files=no") else "")
+    commit = _git("rev-parse", "--short=10", "HEAD") + (
+        " (dirty)" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    )
     device = info.get("device_name") or "CPU"
-    versions = (f"torch {info.get('torch')}, triton {info.get('triton')}, CUDA {info.get('cuda') or '–'}, "
-                f"Python {info.get('python')}")
+    versions = (
+        f"torch {info.get('torch')}, triton {info.get('triton')}, CUDA {info.get('cuda') or '–'}, "
+        f"Python {info.get('python')}"
+    )
     state = f"finished in {_dur(log.elapsed())}" if finished else f"in progress ({_dur(log.elapsed())} so far)"
     cmd = "make gpu-check" + (" SMOKE=1" if args.smoke else "")
-    head = [f"# gpu-check {run}", "",
-            f"- machine: {device}; {versions}; commit {commit}; install: {info.get('install')}",
-            f"- command: `{cmd}` (profile {args.profile}, compile cache {args.compile_cache}); {state} "
-            f"(budget {_dur(args.budget)})",
-            "", "| phase | status | seconds | pytest |", "|---|---|---|---|"]
-    head += [f"| {p.name} | {p.status} | {'' if p.seconds is None else f'{p.seconds:.0f}'} | {p.summary} |"
-             for p in phases]
+    head = [
+        f"# gpu-check {run}",
+        "",
+        f"- machine: {device}; {versions}; commit {commit}; install: {info.get('install')}",
+        f"- command: `{cmd}` (profile {args.profile}, compile cache {args.compile_cache}); {state} "
+        f"(budget {_dur(args.budget)})",
+        "",
+        "| phase | status | seconds | pytest |",
+        "|---|---|---|---|",
+    ]
+    head += [
+        f"| {p.name} | {p.status} | {'' if p.seconds is None else f'{p.seconds:.0f}'} | {p.summary} |" for p in phases
+    ]
     body = ["", report.markdown(rows) if rows else "No benchmark results yet."]
     path.write_text("\n".join(head + body) + "\n")
     if readme is None or not rows:
@@ -304,9 +340,17 @@ def write_summary(path: Path, run: str, args, info: dict, phases: list[Phase], l
     dev_rows = report.latest([r for r in rows if r["device"] == "cuda"]) or report.latest(rows)
     table = report.headline_table(dev_rows, [r for r in rows if r["device"] == dev_rows[0]["device"]])
     tests = next((p for p in phases if p.name == "gpu-tests"), None)
-    block = [f"{device}; {versions}; commit {commit}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; `{cmd}` "
-             f"{state}" + (f"; `pytest -m gpu tests`: {tests.status}" + (f" ({tests.summary})" if tests.summary else "")
-                           if tests else "") + ".", ""]
+    block = [
+        f"{device}; {versions}; commit {commit}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; `{cmd}` "
+        f"{state}"
+        + (
+            f"; `pytest -m gpu tests`: {tests.status}" + (f" ({tests.summary})" if tests.summary else "")
+            if tests
+            else ""
+        )
+        + ".",
+        "",
+    ]
     block += table or ["No step results yet."]
     where = path.parent.relative_to(REPO) if path.parent.is_relative_to(REPO) else path.parent
     block += ["", f"Kernel tables, log and raw JSON: `{where}/{run}*`."]
@@ -317,8 +361,16 @@ def write_summary(path: Path, run: str, args, info: dict, phases: list[Phase], l
 # main
 # ---------------------------------------------------------------------------------------------------------------
 def build_phases(args, pytest_cmd: list[str], out: Path, run: str) -> list[Phase]:
-    common = ["--benchmark-only", "-q", "-p", "no:cacheprovider", "--profile", args.profile,
-              "--bench-device", "cpu" if args.smoke else "cuda"]
+    common = [
+        "--benchmark-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--profile",
+        args.profile,
+        "--bench-device",
+        "cpu" if args.smoke else "cuda",
+    ]
     if args.threads:
         common += ["--bench-threads", str(args.threads)]
     # Phase timeouts catch hangs; they never time anything. The smoke runs on shared CPU machines (CI, a laptop
@@ -331,38 +383,82 @@ def build_phases(args, pytest_cmd: list[str], out: Path, run: str) -> list[Phase
     # compiled model, compiled cold then warm: enough to keep every code path alive on 2 CPU cores).
     eager_only = " and (loop or reference) and not compiled and not vs_loop" if args.smoke else ""
     toy_smoke = " and (loop or fastwgan) and not cudagraphs" if args.smoke else ""
-    for name, select, timeout in (("steps-toy", "toy", 80), ("steps-gp-dcgan", "gp and px", 130),
-                                  ("steps-clip-dcgan", "clip", 110)):
+    for name, select, timeout in (
+        ("steps-toy", "toy", 80),
+        ("steps-gp-dcgan", "gp and px", 130),
+        ("steps-clip-dcgan", "clip", 110),
+    ):
         js = out / f"{run}-{name}.json"
         k = select + (toy_smoke if name == "steps-toy" else eager_only)
-        phases.append(Phase(name, [*pytest_cmd, "benchmarks/test_bench_steps.py", *common, "-k", k,
-                                   f"--compile-cache={args.compile_cache}", f"--benchmark-json={js}"],
-                            timeout * t, json=js))
+        phases.append(
+            Phase(
+                name,
+                [
+                    *pytest_cmd,
+                    "benchmarks/test_bench_steps.py",
+                    *common,
+                    "-k",
+                    k,
+                    f"--compile-cache={args.compile_cache}",
+                    f"--benchmark-json={js}",
+                ],
+                timeout * t,
+                json=js,
+            )
+        )
     phases.append(Phase("gpu-tests", [*pytest_cmd, "-m", "gpu", "tests", "-q", "-p", "no:cacheprovider"], 100 * t))
     kernels_k = ["-k", "not compiled_reference"] if args.smoke else []
-    phases.append(Phase("kernels", [*pytest_cmd, "benchmarks/test_bench_kernels.py", *common, *kernels_k,
-                                    f"--benchmark-json={out / f'{run}-kernels.json'}"], 50 * t,
-                        json=out / f"{run}-kernels.json"))
+    phases.append(
+        Phase(
+            "kernels",
+            [
+                *pytest_cmd,
+                "benchmarks/test_bench_kernels.py",
+                *common,
+                *kernels_k,
+                f"--benchmark-json={out / f'{run}-kernels.json'}",
+            ],
+            50 * t,
+            json=out / f"{run}-kernels.json",
+        )
+    )
     return phases
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: check the harness (never the docs)")
-    ap.add_argument("--results", type=Path, default=None,
-                    help="results root (default: benchmarks/results; smoke: benchmarks/results-smoke); files go "
-                         "to <root>/<machine>/")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results root (default: benchmarks/results; smoke: benchmarks/results-smoke); files go "
+        "to <root>/<machine>/",
+    )
     ap.add_argument("--budget", type=float, default=None, help="wall-clock budget in s (default 480; smoke 2400)")
-    ap.add_argument("--install", choices=("auto", "pip", "copy", "none"), default=None,
-                    help="auto: pip -e, else the copied site folder (default on GPU); copy (default for smoke: "
-                         "leaves the environment untouched); none: use fastwgan as installed")
-    ap.add_argument("--compile-cache", default="cold+warm", choices=("as-found", "cold", "warm", "cold+warm"),
-                    help="the step phases' --compile-cache (benchmarks/conftest.py)")
+    ap.add_argument(
+        "--install",
+        choices=("auto", "pip", "copy", "none"),
+        default=None,
+        help="auto: pip -e, else the copied site folder (default on GPU); copy (default for smoke: "
+        "leaves the environment untouched); none: use fastwgan as installed",
+    )
+    ap.add_argument(
+        "--compile-cache",
+        default="cold+warm",
+        choices=("as-found", "cold", "warm", "cold+warm"),
+        help="the step phases' --compile-cache (benchmarks/conftest.py)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="--bench-threads for the benchmarks (smoke: 1)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the children (default: this one)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the gpu-check block of docs/benchmarks.md")
-    ap.add_argument("--timeout", action="append", default=[], metavar="PHASE=S",
-                    help="override a phase's timeout, e.g. --timeout gpu-tests=200 (repeatable)")
+    ap.add_argument(
+        "--timeout",
+        action="append",
+        default=[],
+        metavar="PHASE=S",
+        help="override a phase's timeout, e.g. --timeout gpu-tests=200 (repeatable)",
+    )
     args = ap.parse_args(argv)
     args.profile = "smoke" if args.smoke else "gpu-check"
     args.budget = args.budget or (2400.0 if args.smoke else 480.0)
@@ -381,29 +477,39 @@ def main(argv=None) -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="fastwgan-gpu-check-") as tmp:
-        log(f"gpu-check{' (smoke)' if args.smoke else ''}: {args.python}, budget {_dur(args.budget)}, "
-            f"install {args.install}")
+        log(
+            f"gpu-check{' (smoke)' if args.smoke else ''}: {args.python}, budget {_dur(args.budget)}, "
+            f"install {args.install}"
+        )
         t = time.monotonic()
         # The children compile in caches of their own, never the user's: a phase killed at its deadline mid-compile
         # can leave truncated artifacts behind (zero-byte .so files that then broke every later compile of the
         # same graph). TMPDIR too: inductor keeps its precompiled C++ headers under the temp folder.
         private = Path(tmp) / "compile-cache"
-        env.update(TORCHINDUCTOR_CACHE_DIR=str(private / "inductor"), TRITON_CACHE_DIR=str(private / "triton"),
-                   TMPDIR=str(private / "tmp"))
+        env.update(
+            TORCHINDUCTOR_CACHE_DIR=str(private / "inductor"),
+            TRITON_CACHE_DIR=str(private / "triton"),
+            TMPDIR=str(private / "tmp"),
+        )
         (private / "tmp").mkdir(parents=True)
         pytest_cmd, env, info = install(args.install, args.python, env, Path(tmp) / "site", log)
-        install_phase = Phase("install", [], 0, status="passed" if pytest_cmd else "failed",
-                              seconds=time.monotonic() - t)
+        install_phase = Phase(
+            "install", [], 0, status="passed" if pytest_cmd else "failed", seconds=time.monotonic() - t
+        )
         phases.append(install_phase)
         log(f"install: {install_phase.status}: {json.dumps(info)}")
         if pytest_cmd and not args.smoke:
             if not info.get("cuda_available"):
-                log("install: no CUDA device visible to torch; on a machine without a GPU run "
-                    "`make gpu-check SMOKE=1` (the CPU harness check)")
+                log(
+                    "install: no CUDA device visible to torch; on a machine without a GPU run "
+                    "`make gpu-check SMOKE=1` (the CPU harness check)"
+                )
                 pytest_cmd, install_phase.status = None, "failed (no CUDA)"
             elif not info.get("has_triton") or info.get("interpret"):
-                log("install: fastwgan's Triton kernels are not live (has_triton=%s, interpret=%s): the fastwgan "
-                    "numbers would time the plain twins" % (info.get("has_triton"), info.get("interpret")))
+                log(
+                    "install: fastwgan's Triton kernels are not live (has_triton=%s, interpret=%s): the fastwgan "
+                    "numbers would time the plain twins" % (info.get("has_triton"), info.get("interpret"))
+                )
                 pytest_cmd, install_phase.status = None, "failed (kernels not live)"
 
         machine = machine_slug(info, args.smoke)

@@ -27,6 +27,7 @@ Two things are not "as scripts do", on purpose, so that the comparison measures 
 
 Only torch and the public fastwgan API; no pytest, so tests and scripts can load it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,8 +58,10 @@ class PlainLoop:
             raise ValueError(f"PlainLoop: float32 only, got dtype {config.dtype!r}")
         for name, default in _TORCH_DEFAULTS.items():
             if getattr(config, name) != default:
-                raise ValueError(f"PlainLoop: config.{name}={getattr(config, name)!r} is not torch's default "
-                                 f"{default!r}; the plain loop builds its optimizers as scripts do")
+                raise ValueError(
+                    f"PlainLoop: config.{name}={getattr(config, name)!r} is not torch's default "
+                    f"{default!r}; the plain loop builds its optimizers as scripts do"
+                )
         self.config = config
         self.device = resolve_device(config.device)
         self.generator, self.critic = generator.to(self.device), critic.to(self.device)

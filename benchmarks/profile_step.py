@@ -8,6 +8,7 @@ lambda 0.1), dcgan-gp (DCGAN-32 b64, LayerNorm critic), dcgan-clip (DCGAN-32 b64
 outside GEMMs (and convolutions) is the work a compiled step should shrink towards zero: at the FLOP floor a step
 is all matrix products. With --kernels each inductor C++ kernel is listed by name (inductor's kernel profiling).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,13 @@ import time
 import torch
 
 GEMM = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul_out"}
-CONV = {"aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution", "aten::conv2d",
-        "aten::convolution"}
+CONV = {
+    "aten::mkldnn_convolution",
+    "aten::convolution_backward",
+    "aten::_convolution",
+    "aten::conv2d",
+    "aten::convolution",
+}
 
 
 def build(case: str, provider: str, compile: bool = True):
@@ -35,12 +41,16 @@ def build(case: str, provider: str, compile: bool = True):
         cfg = TrainConfig.preset("wgan-gp" if gp else "wgan-clip", batch_size=64)
         G, D = models.dcgan(32, 3, latent_dim=cfg.latent_dim, width=64, critic_norm="layer" if gp else "batch")
         images = torch.randint(0, 256, (1024, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    trainer = (ReferenceTrainer(G, D, cfg) if provider == "reference"
-               else Trainer(G, D, cfg, threads=None, compile=compile))
+    trainer = (
+        ReferenceTrainer(G, D, cfg) if provider == "reference" else Trainer(G, D, cfg, threads=None, compile=compile)
+    )
     prepared = trainer.batch_source(images)
     gen = rng.make_generator(cfg.seed)
-    return trainer, prepared, lambda: rng.draw_step(gen, images.shape[0], cfg.n_critic, cfg.batch_size,
-                                                    cfg.latent_dim, cfg.uses_penalty)
+    return (
+        trainer,
+        prepared,
+        lambda: rng.draw_step(gen, images.shape[0], cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty),
+    )
 
 
 def _one(trainer, source, noise):
@@ -50,8 +60,7 @@ def _one(trainer, source, noise):
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", default="toy-mlp512",
-                    choices=["toy-mlp128", "toy-mlp512", "dcgan-gp", "dcgan-clip"])
+    ap.add_argument("--case", default="toy-mlp512", choices=["toy-mlp128", "toy-mlp512", "dcgan-gp", "dcgan-clip"])
     ap.add_argument("--provider", default="fastwgan", choices=["fastwgan", "reference"])
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
@@ -79,12 +88,23 @@ def main(argv=None) -> dict:
     gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM)
     conv = sum(e.self_cpu_time_total for e in events if e.key in CONV)
     out = {
-        "case": args.case, "provider": args.provider, "iters": args.iters, "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor(),
-        "wall_ms_per_iter_profiled": wall * 1e3, "self_ms_per_iter": total / 1e3 / args.iters,
-        "gemm_share": gemm / total, "conv_share": conv / total, "other_share": 1 - (gemm + conv) / total,
-        "top_other": [(e.key, e.self_cpu_time_total / 1e3 / args.iters) for e in
-                      sorted(events, key=lambda e: -e.self_cpu_time_total) if e.key not in GEMM | CONV][:12],
+        "case": args.case,
+        "provider": args.provider,
+        "iters": args.iters,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "wall_ms_per_iter_profiled": wall * 1e3,
+        "self_ms_per_iter": total / 1e3 / args.iters,
+        "gemm_share": gemm / total,
+        "conv_share": conv / total,
+        "other_share": 1 - (gemm + conv) / total,
+        "top_other": [
+            (e.key, e.self_cpu_time_total / 1e3 / args.iters)
+            for e in sorted(events, key=lambda e: -e.self_cpu_time_total)
+            if e.key not in GEMM | CONV
+        ][:12],
     }
     print(json.dumps(out, indent=1))
     write_json(out, args.json)

@@ -6,6 +6,7 @@ process per run, after the imports.
 
 Folders hold incompressible (uniform random) RGB PNGs, so the decoded size is what it says. Linux only (/proc).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,12 +66,37 @@ def folder_of(pool: list[Path], n: int, root: Path) -> Path:
 
 
 def peak_growth_kib(folder: Path, stream: str, out: Path, steps: int = 2) -> tuple[int, float]:
-    argv = ["train", "--data", str(folder), "--steps", str(steps), "--out", str(out), "--overwrite",
-            "--batch-size", "8", "--trainer", "reference", "--no-progress", "--model", "mlp", "--width", "8",
-            "--workers", "0", "--stream", stream]
+    argv = [
+        "train",
+        "--data",
+        str(folder),
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--batch-size",
+        "8",
+        "--trainer",
+        "reference",
+        "--no-progress",
+        "--model",
+        "mlp",
+        "--width",
+        "8",
+        "--workers",
+        "0",
+        "--stream",
+        stream,
+    ]
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", PEAK, *argv], capture_output=True, text=True, timeout=1200,
-                       env={**{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}, "OMP_NUM_THREADS": "1"})
+    p = subprocess.run(
+        [sys.executable, "-c", PEAK, *argv],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}, "OMP_NUM_THREADS": "1"},
+    )
     if p.returncode != 0:
         raise RuntimeError(f"train --stream {stream} on {folder} failed:\n{p.stderr[-2000:]}")
     return int(p.stdout.strip().splitlines()[-1]), time.perf_counter() - t
@@ -91,15 +117,28 @@ def main(argv=None) -> dict:
     rows = []
     for n in args.sizes:
         folder = folder_of(pool, n, work)
-        decoded = n * 3 * args.image_size ** 2 / 2**20
+        decoded = n * 3 * args.image_size**2 / 2**20
         for stream in ("off", "on"):
             kib, wall = peak_growth_kib(folder, stream, work / f"run-{n}-{stream}")
-            rows.append({"images": n, "decoded_mib": round(decoded, 1), "stream": stream,
-                         "peak_growth_mib": round(kib / 1024, 1), "wall_s": round(wall, 1)})
+            rows.append(
+                {
+                    "images": n,
+                    "decoded_mib": round(decoded, 1),
+                    "stream": stream,
+                    "peak_growth_mib": round(kib / 1024, 1),
+                    "wall_s": round(wall, 1),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    result = {"command": "python benchmarks/stream_memory.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-              "torch": torch.__version__, "image_size": args.image_size, "rows": rows}
+    result = {
+        "command": "python benchmarks/stream_memory.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "image_size": args.image_size,
+        "rows": rows,
+    }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -8,6 +8,7 @@ machine state; the conditional rows' speed-up should be no lower than the uncond
 
 Run: pytest benchmarks/test_bench_conditional.py --benchmark-only --bench-device cpu
 """
+
 from __future__ import annotations
 
 import time
@@ -64,8 +65,14 @@ def test_conditional_step_vs_reference(benchmark, bench, conditioning):
     benchmark.group = "conditional-vs-reference cpu digits-mlp256-b64"
     benchmark.pedantic(lambda noise: fast._step(fast_data, noise), setup=setup, rounds=ROUNDS, iterations=1)
     ref_median = sorted(ref_times)[len(ref_times) // 2]
-    benchmark.extra_info.update({
-        "kind": "conditional_vs_reference", "conditioning": conditioning, "reference_median_s": ref_median,
-        "reference_times_s": ref_times, "speedup_vs_reference": ref_median / benchmark.stats.stats.median,
-        "warm_s": warm, "threads_log": [list(v) for v in fast.threads.log],
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "conditional_vs_reference",
+            "conditioning": conditioning,
+            "reference_median_s": ref_median,
+            "reference_times_s": ref_times,
+            "speedup_vs_reference": ref_median / benchmark.stats.stats.median,
+            "warm_s": warm,
+            "threads_log": [list(v) for v in fast.threads.log],
+        }
+    )

@@ -15,6 +15,7 @@ small step where OpenMP barriers hurt most. Variants, each its own pytest-benchm
 Run: pytest benchmarks/test_bench_contention.py --benchmark-only --bench-device cpu
 The ratio that matters is busy-auto / quiet-auto (target <= 1.5).
 """
+
 from __future__ import annotations
 
 import os
@@ -69,14 +70,21 @@ def test_contention(benchmark, bench, variant):
     try:
         time.sleep(0.2 if proc else 0)
         benchmark.group = "contention cpu toy-mlp128-b256"
-        benchmark.pedantic(lambda noise: trainer._step(prepared, noise), setup=lambda: ((draw(),), {}),
-                           rounds=ROUNDS, iterations=1)
+        benchmark.pedantic(
+            lambda noise: trainer._step(prepared, noise), setup=lambda: ((draw(),), {}), rounds=ROUNDS, iterations=1
+        )
     finally:
         if proc is not None:
             proc.kill()
             proc.wait()
     policy = getattr(trainer, "threads", None)
-    benchmark.extra_info.update({
-        "kind": "contention", "variant": variant, "cpu_count": os.cpu_count(), "torch_threads": n,
-        "warm_s": warm, "policy_log": [list(x) for x in (policy.log if policy is not None else [])],
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "contention",
+            "variant": variant,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": n,
+            "warm_s": warm,
+            "policy_log": [list(x) for x in (policy.log if policy is not None else [])],
+        }
+    )

@@ -22,6 +22,7 @@ the gradient w.r.t. g):
   compiled_reference   the same math under `torch.compile` (fullgraph; backward by AOTAutograd)
   fastwgan             `fastwgan.ops.gp_interpolate` / `gradient_penalty` with impl="triton" (CUDA only)
 """
+
 from __future__ import annotations
 
 import time
@@ -68,8 +69,9 @@ def _record(benchmark, copy_bandwidth: float, nbytes: int, **info) -> None:
     median = benchmark.stats.stats.median
     gbps = nbytes / median / 1e9
     benchmark.extra_info.update(info)
-    benchmark.extra_info.update({"bytes": nbytes, "gbps": gbps, "copy_gbps": copy_bandwidth,
-                                 "frac_copy_bw": gbps / copy_bandwidth})
+    benchmark.extra_info.update(
+        {"bytes": nbytes, "gbps": gbps, "copy_gbps": copy_bandwidth, "frac_copy_bw": gbps / copy_bandwidth}
+    )
 
 
 def _warm(fn, bench, n: int = 3) -> float:
@@ -109,13 +111,18 @@ def test_clip(benchmark, bench, copy_bandwidth, clip_numel, provider):
             torch._foreach_clamp_min_(params, -CLIP)
             torch._foreach_clamp_max_(params, CLIP)
 
-    fn = {"loop": loop, "foreach": foreach, "flat": lambda: buf.clamp_(-CLIP, CLIP),
-          "fastwgan": lambda: ops.clip_(buf, CLIP, impl="triton")}[provider]
+    fn = {
+        "loop": loop,
+        "foreach": foreach,
+        "flat": lambda: buf.clamp_(-CLIP, CLIP),
+        "fastwgan": lambda: ops.clip_(buf, CLIP, impl="triton"),
+    }[provider]
     _warm(fn, bench)
     benchmark.group = f"clip {bench.device.type} {n:.1e} params"
     benchmark(fn)
-    _record(benchmark, copy_bandwidth, 8 * n, kind="clip", provider=provider, numel=n, n_tensors=len(params),
-            width=D.width)
+    _record(
+        benchmark, copy_bandwidth, 8 * n, kind="clip", provider=provider, numel=n, n_tensors=len(params), width=D.width
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -144,8 +151,10 @@ def test_rmsprop_clip(benchmark, bench, copy_bandwidth, clip_numel, provider):
             with torch.no_grad():
                 for p in params:
                     p.clamp_(-CLIP, CLIP)
+
         info["optimizer_foreach"] = bench.device.type == "cuda"  # torch.optim's default: foreach on CUDA
     elif provider == "twin":
+
         def fn():
             twins.rmsprop_clip_(flat.data, flat.grad, square_avg, lr_t, ALPHA, EPS, CLIP)
     elif provider == "compiled_reference":
@@ -154,6 +163,7 @@ def test_rmsprop_clip(benchmark, bench, copy_bandwidth, clip_numel, provider):
         def fn():
             step(flat.data, flat.grad, square_avg, lr_t)
     else:
+
         def fn():
             ops.rmsprop_clip_(flat.data, flat.grad, square_avg, lr_t, ALPHA, EPS, CLIP, impl="triton")
 
@@ -161,8 +171,17 @@ def test_rmsprop_clip(benchmark, bench, copy_bandwidth, clip_numel, provider):
     benchmark.group = f"rmsprop+clip {bench.device.type} {n:.1e} params"
     benchmark(fn)
     # Floor: read param, grad, square_avg; write param, square_avg (fp32) = 20 bytes per parameter.
-    _record(benchmark, copy_bandwidth, 20 * n, kind="rmsprop_clip", provider=provider, numel=n,
-            n_tensors=len(flat.params), width=D.width, **info)
+    _record(
+        benchmark,
+        copy_bandwidth,
+        20 * n,
+        kind="rmsprop_clip",
+        provider=provider,
+        numel=n,
+        n_tensors=len(flat.params),
+        width=D.width,
+        **info,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,8 +213,11 @@ def test_gp_interpolate(benchmark, bench, copy_bandwidth, gp_case, provider):
     torch._dynamo.reset()
     batch, size = gp_case
     real, fake, eps = _gp_inputs(bench, batch, size)
-    f = {"reference": _interp_plain, "compiled_reference": compile_step(_interp_plain),
-         "fastwgan": lambda r, fk, e: ops.gp_interpolate(r, fk, e, impl="triton")}[provider]
+    f = {
+        "reference": _interp_plain,
+        "compiled_reference": compile_step(_interp_plain),
+        "fastwgan": lambda r, fk, e: ops.gp_interpolate(r, fk, e, impl="triton"),
+    }[provider]
 
     def fn():
         return f(real, fake, eps)
@@ -204,8 +226,17 @@ def test_gp_interpolate(benchmark, bench, copy_bandwidth, gp_case, provider):
     benchmark.group = f"gp interpolate {bench.device.type} b{batch} {size}px"
     benchmark(fn)
     # Floor: read real and fake, write x_hat (fp32) = 12 bytes per element.
-    _record(benchmark, copy_bandwidth, 12 * real.numel(), kind="gp_interpolate", provider=provider, batch=batch,
-            image_size=size, numel=real.numel(), first_call_s=first)
+    _record(
+        benchmark,
+        copy_bandwidth,
+        12 * real.numel(),
+        kind="gp_interpolate",
+        provider=provider,
+        batch=batch,
+        image_size=size,
+        numel=real.numel(),
+        first_call_s=first,
+    )
 
 
 @pytest.mark.parametrize("provider", ["reference", "compiled_reference", "fastwgan"])
@@ -216,8 +247,11 @@ def test_gp_penalty_fwd_bwd(benchmark, bench, copy_bandwidth, gp_case, provider)
     batch, size = gp_case
     real, _, _ = _gp_inputs(bench, batch, size)
     grad = (real * 0.3).requires_grad_(True)  # stands for the critic's input gradient, (B, 3, S, S)
-    pen = {"reference": _penalty_plain, "compiled_reference": compile_step(_penalty_plain),
-           "fastwgan": lambda g: ops.gradient_penalty(g, GP_WEIGHT, impl="triton")}[provider]
+    pen = {
+        "reference": _penalty_plain,
+        "compiled_reference": compile_step(_penalty_plain),
+        "fastwgan": lambda g: ops.gradient_penalty(g, GP_WEIGHT, impl="triton"),
+    }[provider]
 
     def fn():
         (dgrad,) = torch.autograd.grad(pen(grad), grad)  # forward + backward, (B, 3, S, S)
@@ -227,5 +261,14 @@ def test_gp_penalty_fwd_bwd(benchmark, bench, copy_bandwidth, gp_case, provider)
     benchmark.group = f"gp penalty fwd+bwd {bench.device.type} b{batch} {size}px"
     benchmark(fn)
     # Floor: forward reads g; backward reads g and writes dL/dg (fp32) = 12 bytes per element.
-    _record(benchmark, copy_bandwidth, 12 * grad.numel(), kind="gp_penalty", provider=provider, batch=batch,
-            image_size=size, numel=grad.numel(), first_call_s=first)
+    _record(
+        benchmark,
+        copy_bandwidth,
+        12 * grad.numel(),
+        kind="gp_penalty",
+        provider=provider,
+        batch=batch,
+        image_size=size,
+        numel=grad.numel(),
+        first_call_s=first,
+    )

@@ -15,6 +15,7 @@ each provider; pytest-benchmark times ``memory`` and the loaders are timed by ha
 
 Run: pytest benchmarks/test_bench_loader.py --benchmark-only --bench-device cpu
 """
+
 from __future__ import annotations
 
 import os
@@ -55,9 +56,13 @@ def test_loader_vs_memory(benchmark, bench, folder):
         torch.manual_seed(0)
         G, D = models.dcgan(32, 3, latent_dim=cfg.latent_dim, width=32, critic_norm="layer")
         trainers[name] = Trainer(G, D, cfg, compile=True, threads=None)
-        src = data.load(folder) if name == "memory" else \
-            folder_loader(ds, cfg.batch_size, workers=int(name.rsplit("w", 1)[1]), device=torch.device("cpu"),
-                          seed=cfg.seed)
+        src = (
+            data.load(folder)
+            if name == "memory"
+            else folder_loader(
+                ds, cfg.batch_size, workers=int(name.rsplit("w", 1)[1]), device=torch.device("cpu"), seed=cfg.seed
+            )
+        )
         sources[name] = trainers[name].batch_source(src)
     gen = rng.make_generator(cfg.seed)
 
@@ -88,12 +93,18 @@ def test_loader_vs_memory(benchmark, bench, folder):
     benchmark.pedantic(lambda noise: step("memory", noise), setup=setup, rounds=ROUNDS, iterations=1)
     median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     mem = benchmark.stats.stats.median
-    benchmark.extra_info.update({
-        "kind": "loader_vs_memory", "images": N_IMAGES, "warm_s": warm, "memory_median_s": mem,
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-        **{f"{name}_median_s": median(v) for name, v in times.items()},
-        "ratio_vs_memory": {name: median(v) / mem for name, v in times.items()},
-        "times_s": times,
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "loader_vs_memory",
+            "images": N_IMAGES,
+            "warm_s": warm,
+            "memory_median_s": mem,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            **{f"{name}_median_s": median(v) for name, v in times.items()},
+            "ratio_vs_memory": {name: median(v) / mem for name, v in times.items()},
+            "times_s": times,
+        }
+    )
     for src in sources.values():
         src.close()

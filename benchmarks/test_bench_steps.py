@@ -40,6 +40,7 @@ timed rounds. `extra_info` holds `first_call_s`, `compile_s` (first call minus t
 `first_call_warm_s` / `compile_warm_s`) and the peak memory of the timed rounds (conftest.PeakMemory says how it is
 measured on each device).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,15 +71,19 @@ def _models(case, cfg: TrainConfig):
     torch.manual_seed(0)  # every provider starts from the same weights
     if case.model == "mlp":
         return models.mlp((2,), latent_dim=cfg.latent_dim, hidden=case.width, depth=3)
-    return models.dcgan(case.image_size, 3, latent_dim=cfg.latent_dim, width=case.width,
-                        critic_norm=case.critic_norm)
+    return models.dcgan(case.image_size, 3, latent_dim=cfg.latent_dim, width=case.width, critic_norm=case.critic_norm)
 
 
 def _dataset(case) -> torch.Tensor:
     if case.model == "mlp":
         return data.toy("25gaussians", N_DATA)  # (N, 2) float32
-    return torch.randint(0, 256, (N_DATA, 3, case.image_size, case.image_size), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(0))  # (N, 3, S, S)
+    return torch.randint(
+        0,
+        256,
+        (N_DATA, 3, case.image_size, case.image_size),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(0),
+    )  # (N, 3, S, S)
 
 
 def _build(provider: str, case, cfg: TrainConfig, dataset: torch.Tensor, plain_loop):
@@ -170,8 +175,9 @@ def test_step(benchmark, bench, step_case, provider, plain_loop):
 
         benchmark.group = f"step {bench.device.type} {case.id}"
         with bench.peak_memory() as mem:
-            benchmark.pedantic(step, setup=lambda: ((draw(),), {}), rounds=case.rounds or prof.step_rounds,
-                               iterations=1)
+            benchmark.pedantic(
+                step, setup=lambda: ((draw(),), {}), rounds=case.rounds or prof.step_rounds, iterations=1
+            )
         median = benchmark.stats.stats.median
         if mode == "cold+warm":  # the same program started again: its cache is on disk now
             del trainer, prepared, train_step, step
@@ -179,18 +185,33 @@ def test_step(benchmark, bench, step_case, provider, plain_loop):
             trainer, prepared, train_step = _build(provider, case, cfg, dataset, plain_loop)
             warm = first_call(train_step, prepared)
             info.update(first_call_warm_s=warm, compile_warm_s=max(0.0, warm - median))
-    benchmark.extra_info.update({
-        "kind": "step", "provider": provider, "case": case.id, "model": case.model, "critic_norm": case.critic_norm,
-        "preset": case.preset, "loss": cfg.loss, "image_size": case.image_size, "batch": case.batch,
-        "width": case.width, "n_critic": cfg.n_critic, "params_d": params_d, "params_g": params_g,
-        "first_call_s": first, "compile_s": max(0.0, first - median) if compiled else None,
-        "compile_cache": mode, "compile_mode": "reduce-overhead" if provider == "fastwgan_cudagraphs" else None,
-        "images_per_s": case.batch * cfg.n_critic / median,
-        "impl": getattr(trainer, "impl", None), "fuse_iteration": getattr(trainer, "fuse_iteration", None),
-        "kernels": ("triton" if provider.startswith("fastwgan") and ops._kernel_runs_on(bench.device)
-                    else "torch"),
-        **info, **mem.info(),
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "step",
+            "provider": provider,
+            "case": case.id,
+            "model": case.model,
+            "critic_norm": case.critic_norm,
+            "preset": case.preset,
+            "loss": cfg.loss,
+            "image_size": case.image_size,
+            "batch": case.batch,
+            "width": case.width,
+            "n_critic": cfg.n_critic,
+            "params_d": params_d,
+            "params_g": params_g,
+            "first_call_s": first,
+            "compile_s": max(0.0, first - median) if compiled else None,
+            "compile_cache": mode,
+            "compile_mode": "reduce-overhead" if provider == "fastwgan_cudagraphs" else None,
+            "images_per_s": case.batch * cfg.n_critic / median,
+            "impl": getattr(trainer, "impl", None),
+            "fuse_iteration": getattr(trainer, "fuse_iteration", None),
+            "kernels": ("triton" if provider.startswith("fastwgan") and ops._kernel_runs_on(bench.device) else "torch"),
+            **info,
+            **mem.info(),
+        }
+    )
     trainer = prepared = None  # release both now (step's closure holds prepared); not `del`: ruff reads that as F821
 
 
@@ -243,10 +264,19 @@ def test_step_vs_loop(benchmark, bench, step_case, provider, plain_loop):
     benchmark.pedantic(step, setup=setup, rounds=case.rounds or prof.step_rounds, iterations=1)
     loop_median = sorted(loop_times)[len(loop_times) // 2]
     median = benchmark.stats.stats.median
-    benchmark.extra_info.update({
-        "kind": "step_vs_loop", "provider": provider, "case": case.id, "model": case.model, "preset": case.preset,
-        "batch": case.batch, "width": case.width, "loop_median_s": loop_median, "loop_times_s": loop_times,
-        "speedup_vs_loop": loop_median / median,
-        "threads_log": [list(x) for x in getattr(getattr(trainer, "threads", None), "log", [])],
-        "fuse_iteration": getattr(trainer, "fuse_iteration", None),
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "step_vs_loop",
+            "provider": provider,
+            "case": case.id,
+            "model": case.model,
+            "preset": case.preset,
+            "batch": case.batch,
+            "width": case.width,
+            "loop_median_s": loop_median,
+            "loop_times_s": loop_times,
+            "speedup_vs_loop": loop_median / median,
+            "threads_log": [list(x) for x in getattr(getattr(trainer, "threads", None), "log", [])],
+            "fuse_iteration": getattr(trainer, "fuse_iteration", None),
+        }
+    )

@@ -7,6 +7,7 @@
 
 Importing fastwgan changes no global state (no seeding, no inductor flags).
 """
+
 from . import adapt, checkpoint, data, metrics, models, translate
 from .config import PRESETS, TrainConfig
 from .reference import ReferenceTrainer
@@ -15,5 +16,17 @@ from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "PRESETS", "Trainer", "ReferenceTrainer", "load_trainer", "data", "models", "metrics",
-           "checkpoint", "translate", "adapt", "__version__"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "Trainer",
+    "ReferenceTrainer",
+    "load_trainer",
+    "data",
+    "models",
+    "metrics",
+    "checkpoint",
+    "translate",
+    "adapt",
+    "__version__",
+]

@@ -29,6 +29,7 @@ idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (gp / lp o
 and the extractor's and classifier's in another, updates them with the fused optimizer, and runs each update
 as one compiled graph. The losses are written once (``domain_critic_loss``, ``alignment_loss``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,8 +55,15 @@ WEIGHT = 1.0  # lambda
 # ---------------------------------------------------------------------------------------------------------------
 # The losses, written once for both trainers
 # ---------------------------------------------------------------------------------------------------------------
-def domain_critic_loss(score, h_s: torch.Tensor, h_t: torch.Tensor, eps: torch.Tensor | None, loss: str,
-                       gp_weight: float, calculus: objectives.Calculus = objectives.EAGER):
+def domain_critic_loss(
+    score,
+    h_s: torch.Tensor,
+    h_t: torch.Tensor,
+    eps: torch.Tensor | None,
+    loss: str,
+    gp_weight: float,
+    calculus: objectives.Calculus = objectives.EAGER,
+):
     """The domain critic's loss -(L_wd - gamma L_grad) on source and target features (B, F) (module docstring).
 
     The penalty points H = {h_s, h_t, interpolates} are interpolations with eps in {1, 0, u}: real and fake are
@@ -118,15 +126,30 @@ def digit_networks(channels: int = 3, num_classes: int = 10, image_size: int = 8
 # ---------------------------------------------------------------------------------------------------------------
 class _AdaptBase(DomainTrainerBase):
     kind = "adaptation"
-    plot_panels = (("domain critic", (("critic_loss", "critic loss"),
-                                      ("w_estimate", "W-estimate between source and target features"),
-                                      ("gp", "gradient penalty (unweighted)"))),
-                   ("extractor + classifier", (("model_loss", "total"), ("classifier_loss", "source cross-entropy"),
-                                               ("wd", "W-distance term"))),
-                   ("target accuracy", (("target_accuracy", "held-out target accuracy (--eval-data)"),)))
+    plot_panels = (
+        (
+            "domain critic",
+            (
+                ("critic_loss", "critic loss"),
+                ("w_estimate", "W-estimate between source and target features"),
+                ("gp", "gradient penalty (unweighted)"),
+            ),
+        ),
+        (
+            "extractor + classifier",
+            (("model_loss", "total"), ("classifier_loss", "source cross-entropy"), ("wd", "W-distance term")),
+        ),
+        ("target accuracy", (("target_accuracy", "held-out target accuracy (--eval-data)"),)),
+    )
 
-    def __init__(self, extractor: nn.Module, classifier: nn.Module, critic: nn.Module, config: TrainConfig,
-                 weight: float = WEIGHT):
+    def __init__(
+        self,
+        extractor: nn.Module,
+        classifier: nn.Module,
+        critic: nn.Module,
+        config: TrainConfig,
+        weight: float = WEIGHT,
+    ):
         super().__init__(config)
         for label, m in (("extractor", extractor), ("classifier", classifier), ("critic", critic)):
             if not isinstance(m, nn.Module):
@@ -134,16 +157,24 @@ class _AdaptBase(DomainTrainerBase):
         from .models import has_batch_norm
 
         if config.uses_penalty and has_batch_norm(critic):
-            raise ValueError(f"critic: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
-                             "per-sample gradient penalty); use layer norm or none")
+            raise ValueError(
+                f"critic: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
+                "per-sample gradient penalty); use layer norm or none"
+            )
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
             raise ValueError(f"weight must be a non-negative finite number, got {weight!r}")
         self.weight = float(weight)
         dev = self.device
         self.model = nn.ModuleDict({"extractor": extractor, "classifier": classifier}).to(dev)
         self.critic = critic.to(dev)
-        self.metrics = ("critic_loss", "w_estimate", *(("gp",) if config.uses_penalty else ()), "model_loss",
-                        "classifier_loss", "wd")
+        self.metrics = (
+            "critic_loss",
+            "w_estimate",
+            *(("gp",) if config.uses_penalty else ()),
+            "model_loss",
+            "classifier_loss",
+            "wd",
+        )
         self.num_classes: int | None = None
 
     extractor = property(lambda self: self.model["extractor"])
@@ -158,19 +189,35 @@ class _AdaptBase(DomainTrainerBase):
         extractor taking both domains to (B, F) features the classifier and the critic take. Returns
         (source, labels, target)."""
         if labels is None:
-            raise ValueError("labels: adaptation trains the classifier on labelled source data: give labels= (one "
-                             "class id per source image)")
+            raise ValueError(
+                "labels: adaptation trains the classifier on labelled source data: give labels= (one "
+                "class id per source image)"
+            )
         s, t = check_domain(source, "source"), check_domain(target, "target")
         if s.shape[1:] != t.shape[1:]:
-            raise ValueError(f"source and target: the extractor takes both, so their images must have one shape, "
-                             f"got {tuple(s.shape[1:])} (source) and {tuple(t.shape[1:])} (target)")
+            raise ValueError(
+                f"source and target: the extractor takes both, so their images must have one shape, "
+                f"got {tuple(s.shape[1:])} (source) and {tuple(t.shape[1:])} (target)"
+            )
         dev = self.device
         x = as_float(s[:2]).to(dev)
-        h = probe(self.extractor, x, None, lambda e: f"extractor: calling it on a source batch of shape "
-                                                    f"{tuple(x.shape)} failed: {e}")
-        logits, score = (probe(net, h, None, lambda e, what=what: f"{what}: calling it on the extractor's features "
-                                                                  f"of shape {tuple(h.shape)} failed: {e}")
-                         for what, net in (("classifier", self.classifier), ("critic", self.critic)))
+        h = probe(
+            self.extractor,
+            x,
+            None,
+            lambda e: f"extractor: calling it on a source batch of shape {tuple(x.shape)} failed: {e}",
+        )
+        logits, score = (
+            probe(
+                net,
+                h,
+                None,
+                lambda e, what=what: (
+                    f"{what}: calling it on the extractor's features of shape {tuple(h.shape)} failed: {e}"
+                ),
+            )
+            for what, net in (("classifier", self.classifier), ("critic", self.critic))
+        )
         if h.dim() != 2:
             raise ValueError(f"extractor: returns shape {tuple(h.shape)}; it must return features (B, F)")
         if logits.dim() != 2 or logits.shape[0] != 2:
@@ -202,10 +249,24 @@ class _AdaptBase(DomainTrainerBase):
         out.update(self._model_update(x_s, y, x_t))
         return out
 
-    def fit(self, source, target, steps: int | None = None, *, labels=None, add_steps: int | None = None, out=None,
-            overwrite: bool = False, log_every: int = 10, checkpoint_every: int | None = None,
-            keep_checkpoints: int = 3, progress: bool | None = None, run_config: dict | None = None,
-            handle_signals: bool = True, evaluators=()):
+    def fit(
+        self,
+        source,
+        target,
+        steps: int | None = None,
+        *,
+        labels=None,
+        add_steps: int | None = None,
+        out=None,
+        overwrite: bool = False,
+        log_every: int = 10,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 3,
+        progress: bool | None = None,
+        run_config: dict | None = None,
+        handle_signals: bool = True,
+        evaluators=(),
+    ):
         """Train until ``steps`` steps in total (or ``add_steps`` more), each n_critic critic updates and one
         update of the extractor and the classifier (module docstring).
 
@@ -222,9 +283,20 @@ class _AdaptBase(DomainTrainerBase):
         s, y, t = self.check_domains(source, labels, target)
         dev = self.device
         info = {"weight": self.weight, "num_classes": self.num_classes, **(run_config or {})}
-        return self._fit((s.to(dev), y.to(dev), t.to(dev)), steps, add_steps, out=out, overwrite=overwrite,
-                         log_every=log_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                         progress=progress, run_config=info, handle_signals=handle_signals, evaluators=evaluators)
+        return self._fit(
+            (s.to(dev), y.to(dev), t.to(dev)),
+            steps,
+            add_steps,
+            out=out,
+            overwrite=overwrite,
+            log_every=log_every,
+            checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
+            progress=progress,
+            run_config=info,
+            handle_signals=handle_signals,
+            evaluators=evaluators,
+        )
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -234,8 +306,12 @@ class _AdaptBase(DomainTrainerBase):
         was = self.model.training
         self.model.eval()
         try:
-            return torch.cat([self.classifier(self.extractor(as_float(x[i:i + batch_size]).to(self.device))).argmax(1)
-                              .cpu() for i in range(0, len(x), batch_size)])
+            return torch.cat(
+                [
+                    self.classifier(self.extractor(as_float(x[i : i + batch_size]).to(self.device))).argmax(1).cpu()
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
         finally:
             self.model.train(was)
 
@@ -294,8 +370,9 @@ class ReferenceAdaptTrainer(_AdaptBase):
 
     def _model_update(self, x_s, y_s, x_t):
         with frozen(self.critic):  # no critic gradients in the extractor's phase
-            loss, aux = alignment_loss(self.extractor, self.classifier, _scores(self.critic), x_s, y_s, x_t,
-                                       self.weight)
+            loss, aux = alignment_loss(
+                self.extractor, self.classifier, _scores(self.critic), x_s, y_s, x_t, self.weight
+            )
             torch_step(self.opt_m, loss)
         return aux
 
@@ -319,9 +396,19 @@ class AdaptTrainer(_AdaptBase):
 
     name = "fast"
 
-    def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float = WEIGHT, *,
-                 compile: bool = True, impl: str | dict = "auto", compile_mode: str | None = None,
-                 threads: int | str | None = "auto"):
+    def __init__(
+        self,
+        extractor,
+        classifier,
+        critic,
+        config: TrainConfig,
+        weight: float = WEIGHT,
+        *,
+        compile: bool = True,
+        impl: str | dict = "auto",
+        compile_mode: str | None = None,
+        threads: int | str | None = "auto",
+    ):
         super().__init__(extractor, classifier, critic, config, weight)
         from .threads import ThreadPolicy
 
@@ -332,12 +419,15 @@ class AdaptTrainer(_AdaptBase):
         self.impl = resolve_impl(impl, dev)
         self.flat_d = flatten_parameters(self.critic, grad=False)
         self.flat_m = flatten_parameters(self.model, grad=False)
-        self.optim = FlatOptimizer(cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value,
-                                   self.impl["optimizer"])
+        self.optim = FlatOptimizer(
+            cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value, self.impl["optimizer"]
+        )
         self.opt_state = {"critic": self.optim.new_state(self.flat_d), "model": self.optim.new_state(self.flat_m)}
         self.lr = {"critic": torch.tensor(cfg.lr_d, device=dev), "model": torch.tensor(cfg.lr_g, device=dev)}
-        self._param_groups = {"critic": self.optim.param_group(cfg.lr_d, len(self.flat_d.params)),
-                              "model": self.optim.param_group(cfg.lr_g, len(self.flat_m.params))}
+        self._param_groups = {
+            "critic": self.optim.param_group(cfg.lr_d, len(self.flat_d.params)),
+            "model": self.optim.param_group(cfg.lr_g, len(self.flat_m.params)),
+        }
         self.calculus = objectives.functional(self.impl["interpolate"], self.impl["penalty"])
         self.compiled = compile
         self._copy_outputs = compile and compile_mode == "reduce-overhead"
@@ -355,8 +445,9 @@ class AdaptTrainer(_AdaptBase):
         cfg = self.config
 
         def loss_fn(d_params):
-            return domain_critic_loss(_scores(functional(self.critic, d_params)), h_s, h_t, eps, cfg.loss,
-                                      cfg.gp_weight, self.calculus)
+            return domain_critic_loss(
+                _scores(functional(self.critic, d_params)), h_s, h_t, eps, cfg.loss, cfg.gp_weight, self.calculus
+            )
 
         return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
 
@@ -374,9 +465,15 @@ class AdaptTrainer(_AdaptBase):
         score = _scores(functional(self.critic, self.flat_d.unflatten(d_flat.detach())))
 
         def loss_fn(m_params):
-            return alignment_loss(functional(self.extractor, m_params, "extractor"),
-                                  functional(self.classifier, m_params, "classifier"), score, x_s, y_s, x_t,
-                                  self.weight)
+            return alignment_loss(
+                functional(self.extractor, m_params, "extractor"),
+                functional(self.classifier, m_params, "classifier"),
+                score,
+                x_s,
+                y_s,
+                x_t,
+                self.weight,
+            )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))
         self.optim.update(self.flat_m, m_flat, list(grads.values()), state, lr)
@@ -386,16 +483,24 @@ class AdaptTrainer(_AdaptBase):
         return kept(self._features_fn(self.flat_m.data, x_s, x_t), self._copy_outputs)
 
     def _critic_update(self, h_s, h_t, eps):
-        return kept(self._critic_fn(self.flat_d.data, self.opt_state["critic"], self.lr["critic"], h_s, h_t, eps),
-                    self._copy_outputs)
+        return kept(
+            self._critic_fn(self.flat_d.data, self.opt_state["critic"], self.lr["critic"], h_s, h_t, eps),
+            self._copy_outputs,
+        )
 
     def _model_update(self, x_s, y_s, x_t):
-        return kept(self._model_fn(self.flat_m.data, self.flat_d.data, self.opt_state["model"], self.lr["model"],
-                                   x_s, y_s, x_t), self._copy_outputs)
+        return kept(
+            self._model_fn(
+                self.flat_m.data, self.flat_d.data, self.opt_state["model"], self.lr["model"], x_s, y_s, x_t
+            ),
+            self._copy_outputs,
+        )
 
     def _optimizer_state(self):
-        return {net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
-                for net, flat in (("critic", self.flat_d), ("model", self.flat_m))}
+        return {
+            net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
+            for net, flat in (("critic", self.flat_d), ("model", self.flat_m))
+        }
 
     def _load_optimizer_state(self, state):
         for net, flat in (("critic", self.flat_d), ("model", self.flat_m)):

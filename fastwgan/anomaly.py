@@ -19,6 +19,7 @@ Defaults (``EncoderConfig``): kappa = 1 (Schlegl et al. 2019); Adam with the WGA
 and DCGAN's betas (0.5, 0.999) (Radford et al. 2016), batch 64: fastwgan's choice, not the paper's (it leaves
 the encoder's optimizer to its code).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,19 @@ from .flat import flatten_parameters
 from .flatopt import FlatOptimizer, load_torch_optimizer
 from .images import as_float
 
-__all__ = ["EncoderConfig", "Encoder", "encoder_for", "critic_features", "residuals", "EncoderTrainer",
-           "ReferenceEncoderTrainer", "knn_scores", "score", "METHODS", "load_encoder"]
+__all__ = [
+    "EncoderConfig",
+    "Encoder",
+    "encoder_for",
+    "critic_features",
+    "residuals",
+    "EncoderTrainer",
+    "ReferenceEncoderTrainer",
+    "knn_scores",
+    "score",
+    "METHODS",
+    "load_encoder",
+]
 
 METHODS = ("fanogan", "critic", "knn")
 ENCODER_DIR = "encoder"  # where `fastwgan encode` keeps the encoder inside a run folder
@@ -63,18 +75,27 @@ class EncoderConfig:
             object.__setattr__(self, "betas", tuple(self.betas))
         for name in ("kappa", "lr", "eps"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or \
-                    (name != "kappa" and v == 0):
-                raise ValueError(f"EncoderConfig.{name}: must be a {'non-negative' if name == 'kappa' else 'positive'}"
-                                 f" finite number, got {v!r}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+                or (name != "kappa" and v == 0)
+            ):
+                raise ValueError(
+                    f"EncoderConfig.{name}: must be a {'non-negative' if name == 'kappa' else 'positive'}"
+                    f" finite number, got {v!r}"
+                )
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)):
             raise ValueError(f"EncoderConfig.betas: must be two numbers in [0, 1), got {self.betas!r}")
         for name in ("batch_size", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "batch_size" else 0):
-                raise ValueError(f"EncoderConfig.{name}: must be a "
-                                 f"{'positive' if name == 'batch_size' else 'non-negative'}"
-                                 f" integer, got {v!r}")
+                raise ValueError(
+                    f"EncoderConfig.{name}: must be a "
+                    f"{'positive' if name == 'batch_size' else 'non-negative'}"
+                    f" integer, got {v!r}"
+                )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -141,8 +162,10 @@ def critic_features(critic: nn.Module, layer: str | None = None) -> Callable[[to
     """
     if layer is None:
         if not hasattr(critic, "features"):
-            raise ValueError("critic: it has no features(x) method; name the layer whose output is f "
-                             "(features_layer=NAME, one of critic.named_modules())")
+            raise ValueError(
+                "critic: it has no features(x) method; name the layer whose output is f "
+                "(features_layer=NAME, one of critic.named_modules())"
+            )
         return critic.features
     modules = dict(critic.named_modules())
     if layer not in modules:
@@ -176,8 +199,16 @@ def residuals(x: torch.Tensor, x_rec: torch.Tensor, f_x: torch.Tensor, f_rec: to
 class _EncoderTrainerBase:
     name = "base"
 
-    def __init__(self, generator: nn.Module, critic: nn.Module, encoder: nn.Module, config: EncoderConfig = None,
-                 *, features_layer: str | None = None, device=None):
+    def __init__(
+        self,
+        generator: nn.Module,
+        critic: nn.Module,
+        encoder: nn.Module,
+        config: EncoderConfig = None,
+        *,
+        features_layer: str | None = None,
+        device=None,
+    ):
         config = config or EncoderConfig()
         if not isinstance(config, EncoderConfig):
             raise TypeError(f"config must be a fastwgan.anomaly.EncoderConfig, got {type(config).__name__}")
@@ -230,8 +261,12 @@ class _EncoderTrainerBase:
         """G(E(x)) for (N, *shape) images (uint8 or floats in [-1, 1]); floats on the CPU."""
         x = self._check(x, "reconstruct")
         with self._scoring():
-            return torch.cat([self.generator(self.encoder(as_float(x[i:i + batch_size]).to(self.device))).float().cpu()
-                              for i in range(0, len(x), batch_size)])
+            return torch.cat(
+                [
+                    self.generator(self.encoder(as_float(x[i : i + batch_size]).to(self.device))).float().cpu()
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
 
     def score(self, x, batch_size: int = 1024) -> dict[str, torch.Tensor]:
         """f-AnoGAN's score of (N, *shape) images: {"score": A(x), "image": mse_img, "feature": mse_feat}, (N,)
@@ -240,7 +275,7 @@ class _EncoderTrainerBase:
         img, feat = [], []
         with self._scoring():
             for i in range(0, len(x), batch_size):
-                xb = as_float(x[i:i + batch_size]).to(self.device)
+                xb = as_float(x[i : i + batch_size]).to(self.device)
                 a, b = self._residuals(xb, self.encoder(xb))
                 img.append(a.double().cpu())
                 feat.append(b.double().cpu())
@@ -252,8 +287,9 @@ class _EncoderTrainerBase:
             x = torch.as_tensor(x)
         shape = tuple(getattr(self.generator, "data_shape", x.shape[1:]))
         if x.dim() < 2 or tuple(x.shape[1:]) != shape:
-            raise ValueError(f"{what}: expected images of shape (N, {', '.join(map(str, shape))}), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"{what}: expected images of shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+            )
         if x.dtype != torch.uint8 and not x.is_floating_point():
             raise ValueError(f"{what}: expected uint8 images or floats in [-1, 1], got dtype {x.dtype}")
         if x.is_floating_point() and not torch.isfinite(x).all():
@@ -261,8 +297,18 @@ class _EncoderTrainerBase:
         return x
 
     # -------------------------------------------------------------- training
-    def fit(self, data, steps: int, *, out=None, log_every: int = 50, checkpoint_every: int | None = None,
-            progress: bool | None = None, keep_checkpoints: int = 2, run_config: dict | None = None):
+    def fit(
+        self,
+        data,
+        steps: int,
+        *,
+        out=None,
+        log_every: int = 50,
+        checkpoint_every: int | None = None,
+        progress: bool | None = None,
+        keep_checkpoints: int = 2,
+        run_config: dict | None = None,
+    ):
         """Train E until ``steps`` updates in total (a resumed trainer continues to it).
 
         Args:
@@ -285,10 +331,16 @@ class _EncoderTrainerBase:
         out = Path(out) if out is not None else None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            checkpoint.atomic_write_json(out / "config.json", {"kind": "fanogan-encoder", "trainer": self.name,
-                                                               "config": self.config.to_dict(),
-                                                               "features_layer": self.features_layer,
-                                                               **(run_config or {})})
+            checkpoint.atomic_write_json(
+                out / "config.json",
+                {
+                    "kind": "fanogan-encoder",
+                    "trainer": self.name,
+                    "config": self.config.to_dict(),
+                    "features_layer": self.features_layer,
+                    **(run_config or {}),
+                },
+            )
         bar = Progress(steps, self.step, f"encoder {self.name}", progress)
         pending, t0 = [], time.perf_counter()
         try:
@@ -304,8 +356,13 @@ class _EncoderTrainerBase:
                         vals = torch.stack([torch.stack([m["loss"], m["image"], m["feature"]]) for m in pending]).cpu()
                         pending.clear()
                         loss, img, feat = vals.mean(0).tolist()
-                        rec = {"step": self.step, "loss": loss, "image": img, "feature": feat,
-                               "steps_per_s": log_every / max(time.perf_counter() - t0, 1e-9)}
+                        rec = {
+                            "step": self.step,
+                            "loss": loss,
+                            "image": img,
+                            "feature": feat,
+                            "steps_per_s": log_every / max(time.perf_counter() - t0, 1e-9),
+                        }
                         t0 = time.perf_counter()
                         bad = guards.first_nonfinite(rec)
                         if bad is not None:
@@ -323,9 +380,16 @@ class _EncoderTrainerBase:
 
     # -------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"format": 1, "kind": "fanogan-encoder", "config": self.config.to_dict(), "step": self.step,
-                "encoder": dict(self.encoder.state_dict()), "optimizer": self._optimizer_state(),
-                "rng": self._gen.get_state(), "history": list(self.history)}
+        return {
+            "format": 1,
+            "kind": "fanogan-encoder",
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "encoder": dict(self.encoder.state_dict()),
+            "optimizer": self._optimizer_state(),
+            "rng": self._gen.get_state(),
+            "history": list(self.history),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("kind") != "fanogan-encoder":
@@ -391,8 +455,17 @@ class EncoderTrainer(_EncoderTrainerBase):
 
     name = "fast"
 
-    def __init__(self, generator, critic, encoder, config: EncoderConfig = None, *, compile: bool = True,
-                 impl: str = "auto", **kw):
+    def __init__(
+        self,
+        generator,
+        critic,
+        encoder,
+        config: EncoderConfig = None,
+        *,
+        compile: bool = True,
+        impl: str = "auto",
+        **kw,
+    ):
         super().__init__(generator, critic, encoder, config, **kw)
         c = self.config
         self.flat = flatten_parameters(self.encoder, grad=False)
@@ -439,15 +512,16 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024) -> torch.Tensor:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"knn: k must be a positive integer, got {k!r}")
     x = torch.as_tensor(x)
-    chunks = (train[j:j + chunk] for j in range(0, len(train), chunk)) if isinstance(train, torch.Tensor) else train
-    q = [as_float(x[i:i + chunk]).flatten(1).double() for i in range(0, len(x), chunk)]  # (q, D) each
+    chunks = (train[j : j + chunk] for j in range(0, len(train), chunk)) if isinstance(train, torch.Tensor) else train
+    q = [as_float(x[i : i + chunk]).flatten(1).double() for i in range(0, len(x), chunk)]  # (q, D) each
     best = [None] * len(q)  # per query chunk: (q, <= k) smallest distances so far
     seen = 0
     for t in chunks:
         t = t[0] if isinstance(t, (tuple, list)) else t  # (x, y) batches: the images
         if tuple(t.shape[1:]) != tuple(x.shape[1:]):
-            raise ValueError(f"knn: inputs of shape {tuple(x.shape[1:])} but training images of shape "
-                             f"{tuple(t.shape[1:])}")
+            raise ValueError(
+                f"knn: inputs of shape {tuple(x.shape[1:])} but training images of shape {tuple(t.shape[1:])}"
+            )
         seen += len(t)
         t = as_float(t).flatten(1).double()
         for i, qi in enumerate(q):
@@ -459,8 +533,9 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024) -> torch.Tensor:
     return torch.cat([b.mean(1) for b in best]) if best else torch.zeros(0, dtype=torch.float64)
 
 
-def score(method: str, x, *, trainer=None, encoder_trainer=None, train=None, labels=None, k: int = 1,
-          batch_size: int = 1024) -> dict[str, torch.Tensor]:
+def score(
+    method: str, x, *, trainer=None, encoder_trainer=None, train=None, labels=None, k: int = 1, batch_size: int = 1024
+) -> dict[str, torch.Tensor]:
     """Anomaly scores of (N, *shape) images, higher = more anomalous, by ``method``:
     "fanogan" (``encoder_trainer.score``: score, image, feature), "critic" (minus ``trainer.critic_score``;
     ``labels`` for a class-conditional run) or "knn" (``knn_scores`` against ``train``).
@@ -495,11 +570,20 @@ def load_encoder(run, trainer, *, compile: bool = False) -> EncoderTrainer:
         raise ValueError(f"{run} has no encoder: train one with `fastwgan encode {run}` (f-AnoGAN needs it)")
     info = json.loads((d / "config.json").read_text())
     if info.get("gan_step") is not None and info["gan_step"] != trainer.step:
-        raise ValueError(f"{run}: the encoder inverts the GAN at step {info['gan_step']}, but the run is at step "
-                         f"{trainer.step}: retrain it with `fastwgan encode {run} --overwrite`")
+        raise ValueError(
+            f"{run}: the encoder inverts the GAN at step {info['gan_step']}, but the run is at step "
+            f"{trainer.step}: retrain it with `fastwgan encode {run} --overwrite`"
+        )
     state = checkpoint.load(d)
     cfg = EncoderConfig(**{**state["config"], "betas": tuple(state["config"]["betas"])})
-    et = EncoderTrainer(trainer.sampling_generator(), trainer.critic, encoder_for(info["model"]), cfg,
-                        compile=compile, features_layer=info.get("features_layer"), device=trainer.device)
+    et = EncoderTrainer(
+        trainer.sampling_generator(),
+        trainer.critic,
+        encoder_for(info["model"]),
+        cfg,
+        compile=compile,
+        features_layer=info.get("features_layer"),
+        device=trainer.device,
+    )
     et.load_state_dict(state)
     return et

@@ -25,6 +25,7 @@ instead constrains another function (T's own Lipschitz constant enters: cutout a
 on points the loss never evaluates, and needs a second-order gradient through T. The property is tested:
 with augmentation the penalty equals the one computed by hand on the augmented pair (tests/test_augment.py).
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,6 +47,8 @@ def apply(x: torch.Tensor, seed, policy: str, impl: str = "auto") -> torch.Tenso
     if not policy:
         return x
     if x.dim() != 4:
-        raise ValueError(f"augment: DiffAugment transforms images (B, C, H, W); got shape {tuple(x.shape)} "
-                         "(TrainConfig.augment needs image data)")
+        raise ValueError(
+            f"augment: DiffAugment transforms images (B, C, H, W); got shape {tuple(x.shape)} "
+            "(TrainConfig.augment needs image data)"
+        )
     return ops.diff_augment(x, seed, policy, impl=impl)

@@ -6,6 +6,7 @@ tensor replaced by ``{"__tensor__": key}``), each written to a temporary file an
 moves ``latest.json`` to point at them: a crash at any moment leaves the previous checkpoint loadable.
 No pickles: loading never runs code.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
-                        metadata: dict[str, str] | None = None) -> None:
+def atomic_save_tensors(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> None:
     """Write ``tensors`` as a safetensors file at ``path`` so that readers see either the old file or the new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)

@@ -11,6 +11,7 @@ the classifier and by a GAN trained on `digits-train`. Weights are cached as saf
 `train_classifier` also trains it on 3-channel (N, 3, 8, 8) images (e.g. the textured "digits-m"): the first
 convolution then takes 3 channels (``DigitClassifier(channels=3)``); the cached evaluation classifier is 1-channel.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["DigitClassifier", "train_classifier", "accuracy", "train_digit_classifier", "digit_classifier",
-           "features", "predict", "predict_stacked"]
+__all__ = [
+    "DigitClassifier",
+    "train_classifier",
+    "accuracy",
+    "train_digit_classifier",
+    "digit_classifier",
+    "features",
+    "predict",
+    "predict_stacked",
+]
 
 FILE = "digit_classifier.safetensors"
 EPOCHS = 40
@@ -38,10 +47,14 @@ class DigitClassifier(nn.Module):
             raise ValueError(f"DigitClassifier: channels must be 1 or 3, got {channels!r}")
         self.channels = channels
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),    # (N, 32, 8, 8)
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),          # (N, 64, 8, 8)
-            nn.MaxPool2d(2), nn.Flatten(),                       # (N, 1024)
-            nn.Linear(1024, 128), nn.ReLU(),                     # (N, 128) features
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),  # (N, 32, 8, 8)
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),  # (N, 64, 8, 8)
+            nn.MaxPool2d(2),
+            nn.Flatten(),  # (N, 1024)
+            nn.Linear(1024, 128),
+            nn.ReLU(),  # (N, 128) features
         )
         self.head = nn.Linear(128, 10)
 
@@ -59,8 +72,10 @@ def _as_input(x: torch.Tensor, channels: int = 1) -> torch.Tensor:
     x = torch.as_tensor(x).detach().cpu()
     x = to_float(x) if x.dtype == torch.uint8 else x.float()
     if x.dim() != 4 or x.shape[1:] != (channels, 8, 8):
-        raise ValueError(f"digit classifier: expected (N, {channels}, 8, 8) images for a {channels}-channel "
-                         f"classifier, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"digit classifier: expected (N, {channels}, 8, 8) images for a {channels}-channel "
+            f"classifier, got shape {tuple(x.shape)}"
+        )
     return x
 
 
@@ -69,13 +84,22 @@ def _shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=g))
     out = torch.full_like(x, -1.0)
     h, w = x.shape[-2:]
-    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = x[
+        ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
-def train_classifier(x, y, *, epochs: int | None = None, steps: int | None = None, seed: int = SEED,
-                     batch_size: int = 64, shift: bool = True) -> DigitClassifier:
+def train_classifier(
+    x,
+    y,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    seed: int = SEED,
+    batch_size: int = 64,
+    shift: bool = True,
+) -> DigitClassifier:
     """Train a DigitClassifier on digits ``x`` (N, C, 8, 8), C = 1 or 3 (uint8 or float in [-1, 1]), with labels
     ``y`` (N,): Adam 1e-3, cross entropy, optionally random 1-pixel shifts (the classic augmentation). The model
     takes C channels (``DigitClassifier(channels=C)``); with C = 1 it is exactly the 1-channel classifier.
@@ -110,7 +134,7 @@ def train_classifier(x, y, *, epochs: int | None = None, steps: int | None = Non
         for i in range(0, len(x), batch_size):
             if steps is not None and done == steps:
                 break
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             xb = _shift(x[idx], g) if shift else x[idx]
             loss = nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -127,8 +151,9 @@ def accuracy(model: DigitClassifier, x, y) -> float:
     return float((predict(model, x) == torch.as_tensor(y)).float().mean())
 
 
-def train_digit_classifier(epochs: int | None = None, seed: int = SEED,
-                           batch_size: int = 64) -> tuple[DigitClassifier, float]:
+def train_digit_classifier(
+    epochs: int | None = None, seed: int = SEED, batch_size: int = 64
+) -> tuple[DigitClassifier, float]:
     """Train the classifier on `digits-train` (``train_classifier``: Adam 1e-3, cross entropy, 1-pixel shifts).
 
     Args:
@@ -138,8 +163,9 @@ def train_digit_classifier(epochs: int | None = None, seed: int = SEED,
     """
     from .data import digits_split
 
-    model = train_classifier(*digits_split("train"), epochs=EPOCHS if epochs is None else epochs, seed=seed,
-                             batch_size=batch_size)
+    model = train_classifier(
+        *digits_split("train"), epochs=EPOCHS if epochs is None else epochs, seed=seed, batch_size=batch_size
+    )
     return model, accuracy(model, *digits_split("heldout"))
 
 
@@ -192,8 +218,11 @@ def _save(model: DigitClassifier, acc: float, meta: dict, paths: list[Path]) -> 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                      metadata={**meta, "heldout_accuracy": json.dumps(acc)})
+            save_file(
+                {k: v.contiguous() for k, v in model.state_dict().items()},
+                str(tmp),
+                metadata={**meta, "heldout_accuracy": json.dumps(acc)},
+            )
             tmp.replace(path)
         except OSError:
             pass  # a cache that cannot be written (read-only home) only costs a retraining next time
@@ -203,15 +232,18 @@ def _save(model: DigitClassifier, acc: float, meta: dict, paths: list[Path]) -> 
 def features(model: DigitClassifier, x, batch_size: int = 2048) -> torch.Tensor:
     """(N, model.channels, 8, 8) digits (uint8 or float in [-1, 1]) -> (N, 128) float features."""
     x = _as_input(x, model.channels)
-    return torch.cat([model.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
-        torch.zeros(0, 128)
+    return (
+        torch.cat([model.features(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        if len(x)
+        else torch.zeros(0, 128)
+    )
 
 
 @torch.no_grad()
 def predict(model: DigitClassifier, x, batch_size: int = 2048) -> torch.Tensor:
     """(N, model.channels, 8, 8) digits (uint8 or float in [-1, 1]) -> (N,) int64 predicted labels."""
     x = _as_input(x, model.channels)
-    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
 def predict_stacked(model: DigitClassifier, x) -> torch.Tensor:

@@ -2,6 +2,7 @@
 ``fastwgan adapt`` (WDGRL feature alignment, ``fastwgan.adapt``). ``fastwgan.cli`` builds the parser with
 ``add_parsers`` and dispatches to ``cmd_translate`` / ``cmd_adapt``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,83 +18,136 @@ from .threads import threads_arg
 #: TrainConfig fields that only the GAN trainer reads: the two-domain commands do not offer them.
 GAN_ONLY = ("latent_dim", "num_classes", "ac_weight", "augment", "dtype")
 #: What lr_d / lr_g set in each two-domain command (TrainConfig's names are the GAN's).
-LR_HELP = {"translate": ("learning rate of both critics D_s, D_t", "learning rate of both translators G_st, G_ts"),
-           "adapt": ("learning rate of the domain critic", "learning rate of the feature extractor and classifier")}
-
+LR_HELP = {
+    "translate": ("learning rate of both critics D_s, D_t", "learning rate of both translators G_st, G_ts"),
+    "adapt": ("learning rate of the domain critic", "learning rate of the feature extractor and classifier"),
+}
 
 
 def _common_training(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--source", default=None, help="the source domain, as `train --data` takes it (e.g. digits-train)")
     p.add_argument("--target", default=None, help="the target domain (e.g. digits-m-train)")
     p.add_argument("--out", default=None, help="run folder (new or empty; --overwrite replaces a run there)")
-    p.add_argument("--steps", type=int, default=None, help=f"steps in total (default {default_steps}; with --resume "
-                                                           "the run's own target)")
-    p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN to its own target (or --steps in "
-                                                                  "total), with its own config and data")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"steps in total (default {default_steps}; with --resume the run's own target)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="continue RUN to its own target (or --steps in total), with its own config and data",
+    )
     p.set_defaults(default_steps=default_steps)
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="wgan-gp", help="the critics' settings (default "
-                                                                                 "wgan-gp)")
-    p.add_argument("--trainer", choices=("fast", "reference"), default="fast",
-                   help="fast: flat buffers, fused optimizer, compiled updates (default); reference: the eager oracle")
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default="wgan-gp", help="the critics' settings (default wgan-gp)"
+    )
+    p.add_argument(
+        "--trainer",
+        choices=("fast", "reference"),
+        default="fast",
+        help="fast: flat buffers, fused optimizer, compiled updates (default); reference: the eager oracle",
+    )
     p.add_argument("--no-compile", action="store_true", help="fast trainer without torch.compile")
     p.add_argument("--image-size", type=int, default=None, help="resize both domains to this square size")
     p.add_argument("--log-every", type=int, default=10, help="steps between stats.jsonl lines")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=threads_arg, default="auto", metavar="auto|N",
-                   help="CPU threads of the fast trainer: auto (default) measures and re-chooses when other work "
-                        "competes for the cores; N fixes the count")
+    p.add_argument(
+        "--threads",
+        type=threads_arg,
+        default="auto",
+        metavar="auto|N",
+        help="CPU threads of the fast trainer: auto (default) measures and re-chooses when other work "
+        "competes for the cores; N fixes the count",
+    )
 
 
 def add_parsers(sub, common, add_config_options, data_help: str) -> None:
     """The ``translate`` and ``adapt`` sub-commands."""
-    tr = sub.add_parser("translate", parents=[common], help="unpaired image translation between two domains",
-                        description="CycleGAN with Wasserstein critics (fastwgan.translate): train G_st, G_ts and a "
-                                    "critic per domain on two unpaired image sets, or apply a trained run.")
+    tr = sub.add_parser(
+        "translate",
+        parents=[common],
+        help="unpaired image translation between two domains",
+        description="CycleGAN with Wasserstein critics (fastwgan.translate): train G_st, G_ts and a "
+        "critic per domain on two unpaired image sets, or apply a trained run.",
+    )
     tsub = tr.add_subparsers(dest="action", required=True, metavar="{train,apply}")
-    t = tsub.add_parser("train", parents=[common], help="train a translation run",
-                        description="Train on --source and --target (" + data_help + "). Writes a run folder: "
-                                    "config.json, stats.jsonl, samples/ (rows: source, G_st(source), "
-                                    "G_ts(G_st(source)), then the same from the target), plots/, checkpoints/.")
+    t = tsub.add_parser(
+        "train",
+        parents=[common],
+        help="train a translation run",
+        description="Train on --source and --target (" + data_help + "). Writes a run folder: "
+        "config.json, stats.jsonl, samples/ (rows: source, G_st(source), "
+        "G_ts(G_st(source)), then the same from the target), plots/, checkpoints/.",
+    )
     _common_training(t, 2000)
     t.add_argument("--source-channels", type=int, choices=(1, 3), default=None, help="convert the source's channels")
     t.add_argument("--target-channels", type=int, choices=(1, 3), default=None, help="convert the target's channels")
     t.add_argument("--width", type=int, default=32, help="translator width (fastwgan.models.translator)")
     t.add_argument("--blocks", type=int, default=3, help="translator residual blocks")
-    t.add_argument("--critic", choices=("auto", "mlp", "dcgan"), default="auto",
-                   help="the critics: auto (DCGAN at 28/32/64 px, else an MLP), mlp, or dcgan (8, 16, 28, 32, 64 px)")
+    t.add_argument(
+        "--critic",
+        choices=("auto", "mlp", "dcgan"),
+        default="auto",
+        help="the critics: auto (DCGAN at 28/32/64 px, else an MLP), mlp, or dcgan (8, 16, 28, 32, 64 px)",
+    )
     t.add_argument("--critic-width", type=int, default=None, help="critic MLP hidden width / DCGAN base width")
     t.add_argument("--cycle-weight", type=float, default=10.0, help="lambda_cyc (CycleGAN's 10)")
-    t.add_argument("--identity-weight", type=float, default=None,
-                   help="lambda_id (default 0.5 lambda_cyc when both domains have the same channels, else 0)")
+    t.add_argument(
+        "--identity-weight",
+        type=float,
+        default=None,
+        help="lambda_id (default 0.5 lambda_cyc when both domains have the same channels, else 0)",
+    )
     t.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (default steps/10)")
     add_config_options(t, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["translate"])))
-    a = tsub.add_parser("apply", parents=[common], help="translate images with a trained run",
-                        description="Translate INPUT with a translation run's latest checkpoint.",
-                        usage="fastwgan translate apply [-h] RUN INPUT --out OUT [--direction s2t|t2s] "
-                              "[--batch-size N]")
+    a = tsub.add_parser(
+        "apply",
+        parents=[common],
+        help="translate images with a trained run",
+        description="Translate INPUT with a translation run's latest checkpoint.",
+        usage="fastwgan translate apply [-h] RUN INPUT --out OUT [--direction s2t|t2s] [--batch-size N]",
+    )
     a.add_argument("run", nargs="?", metavar="RUN", help="the translation run folder")
     a.add_argument("input", nargs="?", metavar="INPUT", help="images to translate, as `train --data` takes them")
     a.add_argument("--checkpoint", default=None, metavar="RUN", help="the same as RUN (the older spelling)")
-    a.add_argument("--out", required=True, help="FILE.png: a grid of inputs above their translations; DIR: one PNG "
-                                                "per image; FILE.npz: uint8 images")
-    a.add_argument("--direction", choices=("s2t", "t2s"), default="s2t",
-                   help="s2t: INPUT is from the source domain (G_st); t2s: from the target (G_ts)")
+    a.add_argument(
+        "--out",
+        required=True,
+        help="FILE.png: a grid of inputs above their translations; DIR: one PNG per image; FILE.npz: uint8 images",
+    )
+    a.add_argument(
+        "--direction",
+        choices=("s2t", "t2s"),
+        default="s2t",
+        help="s2t: INPUT is from the source domain (G_st); t2s: from the target (G_ts)",
+    )
     a.add_argument("--batch-size", type=int, default=1024)
 
-    ad = sub.add_parser("adapt", parents=[common], help="WDGRL domain adaptation of a classifier",
-                        description="Train a feature extractor and classifier on labelled --source images while a "
-                                    "Wasserstein critic on the features aligns them with unlabelled --target images "
-                                    "(fastwgan.adapt, WDGRL). Writes a run folder with the adapted classifier "
-                                    "(classifier.safetensors) and, with --eval-data, its target accuracy "
-                                    "(metrics.json).")
+    ad = sub.add_parser(
+        "adapt",
+        parents=[common],
+        help="WDGRL domain adaptation of a classifier",
+        description="Train a feature extractor and classifier on labelled --source images while a "
+        "Wasserstein critic on the features aligns them with unlabelled --target images "
+        "(fastwgan.adapt, WDGRL). Writes a run folder with the adapted classifier "
+        "(classifier.safetensors) and, with --eval-data, its target accuracy "
+        "(metrics.json).",
+    )
     _common_training(ad, 1000)
     ad.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert both domains' channels")
     ad.add_argument("--weight", type=float, default=1.0, help="lambda: the Wasserstein term's weight (default 1)")
-    ad.add_argument("--eval-data", default=None, metavar="SOURCE",
-                    help="labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
-                         "classifier's accuracy on them goes to metrics.json; the target's own labels are never read")
+    ad.add_argument(
+        "--eval-data",
+        default=None,
+        metavar="SOURCE",
+        help="labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
+        "classifier's accuracy on them goes to metrics.json; the target's own labels are never read",
+    )
     add_config_options(ad, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["adapt"])))
 
 
@@ -151,8 +205,11 @@ def _resumed(out: Path, kind: str) -> dict:
 
 def _finish(trainer, out: Path, what: str) -> int:
     if trainer.stopped_by:
-        print(f"fastwgan {what}: stopped by {trainer.stopped_by} at step {trainer.step}; resume with: fastwgan {what} "
-              f"--resume {out}", file=sys.stderr)
+        print(
+            f"fastwgan {what}: stopped by {trainer.stopped_by} at step {trainer.step}; resume with: fastwgan {what} "
+            f"--resume {out}",
+            file=sys.stderr,
+        )
         import signal
 
         return 128 + int(getattr(signal, trainer.stopped_by))
@@ -177,8 +234,9 @@ def _translate_train(args) -> int:
         xt = _load(d["target"], "target", image_size=d["image_size"], channels=d["target_channels"])
         trainer = translate.load_translation(out, compile=not args.no_compile, threads=args.threads)
         if args.trainer == "reference":
-            raise ValueError("--resume continues with the fast trainer (checkpoints of both twins interchange); "
-                             "drop --trainer")
+            raise ValueError(
+                "--resume continues with the fast trainer (checkpoints of both twins interchange); drop --trainer"
+            )
         run_config = None
     else:
         cfg = _config(args)
@@ -188,12 +246,16 @@ def _translate_train(args) -> int:
             if x.dim() != 4:
                 raise ValueError(f"--{what}: translation takes images, got samples of shape {tuple(x.shape[1:])}")
         if xs.shape[2:] != xt.shape[2:]:
-            raise ValueError(f"--source and --target: images must have one size, got {xs.shape[2]}x{xs.shape[3]} and "
-                             f"{xt.shape[2]}x{xt.shape[3]}; give --image-size")
+            raise ValueError(
+                f"--source and --target: images must have one size, got {xs.shape[2]}x{xs.shape[3]} and "
+                f"{xt.shape[2]}x{xt.shape[3]}; give --image-size"
+            )
         size, cs, ct = xs.shape[2], xs.shape[1], xt.shape[1]
         if xs.shape[2] != xs.shape[3]:
-            raise ValueError(f"--source: images are {xs.shape[2]}x{xs.shape[3]}; the translator takes square images "
-                             "(give --image-size)")
+            raise ValueError(
+                f"--source: images are {xs.shape[2]}x{xs.shape[3]}; the translator takes square images "
+                "(give --image-size)"
+            )
         torch.manual_seed(cfg.seed)
         g_st = models.translator(size, cs, ct, width=args.width, blocks=args.blocks)
         g_ts = models.translator(size, ct, cs, width=args.width, blocks=args.blocks)
@@ -201,16 +263,36 @@ def _translate_train(args) -> int:
         cls = translate.TranslationTrainer if args.trainer == "fast" else translate.ReferenceTranslationTrainer
         kw = {"compile": not args.no_compile, "threads": args.threads} if args.trainer == "fast" else {}
         trainer = cls(g_st, g_ts, d_s, d_t, cfg, args.cycle_weight, args.identity_weight, **kw)
-        run_config = {"data": {"source": args.source, "target": args.target, "image_size": args.image_size,
-                               "source_channels": args.source_channels, "target_channels": args.target_channels,
-                               "source_shape": list(xs.shape), "target_shape": list(xt.shape)},
-                      "steps": args.steps}
-    print(f"fastwgan translate: {trainer.name} trainer, {trainer.config.loss} critics, {len(xs)} source images "
-          f"{tuple(xs.shape[1:])} <-> {len(xt)} target images {tuple(xt.shape[1:])}, {args.steps} steps in total "
-          f"-> {out}", file=sys.stderr)
-    trainer.fit(xs, xt, args.steps, out=out, overwrite=args.overwrite, log_every=args.log_every,
-                sample_every=getattr(args, "sample_every", None), checkpoint_every=args.checkpoint_every,
-                progress=False if args.no_progress else None, run_config=run_config)
+        run_config = {
+            "data": {
+                "source": args.source,
+                "target": args.target,
+                "image_size": args.image_size,
+                "source_channels": args.source_channels,
+                "target_channels": args.target_channels,
+                "source_shape": list(xs.shape),
+                "target_shape": list(xt.shape),
+            },
+            "steps": args.steps,
+        }
+    print(
+        f"fastwgan translate: {trainer.name} trainer, {trainer.config.loss} critics, {len(xs)} source images "
+        f"{tuple(xs.shape[1:])} <-> {len(xt)} target images {tuple(xt.shape[1:])}, {args.steps} steps in total "
+        f"-> {out}",
+        file=sys.stderr,
+    )
+    trainer.fit(
+        xs,
+        xt,
+        args.steps,
+        out=out,
+        overwrite=args.overwrite,
+        log_every=args.log_every,
+        sample_every=getattr(args, "sample_every", None),
+        checkpoint_every=args.checkpoint_every,
+        progress=False if args.no_progress else None,
+        run_config=run_config,
+    )
     code = _finish(trainer, out, "translate train")
     if code == 0:
         print(json.dumps({"run": str(out), **(trainer.history[-1] if trainer.history else {})}))
@@ -276,11 +358,15 @@ def cmd_adapt(args) -> int:
     xs, ys = _load(source, "source", image_size=image_size, channels=channels, labels=True)
     xt = _load(target, "target", image_size=image_size, channels=channels)
     if xs.dim() != 4 or xs.shape[1:] != xt.shape[1:]:
-        raise ValueError(f"--source and --target: one image shape is needed, got {tuple(xs.shape[1:])} and "
-                         f"{tuple(xt.shape[1:])} (give --image-size / --channels)")
+        raise ValueError(
+            f"--source and --target: one image shape is needed, got {tuple(xs.shape[1:])} and "
+            f"{tuple(xt.shape[1:])} (give --image-size / --channels)"
+        )
     if xs.shape[2] != xs.shape[3] or xs.shape[2] % 2:
-        raise ValueError(f"--source: the bundled networks take square images of an even size, got "
-                         f"{xs.shape[2]}x{xs.shape[3]} (give --image-size)")
+        raise ValueError(
+            f"--source: the bundled networks take square images of an even size, got "
+            f"{xs.shape[2]}x{xs.shape[3]} (give --image-size)"
+        )
     k = int(ys.max()) + 1
     torch.manual_seed(cfg.seed)
     nets = adapt.digit_networks(xs.shape[1], num_classes=k, image_size=xs.shape[2])
@@ -290,25 +376,49 @@ def cmd_adapt(args) -> int:
         trainer = adapt.ReferenceAdaptTrainer(*nets, cfg, args.weight)
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
-    run_config = {"data": {"source": source, "target": target, "image_size": image_size, "channels": channels,
-                           "eval": args.eval_data, "shape": list(xs.shape[1:])}, "steps": args.steps}
-    print(f"fastwgan adapt: {trainer.name} trainer, {len(xs)} labelled source images ({k} classes) -> {len(xt)} "
-          f"target images {tuple(xt.shape[1:])}, {args.steps} steps in total -> {out}", file=sys.stderr)
+    run_config = {
+        "data": {
+            "source": source,
+            "target": target,
+            "image_size": image_size,
+            "channels": channels,
+            "eval": args.eval_data,
+            "shape": list(xs.shape[1:]),
+        },
+        "steps": args.steps,
+    }
+    print(
+        f"fastwgan adapt: {trainer.name} trainer, {len(xs)} labelled source images ({k} classes) -> {len(xt)} "
+        f"target images {tuple(xt.shape[1:])}, {args.steps} steps in total -> {out}",
+        file=sys.stderr,
+    )
     evaluators = ()
     if args.eval_data:  # the target accuracy at every log tick: stats.jsonl and the plot's third panel
         xe, ye = _load(args.eval_data, "eval-data", image_size=image_size, channels=channels, labels=True)
         evaluators = (lambda tr: {"target_accuracy": tr.accuracy(xe, ye)},)
-    trainer.fit(xs, xt, args.steps, labels=ys, out=out, overwrite=args.overwrite, log_every=args.log_every,
-                checkpoint_every=args.checkpoint_every, progress=False if args.no_progress else None,
-                run_config=run_config, evaluators=evaluators)
+    trainer.fit(
+        xs,
+        xt,
+        args.steps,
+        labels=ys,
+        out=out,
+        overwrite=args.overwrite,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        progress=False if args.no_progress else None,
+        run_config=run_config,
+        evaluators=evaluators,
+    )
     code = _finish(trainer, out, "adapt")
     if code:
         return code
     from .checkpoint import atomic_save_tensors, atomic_write_json
 
-    atomic_save_tensors({k: v.contiguous() for k, v in trainer.model.state_dict().items()},
-                        out / "classifier.safetensors",
-                        metadata={"kind": "fastwgan-adapted-classifier", "step": str(trainer.step)})
+    atomic_save_tensors(
+        {k: v.contiguous() for k, v in trainer.model.state_dict().items()},
+        out / "classifier.safetensors",
+        metadata={"kind": "fastwgan-adapted-classifier", "step": str(trainer.step)},
+    )
     metrics = {"step": trainer.step, "source_train_accuracy": trainer.accuracy(xs, ys)}
     if args.eval_data:
         metrics["target_accuracy"] = trainer.accuracy(xe, ye)

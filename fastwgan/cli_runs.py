@@ -1,5 +1,6 @@
 """The commands that read a trained run: ``fastwgan sample``, ``evaluate``, ``score`` and ``encode`` (their options
 are in ``fastwgan.cli.build_parser``; ``fastwgan.cli.main`` dispatches here)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ def _run_arg(args) -> str:
         raise ValueError(f"the run is given twice ({args.run} and --checkpoint {args.checkpoint}): give RUN once")
     run = args.run or args.checkpoint
     if run is None:
-        raise ValueError(f"which run? give RUN, a run folder (e.g. `fastwgan {args.command} runs/digits-train-wgan-gp "
-                         "...`)")
+        raise ValueError(
+            f"which run? give RUN, a run folder (e.g. `fastwgan {args.command} runs/digits-train-wgan-gp ...`)"
+        )
     return run
 
 
@@ -35,12 +37,16 @@ def _sample_folder(out: Path, overwrite: bool) -> None:
     if not files:
         return
     if not overwrite:
-        raise ValueError(f"--out: {out} already holds {len(files)} files; give a new or empty folder, or --overwrite "
-                         "to replace the samples there")
+        raise ValueError(
+            f"--out: {out} already holds {len(files)} files; give a new or empty folder, or --overwrite "
+            "to replace the samples there"
+        )
     foreign = [p for p in files if p.suffix.lower() != ".png"]
     if foreign:
-        raise ValueError(f"--out: {out} holds files that are not samples (e.g. {foreign[0]}); --overwrite only "
-                         "replaces a folder of samples")
+        raise ValueError(
+            f"--out: {out} holds files that are not samples (e.g. {foreign[0]}); --overwrite only "
+            "replaces a folder of samples"
+        )
     shutil.rmtree(out)
 
 
@@ -72,9 +78,16 @@ def cmd_sample(args) -> int:
         else:
             data.save_grid(x, out, nrow=nrow, scale=args.scale)  # None: small images enlarged like the run's grids
     else:  # a folder or .npz: streamed batch by batch
-        inference.write_samples(trainer, n, out, seed=args.seed, batch_size=args.batch_size,
-                                progress=False if args.no_progress else None, labels=labels,
-                                class_names=(rc.get("data") or {}).get("class_names"))
+        inference.write_samples(
+            trainer,
+            n,
+            out,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=False if args.no_progress else None,
+            labels=labels,
+            class_names=(rc.get("data") or {}).get("class_names"),
+        )
     print(f"fastwgan: wrote {n} samples to {out}", file=sys.stderr)
     return 0
 
@@ -93,8 +106,9 @@ def cmd_evaluate(args) -> int:
         from .features import inception
 
         extractor = inception(args.inception)
-    result = evaluate.evaluate_run(run, n=args.n, seed=args.seed, extractor=extractor, checkpoint=ckpt,
-                                   source=args.data)
+    result = evaluate.evaluate_run(
+        run, n=args.n, seed=args.seed, extractor=extractor, checkpoint=ckpt, source=args.data
+    )
     written = result.pop("written")
     print(json.dumps(result, indent=1) if args.json else evaluate.format_table(result))
     print(f"fastwgan: wrote {written}", file=sys.stderr)
@@ -156,11 +170,13 @@ def cmd_score(args) -> int:
         x, names, in_labels = inference.load_inputs(args.input, rc.get("data"), labels=True)
     except DataError as e:  # a source without (valid) labels
         if own_labels:
-            raise ValueError(f"{run} is class-conditional: score against --class K, or give INPUT with labels "
-                             f"({e})") from None
+            raise ValueError(
+                f"{run} is class-conditional: score against --class K, or give INPUT with labels ({e})"
+            ) from None
         if anomalous is not None:
-            raise ValueError(f"--anomalous-class: {args.input} carries no class labels ({e}); give --labels FILE "
-                             "instead") from None
+            raise ValueError(
+                f"--anomalous-class: {args.input} carries no class labels ({e}); give --labels FILE instead"
+            ) from None
         x, names, in_labels = inference.load_inputs(args.input, rc.get("data"))
     if anomalous is not None and in_labels is None:
         raise ValueError(f"--anomalous-class: {args.input} carries no class labels; give --labels FILE instead")
@@ -170,8 +186,16 @@ def cmd_score(args) -> int:
     elif args.truth is not None:
         truth = _read_truth(args.truth, len(x))
     labels = args.cls if args.cls is not None else (in_labels if own_labels else None)
-    result = anomaly.score(args.method, x, trainer=trainer, encoder_trainer=encoder, labels=labels, k=args.k,
-                           train=_training_data(rc) if args.method == "knn" else None, batch_size=args.batch_size)
+    result = anomaly.score(
+        args.method,
+        x,
+        trainer=trainer,
+        encoder_trainer=encoder,
+        labels=labels,
+        k=args.k,
+        train=_training_data(rc) if args.method == "knn" else None,
+        batch_size=args.batch_size,
+    )
     scores, extra = result.pop("score"), result
     if in_labels is not None:
         extra = {"label": in_labels, **extra}
@@ -199,8 +223,11 @@ def cmd_score(args) -> int:
         if n_bad in (0, len(truth)):
             raise ValueError(f"AUROC needs both normal and anomalous inputs; {n_bad} of {len(truth)} are anomalous")
         what = f"class {args.anomalous_class}" if anomalous is not None else f"--labels {args.truth}"
-        print(f"fastwgan score: AUROC {auroc(scores[truth], scores[~truth]):.4f} ({args.method}; {n_bad} anomalous "
-              f"inputs ({what}) of {len(truth)})", file=sys.stderr)
+        print(
+            f"fastwgan score: AUROC {auroc(scores[truth], scores[~truth]):.4f} ({args.method}; {n_bad} anomalous "
+            f"inputs ({what}) of {len(truth)})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -239,41 +266,60 @@ def cmd_encode(args) -> int:
     out = run / anomaly.ENCODER_DIR
     exists = (out / "checkpoints").is_dir()
     if exists and not (args.resume or args.overwrite):
-        raise ValueError(f"{out} holds an encoder already: --resume continues it to --steps, --overwrite trains a "
-                         "new one")
+        raise ValueError(
+            f"{out} holds an encoder already: --resume continues it to --steps, --overwrite trains a new one"
+        )
     if args.resume and not exists:
         raise ValueError(f"--resume: {run} has no encoder yet (drop --resume)")
     given = {k: getattr(args, k) for k in ("kappa", "lr", "batch_size", "seed") if getattr(args, k) is not None}
     if args.resume and given:
-        raise ValueError("--resume continues the encoder with its own settings; drop "
-                         + ", ".join("--" + k.replace("_", "-") for k in given))
+        raise ValueError(
+            "--resume continues the encoder with its own settings; drop "
+            + ", ".join("--" + k.replace("_", "-") for k in given)
+        )
     cfg = anomaly.EncoderConfig(**given)
     if args.resume:
         saved = json.loads((out / "config.json").read_text())["config"]
         cfg = anomaly.EncoderConfig(**{**saved, "betas": tuple(saved["betas"])})
     x = _training_data(rc)
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{run} streamed its data; encode reads the training images into memory (not streamed "
-                         "yet)")
+        raise ValueError(f"{run} streamed its data; encode reads the training images into memory (not streamed yet)")
     kind = anomaly.EncoderTrainer if args.trainer == "fast" else anomaly.ReferenceEncoderTrainer
     kw = {"compile": not args.no_compile} if args.trainer == "fast" else {}
-    et = kind(trainer.sampling_generator(), trainer.critic, anomaly.encoder_for(rc["model"], seed=cfg.seed), cfg,
-              device=trainer.device, **kw)
+    et = kind(
+        trainer.sampling_generator(),
+        trainer.critic,
+        anomaly.encoder_for(rc["model"], seed=cfg.seed),
+        cfg,
+        device=trainer.device,
+        **kw,
+    )
     if args.resume:
         state = checkpoint.load(out)
         gan_step = json.loads((out / "config.json").read_text()).get("gan_step")
         if gan_step != trainer.step:
-            raise ValueError(f"--resume: the encoder inverts the GAN at step {gan_step}, the run is at step "
-                             f"{trainer.step}: train a new one with --overwrite")
+            raise ValueError(
+                f"--resume: the encoder inverts the GAN at step {gan_step}, the run is at step "
+                f"{trainer.step}: train a new one with --overwrite"
+            )
         et.load_state_dict(state)
         if args.steps <= et.step:
             raise ValueError(f"--resume: the encoder is at step {et.step} already; ask for more --steps")
     elif exists:
         shutil.rmtree(out)
-    print(f"fastwgan: training the f-AnoGAN encoder ({et.name}) of {run} (GAN step {trainer.step}) on "
-          f"{len(x)} normal samples, {args.steps} steps -> {out}", file=sys.stderr)
-    et.fit(x, args.steps, out=out, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-           progress=False if args.no_progress else None,
-           run_config={"gan_step": trainer.step, "model": rc["model"], "data": rc["data"].get("source")})
+    print(
+        f"fastwgan: training the f-AnoGAN encoder ({et.name}) of {run} (GAN step {trainer.step}) on "
+        f"{len(x)} normal samples, {args.steps} steps -> {out}",
+        file=sys.stderr,
+    )
+    et.fit(
+        x,
+        args.steps,
+        out=out,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        progress=False if args.no_progress else None,
+        run_config={"gan_step": trainer.step, "model": rc["model"], "data": rc["data"].get("source")},
+    )
     print(json.dumps({"encoder": str(out), **(et.history[-1] if et.history else {})}))
     return 0

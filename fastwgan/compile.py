@@ -7,6 +7,7 @@ so there is no short last batch), so nothing recompiles after the first call.
 
 Inductor options per device are data (``INDUCTOR_OPTIONS``), each entry with the measurement that chose it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,7 +28,7 @@ INDUCTOR_OPTIONS: dict[str, dict[str, object]] = {
         # wgan-gp (LayerNorm critic) step, torch 2.13 CPU, 2-core EPYC, 1 thread (quiet), median of 5: 2068 ms
         # off vs 2247 ms on (the eager loop: 2002 ms); re-measured by benchmarks/test_bench_steps.py
         # --profile cpu (provider fastwgan vs loop).
-        "layout_optimization": False,
+        "layout_optimization": False
     },
     "cuda": {},
 }
@@ -124,8 +125,7 @@ def sweep_empty_artifacts(root: str | None = None, before: float | None = None) 
 
 def _note(paths: list[str], why: str) -> None:
     shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-    log.warning("removed %d corrupt file(s) from the inductor cache (%s: %s), compiling again", len(paths), why,
-                shown)
+    log.warning("removed %d corrupt file(s) from the inductor cache (%s: %s), compiling again", len(paths), why, shown)
 
 
 def heal_cache(call: Callable, *args, **kwargs):

@@ -2,13 +2,23 @@
 the conditional generator wrapper and the projection / AC-GAN critic. The contract and the references are in the
 ``fastwgan.models`` docstring; ``models`` re-exports the public classes.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "CondSequential", "ConditionalGenerator",
-           "ConditionalCritic", "body_features", "call_with_labels", "glorot_embedding", "split_critic_output"]
+__all__ = [
+    "ConditionalBatchNorm1d",
+    "ConditionalBatchNorm2d",
+    "CondSequential",
+    "ConditionalGenerator",
+    "ConditionalCritic",
+    "body_features",
+    "call_with_labels",
+    "glorot_embedding",
+    "split_critic_output",
+]
 
 
 def split_critic_output(out) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -24,13 +34,13 @@ class _ConditionalBatchNorm(nn.Module):
         super().__init__()
         self.num_features, self.num_classes = num_features, num_classes
         self.bn = self._bn(num_features, affine=False)
-        self.gain = nn.Embedding(num_classes, num_features)     # per-class gain, init 1
-        self.shift = nn.Embedding(num_classes, num_features)    # per-class bias, init 0
+        self.gain = nn.Embedding(num_classes, num_features)  # per-class gain, init 1
+        self.shift = nn.Embedding(num_classes, num_features)  # per-class bias, init 0
         nn.init.ones_(self.gain.weight)
         nn.init.zeros_(self.shift.weight)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        view = (x.shape[0], self.num_features) + (1,) * (x.dim() - 2)   # (B, C) or (B, C, 1, 1)
+        view = (x.shape[0], self.num_features) + (1,) * (x.dim() - 2)  # (B, C) or (B, C, 1, 1)
         return self.bn(x) * self.gain(y).reshape(view) + self.shift(y).reshape(view)
 
 
@@ -73,8 +83,14 @@ class ConditionalGenerator(nn.Module):
     nn.Embedding(K, latent_dim) whose row for y is concatenated to z, h = [z, embed(y)].
     """
 
-    def __init__(self, body: nn.Module, latent_dim: int, data_shape: tuple[int, ...], num_classes: int,
-                 embed: nn.Embedding | None = None):
+    def __init__(
+        self,
+        body: nn.Module,
+        latent_dim: int,
+        data_shape: tuple[int, ...],
+        num_classes: int,
+        embed: nn.Embedding | None = None,
+    ):
         super().__init__()
         self.body, self.latent_dim, self.data_shape, self.num_classes = body, latent_dim, data_shape, num_classes
         self.embed = embed
@@ -109,13 +125,13 @@ class ConditionalCritic(nn.Module):
         return body_features(self.body, x)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        h = self.features(x)                                       # (B, F)
-        score = self.head(h).reshape(x.shape[0])                   # (B,)
+        h = self.features(x)  # (B, F)
+        score = self.head(h).reshape(x.shape[0])  # (B,)
         if self.conditioning == "acgan":
-            return score, self.classifier(h)                       # (B,), (B, K)
+            return score, self.classifier(h)  # (B,), (B, K)
         if y is None:
             raise ValueError("a projection critic needs the labels: call D(x, y)")
-        return score + (self.embed(y) * h).sum(dim=1)              # (B,): + <embed(y), phi(x)>
+        return score + (self.embed(y) * h).sum(dim=1)  # (B,): + <embed(y), phi(x)>
 
 
 def body_features(body: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Training configuration: one frozen, validated dataclass and the papers' presets."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,15 +15,41 @@ AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's policies, in the 
 # The presets are the papers' Algorithm 1 values (DESIGN.md section 1). Anything can be overridden.
 PRESETS: dict[str, dict[str, Any]] = {
     # Arjovsky et al. 2017, Algorithm 1: RMSprop(5e-5), clip c = 0.01, n_critic = 5, m = 64.
-    "wgan-clip": dict(loss="clip", optimizer="rmsprop", lr_d=5e-5, lr_g=5e-5, clip_value=0.01, n_critic=5,
-                      batch_size=64, latent_dim=100),
+    "wgan-clip": dict(
+        loss="clip",
+        optimizer="rmsprop",
+        lr_d=5e-5,
+        lr_g=5e-5,
+        clip_value=0.01,
+        n_critic=5,
+        batch_size=64,
+        latent_dim=100,
+    ),
     # Gulrajani et al. 2017, Algorithm 1: Adam(1e-4, betas (0, 0.9)), lambda = 10, n_critic = 5, m = 64.
-    "wgan-gp": dict(loss="gp", optimizer="adam", lr_d=1e-4, lr_g=1e-4, betas=(0.0, 0.9), gp_weight=10.0,
-                    n_critic=5, batch_size=64, latent_dim=128),
+    "wgan-gp": dict(
+        loss="gp",
+        optimizer="adam",
+        lr_d=1e-4,
+        lr_g=1e-4,
+        betas=(0.0, 0.9),
+        gp_weight=10.0,
+        n_critic=5,
+        batch_size=64,
+        latent_dim=128,
+    ),
     # The WGAN-GP authors' own 2-D toy script: lambda 0.1 ("smaller lambda seems to help for toy tasks"),
     # Adam(1e-4, betas (0.5, 0.9)), batch 256, 2-D noise, n_critic 5.
-    "wgan-gp-toy": dict(loss="gp", optimizer="adam", lr_d=1e-4, lr_g=1e-4, betas=(0.5, 0.9), gp_weight=0.1,
-                        n_critic=5, batch_size=256, latent_dim=2),
+    "wgan-gp-toy": dict(
+        loss="gp",
+        optimizer="adam",
+        lr_d=1e-4,
+        lr_g=1e-4,
+        betas=(0.5, 0.9),
+        gp_weight=0.1,
+        n_critic=5,
+        batch_size=256,
+        latent_dim=2,
+    ),
 }
 
 
@@ -82,8 +109,11 @@ class TrainConfig:
         k = self.num_classes
         _check(k is None or (_is_int(k) and k >= 2), "num_classes", f"must be None or an integer >= 2, got {k!r}")
         a = self.ac_weight
-        _check(isinstance(a, tuple) and len(a) == 2 and all(_is_real(x) and x >= 0 for x in a), "ac_weight",
-               f"must be two non-negative numbers (critic, generator), got {a!r}")
+        _check(
+            isinstance(a, tuple) and len(a) == 2 and all(_is_real(x) and x >= 0 for x in a),
+            "ac_weight",
+            f"must be two non-negative numbers (critic, generator), got {a!r}",
+        )
         _check(self.loss in LOSSES, "loss", f"must be one of {LOSSES}, got {self.loss!r}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _check(self.dtype in DTYPES, "dtype", f"must be one of {DTYPES}, got {self.dtype!r}")
@@ -94,24 +124,43 @@ class TrainConfig:
         for name in ("lr_d", "lr_g", "opt_eps"):
             v = getattr(self, name)
             _check(_is_real(v) and v > 0, name, f"must be a positive finite number, got {v!r}")
-        _check(_is_real(self.clip_value) and self.clip_value > 0, "clip_value",
-               f"must be a positive finite number, got {self.clip_value!r}")
-        _check(_is_real(self.gp_weight) and self.gp_weight >= 0, "gp_weight",
-               f"must be a non-negative finite number, got {self.gp_weight!r}")
-        _check(_is_real(self.rmsprop_alpha) and 0 <= self.rmsprop_alpha < 1, "rmsprop_alpha",
-               f"must be in [0, 1), got {self.rmsprop_alpha!r}")
+        _check(
+            _is_real(self.clip_value) and self.clip_value > 0,
+            "clip_value",
+            f"must be a positive finite number, got {self.clip_value!r}",
+        )
+        _check(
+            _is_real(self.gp_weight) and self.gp_weight >= 0,
+            "gp_weight",
+            f"must be a non-negative finite number, got {self.gp_weight!r}",
+        )
+        _check(
+            _is_real(self.rmsprop_alpha) and 0 <= self.rmsprop_alpha < 1,
+            "rmsprop_alpha",
+            f"must be in [0, 1), got {self.rmsprop_alpha!r}",
+        )
         b = self.betas
-        _check(isinstance(b, tuple) and len(b) == 2 and all(_is_real(x) and 0 <= x < 1 for x in b), "betas",
-               f"must be two numbers in [0, 1), got {b!r}")
+        _check(
+            isinstance(b, tuple) and len(b) == 2 and all(_is_real(x) and 0 <= x < 1 for x in b),
+            "betas",
+            f"must be two numbers in [0, 1), got {b!r}",
+        )
         _check(isinstance(self.augment, str), "augment", f"must be a string, got {self.augment!r}")
         parts = [p.strip() for p in self.augment.split(",") if p.strip()]
         bad = [p for p in parts if p not in AUGMENTS]
-        _check(not bad, "augment", f"unknown policy {', '.join(map(repr, bad))}; choose from {', '.join(AUGMENTS)} "
-                                   "(comma-separated), or '' for none")
+        _check(
+            not bad,
+            "augment",
+            f"unknown policy {', '.join(map(repr, bad))}; choose from {', '.join(AUGMENTS)} "
+            "(comma-separated), or '' for none",
+        )
         object.__setattr__(self, "augment", ",".join(a for a in AUGMENTS if a in parts))  # canonical order
         d = self.device
-        _check(isinstance(d, str) and (d in ("cpu", "cuda", "auto") or (d.startswith("cuda:") and d[5:].isdigit())),
-               "device", f"must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {d!r}")
+        _check(
+            isinstance(d, str) and (d in ("cpu", "cuda", "auto") or (d.startswith("cuda:") and d[5:].isdigit())),
+            "device",
+            f"must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {d!r}",
+        )
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "TrainConfig":

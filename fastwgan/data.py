@@ -31,6 +31,7 @@ Toys, flat image folders and .npy files alone have no labels: asking for them is
 
 Bad input raises FileNotFoundError (missing path) or `DataError` (a ValueError) whose message names the file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -50,25 +51,52 @@ from .images import DataError, make_grid, save_grid, save_image_folder, save_npz
 from .toys import TOY_NAMES, TOY_SIZE, toy, toy_modes
 
 __all__ = [
-    "DataError", "TOY_NAMES", "BUILTIN", "is_named", "load", "load_labels", "class_names", "check_labels",
-    "load_digits", "digits_split", "stacked_digits", "digits_m", "colour_textures", "toy", "toy_modes",
-    "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz",
+    "DataError",
+    "TOY_NAMES",
+    "BUILTIN",
+    "is_named",
+    "load",
+    "load_labels",
+    "class_names",
+    "check_labels",
+    "load_digits",
+    "digits_split",
+    "stacked_digits",
+    "digits_m",
+    "colour_textures",
+    "toy",
+    "toy_modes",
+    "to_float",
+    "to_uint8",
+    "make_grid",
+    "save_grid",
+    "save_image_folder",
+    "save_npz",
 ]
 
-BUILTIN = ("digits", "digits-train", "digits-heldout", "stacked-digits",   # and "toy:NAME": data shipped in the package
-           "digits-m", "digits-m-train", "digits-m-heldout")
+BUILTIN = (
+    "digits",
+    "digits-train",
+    "digits-heldout",
+    "stacked-digits",  # and "toy:NAME": data shipped in the package
+    "digits-m",
+    "digits-m-train",
+    "digits-m-heldout",
+)
 
 
 def is_named(source) -> bool:
     """Whether ``source`` names built-in data ("digits", "digits-heldout", "toy:8gaussians", ...) rather than a
     path; ``load`` takes both."""
     return isinstance(source, str) and (source in BUILTIN or source.startswith("toy:"))
+
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 _IDX_IMAGES = re.compile(r"idx3[-.]ubyte(\.gz)?$")
 _IDX_LABELS = re.compile(r"idx1[-.]ubyte(\.gz)?$")
 _CIFAR_BATCH = re.compile(r"^(data_batch_\d+|test_batch)$")
-_LABEL_KEYS = ("labels", "y")    # .npz arrays that hold labels, never images
+_LABEL_KEYS = ("labels", "y")  # .npz arrays that hold labels, never images
 DIGIT_NAMES = tuple(str(i) for i in range(10))
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -91,7 +119,7 @@ def load_digits(return_labels: bool = False):
 
 DIGITS_HELDOUT = 500  # digits held out from "digits-train" (fixed permutation, seed 0)
 STACKED_SIZE = 50_000
-DIGITS_M_SEED = 0     # the texture seed of "digits-m"
+DIGITS_M_SEED = 0  # the texture seed of "digits-m"
 
 
 def _split_index(part: str, n: int) -> torch.Tensor:
@@ -205,10 +233,12 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if len(raw) - header != math.prod(dims):
-        raise DataError(f"{path}: IDX file is truncated or padded: header says {dims} "
-                        f"({math.prod(dims)} bytes), found {len(raw) - header} bytes of data")
+        raise DataError(
+            f"{path}: IDX file is truncated or padded: header says {dims} "
+            f"({math.prod(dims)} bytes), found {len(raw) - header} bytes of data"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -252,8 +282,10 @@ def _cifar_files(folder: Path) -> list[Path]:
 
 def image_files(folder: Path) -> list[Path]:
     """Every image file under ``folder`` (any depth), in the one order all readers use: by relative path."""
-    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    return sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
 
 
 def _square(img: Image.Image, size: int) -> Image.Image:
@@ -281,8 +313,10 @@ def folder_classes(folder: Path, files: list[Path], need: bool) -> tuple[np.ndar
     flat = next((q[0] for q in parts if len(q) < 2), None)
     if flat is not None:
         if need:
-            raise DataError(f"{folder}: no class labels: labels need one sub-folder per class (ImageFolder layout), "
-                            f"but {flat} sits in the folder itself")
+            raise DataError(
+                f"{folder}: no class labels: labels need one sub-folder per class (ImageFolder layout), "
+                f"but {flat} sits in the folder itself"
+            )
         return None, None
     names = sorted({q[0] for q in parts})
     index = {c: i for i, c in enumerate(names)}
@@ -295,8 +329,9 @@ def _read_image_folder(folder: Path, files: list[Path], image_size: int | None, 
     return np.stack([decode_image(p, mode, image_size) for p in files])
 
 
-def folder_format(folder: Path, files: list[Path], image_size: int | None,
-                  channels: int | None) -> tuple[str, tuple[int, int, int]]:
+def folder_format(
+    folder: Path, files: list[Path], image_size: int | None, channels: int | None
+) -> tuple[str, tuple[int, int, int]]:
     """Pass 1 over an image folder, headers only (nothing is decoded): the Pillow mode every image is converted to
     ("L" when all are grayscale or ``channels`` is 1, else "RGB") and the decoded sample shape (C, H, W). Refuses
     unreadable headers and, without ``image_size``, mixed sizes."""
@@ -312,8 +347,10 @@ def folder_format(folder: Path, files: list[Path], image_size: int | None,
         channels = 1 if all(m in _GRAY_MODES for m in modes) else 3
     if image_size is None and len(set(sizes)) > 1:
         other = next(i for i, s in enumerate(sizes) if s != sizes[0])
-        raise DataError(f"{folder}: images have different sizes ({files[0].name} is {sizes[0]}, "
-                        f"{files[other].name} is {sizes[other]}); pass image_size to resize them")
+        raise DataError(
+            f"{folder}: images have different sizes ({files[0].name} is {sizes[0]}, "
+            f"{files[other].name} is {sizes[other]}); pass image_size to resize them"
+        )
     w, h = (image_size, image_size) if image_size is not None else sizes[0]
     return ("L" if channels == 1 else "RGB"), (channels, h, w)
 
@@ -359,8 +396,9 @@ def _to_nchw_uint8(a: np.ndarray, path: Path) -> np.ndarray:
             return np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
         if lo >= -1.0 and hi <= 1.0:  # [-1, 1]: what fastwgan's samples (Trainer.sample) hold
             return np.rint((a.astype(np.float64) + 1.0) * 127.5).astype(np.uint8)
-        raise DataError(f"{path}: float array values must lie in [0, 1], or in [-1, 1] as fastwgan's samples do; "
-                        f"found [{lo}, {hi}]")
+        raise DataError(
+            f"{path}: float array values must lie in [0, 1], or in [-1, 1] as fastwgan's samples do; found [{lo}, {hi}]"
+        )
     if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
         lo, hi = int(np.min(a)), int(np.max(a))
         if a.dtype != np.bool_ and (lo < 0 or hi > 255):
@@ -378,8 +416,10 @@ def _read_array_file(path: Path, keys=("images", "x", "arr_0")) -> np.ndarray:
             rest = [k for k in names if k not in (*_LABEL_KEYS, "class_names")]  # an images array beside labels
             key = next((k for k in keys if k in names), rest[0] if len(rest) == 1 else None)
             if key is None:
-                raise DataError(f"{path}: cannot tell which array holds the data: keys {names}, "
-                                f"expected one of {list(keys)} or a single array")
+                raise DataError(
+                    f"{path}: cannot tell which array holds the data: keys {names}, "
+                    f"expected one of {list(keys)} or a single array"
+                )
             return z[key]
     except DataError:
         raise
@@ -400,7 +440,7 @@ def _read_npz_extras(path: Path, need_labels: bool) -> tuple[np.ndarray | None, 
     if need_labels and y is None:
         raise DataError(f"{path}: no labels: expected a 'labels' or 'y' array, found {keys}")
     if y is not None and y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]                                      # (N, 1) column vectors are common (e.g. from .mat files)
+        y = y[:, 0]  # (N, 1) column vectors are common (e.g. from .mat files)
     if names is not None:
         if names.ndim != 1 or names.dtype.kind not in "US":
             raise DataError(f"{path}: 'class_names' should be a 1-D array of strings, got {names.dtype} {names.shape}")
@@ -418,15 +458,17 @@ def _idx_label_file(path: Path) -> Path:
         cands += [base + suffix for suffix in ("idx1-ubyte", "idx1-ubyte.gz", "idx1.ubyte", "idx1.ubyte.gz")]
     found = next((path.with_name(c) for c in cands if path.with_name(c).is_file()), None)
     if found is None:
-        raise DataError(f"{path}: no IDX label file beside it: looked for {same} (with or without .gz); "
-                        "pass labels_path= to name it")
+        raise DataError(
+            f"{path}: no IDX label file beside it: looked for {same} (with or without .gz); "
+            "pass labels_path= to name it"
+        )
     return found
 
 
 def _read_labels_file(path: Path) -> tuple[np.ndarray, list[str] | None]:
     """An explicit labels_path: an IDX labels file, a .npy array or an .npz with `labels` / `y`."""
     if _IDX_LABELS.search(path.name) or _IDX_IMAGES.search(path.name):
-        return _read_idx(path, 1), None                  # an images file here fails the 1-dimension check
+        return _read_idx(path, 1), None  # an images file here fails the 1-dimension check
     if path.suffix.lower() == ".npy":
         return _read_array_file(path), None
     if path.suffix.lower() == ".npz":
@@ -435,43 +477,55 @@ def _read_labels_file(path: Path) -> tuple[np.ndarray, list[str] | None]:
 
 
 class _Read(NamedTuple):
-    images: np.ndarray | None   # uint8 (N, C, H, W), before channels / resizing; None unless asked
+    images: np.ndarray | None  # uint8 (N, C, H, W), before channels / resizing; None unless asked
     labels: torch.Tensor | None  # int64 (N,), checked; None unless asked
-    names: list[str] | None     # class names, when the source has them
+    names: list[str] | None  # class names, when the source has them
 
 
-def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
-          image_size: int | None = None, channels: int | None = None) -> _Read:
+def _read(
+    source,
+    what: str,
+    *,
+    images: bool,
+    labels: bool,
+    labels_path=None,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> _Read:
     """One dispatch for images, labels and class names, so labels come from the same files in the same order.
     Reads only what is asked: `class_names` asks for neither images nor labels."""
     y, names = None, None
     if is_named(source):
         if labels_path is not None:
             raise DataError(f"labels_path: {source!r} is built-in data that carries its own labels")
-        if source.startswith("toy:"):                   # `load` returns toy points itself; only labels get here
+        if source.startswith("toy:"):  # `load` returns toy points itself; only labels get here
             if labels:
                 raise DataError(f"{source}: toy data has no labels")
             return _Read(None, None, None)
         if source == "stacked-digits":
             if labels:
-                raise DataError("stacked-digits: labels are not supported (each image holds 3 digits); "
-                                "stacked_digits() returns its 1000 mode ids")
+                raise DataError(
+                    "stacked-digits: labels are not supported (each image holds 3 digits); "
+                    "stacked_digits() returns its 1000 mode ids"
+                )
             return _Read(stacked_digits()[0].numpy() if images else None, None, None)
         if source.startswith("digits-m"):
-            x, y = digits_m("all" if source == "digits-m" else source[len("digits-m-"):])
+            x, y = digits_m("all" if source == "digits-m" else source[len("digits-m-") :])
         else:
-            x, y = load_digits(return_labels=True) if source == "digits" else digits_split(source[len("digits-"):])
+            x, y = load_digits(return_labels=True) if source == "digits" else digits_split(source[len("digits-") :])
         x, y, names = x.numpy(), y.numpy(), list(DIGIT_NAMES)
         return _finish(x if images else None, y if labels else None, names, source)
 
     path = _as_path(source, what)
-    if labels_path is not None and not Path(labels_path).is_file():   # before any image is decoded
+    if labels_path is not None and not Path(labels_path).is_file():  # before any image is decoded
         raise FileNotFoundError(f"labels_path: no such file: {labels_path}")
-    x, own = None, labels and labels_path is None        # own: the source's labels (not an explicit file's)
+    x, own = None, labels and labels_path is None  # own: the source's labels (not an explicit file's)
     if path.is_dir():
         if labels_path is not None:
-            raise DataError(f"labels_path: {path} is a folder, whose labels come from its class sub-folders or "
-                            "CIFAR batches; labels_path is for IDX and array files")
+            raise DataError(
+                f"labels_path: {path} is a folder, whose labels come from its class sub-folders or "
+                "CIFAR batches; labels_path is for IDX and array files"
+            )
         if is_cifar_dir(path):
             files = _cifar_files(path)
             if not files:
@@ -507,8 +561,10 @@ def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
         if suffix == ".npz" and (labels or not images):  # plain `load` never looks beyond the images array
             y, names = _read_npz_extras(path, need_labels=own)
         elif own:
-            raise DataError(f"{path}: no labels: a .npy file holds one array; save an .npz with a 'labels' array "
-                            "or pass labels_path=")
+            raise DataError(
+                f"{path}: no labels: a .npy file holds one array; save an .npz with a 'labels' array "
+                "or pass labels_path="
+            )
     elif labels and not images and labels_path is None:
         raise DataError(f"{path}: this source has no labels")
     elif suffix in IMAGE_SUFFIXES:
@@ -516,8 +572,10 @@ def _read(source, what: str, *, images: bool, labels: bool, labels_path=None,
     elif _IDX_LABELS.search(name):
         raise DataError(f"{path}: is an IDX labels file; load the images file (*-idx3-ubyte[.gz]) with labels=True")
     else:
-        raise DataError(f"{path}: unrecognised data file: expected a folder of images, *-idx3-ubyte[.gz], "
-                        "a CIFAR-10 data_batch_N, .npz or .npy")
+        raise DataError(
+            f"{path}: unrecognised data file: expected a folder of images, *-idx3-ubyte[.gz], "
+            "a CIFAR-10 data_batch_N, .npz or .npy"
+        )
     if labels and labels_path is not None:
         lp = Path(labels_path)
         y, names = _read_labels_file(lp)
@@ -565,9 +623,11 @@ def _as_path(source, what: str) -> Path:
     if not path.exists():
         s = str(source)
         if isinstance(source, str) and "/" not in s and "\\" not in s and "." not in s:
-            raise DataError(f"unknown data source {s!r}: expected one of {', '.join(BUILTIN)}, "
-                            f"'toy:NAME' {TOY_NAMES} or an "
-                            f"existing path (no file or folder named {s!r} here either)")
+            raise DataError(
+                f"unknown data source {s!r}: expected one of {', '.join(BUILTIN)}, "
+                f"'toy:NAME' {TOY_NAMES} or an "
+                f"existing path (no file or folder named {s!r} here either)"
+            )
         raise FileNotFoundError(f"{what}: no such file or folder: {path}")
     return path
 
@@ -585,8 +645,9 @@ def check_labels(labels, n: int | None, num_classes: int | None = None, what: st
     Raises:
         DataError (one line) for a wrong shape or count, non-integer, negative or out-of-range labels.
     """
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
         raise DataError(f"num_classes must be a positive int, got {num_classes!r}")
     if not isinstance(labels, torch.Tensor):
         a = np.asarray(labels)
@@ -611,13 +672,14 @@ def check_labels(labels, n: int | None, num_classes: int | None = None, what: st
         raise DataError(f"{what}: labels must be >= 0, found {labels[i].item()} at index {i}")
     if num_classes is not None and len(labels) and labels.max() >= num_classes:
         i = int((labels >= num_classes).nonzero()[0])
-        raise DataError(f"{what}: label {labels[i].item()} at index {i} is out of range for "
-                        f"num_classes={num_classes} (labels must lie in 0..{num_classes - 1})")
+        raise DataError(
+            f"{what}: label {labels[i].item()} at index {i} is out of range for "
+            f"num_classes={num_classes} (labels must lie in 0..{num_classes - 1})"
+        )
     return labels
 
 
-def load(source, *, image_size: int | None = None, channels: int | None = None, labels: bool = False,
-         labels_path=None):
+def load(source, *, image_size: int | None = None, channels: int | None = None, labels: bool = False, labels_path=None):
     """Load a dataset as a uint8 (N, C, H, W) tensor (toys: float32 (N, 2), see below), with labels if asked.
 
     Args:
@@ -645,8 +707,9 @@ def load(source, *, image_size: int | None = None, channels: int | None = None, 
         raise DataError("labels_path is only used with labels=True; pass labels=True to read labels from it")
     if isinstance(source, str) and source.startswith("toy:") and not labels:
         return toy(source[4:], TOY_SIZE, seed=0)
-    r = _read(source, "load", images=True, labels=labels, labels_path=labels_path,
-              image_size=image_size, channels=channels)
+    r = _read(
+        source, "load", images=True, labels=labels, labels_path=labels_path, image_size=image_size, channels=channels
+    )
     x = r.images
     if channels is not None:
         x = _set_channels(x, channels)

@@ -3,6 +3,7 @@ target set, the seeded stream, the outer loop with its run folder, log ticks, Na
 and atomic checkpoints, and the state that resumes a run exactly. A subclass supplies its draw, its step, its
 networks and its optimizer state, as the GAN trainers do over ``fastwgan.loop``.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,8 +84,9 @@ class DomainTrainerBase:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a fastwgan.TrainConfig, got {type(config).__name__}")
         if config.conditional or config.augment:
-            raise ValueError("config: num_classes and augment are GAN-trainer settings; a two-domain trainer "
-                             "takes neither")
+            raise ValueError(
+                "config: num_classes and augment are GAN-trainer settings; a two-domain trainer takes neither"
+            )
         if config.dtype != "float32":
             raise ValueError(f"TrainConfig.dtype: the two-domain trainers train in float32, got {config.dtype!r}")
         self.config = config
@@ -133,10 +135,23 @@ class DomainTrainerBase:
         self._pending.clear()
 
     # ------------------------------------------------------------------ training
-    def _fit(self, domains: tuple, steps: int | None, add_steps: int | None, *, out=None, overwrite: bool = False,
-             log_every: int = 10, sample_every: int | None = None, checkpoint_every: int | None = None,
-             keep_checkpoints: int = 3, progress: bool | None = None, run_config: dict | None = None,
-             handle_signals: bool = True, evaluators=()):
+    def _fit(
+        self,
+        domains: tuple,
+        steps: int | None,
+        add_steps: int | None,
+        *,
+        out=None,
+        overwrite: bool = False,
+        log_every: int = 10,
+        sample_every: int | None = None,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 3,
+        progress: bool | None = None,
+        run_config: dict | None = None,
+        handle_signals: bool = True,
+        evaluators=(),
+    ):
         """The loop of every two-domain ``fit`` (the subclass checked ``domains``: device tensors). ``evaluators``:
         callables ``f(trainer) -> dict`` whose values join each log tick's record (stats.jsonl, the plots)."""
         if (steps is None) == (add_steps is None):
@@ -150,13 +165,26 @@ class DomainTrainerBase:
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
         if steps <= self.step:
-            warnings.warn(f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
-                          "run's total; fit(..., add_steps=N) trains N more", stacklevel=3)
+            warnings.warn(
+                f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
+                "run's total; fit(..., add_steps=N) trains N more",
+                stacklevel=3,
+            )
             return self
         writer = None
         if out is not None:
-            writer = RunWriter(out, {"kind": self.kind, "trainer": self.name, "config": self.config.to_dict(),
-                                     "steps": steps, **(run_config or {})}, step=self.step, overwrite=overwrite)
+            writer = RunWriter(
+                out,
+                {
+                    "kind": self.kind,
+                    "trainer": self.name,
+                    "config": self.config.to_dict(),
+                    "steps": steps,
+                    **(run_config or {}),
+                },
+                step=self.step,
+                overwrite=overwrite,
+            )
         sample_every = sample_every or max(1, steps // 10)
         sizes = tuple(len(d) for d in domains)
         bar = Progress(steps, self.step, f"{self.kind} {self.name}", progress)
@@ -227,9 +255,17 @@ class DomainTrainerBase:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: the networks, optimizer states, step, the stream, history."""
-        return {"format": 1, "kind": self.kind, "trainer": self.name, "config": self.config.to_dict(),
-                "step": self.step, "networks": {k: dict(m.state_dict()) for k, m in self._networks().items()},
-                "optimizers": self._optimizer_state(), "rng": self._gen.get_state(), "history": self.history}
+        return {
+            "format": 1,
+            "kind": self.kind,
+            "trainer": self.name,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "networks": {k: dict(m.state_dict()) for k, m in self._networks().items()},
+            "optimizers": self._optimizer_state(),
+            "rng": self._gen.get_state(),
+            "history": self.history,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()`` of either twin; refuses another kind of checkpoint or another config."""
@@ -241,8 +277,10 @@ class DomainTrainerBase:
             raise ValueError(f"load_state_dict: the checkpoint was trained with another config ({', '.join(diff)})")
         nets = self._networks()
         if set(state["networks"]) != set(nets):
-            raise ValueError(f"load_state_dict: the checkpoint holds networks {sorted(state['networks'])}, this "
-                             f"trainer {sorted(nets)}")
+            raise ValueError(
+                f"load_state_dict: the checkpoint holds networks {sorted(state['networks'])}, this "
+                f"trainer {sorted(nets)}"
+            )
         try:
             for k, m in nets.items():
                 m.load_state_dict(state["networks"][k])

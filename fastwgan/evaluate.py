@@ -11,6 +11,7 @@
 Every data set with held-out real data also gets the critic's held-out W-estimate (`w_estimate_heldout`).
 `evaluate_trainer` is what `fastwgan train --eval-every K` calls on the live trainer.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ def data_kind(source: str) -> str:
     return "images"
 
 
-def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 0, cache_dir=None,
-                     extractor=None, train_data=None) -> dict:
+def evaluate_trainer(
+    trainer, source: str, *, n: int | None = None, seed: int = 0, cache_dir=None, extractor=None, train_data=None
+) -> dict:
     """Evaluate a trainer's samples against the real data of ``source``.
 
     Args:
@@ -75,7 +77,7 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         held, y_held = data.digits_split("heldout")
         train, _ = data.digits_split("train")
         g = torch.Generator().manual_seed(seed)
-        real_a = train[torch.randperm(len(train), generator=g)[:len(held)]]
+        real_a = train[torch.randperm(len(train), generator=g)[: len(held)]]
         fake = trainer.sample(n, seed=seed)
         f_fake, f_held, f_real = (features(model, x) for x in (fake, held, real_a))
         out["fid_classifier"] = metrics.fid(f_fake, f_held)
@@ -85,8 +87,9 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         out["swd"] = metrics.sliced_wasserstein(fake, held, seed=seed)
         out["swd_real"] = metrics.sliced_wasserstein(real_a, held, seed=seed)
         out["classifier_heldout_accuracy"] = info["heldout_accuracy"]
-        out["w_estimate_heldout"] = metrics.w_estimate(trainer, held, seed=seed,
-                                                       labels=y_held if trainer.config.conditional else None)
+        out["w_estimate_heldout"] = metrics.w_estimate(
+            trainer, held, seed=seed, labels=y_held if trainer.config.conditional else None
+        )
         if source != "digits-train":  # a "digits" run trained on the held-out digits too: FID/W are not held out
             out["heldout_seen_in_training"] = True
         if trainer.config.num_classes == 10:  # class-conditional digits: the label-aware metrics
@@ -99,19 +102,30 @@ def evaluate_trainer(trainer, source: str, *, n: int | None = None, seed: int = 
         real, _ = data.stacked_digits(n, seed=seed + 1, part="heldout")
         cov = metrics.mode_coverage(predict_stacked(model, fake), 1000)
         cov_real = metrics.mode_coverage(predict_stacked(model, real), 1000)
-        out.update(modes=1000, modes_covered=cov["modes_covered"], kl_uniform=cov["kl_uniform"],
-                   modes_covered_real=cov_real["modes_covered"], kl_uniform_real=cov_real["kl_uniform"])
+        out.update(
+            modes=1000,
+            modes_covered=cov["modes_covered"],
+            kl_uniform=cov["kl_uniform"],
+            modes_covered_real=cov_real["modes_covered"],
+            kl_uniform_real=cov_real["kl_uniform"],
+        )
         out["swd"] = metrics.sliced_wasserstein(fake, real, seed=seed)
-        out["swd_real"] = metrics.sliced_wasserstein(data.stacked_digits(n, seed=seed + 2, part="heldout")[0],
-                                                     real, seed=seed)
+        out["swd_real"] = metrics.sliced_wasserstein(
+            data.stacked_digits(n, seed=seed + 2, part="heldout")[0], real, seed=seed
+        )
         out["w_estimate_heldout"] = metrics.w_estimate(trainer, real[:2000], seed=seed)
     else:
         real = train_data if train_data is not None else data.load(source)
         fake = trainer.sample(min(n, len(real)) if extractor is None else n, seed=seed)
         out["swd_vs_train"] = metrics.sliced_wasserstein(fake, real, seed=seed)
     if extractor is not None and kind != "toy":
-        ref = (data.digits_split("heldout")[0] if kind == "digits" else
-               data.stacked_digits(n, seed=seed + 1, part="heldout")[0] if kind == "stacked" else real)
+        ref = (
+            data.digits_split("heldout")[0]
+            if kind == "digits"
+            else data.stacked_digits(n, seed=seed + 1, part="heldout")[0]
+            if kind == "stacked"
+            else real
+        )
         f_fake, f_ref = extractor(fake), extractor(ref)
         out[f"fid_{extractor.name}"] = metrics.fid(f_fake, f_ref)
         out[f"kid_{extractor.name}"] = metrics.kid(f_fake, f_ref, subset_size=min(1000, len(ref), len(fake)))["kid"]
@@ -137,11 +151,14 @@ def conditional_digits(trainer, model, info: dict, *, seed: int = 0, per_class: 
     train, yt = data.digits_split("train")
     y = torch.arange(per_class * k) % k
     fake = trainer.sample(len(y), seed=seed, labels=y)
-    out = {"conditional_accuracy": float((predict(model, fake) == y).float().mean()),
-           "conditional_accuracy_real": info["heldout_accuracy"]}
+    out = {
+        "conditional_accuracy": float((predict(model, fake) == y).float().mean()),
+        "conditional_accuracy_real": info["heldout_accuracy"],
+    }
     y_cas = torch.arange(len(train)) % k
-    cas_model = train_classifier(trainer.sample(len(y_cas), seed=seed + 1, labels=y_cas), y_cas, epochs=EPOCHS,
-                                 seed=SEED)
+    cas_model = train_classifier(
+        trainer.sample(len(y_cas), seed=seed + 1, labels=y_cas), y_cas, epochs=EPOCHS, seed=SEED
+    )
     out["cas"], out["cas_real"] = accuracy(cas_model, held, yh), info["heldout_accuracy"]
     f_held = [features(model, held[yh == c]) for c in range(k)]
     per = [metrics.fid(features(model, fake[y == c]), f_held[c]) for c in range(k)]
@@ -152,8 +169,16 @@ def conditional_digits(trainer, model, info: dict, *, seed: int = 0, per_class: 
     return out
 
 
-def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, write: bool = True,
-                 checkpoint=None, source: str | None = None) -> dict:
+def evaluate_run(
+    run,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    extractor=None,
+    write: bool = True,
+    checkpoint=None,
+    source: str | None = None,
+) -> dict:
     """Evaluate a run folder's latest checkpoint (or ``checkpoint``, a step_N.json of the run); writes
     ``RUN/metrics.json`` (``RUN/eval/metrics_step_NNNNNN.json`` for a given checkpoint) and caches the digit
     classifier in ``RUN/eval/``, unless ``write=False``.
@@ -177,10 +202,12 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
     shape = spec.get("shape")
     ref = train_data if train_data is not None else data.load(source) if data_kind(source) != "stacked" else None
     if shape is not None and ref is not None and tuple(ref.shape[1:]) != tuple(shape[1:]):
-        raise ValueError(f"evaluate: {source} holds samples of shape {tuple(ref.shape[1:])} but the run makes "
-                         f"{tuple(shape[1:])}")
-    m = evaluate_trainer(trainer, source, n=n, seed=seed, cache_dir=run / "eval", extractor=extractor,
-                         train_data=train_data)
+        raise ValueError(
+            f"evaluate: {source} holds samples of shape {tuple(ref.shape[1:])} but the run makes {tuple(shape[1:])}"
+        )
+    m = evaluate_trainer(
+        trainer, source, n=n, seed=seed, cache_dir=run / "eval", extractor=extractor, train_data=train_data
+    )
     result = {"run": str(run), "step": trainer.step, "source": source, "seed": seed, "metrics": m}
     if write:
         from .checkpoint import atomic_write_json
@@ -193,11 +220,18 @@ def evaluate_run(run, *, n: int | None = None, seed: int = 0, extractor=None, wr
 
 
 _LABELS = {
-    "modes_covered": "modes covered", "high_quality": "high-quality fraction (3 std)", "swd": "sliced W2",
-    "fid_classifier": "classifier FID", "kid_classifier": "classifier KID", "kl_uniform": "KL(modes || uniform)",
-    "w_estimate_heldout": "critic W-estimate, held out", "swd_vs_train": "sliced W2 vs train (pixels)",
-    "classifier_heldout_accuracy": "classifier accuracy, held out", "n": "samples",
-    "conditional_accuracy": "conditional accuracy", "cas": "CAS (train on generated)",
+    "modes_covered": "modes covered",
+    "high_quality": "high-quality fraction (3 std)",
+    "swd": "sliced W2",
+    "fid_classifier": "classifier FID",
+    "kid_classifier": "classifier KID",
+    "kl_uniform": "KL(modes || uniform)",
+    "w_estimate_heldout": "critic W-estimate, held out",
+    "swd_vs_train": "sliced W2 vs train (pixels)",
+    "classifier_heldout_accuracy": "classifier accuracy, held out",
+    "n": "samples",
+    "conditional_accuracy": "conditional accuracy",
+    "cas": "CAS (train on generated)",
     "fid_classifier_per_class": "classifier FID per class (mean)",
 }
 
@@ -234,14 +268,17 @@ def format_table(result: dict) -> str:
     lines = [head, f"{'metric':<{w}}  {'generated':>12}  {'real':>12}"]
     lines += [f"{a:<{w}}  {b:>12}  {c:>12}" for a, b, c in rows]
     if m.get("heldout_seen_in_training"):
-        lines.append(f"Note: this run trained on {result['source']!r}, which includes the 500 held-out digits, so "
-                     "the held-out figures above compare with digits it saw in training. Train on 'digits-train' "
-                     "(the default) for a truly held-out comparison.")
+        lines.append(
+            f"Note: this run trained on {result['source']!r}, which includes the 500 held-out digits, so "
+            "the held-out figures above compare with digits it saw in training. Train on 'digits-train' "
+            "(the default) for a truly held-out comparison."
+        )
     return "\n".join(lines)
 
 
-def eval_callback(source: str, every: int, steps: int | None = None, cache_dir=None, n: int | None = None,
-                  train_data=None):
+def eval_callback(
+    source: str, every: int, steps: int | None = None, cache_dir=None, n: int | None = None, train_data=None
+):
     """For ``fit(..., evaluators=(...,))``: returns ``f(trainer) -> dict`` that evaluates at every multiple of
     ``every`` steps and at step ``steps`` (the last), and returns {} on other log ticks. Keys get an ``eval_``
     prefix in stats.jsonl. Each evaluation uses the same noise seed, so values are comparable across steps."""
@@ -252,7 +289,10 @@ def eval_callback(source: str, every: int, steps: int | None = None, cache_dir=N
         if trainer.step % every and trainer.step != steps:
             return {}
         m = evaluate_trainer(trainer, source, n=n, cache_dir=cache_dir, train_data=train_data)
-        return {f"eval_{k}": v for k, v in m.items()
-                if k not in ("n", "modes", "heldout_seen_in_training") and not isinstance(v, list)}
+        return {
+            f"eval_{k}": v
+            for k, v in m.items()
+            if k not in ("n", "modes", "heldout_seen_in_training") and not isinstance(v, list)
+        }
 
     return evaluator

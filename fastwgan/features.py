@@ -15,6 +15,7 @@ full nn.Module pickled with `torch.save`, loaded only with ``trusted=True``). Gr
 3 channels before the call. The NVlabs network resizes to 299 px internally and is called with
 ``return_features=True``; extractors whose forward has that argument get it too.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,14 @@ class FeatureExtractor:
     (NVlabs convention) unless ``float_input=True`` (then float32 in 0..255).
     """
 
-    def __init__(self, module, name: str = "extractor", device: str | torch.device = "cpu", float_input: bool = False,
-                 repeat_gray: bool = True):
+    def __init__(
+        self,
+        module,
+        name: str = "extractor",
+        device: str | torch.device = "cpu",
+        float_input: bool = False,
+        repeat_gray: bool = True,
+    ):
         self.module = module.to(device) if hasattr(module, "to") else module
         if hasattr(self.module, "eval"):
             self.module.eval()
@@ -68,7 +75,7 @@ class FeatureExtractor:
             raise ValueError(f"{self.name}: expected images (N, C, H, W), got shape {tuple(x.shape)}")
         out = []
         for i in range(0, x.shape[0], batch_size):
-            b = to_uint8(x[i:i + batch_size])  # float [-1, 1] -> uint8; uint8 unchanged
+            b = to_uint8(x[i : i + batch_size])  # float [-1, 1] -> uint8; uint8 unchanged
             if b.shape[1] == 1 and self.repeat_gray:
                 b = b.expand(-1, 3, -1, -1)
             b = b.to(self.device)
@@ -79,8 +86,9 @@ class FeatureExtractor:
         return torch.cat(out)
 
 
-def load_feature_extractor(path: str | os.PathLike, device: str | torch.device = "cpu", trusted: bool = False,
-                           float_input: bool = False) -> FeatureExtractor:
+def load_feature_extractor(
+    path: str | os.PathLike, device: str | torch.device = "cpu", trusted: bool = False, float_input: bool = False
+) -> FeatureExtractor:
     """Load a feature extractor saved as TorchScript (``torch.jit.save``), or, with ``trusted=True``, a whole
     nn.Module saved with ``torch.save`` (unpickling runs code: only for files you made yourself).
 
@@ -98,8 +106,10 @@ def load_feature_extractor(path: str | os.PathLike, device: str | torch.device =
             module = torch.jit.load(str(path), map_location=device)
     except RuntimeError as e:
         if not trusted:
-            raise ValueError(f"{path}: not a TorchScript file ({str(e).splitlines()[0]}); save the extractor with "
-                             "torch.jit.script(m).save(path), or pass trusted=True for a torch.save'd module") from None
+            raise ValueError(
+                f"{path}: not a TorchScript file ({str(e).splitlines()[0]}); save the extractor with "
+                "torch.jit.script(m).save(path), or pass trusted=True for a torch.save'd module"
+            ) from None
         module = torch.load(str(path), map_location=device, weights_only=False)
         if not isinstance(module, nn.Module):
             raise ValueError(f"{path}: holds a {type(module).__name__}, not an nn.Module") from None
@@ -116,7 +126,9 @@ def inception(path: str | os.PathLike | None = None, device: str | torch.device 
             try:
                 torch.hub.download_url_to_file(INCEPTION_URL, str(cache), progress=True)
             except OSError as e:
-                raise ValueError(f"could not download the Inception network ({e}); download {INCEPTION_URL} "
-                                 "elsewhere and pass its path (--inception PATH)") from None
+                raise ValueError(
+                    f"could not download the Inception network ({e}); download {INCEPTION_URL} "
+                    "elsewhere and pass its path (--inception PATH)"
+                ) from None
         path = cache
     return load_feature_extractor(path, device=device)

@@ -16,6 +16,7 @@ Under torch.compile, use the buffer functionally: differentiate w.r.t. the buffe
 graph (tested). One graph that both mutates the buffer and reads the module's own aliased parameters fails in
 AOTAutograd on torch 2.13 ("non-differentiable view input mutations"; kept as an xfail test).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class FlatParams:
         buf = self.data if buf is None else buf
         if buf.shape != (self.numel,):
             raise ValueError(f"expected a ({self.numel},) buffer, got {tuple(buf.shape)}")
-        return [buf[o:o + s.numel()].view(s) for o, s in zip(self.offsets, self.shapes)]
+        return [buf[o : o + s.numel()].view(s) for o, s in zip(self.offsets, self.shapes)]
 
     def unflatten(self, buf: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """`{name: view}` of `buf` for `torch.func.functional_call`.
@@ -157,7 +158,11 @@ def flatten_parameters(module: nn.Module, dtype: torch.dtype = torch.float32, gr
     flat = FlatParams(
         data=torch.empty(n, dtype=dtype, device=device),
         grad=torch.zeros(n, dtype=dtype, device=device) if grad else None,
-        names=names, params=params, shapes=shapes, offsets=offsets, module=module,
+        names=names,
+        params=params,
+        shapes=shapes,
+        offsets=offsets,
+        module=module,
     )
     flat.attach()
     return flat

@@ -6,6 +6,7 @@ buffers of the same layout. ``update`` is pure tensor code plus fastwgan's regis
 compiled step; the state converts to and from torch.optim's ``state_dict`` format, so checkpoints interchange with
 the reference trainers (torch.optim) and torch.optim users.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,9 @@ class FlatOptimizer:
             return {"step": step, "square_avg": z()}
         return {"step": step, "exp_avg": z(), "exp_avg_sq": z()}
 
-    def update(self, flat, buf: torch.Tensor, grads: list[torch.Tensor], state: dict, lr: torch.Tensor,
-               clip: bool = False) -> None:
+    def update(
+        self, flat, buf: torch.Tensor, grads: list[torch.Tensor], state: dict, lr: torch.Tensor, clip: bool = False
+    ) -> None:
         """One fused optimizer step over a flat buffer (in place), from per-parameter gradients.
 
         With the Triton kernels the gradients are concatenated into one flat tensor and the update is one launch
@@ -69,11 +71,22 @@ class FlatOptimizer:
             if self.all_reduce is not None:
                 g = self.all_reduce(g)
             if self.optimizer == "rmsprop":
-                ops.rmsprop_clip_(buf, g, state["square_avg"], lr, self.alpha, self.eps,
-                                  self.clip_value if clip else None, impl=impl)
+                ops.rmsprop_clip_(
+                    buf, g, state["square_avg"], lr, self.alpha, self.eps, self.clip_value if clip else None, impl=impl
+                )
             else:
-                ops.adam_(buf, g, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, self.betas[0],
-                          self.betas[1], self.eps, impl=impl)
+                ops.adam_(
+                    buf,
+                    g,
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    state["step"],
+                    lr,
+                    self.betas[0],
+                    self.betas[1],
+                    self.eps,
+                    impl=impl,
+                )
                 if clip:  # Adam with weight clipping (not a preset, but a valid config): one clamp launch
                     ops.clip_(buf, self.clip_value, impl=impl)
             return
@@ -85,8 +98,7 @@ class FlatOptimizer:
         for i, (p, g) in enumerate(zip(flat.views(buf), grads)):
             st = [v[i] for v in views]
             if self.optimizer == "rmsprop":
-                new.append(twins.rmsprop_clip(p, g, *st, lr, self.alpha, self.eps,
-                                              self.clip_value if clip else None))
+                new.append(twins.rmsprop_clip(p, g, *st, lr, self.alpha, self.eps, self.clip_value if clip else None))
             else:
                 p, *st = twins.adam(p, g, *st, state["step"], lr, self.betas[0], self.betas[1], self.eps)
                 new.append((p.clamp(-self.clip_value, self.clip_value) if clip else p, *st))
@@ -98,18 +110,24 @@ class FlatOptimizer:
     def param_group(self, lr: float, n: int) -> dict:
         """torch.optim's param_group entry for these settings (checkpoints read like torch.optim's)."""
         dummy = [torch.zeros(1, requires_grad=True) for _ in range(n)]
-        opt = (torch.optim.RMSprop(dummy, lr=lr, alpha=self.alpha, eps=self.eps, foreach=False)
-               if self.optimizer == "rmsprop" else
-               torch.optim.Adam(dummy, lr=lr, betas=self.betas, eps=self.eps, foreach=False))
+        opt = (
+            torch.optim.RMSprop(dummy, lr=lr, alpha=self.alpha, eps=self.eps, foreach=False)
+            if self.optimizer == "rmsprop"
+            else torch.optim.Adam(dummy, lr=lr, betas=self.betas, eps=self.eps, foreach=False)
+        )
         return opt.state_dict()["param_groups"][0]
 
     @staticmethod
     def state_dict(flat, state: dict, param_group: dict) -> dict:
         """The flat state as torch.optim's ``state_dict()`` (per-parameter tensors, one param group)."""
         views = {key: flat.views(buf) for key, buf in state.items() if key != "step"}  # each buffer sliced once
-        per = {i: {"step": state["step"].detach().clone().cpu(), **{key: v[i].detach().clone()
-                                                                   for key, v in views.items()}}
-               for i in range(len(flat.params))}
+        per = {
+            i: {
+                "step": state["step"].detach().clone().cpu(),
+                **{key: v[i].detach().clone() for key, v in views.items()},
+            }
+            for i in range(len(flat.params))
+        }
         return {"state": per, "param_groups": [copy.deepcopy(param_group)]}
 
     @staticmethod
@@ -122,16 +140,19 @@ class FlatOptimizer:
                     buf.zero_()
                 return
             if set(saved) != set(range(len(flat.params))):
-                raise ValueError(f"load_state_dict: {what} optimizer state covers {len(saved)} parameters, "
-                                 f"this model has {len(flat.params)}")
+                raise ValueError(
+                    f"load_state_dict: {what} optimizer state covers {len(saved)} parameters, "
+                    f"this model has {len(flat.params)}"
+                )
             state["step"].copy_(torch.as_tensor(saved[0]["step"]).reshape(()))
             for key, buf in state.items():
                 if key == "step":
                     continue
                 for i, view in enumerate(flat.views(buf)):
                     if key not in saved[i]:
-                        raise ValueError(f"load_state_dict: {what} optimizer state has no {key!r} "
-                                         f"(saved with another optimizer?)")
+                        raise ValueError(
+                            f"load_state_dict: {what} optimizer state has no {key!r} (saved with another optimizer?)"
+                        )
                     view.copy_(saved[i][key].reshape(view.shape))
 
 

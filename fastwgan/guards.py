@@ -1,4 +1,5 @@
 """Run guards: stop cleanly on Ctrl-C / SIGTERM, and stop (or skip the step) when training diverges."""
+
 from __future__ import annotations
 
 import math

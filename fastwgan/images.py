@@ -2,6 +2,7 @@
 
 (Split out of fastwgan.data, which re-exports every name here: `fastwgan.data.to_float` etc. keep working.)
 """
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,7 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> tor
     for i in range(n):
         r, k = divmod(i, nrow)
         top, left = padding + r * (h + padding), padding + k * (w + padding)
-        grid[:, top:top + h, left:left + w] = x[i]
+        grid[:, top : top + h, left : left + w] = x[i]
     return grid
 
 

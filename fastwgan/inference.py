@@ -1,6 +1,7 @@
 """Using a trained run: stream many samples to disk (data augmentation) and score inputs with the critic
 (anomaly scoring). The CLI's `sample` and `score` commands are thin shells over these functions.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["sample_batches", "write_samples", "load_inputs", "write_scores", "write_scores_csv",
-           "read_scores_csv"]
+__all__ = ["sample_batches", "write_samples", "load_inputs", "write_scores", "write_scores_csv", "read_scores_csv"]
 
 
 def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1024, labels=None):
@@ -31,7 +31,7 @@ def sample_batches(trainer, n: int, seed: int | None = None, batch_size: int = 1
     g = trainer.sample_noise_generator(seed)
     for i in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - i), trainer.config.latent_dim, generator=g)
-        yield trainer.sample_from(z, batch_size, y=None if y is None else y[i:i + batch_size])
+        yield trainer.sample_from(z, batch_size, y=None if y is None else y[i : i + batch_size])
 
 
 def _npy_into_zip(members: dict[str, Path], out: Path) -> None:
@@ -44,8 +44,17 @@ def _npy_into_zip(members: dict[str, Path], out: Path) -> None:
     os.replace(tmp, out)
 
 
-def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int = 1024, progress: bool | None = None,
-                  data_shape: tuple[int, ...] | None = None, labels=None, class_names: list[str] | None = None) -> Path:
+def write_samples(
+    trainer,
+    n: int,
+    out,
+    seed: int | None = None,
+    batch_size: int = 1024,
+    progress: bool | None = None,
+    data_shape: tuple[int, ...] | None = None,
+    labels=None,
+    class_names: list[str] | None = None,
+) -> Path:
     """Write ``n`` generated samples to ``out`` in batches, never holding more than one batch in memory.
 
     Args:
@@ -89,19 +98,23 @@ def write_samples(trainer, n: int, out, seed: int | None = None, batch_size: int
                 bar.update(len(x))
 
     if not out.suffix:
-        stream(lambda i, x: data.save_image_folder(
-            x, out, start_index=i, classes=None if y is None else [names[k] for k in y[i:i + len(x)].tolist()]))
+        stream(
+            lambda i, x: data.save_image_folder(
+                x, out, start_index=i, classes=None if y is None else [names[k] for k in y[i : i + len(x)].tolist()]
+            )
+        )
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(suffix=".npy", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8 if images else np.float32,
-                                        shape=(n, *data_shape))
+        arr = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8 if images else np.float32, shape=(n, *data_shape)
+        )
 
         def write(i, x, arr=arr):
-            arr[i:i + len(x)] = (data.to_uint8(x) if images else x.float()).numpy()
+            arr[i : i + len(x)] = (data.to_uint8(x) if images else x.float()).numpy()
 
         stream(write)
         arr.flush()
@@ -132,8 +145,9 @@ def load_inputs(path, run_data: dict | None = None, labels: bool = False):
     shape = run_data.get("shape")
     x, names, y = _read_inputs(path, run_data, shape, labels)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape[1:]):
-        raise ValueError(f"score: {path} holds samples of shape {tuple(x.shape[1:])} but the run was trained on "
-                         f"{tuple(shape[1:])}")
+        raise ValueError(
+            f"score: {path} holds samples of shape {tuple(x.shape[1:])} but the run was trained on {tuple(shape[1:])}"
+        )
     return x, names, y
 
 

@@ -2,6 +2,7 @@
 checkpoints and the progress bar. A trainer subclass supplies only ``_train_step`` (n_critic critic updates and
 one generator update) and its optimizer state; so the reference and the fast trainer differ in nothing else.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,10 @@ class TrainerBase:
         if config.uses_penalty and has_batch_norm(critic):
             # Batch norm mixes samples, so grad_x D(x_hat) is no longer a per-sample gradient (Gulrajani et al.
             # 2017, section 4): use critic_norm="layer" or "none".
-            raise ValueError(f"critic: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
-                             "per-sample gradient penalty); build the critic with critic_norm='layer' or 'none'")
+            raise ValueError(
+                f"critic: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
+                "per-sample gradient penalty); build the critic with critic_norm='layer' or 'none'"
+            )
         self.config = config
         self.device = resolve_device(config.device)
         self.generator = generator.to(self.device)
@@ -70,8 +73,10 @@ class TrainerBase:
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.rank = dist.get_rank() if self.world_size > 1 else 0
         if config.batch_size % self.world_size:
-            raise ValueError(f"TrainConfig.batch_size: {config.batch_size} is not divisible by the world size "
-                             f"{self.world_size} (the batch is the global batch, split across ranks)")
+            raise ValueError(
+                f"TrainConfig.batch_size: {config.batch_size} is not divisible by the world size "
+                f"{self.world_size} (the batch is the global batch, split across ranks)"
+            )
 
     def _step(self, source, noise: rng.StepNoise) -> dict[str, torch.Tensor]:
         """One generator iteration on the real batches ``source`` (``batch_source``) hands this step, at the
@@ -157,12 +162,15 @@ class TrainerBase:
         if data.is_floating_point() and not torch.isfinite(data).all():
             raise ValueError("data: contains NaN or inf values")
         if self.config.augment and data.dim() != 4:
-            raise ValueError(f"data: TrainConfig.augment={self.config.augment!r} transforms images (N, C, H, W); got "
-                             f"samples of shape {tuple(data.shape[1:])}")
+            raise ValueError(
+                f"data: TrainConfig.augment={self.config.augment!r} transforms images (N, C, H, W); got "
+                f"samples of shape {tuple(data.shape[1:])}"
+            )
         k = self.config.num_classes
         if k is None and labels is not None:
-            raise ValueError("labels: given, but TrainConfig.num_classes is None (set it for class-conditional "
-                             "training)")
+            raise ValueError(
+                "labels: given, but TrainConfig.num_classes is None (set it for class-conditional training)"
+            )
         if k is not None:
             from .data import check_labels
 
@@ -172,24 +180,41 @@ class TrainerBase:
         y = None if k is None else torch.zeros(2, dtype=torch.long, device=self.device)
         latent = self.config.latent_dim
         hint = _first_layer_hint(self.generator, latent)
-        out = probe(self.generator, torch.zeros(2, latent, device=self.device), y,
-                     lambda e: f"generator: {hint} (a call on z of shape (2, {latent}) failed: {e})" if hint else
-                     f"generator: calling it on z of shape (2, {latent}) failed: {e}")
+        out = probe(
+            self.generator,
+            torch.zeros(2, latent, device=self.device),
+            y,
+            lambda e: (
+                f"generator: {hint} (a call on z of shape (2, {latent}) failed: {e})"
+                if hint
+                else f"generator: calling it on z of shape (2, {latent}) failed: {e}"
+            ),
+        )
         if tuple(out.shape[1:]) != tuple(data.shape[1:]):
-            raise ValueError(f"data: samples have shape {tuple(data.shape[1:])} but the generator makes "
-                             f"{tuple(out.shape[1:])}; build the models for this data")
+            raise ValueError(
+                f"data: samples have shape {tuple(data.shape[1:])} but the generator makes "
+                f"{tuple(out.shape[1:])}; build the models for this data"
+            )
         real = self._as_float(data[:2]).to(self.device)
-        score = probe(self.critic, real, y, lambda e: f"critic: calling it on a data batch of shape "
-                                                       f"{tuple(real.shape)} failed: {e}")
+        score = probe(
+            self.critic,
+            real,
+            y,
+            lambda e: f"critic: calling it on a data batch of shape {tuple(real.shape)} failed: {e}",
+        )
         if isinstance(score, tuple):  # a classifier head: (score, logits)
             logits = score[1] if len(score) == 2 else None
             if k is None or logits is None or tuple(logits.shape) != (len(real), k):
-                raise ValueError(f"critic: returns a tuple; only a class-conditional critic with a classifier head "
-                                 f"may, as (score, logits) with logits of shape ({len(real)}, num_classes)")
+                raise ValueError(
+                    f"critic: returns a tuple; only a class-conditional critic with a classifier head "
+                    f"may, as (score, logits) with logits of shape ({len(real)}, num_classes)"
+                )
             score = score[0]
         if tuple(score.shape) not in ((len(real),), (len(real), 1)):
-            raise ValueError(f"critic: returns shape {tuple(score.shape)} for a batch of {len(real)} samples; a "
-                             f"critic returns one score per sample, shape ({len(real)},) or ({len(real)}, 1)")
+            raise ValueError(
+                f"critic: returns shape {tuple(score.shape)} for a batch of {len(real)} samples; a "
+                f"critic returns one score per sample, shape ({len(real)},) or ({len(real)}, 1)"
+            )
         return data
 
     @staticmethod
@@ -211,24 +236,46 @@ class TrainerBase:
             y = None if labels is None else torch.as_tensor(labels).long()
             return self._tensor_source(data, y)
         if labels is not None:
-            raise ValueError("labels: a loader yields its labels with its batches, as (x, y); fit(loader) takes no "
-                             "labels=")
+            raise ValueError(
+                "labels: a loader yields its labels with its batches, as (x, y); fit(loader) takes no labels="
+            )
         cfg = self.config
-        source = LoaderSource(data, batch_size=cfg.batch_size // self.world_size, n_critic=cfg.n_critic,
-                              device=self.device, num_classes=cfg.num_classes, seed=cfg.seed,
-                              world_size=self.world_size, rank=self.rank, position=self.data_position or (0, 0))
+        source = LoaderSource(
+            data,
+            batch_size=cfg.batch_size // self.world_size,
+            n_critic=cfg.n_critic,
+            device=self.device,
+            num_classes=cfg.num_classes,
+            seed=cfg.seed,
+            world_size=self.world_size,
+            rank=self.rank,
+            position=self.data_position or (0, 0),
+        )
         x, y = source.first()
         self.check_data(x, y)
         return source
 
     # ------------------------------------------------------------------ training
-    def fit(self, data, steps: int | None = None, *, labels=None, add_steps: int | None = None,
-            out: str | os.PathLike | None = None, overwrite: bool = False, log_every: int = 10,
-            sample_every: int | None = None, checkpoint_every: int | None = None, keep_checkpoints: int = 3,
-            progress: bool | None = None, run_config: dict | None = None,
-            callbacks: tuple[Callable[["TrainerBase", dict], None], ...] = (), on_nonfinite: str = "raise",
-            handle_signals: bool = True,
-            evaluators: tuple[Callable[["TrainerBase"], dict], ...] = ()) -> "TrainerBase":
+    def fit(
+        self,
+        data,
+        steps: int | None = None,
+        *,
+        labels=None,
+        add_steps: int | None = None,
+        out: str | os.PathLike | None = None,
+        overwrite: bool = False,
+        log_every: int = 10,
+        sample_every: int | None = None,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 3,
+        progress: bool | None = None,
+        run_config: dict | None = None,
+        callbacks: tuple[Callable[["TrainerBase", dict], None], ...] = (),
+        on_nonfinite: str = "raise",
+        handle_signals: bool = True,
+        evaluators: tuple[Callable[["TrainerBase"], dict], ...] = (),
+    ) -> "TrainerBase":
         """Train until the run has made ``steps`` generator updates in total, or ``add_steps`` more than now.
 
         ``steps`` is the run's total, so a resumed or already-trained trainer continues to it: ``fit(x, 100)``
@@ -286,18 +333,49 @@ class TrainerBase:
         source = self.batch_source(data, labels)
         if steps <= self.step:
             source.close()
-            warnings.warn(f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
-                          "run's total; fit(data, add_steps=N) trains N more", stacklevel=2)
+            warnings.warn(
+                f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
+                "run's total; fit(data, add_steps=N) trains N more",
+                stacklevel=2,
+            )
             return self
         try:
-            return self._fit(source, steps, out, overwrite, log_every, sample_every, checkpoint_every,
-                             keep_checkpoints, progress, run_config, callbacks, on_nonfinite, handle_signals,
-                             evaluators)
+            return self._fit(
+                source,
+                steps,
+                out,
+                overwrite,
+                log_every,
+                sample_every,
+                checkpoint_every,
+                keep_checkpoints,
+                progress,
+                run_config,
+                callbacks,
+                on_nonfinite,
+                handle_signals,
+                evaluators,
+            )
         finally:
             source.close()
 
-    def _fit(self, source, steps, out, overwrite, log_every, sample_every, checkpoint_every, keep_checkpoints,
-             progress, run_config, callbacks, on_nonfinite, handle_signals, evaluators) -> "TrainerBase":
+    def _fit(
+        self,
+        source,
+        steps,
+        out,
+        overwrite,
+        log_every,
+        sample_every,
+        checkpoint_every,
+        keep_checkpoints,
+        progress,
+        run_config,
+        callbacks,
+        on_nonfinite,
+        handle_signals,
+        evaluators,
+    ) -> "TrainerBase":
         data = source.first()[0]  # the dataset, or a loader's first batch: its shape sets the previews
         self._planned_steps(steps - self.step)
         cfg = self.config
@@ -308,8 +386,13 @@ class TrainerBase:
             # and the run's target, which a resume continues to.
             meta = {"trainer": self.name, "config": cfg.to_dict(), "steps": steps}
             spec = getattr(self.generator, "spec", None)
-            writer = RunWriter(out, {**meta, **(run_config or {})}, step=self.step, overwrite=overwrite,
-                               defaults=None if spec is None else {"model": dict(spec)})
+            writer = RunWriter(
+                out,
+                {**meta, **(run_config or {})},
+                step=self.step,
+                overwrite=overwrite,
+                defaults=None if spec is None else {"model": dict(spec)},
+            )
         sample_every = sample_every or max(1, steps // 10)
         n_show = 1000 if data.dim() == 2 else 64  # 2-D toys: a scatter of 1000 points; images: an 8x8 grid
         per_row = 8
@@ -330,9 +413,16 @@ class TrainerBase:
             try:
                 while self.step < steps and not halt:
                     snapshot = self._snapshot() if skip else None
-                    noise = rng.draw_step(self._gen, source.n, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
-                                          cfg.uses_penalty, cfg.conditional, bool(cfg.augment)
-                                          ).shard(self.rank, self.world_size)
+                    noise = rng.draw_step(
+                        self._gen,
+                        source.n,
+                        cfg.n_critic,
+                        cfg.batch_size,
+                        cfg.latent_dim,
+                        cfg.uses_penalty,
+                        cfg.conditional,
+                        bool(cfg.augment),
+                    ).shard(self.rank, self.world_size)
                     metrics = self._step(source, noise)
                     source.prefetch()  # the next step's batches load while this one computes
                     if source.position is not None:
@@ -372,8 +462,9 @@ class TrainerBase:
                         if first_step_s is not None and step_tick < timed_from:
                             record["first_step_s"] = first_step_s  # compile + one step: not in steps_per_s
                         t_tick, step_tick, timed_from = now, self.step, self.step
-                        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("critic_loss", "w_estimate",
-                                                                        "generator_loss")})
+                        bar.set_postfix(
+                            {k: f"{record[k]:.3g}" for k in ("critic_loss", "w_estimate", "generator_loss")}
+                        )
                         if evaluators:
                             for ev in evaluators:
                                 record.update(ev(self))
@@ -383,8 +474,12 @@ class TrainerBase:
                         for cb in callbacks:
                             cb(self, record)
                     if writer and preview:
-                        writer.samples(self.step, self.sample_from(fixed_z, y=fixed_y), real=real_show,
-                                       nrow=per_row if fixed_y is not None else None)
+                        writer.samples(
+                            self.step,
+                            self.sample_from(fixed_z, y=fixed_y),
+                            real=real_show,
+                            nrow=per_row if fixed_y is not None else None,
+                        )
                         writer.plots(self.history)
                         t_tick = time.perf_counter()  # writing is not training: not in steps_per_s
                     if writer and ckpt:
@@ -447,9 +542,16 @@ class TrainerBase:
         G.eval()
         dev = self.device
         try:
-            chunks = [(G(z[i:i + batch_size].to(dev)) if y is None else
-                       G(z[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev))).float().cpu()
-                      for i in range(0, z.shape[0], batch_size)]
+            chunks = [
+                (
+                    G(z[i : i + batch_size].to(dev))
+                    if y is None
+                    else G(z[i : i + batch_size].to(dev), y[i : i + batch_size].to(dev))
+                )
+                .float()
+                .cpu()
+                for i in range(0, z.shape[0], batch_size)
+            ]
         finally:
             G.train(was)
         return torch.cat(chunks)
@@ -466,8 +568,9 @@ class TrainerBase:
         k = self.config.num_classes
         if k is None:
             if labels is not None:
-                raise ValueError("sample: labels given, but this trainer is unconditional (TrainConfig.num_classes "
-                                 "is None)")
+                raise ValueError(
+                    "sample: labels given, but this trainer is unconditional (TrainConfig.num_classes is None)"
+                )
             return None
         if labels is None:
             return torch.arange(n) % k
@@ -511,8 +614,9 @@ class TrainerBase:
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
         if self.config.conditional and labels is None:
-            raise ValueError("critic_score: this trainer is class-conditional: give labels= (the class to score "
-                             "each sample against)")
+            raise ValueError(
+                "critic_score: this trainer is class-conditional: give labels= (the class to score each sample against)"
+            )
         if not self.config.conditional and labels is not None:
             raise ValueError("critic_score: labels given, but this trainer is unconditional")
         y = self.sample_labels(x.shape[0], labels)  # None, or (N,) checked against num_classes
@@ -522,8 +626,8 @@ class TrainerBase:
         try:
             out = []
             for i in range(0, x.shape[0], batch_size):
-                xb = self._as_float(x[i:i + batch_size]).to(dev)
-                s = self.critic(xb) if y is None else self.critic(xb, y[i:i + batch_size].to(dev))
+                xb = self._as_float(x[i : i + batch_size]).to(dev)
+                s = self.critic(xb) if y is None else self.critic(xb, y[i : i + batch_size].to(dev))
                 out.append(split_critic_output(s)[0].reshape(-1).float().cpu())
         finally:
             self.critic.train(was)
@@ -572,8 +676,9 @@ class TrainerBase:
         if "rng_model" in state:
             self._model_rng.load(state["rng_model"])
         elif "rng_torch" in state:  # a checkpoint from before the model RNG: the global state it saved is the same
-            self._model_rng.load({"cpu": state["rng_torch"], **({"cuda": state["rng_cuda"]} if "rng_cuda" in state
-                                                                 else {})})
+            self._model_rng.load(
+                {"cpu": state["rng_torch"], **({"cuda": state["rng_cuda"]} if "rng_cuda" in state else {})}
+            )
         self.step = int(state["step"])
         self.data_position = tuple(int(v) for v in state["data_position"]) if "data_position" in state else None
         self._pending.clear()
@@ -608,8 +713,9 @@ def _first_layer_hint(module: nn.Module, latent: int) -> str:
     for name, m in module.named_modules():
         if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
             k = m.in_features if isinstance(m, nn.Linear) else m.in_channels
-            return f"its first layer {name} takes {k} inputs but TrainConfig.latent_dim is {latent}" if k != latent \
-                else ""
+            return (
+                f"its first layer {name} takes {k} inputs but TrainConfig.latent_dim is {latent}" if k != latent else ""
+            )
     return ""
 
 

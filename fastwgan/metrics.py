@@ -11,12 +11,22 @@
 
 All statistics are computed in float64 on the CPU: FID subtracts traces of similar size, so fp32 loses digits.
 """
+
 from __future__ import annotations
 
 import torch
 
-__all__ = ["feature_stats", "frechet_distance", "fid", "kid", "sliced_wasserstein", "toy_mode_coverage",
-           "mode_coverage", "w_estimate", "auroc"]
+__all__ = [
+    "feature_stats",
+    "frechet_distance",
+    "fid",
+    "kid",
+    "sliced_wasserstein",
+    "toy_mode_coverage",
+    "mode_coverage",
+    "w_estimate",
+    "auroc",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -61,8 +71,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     s1, s2 = (torch.as_tensor(s, dtype=torch.float64) for s in (sigma1, sigma2))
     d = mu1.shape[0]
     if mu2.shape[0] != d or s1.shape != (d, d) or s2.shape != (d, d):
-        raise ValueError(f"frechet_distance: shapes do not match: mu {tuple(mu1.shape)} / {tuple(mu2.shape)}, "
-                         f"sigma {tuple(s1.shape)} / {tuple(s2.shape)}")
+        raise ValueError(
+            f"frechet_distance: shapes do not match: mu {tuple(mu1.shape)} / {tuple(mu2.shape)}, "
+            f"sigma {tuple(s1.shape)} / {tuple(s2.shape)}"
+        )
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     a = _sqrt_psd(s1)
     m = a @ s2 @ a
@@ -179,8 +191,12 @@ def toy_mode_coverage(samples: torch.Tensor, name: str, n_std: float = 3.0, min_
     dist, nearest = d.min(dim=1)
     good = dist <= n_std * std
     counts = torch.bincount(nearest[good], minlength=centres.shape[0])
-    return {"modes": centres.shape[0], "modes_covered": int((counts >= min_count).sum()),
-            "high_quality": float(good.float().mean()) if len(samples) else 0.0, "counts": counts.tolist()}
+    return {
+        "modes": centres.shape[0],
+        "modes_covered": int((counts >= min_count).sum()),
+        "high_quality": float(good.float().mean()) if len(samples) else 0.0,
+        "counts": counts.tolist(),
+    }
 
 
 def mode_coverage(modes, n_modes: int, min_count: int = 1) -> dict:
@@ -199,8 +215,9 @@ def mode_coverage(modes, n_modes: int, min_count: int = 1) -> dict:
     if modes.numel() == 0:
         raise ValueError("mode_coverage: no samples")
     if modes.min() < 0 or modes.max() >= n_modes:
-        raise ValueError(f"mode_coverage: mode indices must lie in [0, {n_modes}), got {int(modes.min())}.."
-                         f"{int(modes.max())}")
+        raise ValueError(
+            f"mode_coverage: mode indices must lie in [0, {n_modes}), got {int(modes.min())}..{int(modes.max())}"
+        )
     counts = torch.bincount(modes, minlength=n_modes).to(torch.float64)
     p = counts / counts.sum()
     nz = p > 0
@@ -211,8 +228,9 @@ def mode_coverage(modes, n_modes: int, min_count: int = 1) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Critic-based.
 # ----------------------------------------------------------------------------------------------------------------
-def w_estimate(trainer, real_heldout, n: int | None = None, seed: int = 0, batch_size: int = 1024,
-               labels=None) -> float:
+def w_estimate(
+    trainer, real_heldout, n: int | None = None, seed: int = 0, batch_size: int = 1024, labels=None
+) -> float:
     """The critic's Wasserstein estimate ``mean D(real) - mean D(G(z))`` on held-out real data.
 
     Arjovsky et al. 2017 suggest watching it on data the critic never trained on: when it drifts above the
@@ -234,8 +252,9 @@ def w_estimate(trainer, real_heldout, n: int | None = None, seed: int = 0, batch
         raise ValueError("w_estimate: no held-out samples")
     y = None if labels is None else torch.as_tensor(labels)[:n]
     real = trainer.critic_score(x[:n], batch_size=batch_size, labels=y).double().mean()
-    fake = trainer.critic_score(trainer.sample(n, seed=seed, batch_size=batch_size, labels=y), batch_size=batch_size,
-                                labels=y)
+    fake = trainer.critic_score(
+        trainer.sample(n, seed=seed, batch_size=batch_size, labels=y), batch_size=batch_size, labels=y
+    )
     return float(real - fake.double().mean())
 
 

@@ -32,6 +32,7 @@ that); `critic_norm` rules are unchanged. The forwards use no control flow on te
 add "num_classes" and "conditioning"; unconditional specs do not have them. `is_conditional` and
 `critic_has_classifier` read the spec.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,10 +52,29 @@ from .conditioning import (
     glorot_embedding,
 )
 
-__all__ = ["Generator", "Critic", "ConditionalGenerator", "ConditionalCritic", "ConditionalBatchNorm1d",
-           "ConditionalBatchNorm2d", "CRITIC_NORMS", "CONDITIONINGS", "KINDS", "DCGAN_SIZES", "mlp", "dcgan",
-           "resnet", "build", "auto_kind", "has_batch_norm", "is_conditional", "critic_has_classifier", "Translator",
-           "translator", "TRANSLATOR_SIZES"]
+__all__ = [
+    "Generator",
+    "Critic",
+    "ConditionalGenerator",
+    "ConditionalCritic",
+    "ConditionalBatchNorm1d",
+    "ConditionalBatchNorm2d",
+    "CRITIC_NORMS",
+    "CONDITIONINGS",
+    "KINDS",
+    "DCGAN_SIZES",
+    "mlp",
+    "dcgan",
+    "resnet",
+    "build",
+    "auto_kind",
+    "has_batch_norm",
+    "is_conditional",
+    "critic_has_classifier",
+    "Translator",
+    "translator",
+    "TRANSLATOR_SIZES",
+]
 
 CRITIC_NORMS = ("none", "layer", "batch")
 CONDITIONINGS = ("projection", "acgan")
@@ -96,8 +116,9 @@ def _norm(v: str) -> str:
 
 
 def _conditioning(num_classes, conditioning) -> tuple[int | None, str]:
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 2):
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+    ):
         raise ValueError(f"num_classes must be None or an int >= 2, got {num_classes!r}")
     if conditioning not in CONDITIONINGS:
         raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
@@ -117,9 +138,10 @@ def _shape(data_shape) -> tuple[int, ...]:
     return shape
 
 
-def _tag(G: nn.Module, D: nn.Module, spec: dict, num_classes: int | None = None,
-         conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
-    if num_classes is not None:                 # unconditional specs stay exactly as they were
+def _tag(
+    G: nn.Module, D: nn.Module, spec: dict, num_classes: int | None = None, conditioning: str = "projection"
+) -> tuple[nn.Module, nn.Module]:
+    if num_classes is not None:  # unconditional specs stay exactly as they were
         spec = dict(spec, num_classes=num_classes, conditioning=conditioning)
     G.spec, D.spec = dict(spec), dict(spec)
     return G, D
@@ -151,22 +173,36 @@ class Generator(nn.Module):
         return self.body(z).reshape(z.shape[0], *self.data_shape)
 
 
-def _critic(body: nn.Module, shape: tuple[int, ...], features: int, num_classes: int | None, conditioning: str,
-            classifier=nn.Linear) -> nn.Module:
+def _critic(
+    body: nn.Module,
+    shape: tuple[int, ...],
+    features: int,
+    num_classes: int | None,
+    conditioning: str,
+    classifier=nn.Linear,
+) -> nn.Module:
     """The unconditional Critic, or a ConditionalCritic with its head (`classifier(F, K)` builds the AC head)."""
     if num_classes is None:
         return Critic(body, shape)
-    extra = (glorot_embedding(num_classes, features) if conditioning == "projection"
-             else classifier(features, num_classes))
+    extra = (
+        glorot_embedding(num_classes, features) if conditioning == "projection" else classifier(features, num_classes)
+    )
     return ConditionalCritic(body, shape, conditioning, extra)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # MLP: the WGAN-GP toy nets (512 wide, 3 hidden ReLU layers); images are flattened.
 # ----------------------------------------------------------------------------------------------------------------
-def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_norm: str = "none",
-        output: str | None = None, num_classes: int | None = None,
-        conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
+def mlp(
+    data_shape,
+    latent_dim: int,
+    hidden: int = 512,
+    depth: int = 3,
+    critic_norm: str = "none",
+    output: str | None = None,
+    num_classes: int | None = None,
+    conditioning: str = "projection",
+) -> tuple[nn.Module, nn.Module]:
     """ReLU MLP generator and critic with `depth` hidden layers of width `hidden`.
 
     Args:
@@ -190,7 +226,7 @@ def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_n
     if output not in ("linear", "tanh"):
         raise ValueError(f"output must be 'linear' or 'tanh', got {output!r}")
     n = math.prod(shape)
-    g_in = latent_dim if num_classes is None else 2 * latent_dim   # z, or [z, embed(y)] with E = latent_dim
+    g_in = latent_dim if num_classes is None else 2 * latent_dim  # z, or [z, embed(y)] with E = latent_dim
 
     g, d = [], [nn.Flatten()]
     for i in range(depth):
@@ -205,13 +241,21 @@ def mlp(data_shape, latent_dim: int, hidden: int = 512, depth: int = 3, critic_n
     if output == "tanh":
         g.append(nn.Tanh())
     d.append(nn.Linear(hidden, 1))
-    spec = dict(kind="mlp", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm,
-                hidden=hidden, depth=depth, output=output)
+    spec = dict(
+        kind="mlp",
+        data_shape=list(shape),
+        latent_dim=latent_dim,
+        critic_norm=critic_norm,
+        hidden=hidden,
+        depth=depth,
+        output=output,
+    )
     if num_classes is None:
         G = Generator(nn.Sequential(*g), latent_dim, shape)
     else:
-        G = ConditionalGenerator(CondSequential(*g), latent_dim, shape, num_classes,
-                                 embed=nn.Embedding(num_classes, latent_dim))
+        G = ConditionalGenerator(
+            CondSequential(*g), latent_dim, shape, num_classes, embed=nn.Embedding(num_classes, latent_dim)
+        )
     D = _critic(nn.Sequential(*d), shape, hidden, num_classes, conditioning)
     return _tag(G, D, spec, num_classes, conditioning)
 
@@ -247,8 +291,15 @@ class _Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
-def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64, critic_norm: str = "none",
-          num_classes: int | None = None, conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
+def dcgan(
+    image_size: int,
+    channels: int,
+    latent_dim: int,
+    width: int = 64,
+    critic_norm: str = "none",
+    num_classes: int | None = None,
+    conditioning: str = "projection",
+) -> tuple[nn.Module, nn.Module]:
     """DCGAN generator and critic for square images.
 
     Generator: Linear(z -> c0*s0*s0) + BatchNorm + ReLU, then stride-2 ConvTranspose(4x4) stages that double the
@@ -279,26 +330,31 @@ def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64, crit
     latent_dim, width, critic_norm = _pos_int("latent_dim", latent_dim), _pos_int("width", width), _norm(critic_norm)
     num_classes, conditioning = _conditioning(num_classes, conditioning)
     s0 = DCGAN_SIZES[image_size]
-    stages = int(math.log2(image_size // s0))          # 2 for 28, 3 for 32, 4 for 64
+    stages = int(math.log2(image_size // s0))  # 2 for 28, 3 for 32, 4 for 64
     chans = [width * 2 ** (stages - 1 - i) for i in range(stages)] + [channels]  # e.g. 32 px: 4w, 2w, w, C
     if num_classes is None:
         bn1d, bn2d = nn.BatchNorm1d, nn.BatchNorm2d
     else:
+
         def bn1d(c: int) -> nn.Module:
             return ConditionalBatchNorm1d(c, num_classes)
 
         def bn2d(c: int) -> nn.Module:
             return ConditionalBatchNorm2d(c, num_classes)
 
-    g: list[nn.Module] = [nn.Linear(latent_dim, chans[0] * s0 * s0, bias=False), bn1d(chans[0] * s0 * s0),
-                          nn.ReLU(), _Reshape(chans[0], s0, s0)]
+    g: list[nn.Module] = [
+        nn.Linear(latent_dim, chans[0] * s0 * s0, bias=False),
+        bn1d(chans[0] * s0 * s0),
+        nn.ReLU(),
+        _Reshape(chans[0], s0, s0),
+    ]
     for i in range(stages):
         last = i == stages - 1
         g.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 4, 2, 1, bias=last))
         g += [nn.Tanh()] if last else [bn2d(chans[i + 1]), nn.ReLU()]
 
     d: list[nn.Module] = []
-    rev = chans[::-1]                                   # C, w, 2w, ...
+    rev = chans[::-1]  # C, w, 2w, ...
     for i in range(stages):
         norm = _critic_norm_2d(critic_norm, rev[i + 1]) if i > 0 else []
         d += [nn.Conv2d(rev[i], rev[i + 1], 4, 2, 1, bias=not norm), *norm, nn.LeakyReLU(0.2)]
@@ -310,8 +366,8 @@ def dcgan(image_size: int, channels: int, latent_dim: int, width: int = 64, crit
     else:
         G = ConditionalGenerator(CondSequential(*g), latent_dim, shape, num_classes)
     D = _critic(nn.Sequential(*d), shape, chans[0] * s0 * s0, num_classes, conditioning)
-    _dcgan_init(G)           # conditional batch norms keep their own init (gain 1, shift 0): no affine, no `bias`
-    _dcgan_init(D)           # also the AC classifier (a Linear); the projection embedding is not touched
+    _dcgan_init(G)  # conditional batch norms keep their own init (gain 1, shift 0): no affine, no `bias`
+    _dcgan_init(D)  # also the AC classifier (a Linear); the projection embedding is not touched
     spec = dict(kind="dcgan", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm, width=width)
     return _tag(G, D, spec, num_classes, conditioning)
 
@@ -352,8 +408,9 @@ class _ResBlock(nn.Module):
         def make_norm() -> nn.Module:
             if norm == "batch" and num_classes is not None:
                 return ConditionalBatchNorm2d(dim, num_classes)
-            return {"batch": lambda: nn.BatchNorm2d(dim), "layer": lambda: nn.GroupNorm(1, dim),
-                    "none": nn.Identity}[norm]()
+            return {"batch": lambda: nn.BatchNorm2d(dim), "layer": lambda: nn.GroupNorm(1, dim), "none": nn.Identity}[
+                norm
+            ]()
 
         self.n1, self.n2 = make_norm(), make_norm()
         self.conv1, self.conv2 = _conv(dim, dim, 3), _conv(dim, dim, 3)
@@ -401,9 +458,9 @@ class _ResNetGeneratorBody(nn.Module):
         self.output = _conv(dim, channels, 3, he=False)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.input(z).reshape(z.shape[0], self.dim, 4, 4)   # (B, dim, 4, 4)
-        for block in self.blocks:                                # 4 -> 8 -> 16 -> 32
-            h = block(h, y)                                      # (B, dim, 32, 32)
+        h = self.input(z).reshape(z.shape[0], self.dim, 4, 4)  # (B, dim, 4, 4)
+        for block in self.blocks:  # 4 -> 8 -> 16 -> 32
+            h = block(h, y)  # (B, dim, 32, 32)
         return torch.tanh(self.output(torch.relu(call_with_labels(self.norm, h, y))))  # (B, C, 32, 32)
 
 
@@ -411,8 +468,8 @@ class _ResNetCriticBody(nn.Module):
     def __init__(self, channels: int, dim: int, norm: str):
         super().__init__()
         self.blocks = nn.Sequential(
-            _OptimizedBlock(channels, dim),   # 32 -> 16
-            _ResBlock(dim, "down", norm),     # 16 -> 8
+            _OptimizedBlock(channels, dim),  # 32 -> 16
+            _ResBlock(dim, "down", norm),  # 16 -> 8
             _ResBlock(dim, None, norm),
             _ResBlock(dim, None, norm),
         )
@@ -422,11 +479,17 @@ class _ResNetCriticBody(nn.Module):
         return torch.relu(self.blocks(x)).mean(dim=(2, 3))  # (B, dim): global mean pool, phi(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.features(x))                # (B, 1)
+        return self.output(self.features(x))  # (B, 1)
 
 
-def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128, critic_norm: str = "none",
-           num_classes: int | None = None, conditioning: str = "projection") -> tuple[nn.Module, nn.Module]:
+def resnet(
+    channels: int = 3,
+    latent_dim: int = 128,
+    dim: int = 128,
+    critic_norm: str = "none",
+    num_classes: int | None = None,
+    conditioning: str = "projection",
+) -> tuple[nn.Module, nn.Module]:
     """The WGAN-GP paper's CIFAR-10 ResNet pair for 32 px images.
 
     Generator: Linear(z -> dim*4*4), three up-sampling residual blocks (batch norm, ReLU, nearest x2 + 3x3 conv),
@@ -455,10 +518,12 @@ def resnet(channels: int = 3, latent_dim: int = 128, dim: int = 128, critic_norm
     if num_classes is None:
         G = Generator(_ResNetGeneratorBody(channels, latent_dim, dim), latent_dim, shape)
     else:
-        G = ConditionalGenerator(_ResNetGeneratorBody(channels, latent_dim, dim, num_classes), latent_dim, shape,
-                                 num_classes)
-    D = _critic(_ResNetCriticBody(channels, dim, critic_norm), shape, dim, num_classes, conditioning,
-                classifier=_glorot_linear)
+        G = ConditionalGenerator(
+            _ResNetGeneratorBody(channels, latent_dim, dim, num_classes), latent_dim, shape, num_classes
+        )
+    D = _critic(
+        _ResNetCriticBody(channels, dim, critic_norm), shape, dim, num_classes, conditioning, classifier=_glorot_linear
+    )
     spec = dict(kind="resnet", data_shape=list(shape), latent_dim=latent_dim, critic_norm=critic_norm, dim=dim)
     return _tag(G, D, spec, num_classes, conditioning)
 
@@ -473,8 +538,15 @@ def auto_kind(data_shape) -> str:
     return "dcgan" if image and shape[1] in DCGAN_AUTO_SIZES else "mlp"
 
 
-def build(kind: str, data_shape, latent_dim: int, critic_norm: str = "none", num_classes: int | None = None,
-          conditioning: str = "projection", **kw) -> tuple[nn.Module, nn.Module]:
+def build(
+    kind: str,
+    data_shape,
+    latent_dim: int,
+    critic_norm: str = "none",
+    num_classes: int | None = None,
+    conditioning: str = "projection",
+    **kw,
+) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) by name; `build(**G.spec)` rebuilds any pair made here.
 
     Args:
@@ -520,9 +592,15 @@ class _TranslatorBlock(nn.Module):
 
     def __init__(self, c: int):
         super().__init__()
-        self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c, affine=True),
-                                  nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3),
-                                  nn.InstanceNorm2d(c, affine=True))
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+            nn.ReLU(),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -561,28 +639,45 @@ def translator(image_size: int, channels_in: int, channels_out: int, width: int 
         width: channels of the first layer.
         blocks: residual blocks at the lowest resolution.
     """
-    for name, v in (("image_size", image_size), ("channels_in", channels_in), ("channels_out", channels_out),
-                    ("width", width), ("blocks", blocks)):
+    for name, v in (
+        ("image_size", image_size),
+        ("channels_in", channels_in),
+        ("channels_out", channels_out),
+        ("width", width),
+        ("blocks", blocks),
+    ):
         _pos_int(name, v)
     lo, hi = TRANSLATOR_SIZES
     d = 1 if image_size < 32 else 2
-    if not lo <= image_size <= hi or image_size % 2 ** d:
-        raise ValueError(f"translator: image_size must be in {lo}..{hi} and divisible by {2 ** d}, got {image_size}")
+    if not lo <= image_size <= hi or image_size % 2**d:
+        raise ValueError(f"translator: image_size must be in {lo}..{hi} and divisible by {2**d}, got {image_size}")
     for name, v in (("channels_in", channels_in), ("channels_out", channels_out)):
         if v not in (1, 3):
             raise ValueError(f"translator: {name} must be 1 or 3, got {v}")
-    layers: list[nn.Module] = [nn.Conv2d(channels_in, width, 3, padding=1), nn.InstanceNorm2d(width, affine=True),
-                               nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels_in, width, 3, padding=1),
+        nn.InstanceNorm2d(width, affine=True),
+        nn.ReLU(),
+    ]
     c = width
     for _ in range(d):
         layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU()]
         c *= 2
     layers += [_TranslatorBlock(c) for _ in range(blocks)]
     for _ in range(d):
-        layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c // 2, 3, padding=1),
-                   nn.InstanceNorm2d(c // 2, affine=True), nn.ReLU()]
+        layers += [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c, c // 2, 3, padding=1),
+            nn.InstanceNorm2d(c // 2, affine=True),
+            nn.ReLU(),
+        ]
         c //= 2
     layers += [nn.Conv2d(c, channels_out, 3, padding=1), nn.Tanh()]
-    spec = {"image_size": image_size, "channels_in": channels_in, "channels_out": channels_out, "width": width,
-            "blocks": blocks}
+    spec = {
+        "image_size": image_size,
+        "channels_in": channels_in,
+        "channels_out": channels_out,
+        "width": width,
+        "blocks": blocks,
+    }
     return Translator(nn.Sequential(*layers), spec)

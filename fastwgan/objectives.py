@@ -16,6 +16,7 @@ What differs between the twins is only HOW the pieces are computed (``Calculus``
 (``functional(...)``) takes the input gradient with an inner ``torch.func.grad`` (DESIGN facts 1-2) and
 interpolates and penalises with fastwgan's registered ops (``fastwgan.ops``), the same ones the GAN trainer uses.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def _eager_input_grad(score, x_hat):
 def _eager_penalty(g, weight, one_sided):
     norms = g.flatten(1).norm(2, dim=1)  # (B,): the norm over all non-batch dims
     gap = torch.clamp(norms - 1, min=0) if one_sided else norms - 1
-    return weight * (gap ** 2).mean(), norms
+    return weight * (gap**2).mean(), norms
 
 
 #: The eager twin's calculus: plain tensor math and autograd (reads like the papers' Algorithm 1).
@@ -73,6 +74,7 @@ def functional(interpolate_impl: str = "auto", penalty_impl: str = "torch") -> C
         interpolate_impl, penalty_impl: the ops' ``impl`` ("auto" | "triton" | "torch"; ``fastwgan.ops``; the
             defaults are the GAN trainer's, ``fastwgan.trainer.DEFAULT_IMPL``).
     """
+
     def interpolate(real, fake, eps):
         return ops.gp_interpolate(real, fake, eps, impl=interpolate_impl)
 
@@ -85,8 +87,15 @@ def functional(interpolate_impl: str = "auto", penalty_impl: str = "torch") -> C
     return Calculus(interpolate, input_grad, penalty)
 
 
-def critic_objective(score: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     eps: torch.Tensor | None, loss: str, gp_weight: float, calculus: Calculus = EAGER):
+def critic_objective(
+    score: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    eps: torch.Tensor | None,
+    loss: str,
+    gp_weight: float,
+    calculus: Calculus = EAGER,
+):
     """L_D of one critic on one real and one fake batch (module docstring), as a function of the critic's
     parameters (those ``score`` closes over).
 

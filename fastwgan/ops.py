@@ -22,6 +22,7 @@ kernel on CUDA and, on CPU, the kernel under the Triton interpreter when TRITON_
 `fastwgan.kernels` was imported (Triton decides interpret-or-compile when it decorates a kernel, so the
 setting is read at import), else the twin.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,9 +60,14 @@ def _use_triton(impl: str, t: torch.Tensor) -> bool:
         return False
     ok = _kernel_runs_on(t.device)
     if impl == "triton" and not ok:
-        why = ("triton is not installed" if not HAS_TRITON else
-               "on CPU the Triton kernels run only under the interpreter: set TRITON_INTERPRET=1 before "
-               "importing fastwgan" if t.device.type == "cpu" else f"no Triton backend for {t.device.type}")
+        why = (
+            "triton is not installed"
+            if not HAS_TRITON
+            else "on CPU the Triton kernels run only under the interpreter: set TRITON_INTERPRET=1 before "
+            "importing fastwgan"
+            if t.device.type == "cpu"
+            else f"no Triton backend for {t.device.type}"
+        )
         raise RuntimeError(f"impl='triton' is unavailable for a tensor on {t.device}: {why}")
     return ok
 
@@ -79,9 +85,9 @@ _SCHEMAS = {
     "clip_": "(Tensor(a!) x, float clip_value) -> ()",
     "clip_list_": "(Tensor(a!)[] xs, float clip_value) -> ()",
     "rmsprop_clip_": "(Tensor(a!) param, Tensor grad, Tensor(b!) square_avg, Tensor lr, float alpha, float eps, "
-                     "float? clip_value) -> ()",
+    "float? clip_value) -> ()",
     "adam_": "(Tensor(a!) param, Tensor grad, Tensor(b!) exp_avg, Tensor(c!) exp_avg_sq, Tensor step, Tensor lr, "
-             "float beta1, float beta2, float eps) -> ()",
+    "float beta1, float beta2, float eps) -> ()",
     "gp_interpolate": "(Tensor real, Tensor fake, Tensor eps) -> Tensor",
     "gp_interpolate_rand": "(Tensor real, Tensor fake, Tensor seed) -> (Tensor, Tensor)",
     "gp_penalty": "(Tensor grad, float weight, bool one_sided) -> (Tensor, Tensor)",
@@ -228,9 +234,7 @@ def _forbid_autograd(name: str, why: str):
     op = getattr(torch.ops.fastwgan, name).default
 
     def kernel(*args):
-        if torch.is_grad_enabled() and any(
-            isinstance(a, torch.Tensor) and a.requires_grad for a in args
-        ):
+        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             raise RuntimeError(f"fastwgan::{name} was differentiated by autograd directly: {why}")
         with torch._C._AutoDispatchBelowAutograd():
             return op(*args)
@@ -238,20 +242,30 @@ def _forbid_autograd(name: str, why: str):
     torch.library.impl(f"fastwgan::{name}", "Autograd", kernel)
 
 
-_BYPASS = ("its custom backward (the autograd.Function in fastwgan.ops.gradient_penalty) was bypassed. Under "
-           "torch.compile this happens when the penalty is applied directly to the input of a torch.func "
-           "transform (DESIGN fact 4): apply it to a computed gradient, or use impl='torch'.")
+_BYPASS = (
+    "its custom backward (the autograd.Function in fastwgan.ops.gradient_penalty) was bypassed. Under "
+    "torch.compile this happens when the penalty is applied directly to the input of a torch.func "
+    "transform (DESIGN fact 4): apply it to a computed gradient, or use impl='torch'."
+)
 _forbid_autograd("gp_penalty", _BYPASS)
-_forbid_autograd("gp_penalty_backward", "double backward through gradient_penalty is not supported; "
-                                        "use impl='torch' for higher-order gradients.")
-_forbid_autograd("gp_interpolate", "the interpolation op is not differentiable; pass detached real/fake/eps "
-                                   "(the WGAN-GP input gradient is taken w.r.t. x_hat) or use impl='torch'.")
-_forbid_autograd("gp_interpolate_rand", "the interpolation op is not differentiable; pass detached real/fake "
-                                        "or use impl='torch'.")
+_forbid_autograd(
+    "gp_penalty_backward",
+    "double backward through gradient_penalty is not supported; use impl='torch' for higher-order gradients.",
+)
+_forbid_autograd(
+    "gp_interpolate",
+    "the interpolation op is not differentiable; pass detached real/fake/eps "
+    "(the WGAN-GP input gradient is taken w.r.t. x_hat) or use impl='torch'.",
+)
+_forbid_autograd(
+    "gp_interpolate_rand", "the interpolation op is not differentiable; pass detached real/fake or use impl='torch'."
+)
 
-_AUGMENT_BYPASS = ("its custom backward (the autograd.Function in fastwgan.ops.diff_augment) was bypassed. Under "
-                   "torch.compile this happens when it is applied directly to the input of a torch.func "
-                   "transform (DESIGN fact 4): augment a computed tensor, or use impl='torch'.")
+_AUGMENT_BYPASS = (
+    "its custom backward (the autograd.Function in fastwgan.ops.diff_augment) was bypassed. Under "
+    "torch.compile this happens when it is applied directly to the input of a torch.func "
+    "transform (DESIGN fact 4): augment a computed tensor, or use impl='torch'."
+)
 _forbid_autograd("diff_augment", _AUGMENT_BYPASS)
 _forbid_autograd("diff_augment_adjoint", _AUGMENT_BYPASS)
 
@@ -273,8 +287,10 @@ class _PenaltyBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         # Reached only when something differentiates the penalty's gradient (double backward).
-        raise RuntimeError("double backward through fastwgan.ops.gradient_penalty (impl='triton') is not "
-                           "supported; use impl='torch' when second-order terms of the penalty are needed")
+        raise RuntimeError(
+            "double backward through fastwgan.ops.gradient_penalty (impl='triton') is not "
+            "supported; use impl='torch' when second-order terms of the penalty are needed"
+        )
 
 
 class _GradientPenalty(torch.autograd.Function):
@@ -389,8 +405,16 @@ def _as_scalar_tensor(v, device: torch.device, dtype: torch.dtype) -> torch.Tens
     return torch.tensor(v, dtype=dtype, device=device)
 
 
-def rmsprop_clip_(param, grad, square_avg, lr, alpha: float = 0.99, eps: float = 1e-8,
-                  clip_value: float | None = None, impl: str = "auto") -> None:
+def rmsprop_clip_(
+    param,
+    grad,
+    square_avg,
+    lr,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    clip_value: float | None = None,
+    impl: str = "auto",
+) -> None:
     """One torch.optim.RMSprop step (no momentum, not centered, no weight decay), then the clamp, fused.
 
     Args:
@@ -414,8 +438,9 @@ def rmsprop_clip_(param, grad, square_avg, lr, alpha: float = 0.99, eps: float =
         twins.rmsprop_clip_(param, grad, square_avg, lr, alpha, eps, clip_value)
 
 
-def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1: float, beta2: float, eps: float = 1e-8,
-          impl: str = "auto") -> None:
+def adam_(
+    param, grad, exp_avg, exp_avg_sq, step, lr, beta1: float, beta2: float, eps: float = 1e-8, impl: str = "auto"
+) -> None:
     """One torch.optim.Adam step (bias-corrected, no weight decay, no amsgrad), fused into one pass.
 
     Args:
@@ -433,16 +458,19 @@ def adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1: float, beta2: float
         step_t = _as_scalar_tensor(step, param.device, torch.float32)
         lr_t = _as_scalar_tensor(lr, param.device, torch.float32)
         with torch.no_grad():
-            torch.ops.fastwgan.adam_(param, grad, exp_avg, exp_avg_sq, step_t, lr_t, float(beta1), float(beta2),
-                                     float(eps))
+            torch.ops.fastwgan.adam_(
+                param, grad, exp_avg, exp_avg_sq, step_t, lr_t, float(beta1), float(beta2), float(eps)
+            )
     else:
         twins.adam_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps)
 
 
 def _check_pair(real, fake):
     if real.shape != fake.shape or real.dtype != fake.dtype or real.device != fake.device:
-        raise ValueError(f"real and fake must match in shape, dtype and device: {tuple(real.shape)} "
-                         f"{real.dtype} {real.device} vs {tuple(fake.shape)} {fake.dtype} {fake.device}")
+        raise ValueError(
+            f"real and fake must match in shape, dtype and device: {tuple(real.shape)} "
+            f"{real.dtype} {real.device} vs {tuple(fake.shape)} {fake.dtype} {fake.device}"
+        )
     if real.dim() < 1:
         raise ValueError("real and fake need a batch dimension")
 
@@ -484,8 +512,9 @@ def gp_interpolate_rand(real: torch.Tensor, fake: torch.Tensor, seed: int | torc
     return twins.gp_interpolate_rand(real, fake, seed)
 
 
-def gradient_penalty(grad: torch.Tensor, weight: float, one_sided: bool = False, impl: str = "auto",
-                     return_norms: bool = False):
+def gradient_penalty(
+    grad: torch.Tensor, weight: float, one_sided: bool = False, impl: str = "auto", return_norms: bool = False
+):
     """weight * mean_b((||g_b||_2 - 1)^2), the norm over all non-batch dims, in one pass.
 
     Differentiable once with impl="triton" (custom backward kernel dL/dg_b = weight 2 (n_b - 1) / (B n_b) g_b,

@@ -1,5 +1,6 @@
 """PNG plots of a run: loss curves and 2-D scatter plots. Uses matplotlib's object API with the Agg canvas, so
 no global pyplot state is touched."""
+
 from __future__ import annotations
 
 import math
@@ -30,15 +31,24 @@ def save(fig, path: str | os.PathLike, dpi: int | None = None) -> None:
 
 
 #: The GAN trainers' panels: (title, [(history key, label), ...]) each. Other trainers pass their own.
-GAN_PANELS = (("critic", (("critic_loss", "critic loss"), ("w_estimate", "W-estimate E[D(real)] - E[D(fake)]"),
-                          ("gp", "gradient penalty (unweighted)"))),
-              ("generator", (("generator_loss", "generator loss -E[D(G(z))]"),)))
+GAN_PANELS = (
+    (
+        "critic",
+        (
+            ("critic_loss", "critic loss"),
+            ("w_estimate", "W-estimate E[D(real)] - E[D(fake)]"),
+            ("gp", "gradient penalty (unweighted)"),
+        ),
+    ),
+    ("generator", (("generator_loss", "generator loss -E[D(G(z))]"),)),
+)
 
 
 def plot_losses(history: list[dict], path: str | os.PathLike, panels=GAN_PANELS, ticks: list[dict] = ()) -> None:
     """One panel per (title, [(key, label), ...]) entry, each curve against the step: from ``history`` (a record
     per step) or, for keys it lacks, from ``ticks`` (the log ticks' records, e.g. an evaluation metric). Curves
     with no value, and panels with no curve, are left out."""
+
     def series(key):
         rows = history if any(h.get(key) is not None for h in history) else ticks
         pts = [(h["step"], h[key]) for h in rows if h.get(key) is not None and "step" in h]
@@ -60,8 +70,7 @@ def plot_losses(history: list[dict], path: str | os.PathLike, panels=GAN_PANELS,
     save(fig, path)
 
 
-def scatter(fake: torch.Tensor, path: str | os.PathLike, real: torch.Tensor | None = None,
-            title: str = "") -> None:
+def scatter(fake: torch.Tensor, path: str | os.PathLike, real: torch.Tensor | None = None, title: str = "") -> None:
     """Scatter plot of 2-D samples (fake in orange over real in blue), the toy datasets' sample picture."""
     fig, (ax,) = figure(1, (5, 5))
     if real is not None:

@@ -24,6 +24,7 @@ DiffAugment (``TrainConfig.augment``; Zhao et al. 2020, ``fastwgan.augment``): e
 T = the policy with its own seed, D(T(x)) and D(T(G(z))) in the critic phase, D(T(G(z))) in the generator phase;
 x_hat interpolates the augmented pair. Here T is the plain-PyTorch twin.
 """
+
 from __future__ import annotations
 
 import torch
@@ -51,8 +52,10 @@ class ReferenceTrainer(TrainerBase):
 
     def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig):
         if isinstance(config, TrainConfig) and config.dtype != "float32":
-            raise ValueError(f"TrainConfig.dtype: ReferenceTrainer is the float32 oracle, got {config.dtype!r}; "
-                             "use fastwgan.Trainer for bfloat16")
+            raise ValueError(
+                f"TrainConfig.dtype: ReferenceTrainer is the float32 oracle, got {config.dtype!r}; "
+                "use fastwgan.Trainer for bfloat16"
+            )
         super().__init__(generator, critic, config)
         if self.world_size > 1:
             raise ValueError("ReferenceTrainer is the single-process oracle; use fastwgan.Trainer under torchrun")
@@ -68,8 +71,14 @@ class ReferenceTrainer(TrainerBase):
         score, logits = split_critic_output(self.critic(x) if y is None else self.critic(x, y))
         return score.reshape(-1), logits
 
-    def critic_step(self, real: torch.Tensor, z: torch.Tensor, eps: torch.Tensor | None,
-                    y: torch.Tensor | None = None, aug: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def critic_step(
+        self,
+        real: torch.Tensor,
+        z: torch.Tensor,
+        eps: torch.Tensor | None,
+        y: torch.Tensor | None = None,
+        aug: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """One critic update on a real batch, noise z and (gp / lp) per-sample eps. Returns detached metrics.
 
         Args:
@@ -100,7 +109,7 @@ class ReferenceTrainer(TrainerBase):
             (grad,) = torch.autograd.grad(self._D(x_hat, y)[0].sum(), x_hat, create_graph=True)  # (B, *shape)
             norms = grad.flatten(1).norm(2, dim=1)  # (B,): the norm over all non-batch dims
             gap = norms - 1 if cfg.loss == "gp" else torch.clamp(norms - 1, min=0)  # "lp": one-sided
-            penalty = (gap ** 2).mean()
+            penalty = (gap**2).mean()
             loss = loss + cfg.gp_weight * penalty
             out["gp"] = penalty.detach()
             out["grad_norm"] = norms.detach().mean()
@@ -109,8 +118,9 @@ class ReferenceTrainer(TrainerBase):
         return out
 
     # ------------------------------------------------------------------ one generator update
-    def generator_step(self, z: torch.Tensor, y: torch.Tensor | None = None,
-                       aug: torch.Tensor | None = None) -> torch.Tensor:
+    def generator_step(
+        self, z: torch.Tensor, y: torch.Tensor | None = None, aug: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One generator update minimising -E[D(G(z))] (class-conditional: -E[D(G(z, y), y)], plus
         ac_weight[1] * CE on the fakes with a classifier head). Returns the detached generator loss."""
         with frozen(self.critic):  # no critic gradients in the generator phase
@@ -131,12 +141,13 @@ class ReferenceTrainer(TrainerBase):
             real = self._as_float(batches.real(k)).to(dev)  # (B, *shape)
             eps = None if noise.eps is None else noise.eps[k].to(dev)
             y = None if batches.y is None else batches.y[k].to(dev)
-            aug = None if noise.aug is None else noise.aug[2 * k:2 * k + 2]
+            aug = None if noise.aug is None else noise.aug[2 * k : 2 * k + 2]
             critic_metrics.append(self.critic_step(real, noise.z[k].to(dev), eps, y, aug))
         out = {key: torch.stack([m[key] for m in critic_metrics]).mean() for key in critic_metrics[0]}
         y_gen = None if batches.y_gen is None else batches.y_gen.to(dev)
-        out["generator_loss"] = self.generator_step(noise.z_gen.to(dev), y_gen,
-                                                    None if noise.aug is None else noise.aug[-1])
+        out["generator_loss"] = self.generator_step(
+            noise.z_gen.to(dev), y_gen, None if noise.aug is None else noise.aug[-1]
+        )
         return out
 
     # ------------------------------------------------------------------ optimizer state

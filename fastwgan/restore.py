@@ -1,4 +1,5 @@
 """Rebuild trainers from specs and run folders (used by the CLI, evaluation and scoring)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,9 @@ import torch
 from .config import TrainConfig
 
 
-def build_trainer(cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: bool = True, ema_decay=None,
-                  threads="auto"):
+def build_trainer(
+    cfg: TrainConfig, spec: dict, trainer: str = "fast", compile: bool = True, ema_decay=None, threads="auto"
+):
     """Models from a spec (initialised from cfg.seed) and the trainer that trains them.
 
     Args:
@@ -66,8 +68,10 @@ def load_trainer(run: str | Path, *, compile: bool = False, threads="auto", gene
     if (generator is None) != (critic is None):
         raise ValueError("load_trainer: give both generator= and critic= (the run's modules), or neither")
     if generator is None and "model" not in rc:
-        raise ValueError(f"{run}: the run trained modules fastwgan did not build (config.json records no model "
-                         "spec); pass them: fw.load_trainer(run, generator=G, critic=D)")
+        raise ValueError(
+            f"{run}: the run trained modules fastwgan did not build (config.json records no model "
+            "spec); pass them: fw.load_trainer(run, generator=G, critic=D)"
+        )
     state = checkpoint.load(run)
     ema = rc.get("ema_decay") if "ema_generator" in state.get("optimizers", {}) else None
     if generator is not None:

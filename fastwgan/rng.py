@@ -24,6 +24,7 @@ G(z[k], labels[idx[k]]): each fake has the class of the real sample it is interp
 ``sample(n)`` uses its own generator (seeded from ``config.seed`` + 1 unless a seed is given), so sampling
 never perturbs the training stream.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,9 +59,14 @@ class StepNoise:
         sl = slice(rank * b, (rank + 1) * b)
         # each rank augments its slice with seeds of its own (a per-sample draw hashes the index within the slice)
         aug = None if self.aug is None else (self.aug + rank * AUG_RANK_STRIDE) % 2**31
-        return StepNoise(None if self.idx is None else self.idx[:, sl], self.z[:, sl],
-                         None if self.eps is None else self.eps[:, sl], self.z_gen[sl],
-                         None if self.gen_idx is None else self.gen_idx[sl], aug)
+        return StepNoise(
+            None if self.idx is None else self.idx[:, sl],
+            self.z[:, sl],
+            None if self.eps is None else self.eps[:, sl],
+            self.z_gen[sl],
+            None if self.gen_idx is None else self.gen_idx[sl],
+            aug,
+        )
 
     def to(self, device) -> "StepNoise":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
@@ -73,8 +79,16 @@ def make_generator(seed: int) -> torch.Generator:
     return g
 
 
-def draw_step(gen: torch.Generator, n_data: int | None, n_critic: int, batch_size: int, latent_dim: int,
-              with_eps: bool, with_labels: bool = False, with_aug: bool = False) -> StepNoise:
+def draw_step(
+    gen: torch.Generator,
+    n_data: int | None,
+    n_critic: int,
+    batch_size: int,
+    latent_dim: int,
+    with_eps: bool,
+    with_labels: bool = False,
+    with_aug: bool = False,
+) -> StepNoise:
     """Draw one generator step's random numbers in the documented order (module docstring).
 
     Args:
@@ -97,8 +111,9 @@ def draw_step(gen: torch.Generator, n_data: int | None, n_critic: int, batch_siz
     z_gen = torch.randn(batch_size, latent_dim, generator=gen)
     gen_idx = torch.randint(0, n_data, (batch_size,), generator=gen) if with_labels and n_data is not None else None
     aug = torch.randint(0, 2**31, (2 * n_critic + 1,), generator=gen) if with_aug else None
-    return StepNoise(torch.stack(idx) if idx else None, torch.stack(z), torch.stack(eps) if with_eps else None, z_gen,
-                     gen_idx, aug)
+    return StepNoise(
+        torch.stack(idx) if idx else None, torch.stack(z), torch.stack(eps) if with_eps else None, z_gen, gen_idx, aug
+    )
 
 
 class ModelRNG:
@@ -115,8 +130,10 @@ class ModelRNG:
             self.cuda = torch.cuda.get_rng_state(self.device) if self.device is not None else None
 
     def __enter__(self) -> "ModelRNG":
-        self._saved = (torch.get_rng_state(),
-                       torch.cuda.get_rng_state(self.device) if self.device is not None else None)
+        self._saved = (
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state(self.device) if self.device is not None else None,
+        )
         torch.set_rng_state(self.cpu)
         if self.device is not None:
             torch.cuda.set_rng_state(self.cuda, self.device)

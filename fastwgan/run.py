@@ -1,11 +1,12 @@
 """The run folder (DESIGN.md section 5): one folder per run, plain files a person can open.
 
-    RUN/config.json              everything needed to rerun: train config, model spec, data spec, versions
-    RUN/stats.jsonl              one JSON line per log tick (means over the ticks since the last one)
-    RUN/samples/step_NNNNNN.png  fixed-noise sample grid (images) or scatter plot (2-D toys)
-    RUN/plots/losses.png         critic loss, W-estimate, gradient penalty, generator loss
-    RUN/checkpoints/             step_NNNNNN.safetensors + step_NNNNNN.json, latest.json (atomic)
+RUN/config.json              everything needed to rerun: train config, model spec, data spec, versions
+RUN/stats.jsonl              one JSON line per log tick (means over the ticks since the last one)
+RUN/samples/step_NNNNNN.png  fixed-noise sample grid (images) or scatter plot (2-D toys)
+RUN/plots/losses.png         critic loss, W-estimate, gradient penalty, generator loss
+RUN/checkpoints/             step_NNNNNN.safetensors + step_NNNNNN.json, latest.json (atomic)
 """
+
 from __future__ import annotations
 
 import json
@@ -63,16 +64,21 @@ def check_out(out: str | os.PathLike, *, step: int = 0, overwrite: bool = False)
     have = run_step(out)
     if have is None:
         if out.is_dir() and any(out.iterdir()):
-            raise RunFolderError(f"run folder: {out} is not empty and holds no fastwgan run; choose a new or "
-                                 "empty folder")
+            raise RunFolderError(
+                f"run folder: {out} is not empty and holds no fastwgan run; choose a new or empty folder"
+            )
         return None
     if step == 0 and not overwrite:
-        raise RunFolderError(f"run folder: {out} already holds a run (at step {have}); continue it with "
-                             f"`fastwgan train --resume {out}` (Python: fastwgan.load_trainer), or start over "
-                             "with --overwrite (Python: fit(..., overwrite=True))")
+        raise RunFolderError(
+            f"run folder: {out} already holds a run (at step {have}); continue it with "
+            f"`fastwgan train --resume {out}` (Python: fastwgan.load_trainer), or start over "
+            "with --overwrite (Python: fit(..., overwrite=True))"
+        )
     if 0 < step < have:
-        raise RunFolderError(f"run folder: {out} holds a run at step {have}, ahead of this trainer's step {step}; "
-                             "write to another folder")
+        raise RunFolderError(
+            f"run folder: {out} holds a run at step {have}, ahead of this trainer's step {step}; "
+            "write to another folder"
+        )
     return have
 
 
@@ -103,8 +109,15 @@ class RunWriter:
     partial new folder is removed and the old run is moved back.
     """
 
-    def __init__(self, out: str | os.PathLike, run_config: dict | None = None, *, step: int = 0,
-                 overwrite: bool = False, defaults: dict | None = None):
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        run_config: dict | None = None,
+        *,
+        step: int = 0,
+        overwrite: bool = False,
+        defaults: dict | None = None,
+    ):
         self.out = Path(out)
         self.replaced: Path | None = None  # where the overwritten run waits for the new run's first checkpoint
         self.ticks: list[dict] = []  # the stats.jsonl records (the plots draw evaluation metrics from them)
@@ -115,8 +128,12 @@ class RunWriter:
         if have is not None and step == 0:  # overwrite
             self.replaced = self.out.with_name(f"{self.out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             os.rename(self.out, self.replaced)
-            log.info("moved the run in %s (step %d) aside to %s; it is deleted when this run writes its first "
-                     "checkpoint", self.out, have, self.replaced)
+            log.info(
+                "moved the run in %s (step %d) aside to %s; it is deleted when this run writes its first checkpoint",
+                self.out,
+                have,
+                self.replaced,
+            )
         elif have is not None:  # a continuation
             self._truncate_stats(step)
             stats = self.out / "stats.jsonl"
@@ -136,9 +153,9 @@ class RunWriter:
         if not os.access(self.out, os.W_OK):
             raise PermissionError(f"run folder: {self.out} is not writable")
         if run_config is not None:
-            checkpoint.atomic_write_json(self.out / "config.json",
-                                         {**(defaults or {}), **old_config, **run_config,
-                                          "environment": environment()})
+            checkpoint.atomic_write_json(
+                self.out / "config.json", {**(defaults or {}), **old_config, **run_config, "environment": environment()}
+            )
 
     def _truncate_stats(self, step: int) -> None:
         path = self.out / "stats.jsonl"
@@ -148,8 +165,11 @@ class RunWriter:
         keep = [ln for ln in lines if not ln.strip() or json.loads(ln).get("step", 0) <= step]
         if len(keep) != len(lines):
             checkpoint.atomic_write_bytes(path, "".join(keep).encode())
-            log.info("dropped %d stats.jsonl lines after step %d (logged after the checkpoint this run continues "
-                     "from)", len(lines) - len(keep), step)
+            log.info(
+                "dropped %d stats.jsonl lines after step %d (logged after the checkpoint this run continues from)",
+                len(lines) - len(keep),
+                step,
+            )
 
     def close(self) -> None:
         """End of the run: an overwritten run still set aside (no checkpoint yet) is moved back."""
@@ -207,13 +227,17 @@ def resume_folder(path: str | os.PathLike, flag: str = "--resume") -> Path:
         raise FileNotFoundError(f"{flag}: {p} does not exist (give a run folder, e.g. {flag} runs/digits)")
     root = next((d for d in (p, *p.parents) if (d / "config.json").is_file()), None)
     if root is None:
-        raise ValueError(f"{flag}: {p} is not in a run folder (no config.json there or above): give the run folder, "
-                         "its checkpoints/ folder or its latest checkpoint")
+        raise ValueError(
+            f"{flag}: {p} is not in a run folder (no config.json there or above): give the run folder, "
+            "its checkpoints/ folder or its latest checkpoint"
+        )
     if p.is_file():
         latest = checkpoint.resolve(root)
         if p.resolve() != latest.resolve():
-            raise ValueError(f"{flag}: {p} is not the run's latest checkpoint ({latest.name}); a run continues from "
-                             f"its latest: give the run folder {root}")
+            raise ValueError(
+                f"{flag}: {p} is not the run's latest checkpoint ({latest.name}); a run continues from "
+                f"its latest: give the run folder {root}"
+            )
     return root
 
 
@@ -230,16 +254,23 @@ class Progress:
         every_s: seconds between plain lines.
     """
 
-    def __init__(self, total: int, initial: int, desc: str, progress: bool | None, rank: int = 0,
-                 every_s: float = 30.0):
+    def __init__(
+        self, total: int, initial: int, desc: str, progress: bool | None, rank: int = 0, every_s: float = 30.0
+    ):
         import sys
 
         from tqdm.auto import tqdm
 
         quiet = rank != 0 or progress is False
         tty = sys.stderr.isatty()
-        self.bar = tqdm(total=total, initial=min(initial, total), desc=desc, unit="step", dynamic_ncols=True,
-                        disable=quiet or (progress is None and not tty))
+        self.bar = tqdm(
+            total=total,
+            initial=min(initial, total),
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+            disable=quiet or (progress is None and not tty),
+        )
         self.lines = not quiet and progress is None and not tty
         self.total, self.desc, self.every_s = total, desc, every_s
         self.n = self.n0 = self.shown = initial
@@ -262,8 +293,11 @@ class Progress:
         now = time.monotonic()
         rate = (self.n - self.n0) / max(now - self.t0, 1e-9)
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
-        print(f"fastwgan: {self.desc}: step {self.n}/{self.total} ({rate:.3g} steps/s){extra}", file=sys.stderr,
-              flush=True)
+        print(
+            f"fastwgan: {self.desc}: step {self.n}/{self.total} ({rate:.3g} steps/s){extra}",
+            file=sys.stderr,
+            flush=True,
+        )
         self.t_shown, self.shown = now, self.n
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ whenever the loader's order depends on the epoch alone: no shuffling, shuffling 
 ``set_epoch``. A loader with its own ``generator=`` advances it across epochs, which a resumed process cannot
 replay: its resumed order differs (training is still correct, not bitwise equal).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -122,19 +123,33 @@ class LoaderSource:
     draws_indices = False
     n = None
 
-    def __init__(self, loader: Iterable, *, batch_size: int, n_critic: int, device: torch.device,
-                 num_classes: int | None, seed: int, world_size: int = 1, rank: int = 0,
-                 position: tuple[int, int] = (0, 0)):
+    def __init__(
+        self,
+        loader: Iterable,
+        *,
+        batch_size: int,
+        n_critic: int,
+        device: torch.device,
+        num_classes: int | None,
+        seed: int,
+        world_size: int = 1,
+        rank: int = 0,
+        position: tuple[int, int] = (0, 0),
+    ):
         if not isinstance(loader, Iterable) or isinstance(loader, (str, bytes, dict)):
-            raise TypeError(f"data must be a tensor, a numpy array or an iterable of batches (a DataLoader), got "
-                            f"{type(loader).__name__}")
+            raise TypeError(
+                f"data must be a tensor, a numpy array or an iterable of batches (a DataLoader), got "
+                f"{type(loader).__name__}"
+            )
         self.loader, self.batch_size, self.n_critic, self.device = loader, batch_size, n_critic, device
         self.num_classes, self.seed = num_classes, seed
         loader_bs = getattr(loader, "batch_size", None)
         if isinstance(loader, torch.utils.data.DataLoader) and loader_bs is not None and loader_bs != batch_size:
             per_rank = f" per rank ({world_size} ranks)" if world_size > 1 else ""
-            raise ValueError(f"data: the DataLoader's batch_size is {loader_bs} but the run trains on batches of "
-                             f"{batch_size}{per_rank} (TrainConfig.batch_size); build one of them to match the other")
+            raise ValueError(
+                f"data: the DataLoader's batch_size is {loader_bs} but the run trains on batches of "
+                f"{batch_size}{per_rank} (TrainConfig.batch_size); build one of them to match the other"
+            )
         if world_size > 1:
             _check_sharded(loader, world_size, rank)
         self.epoch, self.drawn = position  # the epoch being read and the batches drawn from it so far
@@ -160,8 +175,10 @@ class LoaderSource:
         self.drawn, self._full = 0, 0
         for _ in range(skip):
             if self._raw() is _END:
-                raise ValueError(f"data: cannot resume the loader at epoch {self.epoch}, batch {skip}: that epoch "
-                                 f"has only {self.drawn} batches now (did the dataset change?)")
+                raise ValueError(
+                    f"data: cannot resume the loader at epoch {self.epoch}, batch {skip}: that epoch "
+                    f"has only {self.drawn} batches now (did the dataset change?)"
+                )
         self._full = skip  # the resumed epoch had full batches before
 
     def _raw(self):
@@ -179,12 +196,17 @@ class LoaderSource:
             b = self._raw()
             if b is _END:
                 if self.drawn == 0:
-                    raise ValueError("data: the loader yields no batches" if self.epoch == 0 else
-                                     f"data: the iterable ended after {self.epoch} pass(es) and yields nothing when "
-                                     "iterated again (a generator?); give a DataLoader or another re-iterable")
+                    raise ValueError(
+                        "data: the loader yields no batches"
+                        if self.epoch == 0
+                        else f"data: the iterable ended after {self.epoch} pass(es) and yields nothing when "
+                        "iterated again (a generator?); give a DataLoader or another re-iterable"
+                    )
                 if self._full == 0:
-                    raise ValueError(f"data: a whole pass over the loader gave no batch of {self.batch_size} samples "
-                                     "(TrainConfig.batch_size); build the loader with that batch size")
+                    raise ValueError(
+                        f"data: a whole pass over the loader gave no batch of {self.batch_size} samples "
+                        "(TrainConfig.batch_size); build the loader with that batch size"
+                    )
                 self.epoch += 1
                 self._open()
                 continue
@@ -193,12 +215,16 @@ class LoaderSource:
                 self._full += 1
                 return x, y
             if x.shape[0] > self.batch_size:
-                raise ValueError(f"data: the loader yields a batch of {x.shape[0]} samples but the run trains on "
-                                 f"batches of {self.batch_size} (TrainConfig.batch_size)")
+                raise ValueError(
+                    f"data: the loader yields a batch of {x.shape[0]} samples but the run trains on "
+                    f"batches of {self.batch_size} (TrainConfig.batch_size)"
+                )
             if not self._short_noted:  # skipped, never a recompile for a new shape
-                _note(f"data: skipping a short batch of {x.shape[0]} samples (epoch {self.epoch}); every step "
-                      f"trains on full batches of {self.batch_size}: build the DataLoader with drop_last=True to "
-                      "silence this note")
+                _note(
+                    f"data: skipping a short batch of {x.shape[0]} samples (epoch {self.epoch}); every step "
+                    f"trains on full batches of {self.batch_size}: build the DataLoader with drop_last=True to "
+                    "silence this note"
+                )
                 self._short_noted = True
 
     def _split(self, b) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -215,15 +241,15 @@ class LoaderSource:
         else:
             x = b
             if self.num_classes is not None:
-                raise ValueError(f"{where}: a class-conditional run needs (x, y) batches, got a "
-                                 f"{type(b).__name__}")
+                raise ValueError(f"{where}: a class-conditional run needs (x, y) batches, got a {type(b).__name__}")
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{where}: expected a tensor of images, got {type(x).__name__}")
         if x.dim() < 2 or (x.dtype != torch.uint8 and not x.is_floating_point()):
-            raise ValueError(f"{where}: expected (B, ...) uint8 images or floats, got {x.dtype} of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"{where}: expected (B, ...) uint8 images or floats, got {x.dtype} of shape {tuple(x.shape)}"
+            )
         if x.is_floating_point() and not torch.isfinite(x).all():
             raise ValueError(f"{where}: contains NaN or inf values")
         if y is not None:
@@ -296,8 +322,12 @@ def _check_sharded(loader, world_size: int, rank: int) -> None:
     sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None) or getattr(loader, "sampler", None)
     replicas, r = getattr(sampler, "num_replicas", None), getattr(sampler, "rank", None)
     if replicas is None:
-        raise ValueError(f"data: under torchrun ({world_size} processes) each rank must read its own shard of the "
-                         "data: build the DataLoader with sampler=torch.utils.data.DistributedSampler(dataset)")
+        raise ValueError(
+            f"data: under torchrun ({world_size} processes) each rank must read its own shard of the "
+            "data: build the DataLoader with sampler=torch.utils.data.DistributedSampler(dataset)"
+        )
     if (replicas, r) != (world_size, rank):
-        raise ValueError(f"data: the loader's sampler shards for {replicas} replicas as rank {r}, but this is rank "
-                         f"{rank} of {world_size}")
+        raise ValueError(
+            f"data: the loader's sampler shards for {replicas} replicas as rank {r}, but this is rank "
+            f"{rank} of {world_size}"
+        )

@@ -8,6 +8,7 @@ list and a few batches, whatever the folder's size. The images are the ones ``lo
 chooses the mode and checks sizes, the same ``decode_image`` converts and resizes them), and labels come from
 class sub-folders as there.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     def __init__(self, folder, image_size: int | None = None, channels: int | None = None, labels: bool = False):
         folder = Path(folder)
         if not folder.is_dir():
-            raise DataError(f"{folder}: not a folder of images" if folder.exists() else
-                            f"{folder}: no such folder")
+            raise DataError(f"{folder}: not a folder of images" if folder.exists() else f"{folder}: no such folder")
         self.files = folder_files(folder)
         y, self.class_names = folder_classes(folder, self.files, need=labels)
         self.labels = y if labels else None  # (N,) int64 class ids, yielded with the images
@@ -66,8 +66,16 @@ def memory_budget() -> int:
         return 4 << 30
 
 
-def folder_loader(dataset: ImageFolderDataset, batch_size: int, *, workers: int, device: torch.device,
-                  seed: int, world_size: int = 1, rank: int = 0) -> torch.utils.data.DataLoader:
+def folder_loader(
+    dataset: ImageFolderDataset,
+    batch_size: int,
+    *,
+    workers: int,
+    device: torch.device,
+    seed: int,
+    world_size: int = 1,
+    rank: int = 0,
+) -> torch.utils.data.DataLoader:
     """The DataLoader ``fastwgan train`` streams a folder with: shuffled, full batches only (drop_last), decoding
     in ``workers`` processes (0: in the training process), pinned for CUDA, one shard per rank under torchrun (a
     DistributedSampler seeded with the run's seed; fit sets its epoch).
@@ -82,8 +90,16 @@ def folder_loader(dataset: ImageFolderDataset, batch_size: int, *, workers: int,
     """
     sampler = None
     if world_size > 1:
-        sampler = torch.utils.data.DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed,
-                                                      drop_last=True)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                                       drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-                                       pin_memory=device.type == "cuda")
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, world_size, rank, shuffle=True, seed=seed, drop_last=True
+        )
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )

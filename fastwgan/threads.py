@@ -24,6 +24,7 @@ parallel reduction sums in an order that depends on the thread count, so a run w
 a fixed-count run within fp32 rounding, not bitwise: pass an int for bitwise-repeatable CPU runs.
 On CUDA the policy does nothing (the host threads only launch kernels).
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,11 +69,25 @@ class ThreadPolicy:
         clock: the timer (tests pass a fake one).
     """
 
-    def __init__(self, threads: int | str | None, device: torch.device, *, warmup: int = 2, probe: int = 2,
-                 slow: float = 1.5, patience: int = 3, reprobe_every: int = 50, margin: float = 0.9,
-                 window: int = 15, clock: Callable[[], float] = time.perf_counter):
-        if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool)
-                                                          and threads >= 1)):
+    def __init__(
+        self,
+        threads: int | str | None,
+        device: torch.device,
+        *,
+        warmup: int = 2,
+        probe: int = 2,
+        slow: float = 1.5,
+        patience: int = 3,
+        reprobe_every: int = 50,
+        margin: float = 0.9,
+        window: int = 15,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        if not (
+            threads is None
+            or threads == "auto"
+            or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)
+        ):
             raise ValueError(f"threads must be 'auto', a positive int or None, got {threads!r}")
         self.mode = threads if device.type == "cpu" else None
         self.max_threads = torch.get_num_threads()
@@ -117,8 +132,9 @@ class ThreadPolicy:
     # ------------------------------------------------------------------ the "auto" decisions
     def _start_probe(self, why: str) -> None:
         # the decisions' details go to the debug level (`fastwgan --debug`); a change of count is one info line
-        log.debug("threads: timing %s threads for a few steps (%s)", "/".join(map(str, candidates(self.max_threads))),
-                 why)
+        log.debug(
+            "threads: timing %s threads for a few steps (%s)", "/".join(map(str, candidates(self.max_threads))), why
+        )
         self._why = why
         self._plan = []
         for t in candidates(self.max_threads):
@@ -145,7 +161,7 @@ class ThreadPolicy:
         slow = seconds > self.slow * typical
         if not slow:
             recent.append(seconds)
-            del recent[:-self.window]
+            del recent[: -self.window]
         self.slow_run = self.slow_run + 1 if slow else 0
         if self.slow_run >= self.patience:
             self._start_probe(f"{self.patience} steps over {self.slow}x the typical time at {threads} threads")
@@ -160,14 +176,21 @@ class ThreadPolicy:
                 choice = t
         self.recent = {t: list(ts) for t, ts in self._times.items()}  # the conditions changed: start again
         recheck = self._why.startswith("periodic")
-        self.interval = (min(2 * self.interval, 20 * self.reprobe_every) if recheck and choice == self.current
-                         else self.reprobe_every)
+        self.interval = (
+            min(2 * self.interval, 20 * self.reprobe_every)
+            if recheck and choice == self.current
+            else self.reprobe_every
+        )
         changed, self.current = choice != self.current, choice
         self.since_probe = self.slow_run = 0
         self.log.append((self.steps, choice, self._why))
         times = ", ".join(f"{t} threads {1e3 * m:.1f} ms" for t, m in sorted(measured.items()))
         if changed:
-            log.info("threads: %d from step %d (another process competes for the cores; median step %s)", choice,
-                     self.steps, times)
+            log.info(
+                "threads: %d from step %d (another process competes for the cores; median step %s)",
+                choice,
+                self.steps,
+                times,
+            )
         else:
             log.debug("threads: keeping %d (median step %s)", choice, times)

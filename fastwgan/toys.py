@@ -2,6 +2,7 @@
 
 (Split out of fastwgan.data, which re-exports `toy`, `toy_modes` and `TOY_NAMES`.)
 """
+
 from __future__ import annotations
 
 import math

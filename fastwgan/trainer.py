@@ -13,6 +13,7 @@ differs is how a step runs:
 * the dataset lives on the device (uint8) and batches are gathered there; metrics stay on the device until a
   log tick.
 """
+
 from __future__ import annotations
 
 import copy
@@ -105,10 +106,21 @@ class Trainer(TrainerBase):
 
     name = "fast"
 
-    def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig, *, compile: bool = True,
-                 impl: str | dict = "auto", compile_mode: str | None = None, ema_decay: float | None = None,
-                 device_data_bytes: int | None = None, batch_calls: bool | None = None,
-                 threads: int | str | None = "auto", fuse_iteration: bool | None = None):
+    def __init__(
+        self,
+        generator: nn.Module,
+        critic: nn.Module,
+        config: TrainConfig,
+        *,
+        compile: bool = True,
+        impl: str | dict = "auto",
+        compile_mode: str | None = None,
+        ema_decay: float | None = None,
+        device_data_bytes: int | None = None,
+        batch_calls: bool | None = None,
+        threads: int | str | None = "auto",
+        fuse_iteration: bool | None = None,
+    ):
         super().__init__(generator, critic, config, threads=threads)
         if device_data_bytes is not None and device_data_bytes < 0:
             raise ValueError(f"device_data_bytes must be >= 0, got {device_data_bytes!r}")
@@ -123,16 +135,26 @@ class Trainer(TrainerBase):
         self.autocast = torch.bfloat16 if cfg.dtype == "bfloat16" else None
         n_params = sum(p.numel() for m in (generator, critic) for p in m.parameters())
         self._fuse_auto = fuse_iteration is None
-        self.fuse_iteration = (compile and default_fuse_iteration(self.device, n_params)) if fuse_iteration is None \
+        self.fuse_iteration = (
+            (compile and default_fuse_iteration(self.device, n_params))
+            if fuse_iteration is None
             else bool(fuse_iteration)
+        )
         self.batch_calls = (not has_batch_norm(generator)) if batch_calls is None else bool(batch_calls)
 
         # Flat fp32 master buffers; the modules' parameters are views into them.
         self.flat_d = flatten_parameters(self.critic, grad=False)
         self.flat_g = flatten_parameters(self.generator, grad=False)
-        self.optim = FlatOptimizer(cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value,
-                                   self.impl["optimizer"], self._all_reduce if self.world_size > 1 else None,
-                                   self.world_size > 1)
+        self.optim = FlatOptimizer(
+            cfg.optimizer,
+            cfg.betas,
+            cfg.rmsprop_alpha,
+            cfg.opt_eps,
+            cfg.clip_value,
+            self.impl["optimizer"],
+            self._all_reduce if self.world_size > 1 else None,
+            self.world_size > 1,
+        )
         self.opt_state = {"critic": self._new_state(self.flat_d), "generator": self._new_state(self.flat_g)}
         self.lr = {"critic": torch.tensor(cfg.lr_d, device=dev), "generator": torch.tensor(cfg.lr_g, device=dev)}
         self.ema_generator = None
@@ -140,8 +162,10 @@ class Trainer(TrainerBase):
             self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
             self.flat_ema = flatten_parameters(self.ema_generator, grad=False)
 
-        self._param_groups = {"critic": self._param_group(cfg.lr_d, len(self.flat_d.params)),
-                              "generator": self._param_group(cfg.lr_g, len(self.flat_g.params))}
+        self._param_groups = {
+            "critic": self._param_group(cfg.lr_d, len(self.flat_d.params)),
+            "generator": self._param_group(cfg.lr_g, len(self.flat_g.params)),
+        }
         self._arange_cache: torch.Tensor | None = None
         self.compiled = compile
         # CUDA graphs reuse their output memory on the next replay: keep copies of the (tiny) metric outputs.
@@ -149,15 +173,17 @@ class Trainer(TrainerBase):
         self._critic_fn = compile_step(self._critic_update, compile_mode, dev) if compile else self._critic_update
         self._fakes_fn = compile_step(self._fakes, compile_mode, dev) if compile else self._fakes
         self._gen_fn = compile_step(self._generator_update, compile_mode, dev) if compile else self._generator_update
-        self._iteration_fn = (compile_step(self._fused_iteration, compile_mode, dev) if compile
-                              else self._fused_iteration)
+        self._iteration_fn = (
+            compile_step(self._fused_iteration, compile_mode, dev) if compile else self._fused_iteration
+        )
 
     # ------------------------------------------------------------------ optimizer (flat buffers)
     def _new_state(self, flat) -> dict[str, torch.Tensor]:
         return self.optim.new_state(flat)
 
-    def _update(self, flat, buf: torch.Tensor, grads: list[torch.Tensor], state: dict, lr: torch.Tensor,
-                clip: bool) -> None:
+    def _update(
+        self, flat, buf: torch.Tensor, grads: list[torch.Tensor], state: dict, lr: torch.Tensor, clip: bool
+    ) -> None:
         """One fused optimizer step over a flat buffer (``fastwgan.flatopt.FlatOptimizer.update``)."""
         self.optim.update(flat, buf, grads, state, lr, clip)
 
@@ -174,8 +200,9 @@ class Trainer(TrainerBase):
     def _critic_out(self, d_params: dict, x: torch.Tensor, bufs: dict, y=None):
         """(scores (B,) fp32, logits (B, K) fp32 or None)."""
         with self._autocast():
-            score, logits = split_critic_output(functional_call(self.critic, {**d_params, **bufs},
-                                                                (x,) if y is None else (x, y)))
+            score, logits = split_critic_output(
+                functional_call(self.critic, {**d_params, **bufs}, (x,) if y is None else (x, y))
+            )
         return score.reshape(-1).float(), None if logits is None else logits.float()
 
     def _critic_call(self, d_params: dict, x: torch.Tensor, bufs: dict, y=None) -> torch.Tensor:
@@ -210,8 +237,9 @@ class Trainer(TrainerBase):
             x_hat = ops.gp_interpolate(real, fake, eps, impl=self.impl["interpolate"])  # (B, *shape)
             # inner grad w.r.t. x only (labels fixed): (B, *shape)
             g = grad(lambda x: self._critic_call(d_params, x, d_bufs, y).sum())(x_hat)
-            pen, norms = ops.gradient_penalty(g, cfg.gp_weight, one_sided=cfg.loss == "lp",
-                                              impl=self.impl["penalty"], return_norms=True)
+            pen, norms = ops.gradient_penalty(
+                g, cfg.gp_weight, one_sided=cfg.loss == "lp", impl=self.impl["penalty"], return_norms=True
+            )
             loss = loss + pen
             gap = norms.detach() - 1
             aux["gp"] = (gap.clamp(min=0) if cfg.loss == "lp" else gap).square().mean()  # unweighted, as logged
@@ -242,8 +270,9 @@ class Trainer(TrainerBase):
 
     def _critic_grad(self, d_flat, real, fake, eps, y=None):
         """({name: gradient}, (loss, metrics)) of the critic loss on a real batch and a fake batch."""
-        return grad_and_value(self.critic_loss, has_aux=True)(self.flat_d.unflatten(d_flat), self._bufs(self.critic),
-                                                               real, fake, eps, y)
+        return grad_and_value(self.critic_loss, has_aux=True)(
+            self.flat_d.unflatten(d_flat), self._bufs(self.critic), real, fake, eps, y
+        )
 
     def _augment(self, x: torch.Tensor, seed) -> torch.Tensor:
         """DiffAugment T(x) with its own seed (config.augment; fastwgan.augment), or x when there is no policy."""
@@ -267,8 +296,9 @@ class Trainer(TrainerBase):
             loss = -score.mean()
             return loss if logits is None else loss + ac_weight * F.cross_entropy(logits, y)
 
-        grads, loss = grad_and_value(loss_fn)(self.flat_g.unflatten(g_flat), self._bufs(self.generator),
-                                              self._bufs(self.critic))
+        grads, loss = grad_and_value(loss_fn)(
+            self.flat_g.unflatten(g_flat), self._bufs(self.generator), self._bufs(self.critic)
+        )
         self._update(self.flat_g, g_flat, list(grads.values()), state, lr, clip=False)
         return loss.detach()
 
@@ -301,9 +331,22 @@ class Trainer(TrainerBase):
         self._gathered = batches.idx is None
         noise = noise.to(self.device)
         idx = self._arange(noise.z.shape[1]).expand(noise.z.shape[:2]) if self._gathered else batches.idx
-        args = (self.flat_d.data, self.flat_g.data, self.opt_state["critic"], self.opt_state["generator"],
-                self.lr["critic"], self.lr["generator"], batches.src, idx, noise.z, noise.eps, noise.z_gen,
-                batches.y, batches.y_gen, noise.aug)
+        args = (
+            self.flat_d.data,
+            self.flat_g.data,
+            self.opt_state["critic"],
+            self.opt_state["generator"],
+            self.lr["critic"],
+            self.lr["generator"],
+            batches.src,
+            idx,
+            noise.z,
+            noise.eps,
+            noise.z_gen,
+            batches.y,
+            batches.y_gen,
+            noise.aug,
+        )
         out = self._iteration_fn(*args) if self.fuse_iteration else self._iteration(*args, fused=False)
         if self._copy_outputs and self.fuse_iteration:
             out = {key: v.clone() for key, v in out.items()}
@@ -312,8 +355,7 @@ class Trainer(TrainerBase):
                 self.flat_ema.data.lerp_(self.flat_g.data, 1 - self.ema_decay)
         return out
 
-    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, y, y_gen, aug, *,
-                   fused: bool):
+    def _iteration(self, d, g, state_d, state_g, lr_d, lr_g, src, idx, z, eps, z_gen, y, y_gen, aug, *, fused: bool):
         """One generator iteration: n_critic critic updates, then one generator update.
 
         fused: the whole iteration is one compiled graph (this function is what is compiled), else each piece is
@@ -322,8 +364,11 @@ class Trainer(TrainerBase):
         y: (n_critic, B) the real batches' labels, y_gen: (B,) the generator update's (class-conditional), else
         None. aug: (2 n_critic + 1,) the augmentation seeds (config.augment), else None.
         """
-        fakes_fn, critic_fn, gen_fn = ((self._fakes, self._critic_update, self._generator_update) if fused else
-                                       (self._fakes_fn, self._critic_fn, self._gen_fn))
+        fakes_fn, critic_fn, gen_fn = (
+            (self._fakes, self._critic_update, self._generator_update)
+            if fused
+            else (self._fakes_fn, self._critic_fn, self._gen_fn)
+        )
         copy = self._copy_outputs and not fused  # CUDA graphs reuse output memory on the next replay
         n_critic, batch = z.shape[:2]
         if self.batch_calls:  # G is fixed during the critic updates: all their fakes from one call
@@ -333,8 +378,17 @@ class Trainer(TrainerBase):
         for k in range(n_critic):
             y_k = None if y is None else y[k]
             fake = fakes[k] if self.batch_calls else fakes_fn(g, z[k], y_k)  # (B, *shape)
-            m = critic_fn(d, state_d, lr_d, src[k] if self._gathered else src, idx[k], fake,
-                          None if eps is None else eps[k], y_k, None if aug is None else aug[2 * k:2 * k + 2])
+            m = critic_fn(
+                d,
+                state_d,
+                lr_d,
+                src[k] if self._gathered else src,
+                idx[k],
+                fake,
+                None if eps is None else eps[k],
+                y_k,
+                None if aug is None else aug[2 * k : 2 * k + 2],
+            )
             metrics.append({key: v.clone() for key, v in m.items()} if copy else m)
         out = {key: torch.stack([m[key] for m in metrics]).mean() for key in metrics[0]}
         loss_g = gen_fn(g, d, state_g, lr_g, z_gen, y_gen, None if aug is None else aug[-1])
@@ -360,8 +414,10 @@ class Trainer(TrainerBase):
     # ------------------------------------------------------------------ state (torch.optim-compatible format)
     def _optimizer_state(self) -> dict:
         """Optimizer state in torch.optim's state_dict format, so reference and fast checkpoints interchange."""
-        out = {net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
-               for net, flat in (("critic", self.flat_d), ("generator", self.flat_g))}
+        out = {
+            net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
+            for net, flat in (("critic", self.flat_d), ("generator", self.flat_g))
+        }
         if self.ema_generator is not None:
             out["ema_generator"] = self.flat_ema.data.detach().clone()
         return out

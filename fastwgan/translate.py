@@ -38,6 +38,7 @@ The losses are written once (``critic_losses``, ``generator_losses``) and shared
 parameters in two flat buffers, critics and generators, updated by the fused optimizer (``fastwgan.flatopt``);
 the penalty through fastwgan's ops and an inner torch.func gradient; each update one compiled graph).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,8 +57,15 @@ from .flatopt import FlatOptimizer, frozen, load_torch_optimizer, torch_optimize
 from .images import as_float
 from .loop import probe
 
-__all__ = ["TranslationTrainer", "ReferenceTranslationTrainer", "critic_losses", "generator_losses", "l1",
-           "DIRECTIONS", "load_translation"]
+__all__ = [
+    "TranslationTrainer",
+    "ReferenceTranslationTrainer",
+    "critic_losses",
+    "generator_losses",
+    "l1",
+    "DIRECTIONS",
+    "load_translation",
+]
 
 DIRECTIONS = ("s2t", "t2s")
 CYCLE_WEIGHT = 10.0  # CycleGAN's lambda_A = lambda_B
@@ -72,8 +80,19 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean()
 
 
-def critic_losses(g_st, g_ts, d_s, d_t, x_s, x_t, eps_s, eps_t, loss: str, gp_weight: float,
-                  calculus: objectives.Calculus = objectives.EAGER):
+def critic_losses(
+    g_st,
+    g_ts,
+    d_s,
+    d_t,
+    x_s,
+    x_t,
+    eps_s,
+    eps_t,
+    loss: str,
+    gp_weight: float,
+    calculus: objectives.Calculus = objectives.EAGER,
+):
     """L_D of both critics on one pair of batches (module docstring), a function of the critics' parameters.
 
     Args:
@@ -95,8 +114,18 @@ def critic_losses(g_st, g_ts, d_s, d_t, x_s, x_t, eps_s, eps_t, loss: str, gp_we
     return total, aux
 
 
-def generator_losses(g_st, g_ts, d_s, d_t, x_s, x_t, cycle_weight: float, identity_weight: float,
-                     classify=None, semantic_weight: float = 0.0):
+def generator_losses(
+    g_st,
+    g_ts,
+    d_s,
+    d_t,
+    x_s,
+    x_t,
+    cycle_weight: float,
+    identity_weight: float,
+    classify=None,
+    semantic_weight: float = 0.0,
+):
     """L_G of both generators on one pair of batches (module docstring), a function of their parameters.
 
     With ``classify`` (a frozen classifier f of source-channel images) and ``semantic_weight`` > 0, CyCADA's
@@ -115,8 +144,12 @@ def generator_losses(g_st, g_ts, d_s, d_t, x_s, x_t, cycle_weight: float, identi
     if identity_weight:
         identity = l1(g_st(x_t), x_t) + l1(g_ts(x_s), x_s)
         total = total + identity_weight * identity
-    aux = {"generator_loss": None, "adversarial": adversarial.detach(), "cycle": cycle.detach(),
-           "identity": identity.detach()}
+    aux = {
+        "generator_loss": None,
+        "adversarial": adversarial.detach(),
+        "cycle": cycle.detach(),
+        "identity": identity.detach(),
+    }
     if classify is not None:
         with torch.no_grad():
             p_s, p_t = classify(x_s).argmax(1), classify(x_t).argmax(1)  # (B,) the classes f reads in the inputs
@@ -137,17 +170,42 @@ def _scores(d):
 # ---------------------------------------------------------------------------------------------------------------
 class _TranslationBase(DomainTrainerBase):
     kind = "translation"
-    plot_panels = (("critics", (("critic_loss", "critic loss (both critics)"),
-                                ("w_t", "W-estimate, target: E[D_t(t)] - E[D_t(G_st(s))]"),
-                                ("w_s", "W-estimate, source: E[D_s(s)] - E[D_s(G_ts(t))]"),
-                                ("gp_t", "penalty, target critic"), ("gp_s", "penalty, source critic"))),
-                   ("translators", (("generator_loss", "total"), ("adversarial", "adversarial"),
-                                    ("cycle", "cycle L1"), ("identity", "identity L1"),
-                                    ("semantic", "semantic cross-entropy"))))
+    plot_panels = (
+        (
+            "critics",
+            (
+                ("critic_loss", "critic loss (both critics)"),
+                ("w_t", "W-estimate, target: E[D_t(t)] - E[D_t(G_st(s))]"),
+                ("w_s", "W-estimate, source: E[D_s(s)] - E[D_s(G_ts(t))]"),
+                ("gp_t", "penalty, target critic"),
+                ("gp_s", "penalty, source critic"),
+            ),
+        ),
+        (
+            "translators",
+            (
+                ("generator_loss", "total"),
+                ("adversarial", "adversarial"),
+                ("cycle", "cycle L1"),
+                ("identity", "identity L1"),
+                ("semantic", "semantic cross-entropy"),
+            ),
+        ),
+    )
 
-    def __init__(self, g_st: nn.Module, g_ts: nn.Module, d_s: nn.Module, d_t: nn.Module, config: TrainConfig,
-                 cycle_weight: float = CYCLE_WEIGHT, identity_weight: float | None = None, *,
-                 semantic: nn.Module | None = None, semantic_weight: float = 1.0):
+    def __init__(
+        self,
+        g_st: nn.Module,
+        g_ts: nn.Module,
+        d_s: nn.Module,
+        d_t: nn.Module,
+        config: TrainConfig,
+        cycle_weight: float = CYCLE_WEIGHT,
+        identity_weight: float | None = None,
+        *,
+        semantic: nn.Module | None = None,
+        semantic_weight: float = 1.0,
+    ):
         super().__init__(config)
         for label, m in (("g_st", g_st), ("g_ts", g_ts), ("d_s", d_s), ("d_t", d_t)):
             if not isinstance(m, nn.Module):
@@ -156,18 +214,24 @@ class _TranslationBase(DomainTrainerBase):
 
         for label, m in (("d_s", d_s), ("d_t", d_t)):
             if config.uses_penalty and has_batch_norm(m):
-                raise ValueError(f"{label}: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
-                                 "per-sample gradient penalty); use layer norm or none")
+                raise ValueError(
+                    f"{label}: batch norm is not allowed with the {config.loss!r} loss (it breaks the "
+                    "per-sample gradient penalty); use layer norm or none"
+                )
         for name, v in (("cycle_weight", cycle_weight), ("identity_weight", identity_weight)):
             if v is None and name == "identity_weight":
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
                 raise ValueError(f"{name} must be a non-negative finite number, got {v!r}")
         if semantic is not None and not isinstance(semantic, nn.Module):
-            raise TypeError(f"semantic must be a torch.nn.Module (a classifier of source images), got "
-                            f"{type(semantic).__name__}")
-        if isinstance(semantic_weight, bool) or not isinstance(semantic_weight, (int, float)) or \
-                not 0 <= semantic_weight < float("inf"):
+            raise TypeError(
+                f"semantic must be a torch.nn.Module (a classifier of source images), got {type(semantic).__name__}"
+            )
+        if (
+            isinstance(semantic_weight, bool)
+            or not isinstance(semantic_weight, (int, float))
+            or not 0 <= semantic_weight < float("inf")
+        ):
             raise ValueError(f"semantic_weight must be a non-negative finite number, got {semantic_weight!r}")
         # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
         self.semantic = None if semantic is None else semantic.to(self.device).eval().requires_grad_(False)
@@ -179,9 +243,17 @@ class _TranslationBase(DomainTrainerBase):
         dev = self.device
         self.generators = nn.ModuleDict({"g_st": g_st, "g_ts": g_ts}).to(dev)
         self.critics = nn.ModuleDict({"d_s": d_s, "d_t": d_t}).to(dev)
-        self.metrics = ("critic_loss", "w_t", "w_s", *(("gp_t", "gp_s") if config.uses_penalty else ()),
-                        "generator_loss", "adversarial", "cycle", "identity",
-                        *(("semantic",) if semantic is not None else ()))
+        self.metrics = (
+            "critic_loss",
+            "w_t",
+            "w_s",
+            *(("gp_t", "gp_s") if config.uses_penalty else ()),
+            "generator_loss",
+            "adversarial",
+            "cycle",
+            "identity",
+            *(("semantic",) if semantic is not None else ()),
+        )
         # (source sample shape, target sample shape) that `translate` checks inputs against: set by fit, or by
         # load_translation from the run's specs
         self.shapes: tuple | None = None
@@ -201,30 +273,48 @@ class _TranslationBase(DomainTrainerBase):
         score per sample from each critic. Returns both as tensors; one-line errors name the problem."""
         s, t = check_domain(source, "source"), check_domain(target, "target")
         if s.shape[2:] != t.shape[2:]:
-            raise ValueError(f"source and target: images must have one size, got {s.shape[2]}x{s.shape[3]} (source) "
-                             f"and {t.shape[2]}x{t.shape[3]} (target)")
+            raise ValueError(
+                f"source and target: images must have one size, got {s.shape[2]}x{s.shape[3]} (source) "
+                f"and {t.shape[2]}x{t.shape[3]} (target)"
+            )
         dev = self.device
         xs, xt = as_float(s[:2]).to(dev), as_float(t[:2]).to(dev)
         for label, net, x, want in (("g_st", self.g_st, xs, t.shape[1:]), ("g_ts", self.g_ts, xt, s.shape[1:])):
-            out = probe(net, x, None, lambda e, label=label, x=x: f"{label}: calling it on images of shape "
-                                                                  f"{tuple(x.shape)} failed: {e}")
+            out = probe(
+                net,
+                x,
+                None,
+                lambda e, label=label, x=x: f"{label}: calling it on images of shape {tuple(x.shape)} failed: {e}",
+            )
             if tuple(out.shape[1:]) != tuple(want):
-                raise ValueError(f"{label}: maps {tuple(x.shape[1:])} images to {tuple(out.shape[1:])}, but the other "
-                                 f"domain's images are {tuple(want)}")
+                raise ValueError(
+                    f"{label}: maps {tuple(x.shape[1:])} images to {tuple(out.shape[1:])}, but the other "
+                    f"domain's images are {tuple(want)}"
+                )
         for label, net, x in (("d_s", self.d_s, xs), ("d_t", self.d_t, xt)):
-            out = probe(net, x, None, lambda e, label=label, x=x: f"{label}: calling it on images of shape "
-                                                                  f"{tuple(x.shape)} failed: {e}")
+            out = probe(
+                net,
+                x,
+                None,
+                lambda e, label=label, x=x: f"{label}: calling it on images of shape {tuple(x.shape)} failed: {e}",
+            )
             if tuple(out.shape) not in ((len(x),), (len(x), 1)):
-                raise ValueError(f"{label}: returns shape {tuple(out.shape)} for a batch of {len(x)}; a critic "
-                                 f"returns one score per sample")
+                raise ValueError(
+                    f"{label}: returns shape {tuple(out.shape)} for a batch of {len(x)}; a critic "
+                    f"returns one score per sample"
+                )
         if self.semantic is not None and s.shape[1] != t.shape[1]:
-            raise ValueError(f"semantic: the classifier reads source images and translations to the target alike, "
-                             f"but the source has {s.shape[1]} channels and the target {t.shape[1]}")
+            raise ValueError(
+                f"semantic: the classifier reads source images and translations to the target alike, "
+                f"but the source has {s.shape[1]} channels and the target {t.shape[1]}"
+            )
         if self.identity_weight is None:
             self.identity_weight = IDENTITY_RATIO * self.cycle_weight if s.shape[1] == t.shape[1] else 0.0
         if self.identity_weight and s.shape[1] != t.shape[1]:
-            raise ValueError(f"identity_weight: the identity loss feeds target images to G_st, but the source has "
-                             f"{s.shape[1]} channels and the target {t.shape[1]}; set identity_weight=0")
+            raise ValueError(
+                f"identity_weight: the identity loss feeds target images to G_st, but the source has "
+                f"{s.shape[1]} channels and the target {t.shape[1]}; set identity_weight=0"
+            )
         self.shapes = (tuple(s.shape[1:]), tuple(t.shape[1:]))
         return s, t
 
@@ -239,8 +329,12 @@ class _TranslationBase(DomainTrainerBase):
             if cfg.uses_penalty:
                 eps_t.append(torch.rand(b, generator=g))
                 eps_s.append(torch.rand(b, generator=g))
-        draw = {"idx_s": torch.stack(idx_s), "idx_t": torch.stack(idx_t),
-                "gen_s": torch.randint(0, n_s, (b,), generator=g), "gen_t": torch.randint(0, n_t, (b,), generator=g)}
+        draw = {
+            "idx_s": torch.stack(idx_s),
+            "idx_t": torch.stack(idx_t),
+            "gen_s": torch.randint(0, n_s, (b,), generator=g),
+            "gen_t": torch.randint(0, n_t, (b,), generator=g),
+        }
         if cfg.uses_penalty:
             draw.update(eps_s=torch.stack(eps_s), eps_t=torch.stack(eps_t))
         return draw
@@ -249,9 +343,17 @@ class _TranslationBase(DomainTrainerBase):
         src_s, src_t = domains
         draw = {k: v.to(self.device) for k, v in draw.items()}
         eps_s, eps_t = draw.get("eps_s"), draw.get("eps_t")
-        ms = [self._critic_update(src_s, draw["idx_s"][k], src_t, draw["idx_t"][k],
-                                  None if eps_s is None else eps_s[k], None if eps_t is None else eps_t[k])
-              for k in range(self.config.n_critic)]
+        ms = [
+            self._critic_update(
+                src_s,
+                draw["idx_s"][k],
+                src_t,
+                draw["idx_t"][k],
+                None if eps_s is None else eps_s[k],
+                None if eps_t is None else eps_t[k],
+            )
+            for k in range(self.config.n_critic)
+        ]
         out = {key: torch.stack([m[key] for m in ms]).mean() for key in ms[0]}
         out.update(self._generator_update(src_s, draw["gen_s"], src_t, draw["gen_t"]))
         return out
@@ -263,10 +365,23 @@ class _TranslationBase(DomainTrainerBase):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
-    def fit(self, source, target, steps: int | None = None, *, add_steps: int | None = None, out=None,
-            overwrite: bool = False, log_every: int = 10, sample_every: int | None = None,
-            checkpoint_every: int | None = None, keep_checkpoints: int = 3, progress: bool | None = None,
-            run_config: dict | None = None, handle_signals: bool = True):
+    def fit(
+        self,
+        source,
+        target,
+        steps: int | None = None,
+        *,
+        add_steps: int | None = None,
+        out=None,
+        overwrite: bool = False,
+        log_every: int = 10,
+        sample_every: int | None = None,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 3,
+        progress: bool | None = None,
+        run_config: dict | None = None,
+        handle_signals: bool = True,
+    ):
         """Train until ``steps`` steps in total (or ``add_steps`` more than now), each step n_critic updates of both
         critics and one of both generators (module docstring).
 
@@ -282,14 +397,27 @@ class _TranslationBase(DomainTrainerBase):
             self.
         """
         s, t = self.check_domains(source, target)
-        info = {"cycle_weight": self.cycle_weight, "identity_weight": self.identity_weight,
-                "semantic_weight": self.semantic_weight if self.semantic is not None else None,
-                "networks": {k: getattr(m, "spec", None) for k, m in self._networks().items()},
-                **(run_config or {})}
-        return self._fit((s.to(self.device), t.to(self.device)), steps, add_steps, out=out, overwrite=overwrite,
-                         log_every=log_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                         keep_checkpoints=keep_checkpoints, progress=progress, run_config=info,
-                         handle_signals=handle_signals)
+        info = {
+            "cycle_weight": self.cycle_weight,
+            "identity_weight": self.identity_weight,
+            "semantic_weight": self.semantic_weight if self.semantic is not None else None,
+            "networks": {k: getattr(m, "spec", None) for k, m in self._networks().items()},
+            **(run_config or {}),
+        }
+        return self._fit(
+            (s.to(self.device), t.to(self.device)),
+            steps,
+            add_steps,
+            out=out,
+            overwrite=overwrite,
+            log_every=log_every,
+            sample_every=sample_every,
+            checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
+            progress=progress,
+            run_config=info,
+            handle_signals=handle_signals,
+        )
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -305,13 +433,21 @@ class _TranslationBase(DomainTrainerBase):
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         net = self.g_st if direction == "s2t" else self.g_ts
         want = None if self.shapes is None else self.shapes[0 if direction == "s2t" else 1]
-        x = check_domain(x, f"translate({direction!r})", channels=None if want is None else want[0],
-                         size=None if want is None else want[1:])
+        x = check_domain(
+            x,
+            f"translate({direction!r})",
+            channels=None if want is None else want[0],
+            size=None if want is None else want[1:],
+        )
         was = net.training
         net.eval()
         try:
-            return torch.cat([net(as_float(x[i:i + batch_size]).to(self.device)).float().cpu()
-                              for i in range(0, len(x), batch_size)])
+            return torch.cat(
+                [
+                    net(as_float(x[i : i + batch_size]).to(self.device)).float().cpu()
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
         finally:
             net.train(was)
 
@@ -347,38 +483,68 @@ class ReferenceTranslationTrainer(_TranslationBase):
 
     name = "reference"
 
-    def __init__(self, g_st, g_ts, d_s, d_t, config: TrainConfig, cycle_weight: float = CYCLE_WEIGHT,
-                 identity_weight: float | None = None, *, semantic: nn.Module | None = None,
-                 semantic_weight: float = 1.0):
+    def __init__(
+        self,
+        g_st,
+        g_ts,
+        d_s,
+        d_t,
+        config: TrainConfig,
+        cycle_weight: float = CYCLE_WEIGHT,
+        identity_weight: float | None = None,
+        *,
+        semantic: nn.Module | None = None,
+        semantic_weight: float = 1.0,
+    ):
         if isinstance(config, TrainConfig) and config.dtype != "float32":
             raise ValueError(f"TrainConfig.dtype: the reference is the float32 oracle, got {config.dtype!r}")
-        super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight, semantic=semantic,
-                         semantic_weight=semantic_weight)
+        super().__init__(
+            g_st,
+            g_ts,
+            d_s,
+            d_t,
+            config,
+            cycle_weight,
+            identity_weight,
+            semantic=semantic,
+            semantic_weight=semantic_weight,
+        )
         self.opt_d = torch_optimizer(config, self.critics.parameters(), config.lr_d)
         self.opt_g = torch_optimizer(config, self.generators.parameters(), config.lr_g)
 
     def critic_gradient(self, x_s, x_t, eps_s, eps_t) -> tuple[torch.Tensor, dict]:
         """d L_D / d(critic parameters) as one flat tensor (D_s's, then D_t's), nothing updated (for tests)."""
         cfg = self.config
-        loss, aux = critic_losses(self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t, eps_s, eps_t,
-                                  cfg.loss, cfg.gp_weight)
+        loss, aux = critic_losses(
+            self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t, eps_s, eps_t, cfg.loss, cfg.gp_weight
+        )
         params = list(self.critics.parameters())
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]), aux
 
     def _critic_update(self, src_s, idx_s, src_t, idx_t, eps_s, eps_t):
         cfg = self.config
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])  # (B, C_s, H, W), (B, C_t, H, W)
-        loss, aux = critic_losses(self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t, eps_s, eps_t,
-                                  cfg.loss, cfg.gp_weight)
+        loss, aux = critic_losses(
+            self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t, eps_s, eps_t, cfg.loss, cfg.gp_weight
+        )
         torch_step(self.opt_d, loss, self.critics.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         return aux
 
     def _generator_update(self, src_s, idx_s, src_t, idx_t):
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])
         with frozen(self.critics):  # no critic gradients in the generator phase
-            loss, aux = generator_losses(self.g_st, self.g_ts, _scores(self.d_s), _scores(self.d_t), x_s, x_t,
-                                         self.cycle_weight, self.identity_weight, self.semantic,
-                                         self.semantic_weight)
+            loss, aux = generator_losses(
+                self.g_st,
+                self.g_ts,
+                _scores(self.d_s),
+                _scores(self.d_t),
+                x_s,
+                x_t,
+                self.cycle_weight,
+                self.identity_weight,
+                self.semantic,
+                self.semantic_weight,
+            )
             torch_step(self.opt_g, loss)
         return aux
 
@@ -407,12 +573,34 @@ class TranslationTrainer(_TranslationBase):
 
     name = "fast"
 
-    def __init__(self, g_st, g_ts, d_s, d_t, config: TrainConfig, cycle_weight: float = CYCLE_WEIGHT,
-                 identity_weight: float | None = None, *, semantic: nn.Module | None = None,
-                 semantic_weight: float = 1.0, compile: bool = True, impl: str | dict = "auto",
-                 compile_mode: str | None = None, threads: int | str | None = "auto"):
-        super().__init__(g_st, g_ts, d_s, d_t, config, cycle_weight, identity_weight, semantic=semantic,
-                         semantic_weight=semantic_weight)
+    def __init__(
+        self,
+        g_st,
+        g_ts,
+        d_s,
+        d_t,
+        config: TrainConfig,
+        cycle_weight: float = CYCLE_WEIGHT,
+        identity_weight: float | None = None,
+        *,
+        semantic: nn.Module | None = None,
+        semantic_weight: float = 1.0,
+        compile: bool = True,
+        impl: str | dict = "auto",
+        compile_mode: str | None = None,
+        threads: int | str | None = "auto",
+    ):
+        super().__init__(
+            g_st,
+            g_ts,
+            d_s,
+            d_t,
+            config,
+            cycle_weight,
+            identity_weight,
+            semantic=semantic,
+            semantic_weight=semantic_weight,
+        )
         from .threads import ThreadPolicy
 
         self.threads = ThreadPolicy(threads, self.device)  # CPU thread count (fastwgan.threads)
@@ -422,12 +610,15 @@ class TranslationTrainer(_TranslationBase):
         cfg, dev = config, self.device
         self.flat_d = flatten_parameters(self.critics, grad=False)
         self.flat_g = flatten_parameters(self.generators, grad=False)
-        self.optim = FlatOptimizer(cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value,
-                                   self.impl["optimizer"])
+        self.optim = FlatOptimizer(
+            cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value, self.impl["optimizer"]
+        )
         self.opt_state = {"critics": self.optim.new_state(self.flat_d), "generators": self.optim.new_state(self.flat_g)}
         self.lr = {"critics": torch.tensor(cfg.lr_d, device=dev), "generators": torch.tensor(cfg.lr_g, device=dev)}
-        self._param_groups = {"critics": self.optim.param_group(cfg.lr_d, len(self.flat_d.params)),
-                              "generators": self.optim.param_group(cfg.lr_g, len(self.flat_g.params))}
+        self._param_groups = {
+            "critics": self.optim.param_group(cfg.lr_d, len(self.flat_d.params)),
+            "generators": self.optim.param_group(cfg.lr_g, len(self.flat_g.params)),
+        }
         self.calculus = objectives.functional(self.impl["interpolate"], self.impl["penalty"])
         self.compiled = compile
         self._copy_outputs = compile and compile_mode == "reduce-overhead"
@@ -437,16 +628,21 @@ class TranslationTrainer(_TranslationBase):
     # Functional views of the networks (domains.functional): parameters (views of the flat buffers), own buffers.
     def _nets(self, g_params: dict, d_params: dict):
         g, d = self.generators, self.critics
-        return (functional(g["g_st"], g_params, "g_st"), functional(g["g_ts"], g_params, "g_ts"),
-                _scores(functional(d["d_s"], d_params, "d_s")), _scores(functional(d["d_t"], d_params, "d_t")))
+        return (
+            functional(g["g_st"], g_params, "g_st"),
+            functional(g["g_ts"], g_params, "g_ts"),
+            _scores(functional(d["d_s"], d_params, "d_s")),
+            _scores(functional(d["d_t"], d_params, "d_t")),
+        )
 
     def _critic_grad(self, d_flat, g_flat, x_s, x_t, eps_s, eps_t):
         cfg = self.config
         g_params = self.flat_g.unflatten(g_flat)
 
         def loss_fn(d_params):
-            return critic_losses(*self._nets(g_params, d_params), x_s, x_t, eps_s, eps_t, cfg.loss, cfg.gp_weight,
-                                 self.calculus)
+            return critic_losses(
+                *self._nets(g_params, d_params), x_s, x_t, eps_s, eps_t, cfg.loss, cfg.gp_weight, self.calculus
+            )
 
         return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
 
@@ -466,24 +662,57 @@ class TranslationTrainer(_TranslationBase):
         d_params = self.flat_d.unflatten(d_flat.detach())
 
         def loss_fn(g_params):
-            return generator_losses(*self._nets(g_params, d_params), x_s, x_t, self.cycle_weight,
-                                    self.identity_weight, self.semantic, self.semantic_weight)
+            return generator_losses(
+                *self._nets(g_params, d_params),
+                x_s,
+                x_t,
+                self.cycle_weight,
+                self.identity_weight,
+                self.semantic,
+                self.semantic_weight,
+            )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_g.unflatten(g_flat))
         self.optim.update(self.flat_g, g_flat, list(grads.values()), state, lr)
         return aux
 
     def _critic_update(self, src_s, idx_s, src_t, idx_t, eps_s, eps_t):
-        return kept(self._critic_fn(self.flat_d.data, self.flat_g.data, self.opt_state["critics"],
-                                    self.lr["critics"], src_s, idx_s, src_t, idx_t, eps_s, eps_t), self._copy_outputs)
+        return kept(
+            self._critic_fn(
+                self.flat_d.data,
+                self.flat_g.data,
+                self.opt_state["critics"],
+                self.lr["critics"],
+                src_s,
+                idx_s,
+                src_t,
+                idx_t,
+                eps_s,
+                eps_t,
+            ),
+            self._copy_outputs,
+        )
 
     def _generator_update(self, src_s, idx_s, src_t, idx_t):
-        return kept(self._gen_fn(self.flat_g.data, self.flat_d.data, self.opt_state["generators"],
-                                 self.lr["generators"], src_s, idx_s, src_t, idx_t), self._copy_outputs)
+        return kept(
+            self._gen_fn(
+                self.flat_g.data,
+                self.flat_d.data,
+                self.opt_state["generators"],
+                self.lr["generators"],
+                src_s,
+                idx_s,
+                src_t,
+                idx_t,
+            ),
+            self._copy_outputs,
+        )
 
     def _optimizer_state(self) -> dict:
-        return {net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
-                for net, flat in (("critics", self.flat_d), ("generators", self.flat_g))}
+        return {
+            net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
+            for net, flat in (("critics", self.flat_d), ("generators", self.flat_g))
+        }
 
     def _load_optimizer_state(self, state: dict) -> None:
         for net, flat in (("critics", self.flat_d), ("generators", self.flat_g)):
@@ -502,18 +731,30 @@ def load_translation(run, *, compile: bool = False, device: str | None = None, t
 
     cfg_json = read_config(run)
     if cfg_json.get("kind") != "translation":
-        raise ValueError(f"{run}: not a translation run (its config.json has kind {cfg_json.get('kind')!r}); "
-                         "train one with `fastwgan translate train`")
+        raise ValueError(
+            f"{run}: not a translation run (its config.json has kind {cfg_json.get('kind')!r}); "
+            "train one with `fastwgan translate train`"
+        )
     specs = cfg_json.get("networks") or {}
     if any(specs.get(k) is None for k in ("g_st", "g_ts", "d_s", "d_t")):
-        raise ValueError(f"{run}: its networks have no spec to rebuild them from (user modules): load the "
-                         "checkpoint into your own trainer with load_state_dict")
+        raise ValueError(
+            f"{run}: its networks have no spec to rebuild them from (user modules): load the "
+            "checkpoint into your own trainer with load_state_dict"
+        )
     config = TrainConfig.from_dict({**cfg_json["config"], **({"device": device} if device else {})})
     nets = {k: models.translator(**specs[k]) for k in ("g_st", "g_ts")}
     nets.update({k: models.build(**specs[k])[1] for k in ("d_s", "d_t")})
-    trainer = TranslationTrainer(nets["g_st"], nets["g_ts"], nets["d_s"], nets["d_t"], config,
-                                 cfg_json["cycle_weight"], cfg_json["identity_weight"], compile=compile,
-                                 threads=threads)
+    trainer = TranslationTrainer(
+        nets["g_st"],
+        nets["g_ts"],
+        nets["d_s"],
+        nets["d_t"],
+        config,
+        cfg_json["cycle_weight"],
+        cfg_json["identity_weight"],
+        compile=compile,
+        threads=threads,
+    )
     state = checkpoint.load(Path(run) / "checkpoints")
     trainer.load_state_dict(state)
     s_spec, t_spec = specs["g_st"], specs["g_ts"]

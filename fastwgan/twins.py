@@ -4,6 +4,7 @@ They are the `impl="torch"` path, the oracle the kernels are tested against, and
 They stay in plain tensor ops (no `.item()`, no Python RNG) so that they trace under `torch.func` and
 `torch.compile`, where inductor fuses them itself (DESIGN fact 7).
 """
+
 from __future__ import annotations
 
 import math
@@ -241,8 +242,9 @@ def _augment_sizes(h: int, w: int) -> tuple[int, int, int, int]:
     return int(h * 0.125 + 0.5), int(w * 0.125 + 0.5), int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
 
 
-def augment_params_from_seed(seed: int | torch.Tensor, batch: int, height: int, width: int,
-                             device=None) -> dict[str, torch.Tensor]:
+def augment_params_from_seed(
+    seed: int | torch.Tensor, batch: int, height: int, width: int, device=None
+) -> dict[str, torch.Tensor]:
     """The per-sample parameters `diff_augment` draws for `seed`, bit-identical to the kernel's draw.
 
     Parameter j of sample b is the 24 high bits k of hash(hash(seed) + (b * 8 + j + 1) * GOLDEN) (the hash of
@@ -267,8 +269,11 @@ def augment_params_from_seed(seed: int | torch.Tensor, batch: int, height: int, 
         s = seed.to(device=device, dtype=torch.int64)
     else:
         s = torch.tensor(int(seed), dtype=torch.int64, device=device)
-    counters = (torch.arange(batch, dtype=torch.int64, device=s.device)[:, None] * _AUGMENT_SLOTS
-                + torch.arange(_AUGMENT_SLOTS, dtype=torch.int64, device=s.device) + 1)  # (B, SLOTS)
+    counters = (
+        torch.arange(batch, dtype=torch.int64, device=s.device)[:, None] * _AUGMENT_SLOTS
+        + torch.arange(_AUGMENT_SLOTS, dtype=torch.int64, device=s.device)
+        + 1
+    )  # (B, SLOTS)
     k = _hash32(_hash32(s) + counters * _GOLDEN) >> 8  # (B, SLOTS), 24 bits
     u = k.to(torch.float32) * (1.0 / 16777216.0)
 

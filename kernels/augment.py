@@ -22,6 +22,7 @@ adjoint), (2) the output. Chosen over a separate torch reduction because the adj
 un-translated, masked gradient, which a plain reduction would first have to materialise; here both passes share
 the gather. Parallelism is B programs: fine for GAN batches (images of a few thousand elements per sample).
 """
+
 import torch
 import triton
 import triton.language as tl
@@ -31,16 +32,27 @@ from .common import check_float, hash32, round_to
 #: Random slots per sample: parameter j of sample b uses counter b * SLOTS + j + 1 (see PARAM_SLOTS).
 SLOTS = 8
 #: Slot of each parameter (7 is unused, reserved). The same layout in fastwgan.twins.augment_params_from_seed.
-PARAM_SLOTS = {"brightness": 0, "saturation": 1, "contrast": 2, "translate_y": 3, "translate_x": 4,
-               "cutout_y": 5, "cutout_x": 6}
+PARAM_SLOTS = {
+    "brightness": 0,
+    "saturation": 1,
+    "contrast": 2,
+    "translate_y": 3,
+    "translate_x": 4,
+    "cutout_y": 5,
+    "cutout_x": 6,
+}
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
 
 
 def sizes(h: int, w: int) -> tuple[int, int, int, int]:
     """(shift_h, shift_w, cut_h, cut_w) of the official code: int(size * ratio + 0.5)."""
-    return (int(h * TRANSLATION_RATIO + 0.5), int(w * TRANSLATION_RATIO + 0.5),
-            int(h * CUTOUT_RATIO + 0.5), int(w * CUTOUT_RATIO + 0.5))
+    return (
+        int(h * TRANSLATION_RATIO + 0.5),
+        int(w * TRANSLATION_RATIO + 0.5),
+        int(h * CUTOUT_RATIO + 0.5),
+        int(w * CUTOUT_RATIO + 0.5),
+    )
 
 
 @triton.jit
@@ -63,9 +75,23 @@ def _randint(seed_hash, b, j, count):
 
 @triton.jit
 def _gather(
-    X, base, C, H, W, start, ty, tx, lo_h, lo_w, CUT_H, CUT_W,
-    TRANSLATION: tl.constexpr, CUTOUT: tl.constexpr, ADJOINT: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+    X,
+    base,
+    C,
+    H,
+    W,
+    start,
+    ty,
+    tx,
+    lo_h,
+    lo_w,
+    CUT_H,
+    CUT_W,
+    TRANSLATION: tl.constexpr,
+    CUTOUT: tl.constexpr,
+    ADJOINT: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
     # For destination pixels p = start .. start + BLOCK_P (flat h * W + w): the C channels of the source pixel
     # (h - ty, w - tx), 0 where the source is out of bounds or the cutout square covers the pixel (the destination
@@ -143,11 +169,29 @@ def diff_augment_kernel(
         start = 0
         while start < hw:  # a while loop for triton 3.6's interpreter, see kernels/gp.py
             if ADJOINT:
-                v, valid, p = _gather(X, base, C, H, W, start, ty, tx, lo_h, lo_w, CUT_H, CUT_W,
-                                      TRANSLATION, CUTOUT, True, BLOCK_C, BLOCK_P)
+                v, valid, p = _gather(
+                    X,
+                    base,
+                    C,
+                    H,
+                    W,
+                    start,
+                    ty,
+                    tx,
+                    lo_h,
+                    lo_w,
+                    CUT_H,
+                    CUT_W,
+                    TRANSLATION,
+                    CUTOUT,
+                    True,
+                    BLOCK_C,
+                    BLOCK_P,
+                )
             else:
-                v, valid, p = _gather(X, base, C, H, W, start, 0, 0, 0, 0, CUT_H, CUT_W,
-                                      False, False, False, BLOCK_C, BLOCK_P)
+                v, valid, p = _gather(
+                    X, base, C, H, W, start, 0, 0, 0, 0, CUT_H, CUT_W, False, False, False, BLOCK_C, BLOCK_P
+                )
             acc += v
             start += BLOCK_P
         mean = tl.div_rn(tl.sum(tl.sum(acc, axis=1), axis=0), N_F)
@@ -155,8 +199,9 @@ def diff_augment_kernel(
     # ---- pass 2: the output ----
     start = 0
     while start < hw:
-        v, valid, p = _gather(X, base, C, H, W, start, ty, tx, lo_h, lo_w, CUT_H, CUT_W,
-                              TRANSLATION, CUTOUT, ADJOINT, BLOCK_C, BLOCK_P)
+        v, valid, p = _gather(
+            X, base, C, H, W, start, ty, tx, lo_h, lo_w, CUT_H, CUT_W, TRANSLATION, CUTOUT, ADJOINT, BLOCK_C, BLOCK_P
+        )
         y = v
         if COLOR:
             # forward: y = ((v - m_C) sat + (m_C - m)) con + m (+ bri), zero where translation/cutout zero it;
@@ -168,13 +213,15 @@ def diff_augment_kernel(
             if not ADJOINT:
                 y = tl.where(valid[None, :], y, 0.0)
         out_mask = (ch[:, None] < C) & (p < hw)[None, :]
-        tl.store(OUT + base + ch[:, None] * hw + p[None, :].to(tl.int64), round_to(y, OUT.dtype.element_ty),
-                 mask=out_mask)
+        tl.store(
+            OUT + base + ch[:, None] * hw + p[None, :].to(tl.int64), round_to(y, OUT.dtype.element_ty), mask=out_mask
+        )
         start += BLOCK_P
 
 
-def diff_augment(x, seed, color: bool, translation: bool, cutout: bool, adjoint: bool = False,
-                 brightness: bool = True) -> torch.Tensor:
+def diff_augment(
+    x, seed, color: bool, translation: bool, cutout: bool, adjoint: bool = False, brightness: bool = True
+) -> torch.Tensor:
     """Launcher: DiffAugment of x (B, C, H, W) with parameters from `seed` (0-d int64), or its adjoint A^T x.
 
     brightness=False drops the constant (the linear part A x); it is ignored by the adjoint (always linear).
@@ -190,8 +237,24 @@ def diff_augment(x, seed, color: bool, translation: bool, cutout: bool, adjoint:
     block_c = triton.next_power_of_2(c)
     block_p = min(triton.next_power_of_2(h * w), max(16, 2048 // block_c))
     diff_augment_kernel[(b,)](
-        x, seed, out, c, h, w, float(c), float(c * h * w), shift_h, shift_w, cut_h, cut_w,
-        COLOR=color, TRANSLATION=translation, CUTOUT=cutout, ADJOINT=adjoint,
-        BRIGHTNESS=brightness and not adjoint, BLOCK_C=block_c, BLOCK_P=block_p,
+        x,
+        seed,
+        out,
+        c,
+        h,
+        w,
+        float(c),
+        float(c * h * w),
+        shift_h,
+        shift_w,
+        cut_h,
+        cut_w,
+        COLOR=color,
+        TRANSLATION=translation,
+        CUTOUT=cutout,
+        ADJOINT=adjoint,
+        BRIGHTNESS=brightness and not adjoint,
+        BLOCK_C=block_c,
+        BLOCK_P=block_p,
     )
     return out

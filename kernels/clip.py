@@ -1,4 +1,5 @@
 """Weight clipping: clamp a flat buffer, or a list of tensors, to [lo, hi] in place, in one launch."""
+
 import torch
 import triton
 import triton.language as tl
@@ -78,11 +79,9 @@ def clamp_multi_(xs: list[torch.Tensor], clip_value: float) -> None:
         # Program table: one row per (tensor, block). Built on the host: the list is short (one entry per
         # parameter tensor) and the table is a few hundred bytes.
         table = [(i, s) for i, x in enumerate(group) for s in range(0, x.numel(), BLOCK)]
-        meta = torch.tensor(
-            [[x.data_ptr() for x in group], [x.numel() for x in group]], dtype=torch.int64
-        ).to(device, non_blocking=True)  # (2, T)
+        meta = torch.tensor([[x.data_ptr() for x in group], [x.numel() for x in group]], dtype=torch.int64).to(
+            device, non_blocking=True
+        )  # (2, T)
         table_t = torch.tensor(table, dtype=torch.int64).to(device, non_blocking=True)  # (G, 2)
         lo, hi = _bounds(clip_value, dtype)
-        clamp_multi_kernel[(len(table),)](
-            meta[0], meta[1], table_t, lo, hi, DTYPE=TL_DTYPES[dtype], BLOCK=BLOCK
-        )
+        clamp_multi_kernel[(len(table),)](meta[0], meta[1], table_t, lo, hi, DTYPE=TL_DTYPES[dtype], BLOCK=BLOCK)

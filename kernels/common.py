@@ -1,4 +1,5 @@
 """What the Triton kernels share: launcher helpers (host side) and the counter-based hash (device side)."""
+
 import torch
 import triton
 import triton.language as tl

@@ -3,6 +3,7 @@
 Every (B, ...) tensor is seen as (B, M) with M = numel / B: eps is one per sample and the norm is over all
 non-batch dims.
 """
+
 import torch
 import triton
 import triton.language as tl

@@ -1,4 +1,5 @@
 """Fused optimizer updates on flat buffers: RMSprop followed by the WGAN clamp, and Adam (one pass each)."""
+
 import math
 
 import torch
@@ -91,12 +92,15 @@ def adam_kernel(
 def _check_same(name: str, ref: torch.Tensor, *others: torch.Tensor) -> None:
     for t in others:
         if t.shape != ref.shape or t.device != ref.device:
-            raise ValueError(f"{name}: state tensors must match the parameter's shape and device, "
-                             f"got {tuple(t.shape)} on {t.device} for {tuple(ref.shape)} on {ref.device}")
+            raise ValueError(
+                f"{name}: state tensors must match the parameter's shape and device, "
+                f"got {tuple(t.shape)} on {t.device} for {tuple(ref.shape)} on {ref.device}"
+            )
 
 
-def rmsprop_clip_(param, grad, square_avg, lr: torch.Tensor, alpha: float, eps: float,
-                  clip_value: float | None) -> None:
+def rmsprop_clip_(
+    param, grad, square_avg, lr: torch.Tensor, alpha: float, eps: float, clip_value: float | None
+) -> None:
     """Launcher: one fused RMSprop (+ clamp when clip_value is not None) pass over contiguous buffers."""
     check_float("rmsprop_clip_", param, grad, square_avg)
     _check_same("rmsprop_clip_", param, grad, square_avg)
@@ -105,13 +109,13 @@ def rmsprop_clip_(param, grad, square_avg, lr: torch.Tensor, alpha: float, eps: 
         return
     hi = 0.0 if clip_value is None else float(torch.tensor(clip_value, dtype=param.dtype))
     rmsprop_clip_kernel[grid_1d(n)](
-        param, grad, square_avg, lr, n, alpha, 1.0 - alpha, eps, -hi, hi,
-        CLIP=clip_value is not None, BLOCK=BLOCK,
+        param, grad, square_avg, lr, n, alpha, 1.0 - alpha, eps, -hi, hi, CLIP=clip_value is not None, BLOCK=BLOCK
     )
 
 
-def adam_(param, grad, exp_avg, exp_avg_sq, step: torch.Tensor, lr: torch.Tensor, beta1: float, beta2: float,
-          eps: float) -> None:
+def adam_(
+    param, grad, exp_avg, exp_avg_sq, step: torch.Tensor, lr: torch.Tensor, beta1: float, beta2: float, eps: float
+) -> None:
     """Launcher: one fused Adam pass (bias-corrected, no weight decay) over contiguous buffers."""
     check_float("adam_", param, grad, exp_avg, exp_avg_sq)
     _check_same("adam_", param, grad, exp_avg, exp_avg_sq)
@@ -122,6 +126,20 @@ def adam_(param, grad, exp_avg, exp_avg_sq, step: torch.Tensor, lr: torch.Tensor
     log2_b1 = math.log2(beta1) if beta1 > 0 else 0.0
     log2_b2 = math.log2(beta2) if beta2 > 0 else -1e30  # beta2 == 0: bc2 = 1 - 2^-inf = 1
     adam_kernel[grid_1d(n)](
-        param, grad, exp_avg, exp_avg_sq, step, lr, n, w1, beta2, 1.0 - beta2, log2_b1, log2_b2, eps,
-        BETA1_ZERO=beta1 == 0, W1_LT_HALF=w1 < 0.5, BLOCK=BLOCK,
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        step,
+        lr,
+        n,
+        w1,
+        beta2,
+        1.0 - beta2,
+        log2_b1,
+        log2_b2,
+        eps,
+        BETA1_ZERO=beta1 == 0,
+        W1_LT_HALF=w1 < 0.5,
+        BLOCK=BLOCK,
     )

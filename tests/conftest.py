@@ -1,5 +1,6 @@
 """Shared test set-up: hypothesis profiles and the run's seed, the GPU marker, and tests/ on sys.path for the
 helper modules (``equivalence``) under pytest's importlib import mode."""
+
 import os
 import sys
 
@@ -24,8 +25,7 @@ if "FASTWGAN_CACHE" not in os.environ:
 # comment saying why, and never below 10 (MIN_EXAMPLES). `deadline=None`: first calls compile.
 # "quick" (`make test-quick`) draws 10 per property; "dev" 100 for a thorough local run.
 MIN_EXAMPLES = 10
-_COMMON = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow,
-                                                                      HealthCheck.data_too_large])
+_COMMON = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", max_examples=25, database=None, **_COMMON)
 settings.register_profile("quick", max_examples=MIN_EXAMPLES, database=None, **_COMMON)
 settings.register_profile("dev", max_examples=100, **_COMMON)
@@ -40,8 +40,9 @@ def _commit_seed() -> tuple[int, str]:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=os.path.dirname(__file__), capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=os.path.dirname(__file__), capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         head = ""
     if len(head) >= 8:
@@ -71,7 +72,8 @@ def pytest_sessionstart(session):
         reporter.write_line(
             f"fastwgan property tests: hypothesis profile {settings.get_current_profile_name()!r} "
             f"({settings.default.max_examples} examples per property), seed {seed} ({source}); reproduce with "
-            f"FASTWGAN_TEST_SEED={seed} make test (or .venv/bin/python -m pytest --hypothesis-seed={seed} TEST)")
+            f"FASTWGAN_TEST_SEED={seed} make test (or .venv/bin/python -m pytest --hypothesis-seed={seed} TEST)"
+        )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,5 @@
 """Small data files the tests write (IDX, ...), shared by the test modules."""
+
 import numpy as np
 
 

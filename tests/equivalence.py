@@ -6,6 +6,7 @@ and RMSprop divide by sqrt(v), which amplifies gradient differences where v is t
 compared with rtol 1e-4 / atol 1e-5 over a few steps, and gradients of the first critic step with rtol 1e-4 /
 atol 1e-6 (they have seen no optimizer yet).
 """
+
 import math
 
 import torch
@@ -23,8 +24,9 @@ def assert_same_history(ref, fast):
             vb = b[k]
             assert (va is None) == (vb is None), k
             if va is not None:
-                assert math.isclose(va, vb, rel_tol=LOSS_TOL["rtol"], abs_tol=LOSS_TOL["atol"]), \
+                assert math.isclose(va, vb, rel_tol=LOSS_TOL["rtol"], abs_tol=LOSS_TOL["atol"]), (
                     f"step {a['step']} {k}: reference {va} vs fast {vb}"
+                )
 
 
 # Parameters after a few optimizer steps. RMSprop and Adam step by g / sqrt(v), a ratio that keeps the RELATIVE
@@ -56,8 +58,9 @@ def assert_close_params(ref, fast, rtol=1e-3, atol=1e-5):
         for (n, a), b in zip(getattr(ref, net).named_parameters(), getattr(fast, net).parameters()):
             rms = _gradient_rms(ref, net, a)
             noise = torch.zeros_like(a, dtype=torch.bool) if rms is None else rms < NOISE_RMS * rms.median()
-            torch.testing.assert_close(b[~noise], a[~noise], rtol=rtol, atol=atol + TRAVEL_SHARE * travel,
-                                       msg=lambda m: f"{net}.{n}: {m}")
+            torch.testing.assert_close(
+                b[~noise], a[~noise], rtol=rtol, atol=atol + TRAVEL_SHARE * travel, msg=lambda m: f"{net}.{n}: {m}"
+            )
             assert bool(((b - a)[noise].abs() <= travel + atol).all()), f"{net}.{n}: beyond any optimizer travel"
 
 

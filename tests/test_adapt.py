@@ -1,6 +1,7 @@
 """Wasserstein feature alignment (fastwgan.adapt, WDGRL): the losses on analytic cases, the penalty at the paper's
 points reaching the critic, the fast trainer equal to the eager oracle (eager and compiled, no recompiles), and
 one-line refusals of bad input (labels missing, mismatched domains, an empty domain)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,22 +18,28 @@ K = 4
 
 def domains(n=20, seed=0, channels=3):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randint(0, 256, (n, channels, 8, 8), dtype=torch.uint8, generator=g),
-            torch.randint(0, K, (n,), generator=g),
-            torch.randint(0, 256, (n + 3, channels, 8, 8), dtype=torch.uint8, generator=g))
+    return (
+        torch.randint(0, 256, (n, channels, 8, 8), dtype=torch.uint8, generator=g),
+        torch.randint(0, K, (n,), generator=g),
+        torch.randint(0, 256, (n + 3, channels, 8, 8), dtype=torch.uint8, generator=g),
+    )
 
 
 def tiny_nets(seed, channels=3):
     torch.manual_seed(seed)
-    return (nn.Sequential(nn.Conv2d(channels, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, 6),
-                          nn.Tanh()),
-            nn.Linear(6, K), nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1)))
+    return (
+        nn.Sequential(nn.Conv2d(channels, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, 6), nn.Tanh()),
+        nn.Linear(6, K),
+        nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1)),
+    )
 
 
 def pair(loss, seed, compile=False, config=None):
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
-    return (adapt.ReferenceAdaptTrainer(*tiny_nets(seed), cfg, 0.5),
-            adapt.AdaptTrainer(*tiny_nets(seed), cfg, 0.5, compile=compile))
+    return (
+        adapt.ReferenceAdaptTrainer(*tiny_nets(seed), cfg, 0.5),
+        adapt.AdaptTrainer(*tiny_nets(seed), cfg, 0.5, compile=compile),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the losses

@@ -1,6 +1,7 @@
 """f-AnoGAN (fastwgan.anomaly): the izi_f loss and score on an analytic case, G and D frozen, the fast encoder trainer
 against its eager twin, exact resume, one score convention (higher = more anomalous) for fanogan / critic / knn,
 and the CLI (`fastwgan encode`, `fastwgan score --method`) end to end with its refusals."""
+
 import json
 
 import pytest
@@ -97,8 +98,9 @@ def test_encoder_resume_is_bitwise(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(whole.encoder.parameters(), twin.encoder.parameters()))
     assert (tmp_path / "enc" / "stats.jsonl").read_text().count("\n") == 1
     with pytest.raises(ValueError, match="another config"):
-        anomaly.EncoderTrainer(G, D, anomaly.encoder_for(G.spec), anomaly.EncoderConfig(kappa=2.0),
-                               compile=False).load_state_dict(fw.checkpoint.load(tmp_path / "enc"))
+        anomaly.EncoderTrainer(
+            G, D, anomaly.encoder_for(G.spec), anomaly.EncoderConfig(kappa=2.0), compile=False
+        ).load_state_dict(fw.checkpoint.load(tmp_path / "enc"))
 
 
 def test_divergence_and_bad_input_are_named():
@@ -111,10 +113,16 @@ def test_divergence_and_bad_input_are_named():
         et.score(torch.full((2, 1, 8, 8), float("nan")))
     with pytest.raises(ValueError, match="positive finite"):
         anomaly.EncoderConfig(lr=0.0)
-    bad = anomaly.EncoderTrainer(models.Generator(nn.Sequential(nn.Linear(gan.config.latent_dim, 64),
-                                                                nn.Hardtanh(float("nan"), float("nan"))),
-                                                  gan.config.latent_dim, (1, 8, 8)), D,
-                                 anomaly.encoder_for(G.spec), compile=False)
+    bad = anomaly.EncoderTrainer(
+        models.Generator(
+            nn.Sequential(nn.Linear(gan.config.latent_dim, 64), nn.Hardtanh(float("nan"), float("nan"))),
+            gan.config.latent_dim,
+            (1, 8, 8),
+        ),
+        D,
+        anomaly.encoder_for(G.spec),
+        compile=False,
+    )
     with pytest.raises(fw.guards.DivergenceError, match="step 2"):
         bad.fit(x, 4, log_every=2)
 
@@ -134,8 +142,9 @@ def test_score_convention_for_every_method():
     torch.testing.assert_close(anomaly.knn_scores(loader, held, k=2), k2)
     assert anomaly.knn_scores(x, x[:5]).abs().max() < 1e-6  # (cdist in double, through a matrix product)
     # fanogan: the encoder's own score
-    et = anomaly.EncoderTrainer(gan.generator, gan.critic, anomaly.encoder_for(gan.generator.spec),
-                                compile=False).fit(x, 5)
+    et = anomaly.EncoderTrainer(gan.generator, gan.critic, anomaly.encoder_for(gan.generator.spec), compile=False).fit(
+        x, 5
+    )
     fan = anomaly.score("fanogan", held, encoder_trainer=et)
     torch.testing.assert_close(fan["score"], fan["image"] + fan["feature"])
     # (the residuals themselves grow with the distance from what G can make: test_loss_and_score_formulas)
@@ -151,8 +160,25 @@ def test_score_convention_for_every_method():
 
 def test_cli_encode_and_score(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data", "digits-train", "--steps", "4", "--out", str(run), "--width", "16",
-                 "--trainer", "reference", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "digits-train",
+                "--steps",
+                "4",
+                "--out",
+                str(run),
+                "--width",
+                "16",
+                "--trainer",
+                "reference",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["score", str(run), "digits-heldout", "--method", "fanogan"]) == 2
     assert f"train one with `fastwgan encode {run}`" in capsys.readouterr().err
@@ -176,8 +202,9 @@ def test_cli_encode_and_score(tmp_path, capsys):
     assert (tmp_path / "maps.png").stat().st_size > 0
     trainer, _ = fw.load_trainer(run)
     _, crit = fw.inference.read_scores_csv(tmp_path / "critic.csv")
-    torch.testing.assert_close(crit.float(), -trainer.critic_score(fw.data.load("digits-heldout")), rtol=1e-6,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        crit.float(), -trainer.critic_score(fw.data.load("digits-heldout")), rtol=1e-6, atol=1e-6
+    )
     # the GAN moves on: the encoder no longer inverts it, and score says so
     assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
     capsys.readouterr()
@@ -203,11 +230,27 @@ def test_benchmark_runs_on_idx_files(tmp_path):
         (tmp_path / f"{name}-labels-idx1-ubyte").write_bytes(idx_bytes(b.numpy().astype("uint8")))
     script = Path(__file__).parents[1] / "benchmarks" / "anomaly_digits.py"
     out = tmp_path / "r.json"
-    p = subprocess.run([sys.executable, str(script), "--quick", "--no-compile", "--protocols", "all-vs-one",
-                        "--digits", "3",
-                        "--data", str(tmp_path / "train-images-idx3-ubyte"), "--test-data",
-                        str(tmp_path / "t10k-images-idx3-ubyte"), "--json", str(out)],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--quick",
+            "--no-compile",
+            "--protocols",
+            "all-vs-one",
+            "--digits",
+            "3",
+            "--data",
+            str(tmp_path / "train-images-idx3-ubyte"),
+            "--test-data",
+            str(tmp_path / "t10k-images-idx3-ubyte"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     (row,) = json.loads(out.read_text())["rows"]
     assert row["digit"] == 3 and row["n_train"] == int((y[:300] != 3).sum())

@@ -1,6 +1,7 @@
 """DiffAugment in training (TrainConfig.augment, fastwgan.augment): both trainers agree, inside the compiled step
 with no recompiles; the critic sees the transforms (cutout squares, translation bands); the generator's gradient
 passes through them; the penalty is taken on the augmented pair; runs resume bitwise."""
+
 import pytest
 import torch
 from equivalence import assert_close_params, assert_same_history
@@ -30,8 +31,9 @@ def _make(kind, cfg, shape=(3, 8, 8)):
 
 @given(loss=st.sampled_from(["gp", "clip"]), policy=st.sampled_from(POLICIES), seed=st.integers(0, 2**20))
 def test_trainers_agree_with_augment(loss, policy, seed):
-    cfg = fw.TrainConfig.preset("wgan-gp" if loss == "gp" else "wgan-clip", batch_size=8, n_critic=2, seed=seed,
-                                augment=policy)
+    cfg = fw.TrainConfig.preset(
+        "wgan-gp" if loss == "gp" else "wgan-clip", batch_size=8, n_critic=2, seed=seed, augment=policy
+    )
     x = _data(seed=seed)
     ref, fast = _make("reference", cfg).fit(x, 2), _make("eager", cfg).fit(x, 2)
     assert_same_history(ref, fast)
@@ -160,10 +162,31 @@ def test_cli_augment(tmp_path, capsys):
     from fastwgan.cli import main
 
     out = tmp_path / "run"
-    assert main(["train", "--data", "digits-train", "--steps", "2", "--out", str(out), "--trainer", "reference",
-                 "--no-progress", "--augment", "cutout,translation", "--width", "16"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "digits-train",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--trainer",
+                "reference",
+                "--no-progress",
+                "--augment",
+                "cutout,translation",
+                "--width",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "config.json").read_text())["config"]["augment"] == "translation,cutout"
     capsys.readouterr()
-    assert main(["train", "--data", "digits-train", "--steps", "2", "--out", str(tmp_path / "bad"),
-                 "--augment", "flip"]) != 0
+    assert (
+        main(["train", "--data", "digits-train", "--steps", "2", "--out", str(tmp_path / "bad"), "--augment", "flip"])
+        != 0
+    )
     assert "TrainConfig.augment: unknown policy 'flip'" in capsys.readouterr().err

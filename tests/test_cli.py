@@ -1,4 +1,5 @@
 """The `fastwgan` command: train writes a complete run folder, sample reads it back, bad input gets one clear line."""
+
 import json
 import subprocess
 import sys
@@ -19,8 +20,27 @@ SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "
 def test_train_digits_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
     argv = [a for a in SMALL if a != "--no-compile"]  # the default: the fast trainer, compiled
-    assert main(["train", "--data", "digits", "--steps", "4", "--out", str(out), "--sample-every", "2",
-                 "--checkpoint-every", "2", "--keep-checkpoints", "1", *argv]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "digits",
+                "--steps",
+                "4",
+                "--out",
+                str(out),
+                "--sample-every",
+                "2",
+                "--checkpoint-every",
+                "2",
+                "--keep-checkpoints",
+                "1",
+                *argv,
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["trainer"] == "fast"
     assert cfg["config"]["loss"] == "gp" and cfg["config"]["batch_size"] == 8 and cfg["preset"] == "wgan-gp"
@@ -59,8 +79,7 @@ def test_sample_writes_grid_folder_and_npz(tmp_path):
 
 def test_toy_run_writes_scatter_and_points(tmp_path):
     out = tmp_path / "toy"
-    assert main(["train", "--data", "toy:8gaussians", "--steps", "2", "--out", str(out), "--toy-n", "500",
-                 *SMALL]) == 0
+    assert main(["train", "--data", "toy:8gaussians", "--steps", "2", "--out", str(out), "--toy-n", "500", *SMALL]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["preset"] == "wgan-gp-toy" and cfg["config"]["gp_weight"] == 0.1
     assert (out / "samples" / "step_000002.png").exists()
@@ -71,21 +90,45 @@ def test_toy_run_writes_scatter_and_points(tmp_path):
 
 def test_clip_preset_from_the_command_line(tmp_path):
     out = tmp_path / "clip"
-    assert main(["train", "--data", "toy:25gaussians", "--preset", "wgan-clip", "--steps", "2", "--out", str(out),
-                 "--toy-n", "500", "--clip-value", "0.05", *SMALL[:-1], "--trainer", "reference"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "toy:25gaussians",
+                "--preset",
+                "wgan-clip",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--toy-n",
+                "500",
+                "--clip-value",
+                "0.05",
+                *SMALL[:-1],
+                "--trainer",
+                "reference",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "config.json").read_text())["trainer"] == "reference"
     st = checkpoint.load(out)
     assert st["config"]["loss"] == "clip" and st["config"]["clip_value"] == 0.05
     assert all(bool(t.abs().max() <= torch.tensor(0.05)) for t in st["critic"].values())  # c in fp32
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["train", "--data", "/nonexistent/path", "--steps", "1"], "/nonexistent/path"),
-    (["train", "--data", "toy:9gaussians", "--steps", "1"], "9gaussians"),
-    (["train", "--data", "digits", "--steps", "1", "--batch-size", "0"], "TrainConfig.batch_size"),
-    (["train", "--data", "digits", "--steps", "1", "--critic-norm", "batch"], "batch norm"),
-    (["sample", "--checkpoint", "/nonexistent/run", "--out", "x.png"], "/nonexistent/run"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--data", "/nonexistent/path", "--steps", "1"], "/nonexistent/path"),
+        (["train", "--data", "toy:9gaussians", "--steps", "1"], "9gaussians"),
+        (["train", "--data", "digits", "--steps", "1", "--batch-size", "0"], "TrainConfig.batch_size"),
+        (["train", "--data", "digits", "--steps", "1", "--critic-norm", "batch"], "batch norm"),
+        (["sample", "--checkpoint", "/nonexistent/run", "--out", "x.png"], "/nonexistent/run"),
+    ],
+)
 def test_bad_input_gives_one_clear_error(argv, needle, capsys, tmp_path):
     argv = [a if a != "x.png" else str(tmp_path / "x.png") for a in argv]
     if argv[0] == "train":
@@ -104,8 +147,25 @@ def test_console_script_help():
 
 def test_threads_flag(tmp_path, capsys):
     out = tmp_path / "t1"
-    assert main(["train", "--data", "toy:8gaussians", "--steps", "2", "--out", str(out), "--toy-n", "200",
-                 "--threads", "1", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "toy:8gaussians",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--toy-n",
+                "200",
+                "--threads",
+                "1",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     for bad in ("0", "two"):
         with pytest.raises(SystemExit) as e:
             main(["train", "--data", "toy:8gaussians", "--steps", "1", "--threads", bad, "--out", str(tmp_path / bad)])

@@ -1,5 +1,6 @@
 """`fastwgan translate train|apply` and `fastwgan adapt` end to end on the bundled two-domain digits (digits ->
 digits-m), resume included, and their one-line refusals."""
+
 import json
 
 import numpy as np
@@ -14,31 +15,68 @@ TINY = ["--batch-size", "8", "--n-critic", "2", "--no-progress", "--log-every", 
 
 def test_translate_train_apply_and_resume(tmp_path, capsys):
     run = tmp_path / "tr"
-    assert main(["translate", "train", "--source", "digits-train", "--target", "digits-m-train", "--out", str(run),
-                 "--steps", "2", "--width", "8", "--blocks", "1", "--critic", "dcgan", "--critic-width", "32",
-                 *TINY]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "train",
+                "--source",
+                "digits-train",
+                "--target",
+                "digits-m-train",
+                "--out",
+                str(run),
+                "--steps",
+                "2",
+                "--width",
+                "8",
+                "--blocks",
+                "1",
+                "--critic",
+                "dcgan",
+                "--critic-width",
+                "32",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["step"] == 2 and {"cycle", "identity", "w_t", "w_s", "gp_t"} <= set(last)
     assert last["identity"] == 0.0  # 1-channel digits -> 3-channel digits-m: no identity term
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["kind"] == "translation" and cfg["trainer"] == "reference" and cfg["identity_weight"] == 0.0
-    assert cfg["networks"]["g_st"] == {"image_size": 8, "channels_in": 1, "channels_out": 3, "width": 8,
-                                       "blocks": 1}
+    assert cfg["networks"]["g_st"] == {"image_size": 8, "channels_in": 1, "channels_out": 3, "width": 8, "blocks": 1}
     assert cfg["networks"]["d_t"]["kind"] == "dcgan" and cfg["networks"]["d_t"]["width"] == 32
     grid = Image.open(run / "samples" / "step_000002.png")
     assert grid.mode == "RGB" and grid.size[1] > grid.size[0] * 0.6  # six rows of eight: s, s->t, s->t->s, t, ...
     assert (run / "plots" / "losses.png").is_file()
     # apply: both directions, the three outputs
-    assert main(["translate", "apply", "--checkpoint", str(run), "digits-heldout", "--out",
-                 str(tmp_path / "t.npz")]) == 0
+    assert (
+        main(["translate", "apply", "--checkpoint", str(run), "digits-heldout", "--out", str(tmp_path / "t.npz")]) == 0
+    )
     with np.load(tmp_path / "t.npz") as z:
         assert z["images"].shape == (500, 3, 8, 8) and z["images"].dtype == np.uint8
-    assert main(["translate", "apply", str(run), "digits-m-heldout", "--direction", "t2s",  # RUN first, as elsewhere
-                 "--out", str(tmp_path / "back")]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "apply",
+                str(run),
+                "digits-m-heldout",
+                "--direction",
+                "t2s",  # RUN first, as elsewhere
+                "--out",
+                str(tmp_path / "back"),
+            ]
+        )
+        == 0
+    )
     back = sorted((tmp_path / "back").iterdir())
     assert len(back) == 500 and Image.open(back[0]).mode == "L"
-    assert main(["translate", "apply", "--checkpoint", str(run), "digits-heldout", "--out",
-                 str(tmp_path / "g.png")]) == 0
+    assert (
+        main(["translate", "apply", "--checkpoint", str(run), "digits-heldout", "--out", str(tmp_path / "g.png")]) == 0
+    )
     assert Image.open(tmp_path / "g.png").size[0] > 0
     # resume continues the run in its folder, with the fast trainer (checkpoints interchange)
     assert main(["translate", "train", "--resume", str(run), "--steps", "3", "--no-compile", "--no-progress"]) == 0
@@ -48,12 +86,30 @@ def test_translate_train_apply_and_resume(tmp_path, capsys):
 
 def test_adapt_writes_the_classifier_and_its_target_accuracy(tmp_path, capsys):
     run = tmp_path / "ad"
-    assert main(["adapt", "--source", "digits-train", "--target", "digits-m-train", "--channels", "3", "--out",
-                 str(run), "--steps", "2", "--eval-data", "digits-m-heldout", *TINY]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                "--source",
+                "digits-train",
+                "--target",
+                "digits-m-train",
+                "--channels",
+                "3",
+                "--out",
+                str(run),
+                "--steps",
+                "2",
+                "--eval-data",
+                "digits-m-heldout",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["target_accuracy"] <= 1 and metrics["eval_data"] == "digits-m-heldout"
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["target_accuracy"] == \
-        metrics["target_accuracy"]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["target_accuracy"] == metrics["target_accuracy"]
     from safetensors.torch import load_file
 
     weights = load_file(str(run / "classifier.safetensors"))
@@ -63,18 +119,26 @@ def test_adapt_writes_the_classifier_and_its_target_accuracy(tmp_path, capsys):
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["adapt", "--source", "stacked-digits", "--target", "digits-m", "--out", "{tmp}/a"],
-     "--source: adaptation needs the source's labels"),
-    (["adapt", "--source", "digits", "--target", "digits-m", "--out", "{tmp}/a"],
-     "one image shape is needed, got (1, 8, 8) and (3, 8, 8)"),
-    (["translate", "train", "--source", "digits", "--target", "toy:8gaussians", "--out", "{tmp}/t"],
-     "--target: translation takes images"),
-    (["translate", "train", "--source", "digits", "--target", "digits-m"], "--out: name the run folder"),
-    (["translate", "train", "--source", "{tmp}/missing", "--target", "digits-m", "--out", "{tmp}/t"],
-     "missing"),
-    (["translate", "apply", "--checkpoint", "{tmp}/nothing", "digits", "--out", "{tmp}/x.png"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (
+            ["adapt", "--source", "stacked-digits", "--target", "digits-m", "--out", "{tmp}/a"],
+            "--source: adaptation needs the source's labels",
+        ),
+        (
+            ["adapt", "--source", "digits", "--target", "digits-m", "--out", "{tmp}/a"],
+            "one image shape is needed, got (1, 8, 8) and (3, 8, 8)",
+        ),
+        (
+            ["translate", "train", "--source", "digits", "--target", "toy:8gaussians", "--out", "{tmp}/t"],
+            "--target: translation takes images",
+        ),
+        (["translate", "train", "--source", "digits", "--target", "digits-m"], "--out: name the run folder"),
+        (["translate", "train", "--source", "{tmp}/missing", "--target", "digits-m", "--out", "{tmp}/t"], "missing"),
+        (["translate", "apply", "--checkpoint", "{tmp}/nothing", "digits", "--out", "{tmp}/x.png"], "does not exist"),
+    ],
+)
 def test_bad_input_gives_one_clear_error(argv, needle, capsys, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main([*argv, "--no-progress"] if argv[0] == "adapt" or argv[1] == "train" else argv) == 2

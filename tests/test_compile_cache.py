@@ -5,6 +5,7 @@ Seen on this project's CI machine: a harness killed a child during its cold comp
 "ImportError: ...main.so: file too short" until the files were deleted by hand. Each run here is a fresh process on
 a PRIVATE cache folder (never the user's), so the second run really loads what the first one wrote.
 """
+
 import json
 import os
 import subprocess

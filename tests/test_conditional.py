@@ -1,6 +1,7 @@
 """Class-conditional training: the fast trainer equals the reference (both conditioning kinds, clip / gp / lp,
 eager and compiled, no recompiles), the labels follow the documented stream, and the API refuses what it cannot
 do. Tolerances as in test_trainer.py."""
+
 import math
 
 import pytest
@@ -67,8 +68,17 @@ def make_data(shape, n=40):
 
 
 def pair(loss, kind, shape, batch, seed, **fast_kw):
-    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=batch, latent_dim=4, seed=seed, n_critic=2,
-                                lr_d=1e-3, lr_g=1e-3, num_classes=K)
+    cfg = fw.TrainConfig.preset(
+        PRESETS[loss],
+        loss=loss,
+        batch_size=batch,
+        latent_dim=4,
+        seed=seed,
+        n_critic=2,
+        lr_d=1e-3,
+        lr_g=1e-3,
+        num_classes=K,
+    )
     ref = fw.ReferenceTrainer(*make_models(shape, kind, seed), cfg)
     fast = Trainer(*make_models(shape, kind, seed), cfg, **fast_kw)
     return ref, fast
@@ -77,8 +87,13 @@ def pair(loss, kind, shape, batch, seed, **fast_kw):
 SHAPES = [(2,), (1, 8, 8), (3, 5, 5)]
 
 
-@given(loss=st.sampled_from(["clip", "gp", "lp"]), kind=st.sampled_from(["projection", "acgan"]),
-       shape=st.sampled_from(SHAPES), batch=st.sampled_from([2, 5, 8]), seed=st.integers(0, 3))
+@given(
+    loss=st.sampled_from(["clip", "gp", "lp"]),
+    kind=st.sampled_from(["projection", "acgan"]),
+    shape=st.sampled_from(SHAPES),
+    batch=st.sampled_from([2, 5, 8]),
+    seed=st.integers(0, 3),
+)
 def test_eager_fast_path_matches_reference(loss, kind, shape, batch, seed):
     ref, fast = pair(loss, kind, shape, batch, seed, compile=False)
     data, labels = make_data(shape)
@@ -90,8 +105,13 @@ def test_eager_fast_path_matches_reference(loss, kind, shape, batch, seed):
     assert all((h["ac_loss"] is not None) == has_ac for h in ref.history)
 
 
-@given(loss=st.sampled_from(["clip", "gp", "lp"]), kind=st.sampled_from(["projection", "acgan"]),
-       shape=st.sampled_from(SHAPES), batch=st.sampled_from([3, 8]), seed=st.integers(0, 3))
+@given(
+    loss=st.sampled_from(["clip", "gp", "lp"]),
+    kind=st.sampled_from(["projection", "acgan"]),
+    shape=st.sampled_from(SHAPES),
+    batch=st.sampled_from([3, 8]),
+    seed=st.integers(0, 3),
+)
 def test_first_critic_step_gradients_match(loss, kind, shape, batch, seed):
     ref, fast = pair(loss, kind, shape, batch, seed, compile=False)
     g = torch.Generator().manual_seed(seed)
@@ -109,8 +129,9 @@ def test_first_critic_step_gradients_match(loss, kind, shape, batch, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss,kind,fuse", [("gp", "acgan", False), ("clip", "projection", False),
-                                            ("gp", "projection", True)])
+@pytest.mark.parametrize(
+    "loss,kind,fuse", [("gp", "acgan", False), ("clip", "projection", False), ("gp", "projection", True)]
+)
 def test_compiled_matches_reference_without_recompiling(loss, kind, fuse):
     import torch._dynamo
     from torch._dynamo.utils import counters
@@ -166,8 +187,7 @@ def test_sample_and_score_take_labels():
     with torch.no_grad():
         assert torch.equal(t.sample(6, labels=2), G(z, torch.full((6,), 2)))
         assert torch.equal(t.sample(6), G(z, torch.arange(6) % K))  # default: balanced, sample i is class i % K
-        assert torch.equal(t.sample(6, labels=torch.tensor([0, 1, 2, 2, 1, 0])),
-                           G(z, torch.tensor([0, 1, 2, 2, 1, 0])))
+        assert torch.equal(t.sample(6, labels=torch.tensor([0, 1, 2, 2, 1, 0])), G(z, torch.tensor([0, 1, 2, 2, 1, 0])))
     s = t.critic_score(data[:5], labels=labels[:5])
     with torch.no_grad():
         assert torch.allclose(s, D(data[:5], labels[:5])[0])
@@ -204,7 +224,8 @@ def test_a_conditional_run_writes_one_grid_row_per_class(tmp_path):
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=4, latent_dim=4, num_classes=K)
     data, labels = make_data((1, 8, 8), n=20)
     fw.ReferenceTrainer(*make_models((1, 8, 8), "projection", 0), cfg).fit(
-        data, 1, labels=labels, out=tmp_path / "r", progress=False)
+        data, 1, labels=labels, out=tmp_path / "r", progress=False
+    )
     w, h = Image.open(tmp_path / "r" / "samples" / "step_000001.png").size
     assert (w, h) == (8 * (32 + 2) + 2, K * (32 + 2) + 2)  # 8 per row, K rows, 8 px digits shown x4
 
@@ -217,11 +238,25 @@ def bundled(kind, conditioning, seed, latent=4):
     return fw.models.dcgan(28, 1, latent, width=4, num_classes=K, conditioning=conditioning)  # conditional BN in G
 
 
-@given(loss=st.sampled_from(["clip", "gp"]), conditioning=st.sampled_from(["projection", "acgan"]),
-       kind=st.sampled_from(["mlp", "dcgan"]), batch=st.sampled_from([3, 6]), seed=st.integers(0, 3))
+@given(
+    loss=st.sampled_from(["clip", "gp"]),
+    conditioning=st.sampled_from(["projection", "acgan"]),
+    kind=st.sampled_from(["mlp", "dcgan"]),
+    batch=st.sampled_from([3, 6]),
+    seed=st.integers(0, 3),
+)
 def test_bundled_conditional_models_match_in_both_trainers(loss, conditioning, kind, batch, seed):
-    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=batch, latent_dim=4, seed=seed, n_critic=2,
-                                lr_d=1e-3, lr_g=1e-3, num_classes=K)
+    cfg = fw.TrainConfig.preset(
+        PRESETS[loss],
+        loss=loss,
+        batch_size=batch,
+        latent_dim=4,
+        seed=seed,
+        n_critic=2,
+        lr_d=1e-3,
+        lr_g=1e-3,
+        num_classes=K,
+    )
     ref = fw.ReferenceTrainer(*bundled(kind, conditioning, seed), cfg)
     fast = Trainer(*bundled(kind, conditioning, seed), cfg, compile=False)
     assert fast.batch_calls == (kind == "mlp")  # conditional batch norm: one generator call per update
@@ -234,8 +269,20 @@ def test_bundled_conditional_models_match_in_both_trainers(loss, conditioning, k
 
 
 # ---------------------------------------------------------------- the CLI end to end
-COND = ["--data", "digits-train", "--conditional", "--batch-size", "8", "--width", "16", "--no-progress",
-        "--log-every", "1", "--trainer", "reference"]
+COND = [
+    "--data",
+    "digits-train",
+    "--conditional",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--trainer",
+    "reference",
+]
 
 
 @pytest.fixture(scope="module")
@@ -312,10 +359,13 @@ def test_cli_scores_a_conditional_run_against_labels(cond_run, tmp_path, capsys)
     assert "--class K" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--data", "toy:8gaussians", "--conditional"], "has no labels"),
-    (["--data", "stacked-digits", "--conditional"], "stacked-digits"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--data", "toy:8gaussians", "--conditional"], "has no labels"),
+        (["--data", "stacked-digits", "--conditional"], "stacked-digits"),
+    ],
+)
 def test_cli_refuses_unlabelled_sources(argv, needle, tmp_path, capsys):
     from fastwgan.cli import main
 

@@ -1,4 +1,5 @@
 """fastwgan.data: every reader on files built here, toys, normalisation, writers, and every bad input."""
+
 import gzip
 import pickle
 
@@ -62,11 +63,11 @@ def test_25gaussians_statistics():
     assert centres.shape == (25, 2)
     assert std == pytest.approx(0.05 / 2.828)
     torch.testing.assert_close(centres.max(), torch.tensor(4 / 2.828))
-    dist = torch.cdist(x, centres)                       # (N, 25)
+    dist = torch.cdist(x, centres)  # (N, 25)
     nearest, which = dist.min(dim=1)
-    assert nearest.max() < 5 * std * 2 ** 0.5            # 2-D radius: chi with 2 dof, 5 sigma per axis
+    assert nearest.max() < 5 * std * 2**0.5  # 2-D radius: chi with 2 dof, 5 sigma per axis
     counts = torch.bincount(which, minlength=25)
-    assert (counts == 400).all()                         # balanced like the authors' loop
+    assert (counts == 400).all()  # balanced like the authors' loop
     # the noise really has std 0.05 / 2.828 per coordinate
     resid = x - centres[which]
     assert resid.std(dim=0).sub(std).abs().max() < 0.05 * std
@@ -80,13 +81,13 @@ def test_8gaussians_statistics():
     nearest, which = torch.cdist(x, centres).min(dim=1)
     assert nearest.max() < 6 * std
     counts = torch.bincount(which, minlength=8)
-    assert counts.min() > 800 and counts.max() < 1200    # uniform choice of centre
+    assert counts.min() > 800 and counts.max() < 1200  # uniform choice of centre
 
 
 def test_swissroll_statistics():
     x = data.toy("swissroll", 5_000, seed=0)
     assert x.shape == (5_000, 2) and torch.isfinite(x).all()
-    r = (x * 7.5).norm(dim=1)                            # radius t of the roll, t in [1.5 pi, 4.5 pi] plus noise
+    r = (x * 7.5).norm(dim=1)  # radius t of the roll, t in [1.5 pi, 4.5 pi] plus noise
     assert r.min() > 1.5 * np.pi - 1.5 and r.max() < 4.5 * np.pi + 1.5
     with pytest.raises(ValueError, match="swissroll"):
         data.toy_modes("swissroll")
@@ -123,10 +124,10 @@ def test_image_folder_gray_sorted_recursive(tmp_path):
     _write_png(tmp_path / "a" / "x.PNG", imgs[0])
     (tmp_path / "notes.txt").write_text("ignored")
     x = data.load(tmp_path)
-    assert x.shape == (3, 1, 6, 5) and x.dtype == torch.uint8   # all grayscale -> 1 channel, H=6, W=5
+    assert x.shape == (3, 1, 6, 5) and x.dtype == torch.uint8  # all grayscale -> 1 channel, H=6, W=5
     for i in range(3):
         assert torch.equal(x[i, 0], torch.from_numpy(imgs[i]))
-    assert data.load_labels(tmp_path).tolist() == [0, 0, 1]      # one sub-folder per class
+    assert data.load_labels(tmp_path).tolist() == [0, 0, 1]  # one sub-folder per class
 
 
 def test_image_folder_mixed_modes_rgb_and_jpeg(tmp_path):
@@ -136,7 +137,7 @@ def test_image_folder_mixed_modes_rgb_and_jpeg(tmp_path):
     smooth = np.stack(np.broadcast_arrays(*np.indices((8, 8)) * 20, np.full((8, 8), 90)), -1).astype(np.uint8)
     Image.fromarray(smooth).save(tmp_path / "2.jpg", quality=95)
     x = data.load(tmp_path)
-    assert x.shape == (3, 3, 8, 8)                               # any colour image -> RGB
+    assert x.shape == (3, 3, 8, 8)  # any colour image -> RGB
     assert torch.equal(x[0, 0], torch.from_numpy(gray)) and torch.equal(x[0, 2], torch.from_numpy(gray))
     assert torch.equal(x[1], torch.from_numpy(rgb).permute(2, 0, 1))
     assert (x[2].float() - torch.from_numpy(smooth).permute(2, 0, 1)).abs().mean() < 6  # JPEG: lossy but close
@@ -148,13 +149,13 @@ def test_image_folder_mixed_modes_rgb_and_jpeg(tmp_path):
 
 def test_image_folder_resize_mixed_sizes(tmp_path):
     _write_png(tmp_path / "a.png", np.full((10, 10, 3), 200, np.uint8))
-    _write_png(tmp_path / "b.png", np.full((20, 12, 3), 50, np.uint8))   # non-square: centre crop, then resize
+    _write_png(tmp_path / "b.png", np.full((20, 12, 3), 50, np.uint8))  # non-square: centre crop, then resize
     with pytest.raises(ValueError, match="different sizes") as e:
         data.load(tmp_path)
     assert str(tmp_path) in str(e.value)
     x = data.load(tmp_path, image_size=16)
     assert x.shape == (2, 3, 16, 16)
-    assert (x[0] == 200).all() and (x[1] == 50).all()                     # constant images stay constant
+    assert (x[0] == 200).all() and (x[1] == 50).all()  # constant images stay constant
 
 
 def test_resize_is_antialiased():
@@ -196,7 +197,7 @@ def test_cifar_batch_file_and_folder(tmp_path):
     b2 = _cifar_batch(folder / "data_batch_2", seed=2, bytes_keys=True)
     b1 = _cifar_batch(folder / "data_batch_1", seed=1)
     _cifar_batch(folder / "data_batch_10", seed=10)
-    _cifar_batch(folder / "test_batch", seed=99)                 # not part of the training set
+    _cifar_batch(folder / "test_batch", seed=99)  # not part of the training set
     x = data.load(folder / "data_batch_1")
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.uint8
     assert torch.equal(x, torch.from_numpy(b1["data"].reshape(4, 3, 32, 32)))  # rows are R plane, G, B
@@ -347,7 +348,7 @@ def test_save_image_folder_round_trip(tmp_path, channels):
     paths = data.save_image_folder(data.to_float(u), tmp_path / "out", start_index=95)
     assert [p.name for p in paths][:2] == ["000095.png", "000096.png"] and len(paths) == 11
     back = data.load(tmp_path / "out")
-    assert torch.equal(back, u)                                   # sorted names keep the order
+    assert torch.equal(back, u)  # sorted names keep the order
     with pytest.raises(ValueError, match="is a file") as e:
         data.save_image_folder(u, paths[0])
     assert str(paths[0]) in str(e.value)
@@ -357,10 +358,10 @@ def test_save_grid_layout(tmp_path):
     u = torch.from_numpy(_rand_u8((5, 3, 4, 6)))
     p = data.save_grid(u, tmp_path / "sub" / "grid.png", nrow=2, padding=1)
     g = np.asarray(Image.open(p))
-    assert g.shape == (3 * 5 + 1, 2 * 7 + 1, 3)                   # 3 rows x 2 columns of 4x6 with 1 px padding
+    assert g.shape == (3 * 5 + 1, 2 * 7 + 1, 3)  # 3 rows x 2 columns of 4x6 with 1 px padding
     assert np.array_equal(g[1:5, 1:7], u[0].permute(1, 2, 0).numpy())
-    assert np.array_equal(g[6:10, 8:14], u[3].permute(1, 2, 0).numpy())   # image 3: row 1, column 1
-    assert (g[11:15, 8:14] == 0).all()                             # the empty slot stays black
+    assert np.array_equal(g[6:10, 8:14], u[3].permute(1, 2, 0).numpy())  # image 3: row 1, column 1
+    assert (g[11:15, 8:14] == 0).all()  # the empty slot stays black
     gray = data.save_grid(data.to_float(u[:, :1]), tmp_path / "gray.png")  # default nrow = ceil(sqrt(5)) = 3
     assert np.asarray(Image.open(gray)).shape == (2 * 6 + 2, 3 * 8 + 2)
     with pytest.raises(ValueError, match="shape"):

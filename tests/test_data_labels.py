@@ -1,5 +1,6 @@
 """fastwgan.data labels: load(source, labels=True), load_labels, class_names and check_labels on every format,
 built here in tmp_path, and every bad input (one line that names the source and the problem)."""
+
 import gzip
 import pickle
 
@@ -92,14 +93,17 @@ def test_stacked_digits_and_toys_refused():
 # ---------------------------------------------------------------------------------------------------------------
 # IDX
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("images_name,labels_name", [
-    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-    ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
-    ("train-images-idx3.ubyte", "train-labels-idx1.ubyte"),
-    ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte"),   # compression may differ
-])
+@pytest.mark.parametrize(
+    "images_name,labels_name",
+    [
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+        ("t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"),
+        ("train-images-idx3.ubyte", "train-labels-idx1.ubyte"),
+        ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte"),  # compression may differ
+    ],
+)
 def test_idx_labels_beside_images(tmp_path, images_name, labels_name):
     imgs, labels = _rand_u8((7, 5, 5)), np.array([3, 1, 4, 1, 5, 9, 2], np.uint8)
     _write(tmp_path / images_name, idx_bytes(imgs))
@@ -108,7 +112,7 @@ def test_idx_labels_beside_images(tmp_path, images_name, labels_name):
     assert torch.equal(x, data.load(tmp_path / images_name))
     assert y.dtype == torch.int64 and y.tolist() == labels.tolist()
     assert torch.equal(data.load_labels(tmp_path / images_name), y)
-    assert torch.equal(data.load_labels(tmp_path / labels_name), y)         # the labels file on its own
+    assert torch.equal(data.load_labels(tmp_path / labels_name), y)  # the labels file on its own
     assert data.class_names(tmp_path / images_name) is None
     xr, yr = data.load(tmp_path / images_name, labels=True, image_size=8, channels=3)
     assert xr.shape == (7, 3, 8, 8) and torch.equal(yr, y)
@@ -129,7 +133,7 @@ def test_explicit_labels_path(tmp_path, fmt):
     x, y = data.load(tmp_path / "train-images-idx3-ubyte", labels=True, labels_path=lp)
     assert torch.equal(x[:, 0], torch.from_numpy(imgs)) and y.tolist() == [2, 0, 1, 2]
     assert torch.equal(data.load_labels(tmp_path / "train-images-idx3-ubyte", labels_path=lp), y)
-    np.save(tmp_path / "images.npy", imgs)                              # a .npy needs labels_path
+    np.save(tmp_path / "images.npy", imgs)  # a .npy needs labels_path
     assert data.load(tmp_path / "images.npy", labels=True, labels_path=lp)[1].tolist() == [2, 0, 1, 2]
 
 
@@ -141,7 +145,7 @@ def test_idx_bad_labels(tmp_path):
     _raises([img, "5 images but 4 labels"], data.load, img, labels=True)
     lp = tmp_path / "other-labels-idx1-ubyte"
     _raises(["labels_path", "no such file", lp], data.load, img, labels=True, labels_path=lp, exc=FileNotFoundError)
-    _write(lp, idx_bytes(_rand_u8((5, 2, 2))))                          # an images file given as labels
+    _write(lp, idx_bytes(_rand_u8((5, 2, 2))))  # an images file given as labels
     _raises([lp, "3 dimensions, expected 1"], data.load, img, labels=True, labels_path=lp)
     _raises(["labels_path", "labels=True"], data.load, img, labels_path=lp)
     _raises(["labels_path", "digits"], data.load, "digits", labels=True, labels_path=lp)
@@ -159,9 +163,9 @@ def test_cifar_labels_in_load_order(tmp_path):
     b10 = _cifar_batch(folder / "data_batch_10", [9, 9], seed=10)
     b2 = _cifar_batch(folder / "data_batch_2", [5, 6, 7], seed=2)
     b1 = _cifar_batch(folder / "data_batch_1", [0, 1, 2, 3], seed=1)
-    _cifar_batch(folder / "test_batch", [8], seed=99)                  # not part of the training set
+    _cifar_batch(folder / "test_batch", [8], seed=99)  # not part of the training set
     x, y = data.load(folder, labels=True)
-    assert torch.equal(x, torch.cat([b1, b2, b10])) and torch.equal(x, data.load(folder))   # numeric order 1, 2, 10
+    assert torch.equal(x, torch.cat([b1, b2, b10])) and torch.equal(x, data.load(folder))  # numeric order 1, 2, 10
     assert y.tolist() == [0, 1, 2, 3, 5, 6, 7, 9, 9]
     assert torch.equal(data.load_labels(folder), y)
     xb, yb = data.load(folder / "data_batch_2", labels=True)
@@ -181,7 +185,7 @@ def test_cifar_bad_labels(tmp_path):
     del d[b"labels"]
     p.write_bytes(pickle.dumps(d))
     _raises([p, "no 'labels'"], data.load, p, labels=True)
-    d[b"labels"] = [0, 1, 12]                                            # CIFAR-10 has 10 classes
+    d[b"labels"] = [0, 1, 12]  # CIFAR-10 has 10 classes
     p.write_bytes(pickle.dumps(d))
     _raises([p, "label 12", "num_classes=10"], data.load, p, labels=True)
     _raises(["labels_path", "own labels"], data.load, p, labels=True, labels_path=p)
@@ -209,8 +213,8 @@ def test_image_folder_labels_line_up(tmp_path):
     names = _class_folder(tmp_path)
     x, y = data.load(tmp_path, labels=True)
     assert torch.equal(x, data.load(tmp_path)) and len(y) == len(x) == 6 and y.dtype == torch.int64
-    assert torch.equal(x[:, 0, 0, 0].long(), y)                          # label i goes with image i
-    assert y.tolist()[0] == 1                                            # cat-big/z.png sorts first, class 1
+    assert torch.equal(x[:, 0, 0, 0].long(), y)  # label i goes with image i
+    assert y.tolist()[0] == 1  # cat-big/z.png sorts first, class 1
     assert data.class_names(tmp_path) == names
     assert torch.equal(data.load_labels(tmp_path), y)
     xr, yr = data.load(tmp_path, labels=True, image_size=4, channels=3)
@@ -239,7 +243,7 @@ def test_npz_labels(tmp_path, key):
     assert torch.equal(x, torch.from_numpy(imgs)) and y.dtype == torch.int64 and y.tolist() == [3, 0, 2, 1]
     assert torch.equal(data.load_labels(p), y) and data.class_names(p) is None
     np.savez(p, pictures=imgs, labels=np.array([[1.0], [0.0], [1.0], [1.0]]), class_names=np.array(["no", "yes"]))
-    x, y = data.load(p, labels=True)                                     # float exact integers, (N, 1), names
+    x, y = data.load(p, labels=True)  # float exact integers, (N, 1), names
     assert torch.equal(x, torch.from_numpy(imgs)) and y.tolist() == [1, 0, 1, 1]
     assert data.class_names(p) == ["no", "yes"]
 
@@ -261,7 +265,7 @@ def test_npz_bad_labels(tmp_path, case):
     p = tmp_path / "d.npz"
     np.savez(p, images=_rand_u8((4, 5, 5)), labels=labels, **({} if names is None else {"class_names": names}))
     _raises([p, *fragments], data.load, p, labels=True)
-    assert data.load(p).shape == (4, 1, 5, 5)                            # images alone still load
+    assert data.load(p).shape == (4, 1, 5, 5)  # images alone still load
 
 
 def test_sources_without_labels(tmp_path):

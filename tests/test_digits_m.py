@@ -1,5 +1,6 @@
 """The offline two-domain digits "digits-m" (the bundled digits blended with seeded colour textures, like MNIST-M)
 and the 3-channel digit classifier."""
+
 import hashlib
 import os
 import subprocess
@@ -43,8 +44,10 @@ def test_deterministic_in_process_and_leaves_global_rng_alone(dm):
 
 def test_deterministic_across_processes(dm):
     # torch seeds its global RNG randomly per process: a fresh interpreter must still make the same images.
-    code = ("import hashlib; from fastwgan import data; x, y = data.digits_m(); "
-            "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())")
+    code = (
+        "import hashlib; from fastwgan import data; x, y = data.digits_m(); "
+        "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["OMP_NUM_THREADS"] = "1"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
@@ -74,8 +77,10 @@ def _bilinear(grid: np.ndarray, size: int) -> np.ndarray:
 def test_colour_textures_follow_the_documented_recipe():
     n, size, seed = 7, 8, 5
     g = torch.Generator().manual_seed(seed)
-    base, coarse, fine, gain = (torch.rand(*s, generator=g, dtype=torch.float64).numpy()
-                                for s in ((n, 3, 1, 1), (n, 3, 3, 3), (n, 3, 5, 5), (n, 1, 1, 1)))
+    base, coarse, fine, gain = (
+        torch.rand(*s, generator=g, dtype=torch.float64).numpy()
+        for s in ((n, 3, 1, 1), (n, 3, 3, 3), (n, 3, 5, 5), (n, 1, 1, 1))
+    )
     t = base + (0.3 + 0.6 * gain) * (_bilinear(coarse, size) - 0.5 + 0.25 * (_bilinear(fine, size) - 0.5))
     expected = np.rint(np.clip(t, 0, 1) * 255)
     got = data.colour_textures(n, size, seed).numpy().astype(np.float64)
@@ -85,11 +90,11 @@ def test_colour_textures_follow_the_documented_recipe():
 
 def test_textures_are_not_constant():
     tex = data.colour_textures(200).float()
-    assert tex.flatten(1).std(1).min() > 5           # every texture varies
-    assert tex.std((2, 3)).mean(1).median() > 10     # and mostly in space, not only across channels
-    means = tex.mean((2, 3))                         # (200, 3) mean colours
+    assert tex.flatten(1).std(1).min() > 5  # every texture varies
+    assert tex.std((2, 3)).mean(1).median() > 10  # and mostly in space, not only across channels
+    means = tex.mean((2, 3))  # (200, 3) mean colours
     assert torch.cdist(means, means).add(torch.eye(200) * 1e9).min() > 0  # all different
-    assert means.mean(1).max() - means.mean(1).min() > 100                # varied brightness
+    assert means.mean(1).max() - means.mean(1).min() > 100  # varied brightness
 
 
 @pytest.mark.parametrize("part", ["train", "heldout"])

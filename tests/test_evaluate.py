@@ -1,4 +1,5 @@
 """`fastwgan evaluate`, `score`, streamed `sample`, `train --eval-every`, and the digit classifier's cache."""
+
 import json
 
 import numpy as np
@@ -25,8 +26,9 @@ def digits_run(tmp_path_factory):
 
 def test_evaluate_toy_run_writes_metrics_json(tmp_path, capsys):
     out = tmp_path / "toy"
-    assert main(["train", "--data", "toy:25gaussians", "--steps", "2", "--toy-n", "500", "--out", str(out),
-                 *SMALL]) == 0
+    assert (
+        main(["train", "--data", "toy:25gaussians", "--steps", "2", "--toy-n", "500", "--out", str(out), *SMALL]) == 0
+    )
     assert main(["evaluate", str(out), "--n", "400"]) == 0
     table = capsys.readouterr().out
     assert "modes covered" in table and "high-quality fraction" in table
@@ -76,16 +78,19 @@ def test_digit_classifier_cache_round_trip(tmp_path, monkeypatch):
 def test_score_csv_round_trip(digits_run, tmp_path):
     x = data.digits_split("heldout")[0][:13]
     np.save(tmp_path / "in.npy", x.numpy())
-    assert main(["score", "--checkpoint", str(digits_run), str(tmp_path / "in.npy"),
-                 "--out", str(tmp_path / "s.csv")]) == 0
+    assert (
+        main(["score", "--checkpoint", str(digits_run), str(tmp_path / "in.npy"), "--out", str(tmp_path / "s.csv")])
+        == 0
+    )
     names, scores = inference.read_scores_csv(tmp_path / "s.csv")
     trainer, _ = load_trainer(digits_run)
     assert names == [f"in.npy[{i}]" for i in range(13)]  # the array's name and the row
     torch.testing.assert_close(scores, -trainer.critic_score(x).double(), rtol=1e-7, atol=1e-7)  # higher = anomalous
     # an image folder: names are the file names, in load order
     data.save_image_folder(x[:3], tmp_path / "imgs")
-    assert main(["score", "--checkpoint", str(digits_run), str(tmp_path / "imgs"),
-                 "--out", str(tmp_path / "f.csv")]) == 0
+    assert (
+        main(["score", "--checkpoint", str(digits_run), str(tmp_path / "imgs"), "--out", str(tmp_path / "f.csv")]) == 0
+    )
     names, folder_scores = inference.read_scores_csv(tmp_path / "f.csv")
     assert names == ["000000.png", "000001.png", "000002.png"]
     torch.testing.assert_close(folder_scores, scores[:3], rtol=1e-7, atol=1e-7)
@@ -99,14 +104,44 @@ def test_write_scores_csv_rejects_length_mismatch(tmp_path):
 @pytest.mark.parametrize("n, batch", [(10, 4), (7, 7), (5, 1024)])
 def test_sample_batching_writes_exactly_n(digits_run, tmp_path, n, batch):
     npz, folder = tmp_path / "s.npz", tmp_path / "imgs"
-    assert main(["sample", "--checkpoint", str(digits_run), "--n", str(n), "--batch-size", str(batch),
-                 "--out", str(npz), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(digits_run),
+                "--n",
+                str(n),
+                "--batch-size",
+                str(batch),
+                "--out",
+                str(npz),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with np.load(npz) as z:
         assert z.files == ["images"] and z["images"].shape == (n, 1, 8, 8) and z["images"].dtype == np.uint8
         arr = z["images"]
     assert data.load(str(npz)).shape == (n, 1, 8, 8)  # the dataset's format: load reads it back
-    assert main(["sample", "--checkpoint", str(digits_run), "--n", str(n), "--batch-size", str(batch),
-                 "--out", str(folder), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(digits_run),
+                "--n",
+                str(n),
+                "--batch-size",
+                str(batch),
+                "--out",
+                str(folder),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     files = sorted(folder.glob("*.png"))
     assert len(files) == n
     assert np.array_equal(data.load(str(folder)).numpy(), arr)  # same seed, same batches, same images
@@ -125,8 +160,23 @@ def test_write_samples_streams_batches(digits_run, tmp_path, monkeypatch):
 def test_toy_samples_to_npz_and_score(tmp_path):
     out = tmp_path / "toy"
     main(["train", "--data", "toy:8gaussians", "--steps", "2", "--toy-n", "300", "--out", str(out), *SMALL])
-    assert main(["sample", "--checkpoint", str(out), "--n", "9", "--batch-size", "4", "--out",
-                 str(tmp_path / "p.npz"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(out),
+                "--n",
+                "9",
+                "--batch-size",
+                "4",
+                "--out",
+                str(tmp_path / "p.npz"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with np.load(tmp_path / "p.npz") as z:
         assert z["x"].shape == (9, 2) and z["x"].dtype == np.float32
     assert main(["score", "--checkpoint", str(out), str(tmp_path / "p.npz"), "--out", str(tmp_path / "s.csv")]) == 0
@@ -136,8 +186,25 @@ def test_toy_samples_to_npz_and_score(tmp_path):
 @pytest.mark.slow
 def test_train_eval_every_logs_metrics_into_stats(tmp_path):
     out = tmp_path / "toy"
-    assert main(["train", "--data", "toy:25gaussians", "--steps", "5", "--toy-n", "300", "--out", str(out),
-                 "--eval-every", "4", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "toy:25gaussians",
+                "--steps",
+                "5",
+                "--toy-n",
+                "300",
+                "--out",
+                str(out),
+                "--eval-every",
+                "4",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [2, 4, 5]
     assert "eval_modes_covered" not in stats[0]
@@ -150,8 +217,9 @@ def test_evaluate_and_sample_a_given_checkpoint(digits_run, tmp_path, capsys):
     assert main(["evaluate", str(digits_run), "--checkpoint", str(step), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == 2
     assert (digits_run / "eval" / "metrics_step_000002.json").is_file()
-    assert main(["sample", "--checkpoint", str(step), "--n", "3", "--out", str(tmp_path / "s.npz"),
-                 "--no-progress"]) == 0
+    assert (
+        main(["sample", "--checkpoint", str(step), "--n", "3", "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
+    )
 
 
 def test_digits_split_is_fixed_disjoint_and_loadable():

@@ -1,4 +1,5 @@
 """Flat parameter buffers: parameters stay views through backward, optimizers, load_state_dict and compile."""
+
 import pytest
 import torch
 from torch import nn
@@ -138,10 +139,13 @@ def test_views_survive_torch_compile():
     torch.testing.assert_close(fwd(x), model(x).sum())
 
 
-@pytest.mark.xfail(raises=Exception, strict=False,
-                   reason="torch 2.13 AOTAutograd: 'does not yet handle non-differentiable view input mutations' "
-                          "when one graph mutates the buffer and reads the module's aliased parameters directly; "
-                          "use the functional pattern above")
+@pytest.mark.xfail(
+    raises=Exception,
+    strict=False,
+    reason="torch 2.13 AOTAutograd: 'does not yet handle non-differentiable view input mutations' "
+    "when one graph mutates the buffer and reads the module's aliased parameters directly; "
+    "use the functional pattern above",
+)
 def test_hazard_mutating_buffer_and_reading_module_params_in_one_graph():
     model = _mlp()
     flat = flatten_parameters(model)

@@ -6,6 +6,7 @@
 2. `benchmarks/gpu_check.py --smoke` (what `make gpu-check SMOKE=1` runs) passes on CPU and leaves the benchmark
    JSON of all four CPU providers, the summary and the log; it never touches README.md or docs/benchmarks.md.
 """
+
 import importlib.util
 import json
 import os
@@ -68,8 +69,9 @@ PARAM_TOL = dict(rtol=1e-5, atol=1e-6)
 @pytest.mark.parametrize("name", ["clip-dcgan-bn", "gp-dcgan-ln", "gp-toy-mlp"])
 def test_loop_critic_update_equals_reference_critic_step(name):
     cfg, ref, ref_data, loop, loop_data = _pair(name)
-    noise = rng.draw_step(rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
-                          cfg.uses_penalty)
+    noise = rng.draw_step(
+        rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty
+    )
     real_ref = ref._as_float(ref_data.data[noise.idx[0]])
     real_loop = loop.batch(loop_data, noise.idx[0])
     assert torch.equal(real_ref, real_loop), "the loop normalises the data differently from the trainers"
@@ -93,16 +95,16 @@ def test_loop_generator_iteration_matches_reference(name):
     # losses, and parameters close (measured: at most 4e-9 apart on CPU; DESIGN fact 10: Adam amplifies ~1e-7
     # gradient differences over updates, hence atol 1e-6; a different algorithm is off by ~lr = 5e-5..1e-4).
     cfg, ref, ref_data, loop, loop_data = _pair(name)
-    noise = rng.draw_step(rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim,
-                          cfg.uses_penalty)
+    noise = rng.draw_step(
+        rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty
+    )
     m_ref = ref._train_step(ref_data.next(noise), noise)
     m_loop = loop.train_step(loop_data, noise)
     for key in ("critic_loss", "generator_loss"):
         torch.testing.assert_close(m_loop[key], m_ref[key], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name} {key}: {m}")
     for net in ("critic", "generator"):
         for (pname, p_ref), p_loop in zip(getattr(ref, net).named_parameters(), getattr(loop, net).parameters()):
-            torch.testing.assert_close(p_loop, p_ref, rtol=1e-5, atol=1e-6,
-                                       msg=lambda m: f"{name} {net} {pname}: {m}")
+            torch.testing.assert_close(p_loop, p_ref, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {net} {pname}: {m}")
 
 
 @pytest.mark.slow
@@ -113,8 +115,14 @@ def test_gpu_check_smoke_runs_and_leaves_results(tmp_path):
     readme_before = {p: (ROOT / p).read_text() for p in ("README.md", "docs/benchmarks.md")}
     # (an xdist worker's PYTEST_XDIST_* variables would make the children's pytest-benchmark disable itself)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET" and not k.startswith("PYTEST_XDIST")}
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--results",
-                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--results", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=2700,
+    )
     assert r.returncode == 0, f"gpu_check --smoke exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}"
     out = tmp_path / "cpu-smoke"
     step_jsons = sorted(out.glob("gpu-check-*-steps-*.json"))

@@ -1,4 +1,5 @@
 """Clip kernels (flat buffer and pointer array) against their twin: bit-exact on every dtype and shape bucket."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -39,8 +40,12 @@ def test_clip_flat_is_bit_exact(device, dtype, n, seed, c):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@given(sizes=st.lists(st.sampled_from([0, 1, 2, 3, 5, 13, 1025]), min_size=0, max_size=40), seed=SEEDS,
-       c=CLIPS, mixed=st.booleans())
+@given(
+    sizes=st.lists(st.sampled_from([0, 1, 2, 3, 5, 13, 1025]), min_size=0, max_size=40),
+    seed=SEEDS,
+    c=CLIPS,
+    mixed=st.booleans(),
+)
 def test_clip_list_is_bit_exact(device, sizes, seed, c, mixed):
     # many small tensors, empty lists, and (mixed=True) several dtypes in one list (one launch per dtype)
     xs = [_tensor(n, seed + i, DTYPES[i % 3] if mixed else torch.float32, device) for i, n in enumerate(sizes)]

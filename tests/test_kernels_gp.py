@@ -1,4 +1,5 @@
 """GP kernels (interpolation, in-kernel eps, penalty forward and backward) against their plain-PyTorch twins."""
+
 import pytest
 import torch
 import triton
@@ -57,7 +58,7 @@ def test_interpolate_matches_twin(device, dtype, b, feat, seed, strided):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@given(b=BATCHES, feat=FEATURES, seed=st.integers(-2**62, 2**62), dtype=st.sampled_from(DTYPES))
+@given(b=BATCHES, feat=FEATURES, seed=st.integers(-(2**62), 2**62), dtype=st.sampled_from(DTYPES))
 def test_interpolate_rand_eps_is_the_twins_bit_for_bit(device, b, feat, seed, dtype):
     real = _make((b, *feat), 3, dtype, device)
     fake = _make((b, *feat), 4, dtype, device)
@@ -94,17 +95,24 @@ def _grad_like(b, feat, seed, dtype, device, strided, zero_row):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(b=BATCHES, feat=FEATURES, seed=SEEDS, one_sided=st.booleans(), zero_row=st.booleans(),
-       strided=st.booleans(), weight=st.sampled_from([0.1, 10.0]))
-def test_penalty_forward_and_backward_match_twin(device, dtype, b, feat, seed, one_sided, zero_row, strided,
-                                                 weight):
+@given(
+    b=BATCHES,
+    feat=FEATURES,
+    seed=SEEDS,
+    one_sided=st.booleans(),
+    zero_row=st.booleans(),
+    strided=st.booleans(),
+    weight=st.sampled_from([0.1, 10.0]),
+)
+def test_penalty_forward_and_backward_match_twin(device, dtype, b, feat, seed, one_sided, zero_row, strided, weight):
     g = _grad_like(b, feat, seed, dtype, device, strided, zero_row)
     pen, norms = ops.gradient_penalty(g, weight, one_sided, impl="triton", return_norms=True)
     pen_t, norms_t = twins.gradient_penalty(g, weight, one_sided, return_norms=True)
     assert pen.shape == () and pen.dtype == dtype and norms.dtype == torch.float32 and norms.shape == (b,)
     torch.testing.assert_close(norms, norms_t, **TOL[torch.float32], msg="norms")
-    torch.testing.assert_close(pen, pen_t, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * weight,
-                               msg=f"penalty {dtype}")
+    torch.testing.assert_close(
+        pen, pen_t, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * weight, msg=f"penalty {dtype}"
+    )
     # backward op against the twin's closed form, fed the same norms so only elementwise rounding differs
     go = torch.tensor(0.75, device=device, dtype=dtype)
     dg = torch.ops.fastwgan.gp_penalty_backward(go, g, norms, weight, one_sided)
@@ -136,8 +144,12 @@ def test_empty_batch_and_empty_samples(device):
     x_hat, eps = ops.gp_interpolate_rand(real, real, 5, impl="triton")
     assert x_hat.shape == (3, 0) and torch.equal(eps, twins.gp_eps_from_seed(5, 3, device))
     with pytest.raises(ValueError, match="eps must have shape"):
-        ops.gp_interpolate(torch.zeros(3, 2, device=device), torch.zeros(3, 2, device=device),
-                           torch.zeros(2, device=device), impl="triton")
+        ops.gp_interpolate(
+            torch.zeros(3, 2, device=device),
+            torch.zeros(3, 2, device=device),
+            torch.zeros(2, device=device),
+            impl="triton",
+        )
 
 
 @triton.jit

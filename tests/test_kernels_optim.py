@@ -1,4 +1,5 @@
 """Fused RMSprop+clip and Adam kernels against their twins and against torch.optim, over several steps."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -53,8 +54,13 @@ def _run_rmsprop(impl, p, grads, lr, clip, lr_tensor=False):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@given(n=SIZES, seed=SEEDS, lr=st.sampled_from([5e-5, 1e-3, 1e-2]), clip=st.sampled_from([None, 0.01, 0.05]),
-       lr_tensor=st.booleans())
+@given(
+    n=SIZES,
+    seed=SEEDS,
+    lr=st.sampled_from([5e-5, 1e-3, 1e-2]),
+    clip=st.sampled_from([None, 0.01, 0.05]),
+    lr_tensor=st.booleans(),
+)
 def test_rmsprop_clip_fp32_matches_torch_optim(device, n, seed, lr, clip, lr_tensor):
     p0, grads = _state(n, seed, device)
     # oracle: torch.optim.RMSprop, then clamp_ (the WGAN algorithm as written)
@@ -99,8 +105,7 @@ def _run_adam(impl, p, grads, lr, betas, tensors=False):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@given(n=SIZES, seed=SEEDS, betas=st.sampled_from([(0.0, 0.9), (0.5, 0.9), (0.9, 0.999)]),
-       tensors=st.booleans())
+@given(n=SIZES, seed=SEEDS, betas=st.sampled_from([(0.0, 0.9), (0.5, 0.9), (0.9, 0.999)]), tensors=st.booleans())
 def test_adam_fp32_matches_torch_optim(device, n, seed, betas, tensors):
     p0, grads = _state(n, seed, device)
     w = torch.nn.Parameter(p0.clone())
@@ -136,7 +141,6 @@ def test_optim_refuses_mismatched_or_strided_state(device):
     with pytest.raises(ValueError, match="shape"):
         ops.rmsprop_clip_(p, g, torch.zeros(24, device=device), 1e-3, impl="triton")
     with pytest.raises(ValueError, match="contiguous"):
-        ops.adam_(p, g.t().contiguous().t(), torch.zeros_like(p), torch.zeros_like(p), 1, 1e-3, 0.0, 0.9,
-                  impl="triton")
+        ops.adam_(p, g.t().contiguous().t(), torch.zeros_like(p), torch.zeros_like(p), 1, 1e-3, 0.0, 0.9, impl="triton")
     with pytest.raises(ValueError, match="one-element"):
         ops.adam_(p, g, torch.zeros_like(p), torch.zeros_like(p), torch.ones(2), 1e-3, 0.0, 0.9, impl="triton")

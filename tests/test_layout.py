@@ -4,6 +4,7 @@ Read from the source with ``ast``: an import of a ``_name`` from a fastwgan modu
 reached through anything but ``self`` / ``cls`` / ``super()`` or a third-party module (``torch._dynamo`` is torch's
 business, not ours). A name another module needs is part of an interface: make it public, name it well, document it.
 """
+
 import ast
 from pathlib import Path
 
@@ -22,14 +23,16 @@ def private_uses(path: Path) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            third_party |= {(a.asname or a.name).split(".")[0] for a in node.names
-                            if a.name.split(".")[0] != "fastwgan"}
+            third_party |= {
+                (a.asname or a.name).split(".")[0] for a in node.names if a.name.split(".")[0] != "fastwgan"
+            }
         elif isinstance(node, ast.ImportFrom):
             ours_mod = node.level > 0 or (node.module or "").split(".")[0] == "fastwgan"
             for a in node.names:
                 if ours_mod and _private(a.name):
-                    found.append(f"{path.name}:{node.lineno}: "
-                                 f"from {'.' * node.level}{node.module or ''} import {a.name}")
+                    found.append(
+                        f"{path.name}:{node.lineno}: from {'.' * node.level}{node.module or ''} import {a.name}"
+                    )
                 elif not ours_mod:
                     third_party.add(a.asname or a.name)
     third_party -= ours
@@ -53,8 +56,13 @@ def test_no_module_uses_another_modules_private_names():
 
 def test_the_check_sees_what_it_forbids(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text("import torch\nfrom .data import _image_files, load\nfrom . import trainer\n"
-                   "def f(t, self):\n    torch._dynamo.reset()\n    self._x = t._sample_with(1)\n"
-                   "    return trainer._helper\n")
-    assert private_uses(src) == ["m.py:2: from .data import _image_files", "m.py:6: t._sample_with",
-                                 "m.py:7: trainer._helper"]
+    src.write_text(
+        "import torch\nfrom .data import _image_files, load\nfrom . import trainer\n"
+        "def f(t, self):\n    torch._dynamo.reset()\n    self._x = t._sample_with(1)\n"
+        "    return trainer._helper\n"
+    )
+    assert private_uses(src) == [
+        "m.py:2: from .data import _image_files",
+        "m.py:6: t._sample_with",
+        "m.py:7: trainer._helper",
+    ]

@@ -1,6 +1,7 @@
 """fit(DataLoader): both trainers train on a loader's batches (x or (x, y)), agree with each other, resume exactly
 by skipping, skip short batches once with a note (never a recompile), check sharding under torchrun, and keep the
 caller's global RNG (fastwgan.sources)."""
+
 import copy
 import warnings
 
@@ -75,7 +76,8 @@ def test_loader_batches_reach_the_critic():
     D.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()) if len(inp[0]) == 16 else None)
     t.fit(_loader(shuffle=False, drop_last=True), 2)
     from fastwgan.images import to_float
-    reals = [to_float(X[i * 16:(i + 1) * 16]) for i in range(4)]
+
+    reals = [to_float(X[i * 16 : (i + 1) * 16]) for i in range(4)]
     # each critic update scores real, fake, then the interpolation (3 calls), then the generator update one call
     got = [seen[0], seen[3], seen[7], seen[10]]
     for want, g in zip(reals, got):
@@ -189,7 +191,7 @@ def test_loader_errors():
     with pytest.raises(ValueError, match="no batch of 16 samples"):
         t.fit([X[:8], X[:8]], 1)
     with pytest.raises(ValueError, match="a generator"):
-        t.fit((X[i * 16:(i + 1) * 16] for i in range(3)), 2)  # 10 batches needed, 3 yielded once
+        t.fit((X[i * 16 : (i + 1) * 16] for i in range(3)), 2)  # 10 batches needed, 3 yielded once
     with pytest.raises(ValueError, match="contains NaN"):
         t.fit([torch.full((16, 1, 8, 8), float("nan"))], 1)
     with pytest.raises(ValueError, match=r"samples have shape \(1, 9, 9\)"):

@@ -1,5 +1,6 @@
 """Every metric against a known case: identical sets, analytic Frechet distances, one-mode generators, uniform
 histograms, brute-force AUROC, and the feature-extractor loader with a small scripted network."""
+
 import math
 
 import numpy as np
@@ -26,7 +27,7 @@ def test_frechet_distance_of_shifted_diagonal_gaussians_is_analytic():
     mu1, mu2 = torch.tensor([0.0, 1.0, -2.0]), torch.tensor([3.0, 1.0, 0.5])
     s1, s2 = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([0.5, 2.0, 3.0])
     want = float(((mu1 - mu2) ** 2).sum() + ((s1 - s2) ** 2).sum())
-    got = metrics.frechet_distance(mu1, torch.diag(s1 ** 2), mu2, torch.diag(s2 ** 2))
+    got = metrics.frechet_distance(mu1, torch.diag(s1**2), mu2, torch.diag(s2**2))
     assert got == pytest.approx(want, rel=1e-10)
 
 
@@ -37,7 +38,7 @@ def test_frechet_distance_matches_eigenvalue_formula_for_non_commuting_covarianc
     mu1, mu2 = torch.randn(5, generator=g, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     # tr sqrt(s1 s2) = sum sqrt(eig(s1 s2)) (real, non-negative: s1 s2 is similar to a PSD matrix)
     eig = np.linalg.eigvals(s1.numpy() @ s2.numpy()).real
-    want = float((mu1 ** 2).sum() + s1.trace() + s2.trace()) - 2 * np.sqrt(np.clip(eig, 0, None)).sum()
+    want = float((mu1**2).sum() + s1.trace() + s2.trace()) - 2 * np.sqrt(np.clip(eig, 0, None)).sum()
     assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
 
 

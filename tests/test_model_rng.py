@@ -2,6 +2,7 @@
 bitwise equal, in one process or two, and so does a run and its stop/resume twin, for both trainers, eager and
 compiled; the caller's global RNG is left as it was. (torch 2.13 seeds its global generator randomly in every
 process, so without this a dropout critic trained differently on every run.)"""
+
 import copy
 import os
 import subprocess
@@ -41,8 +42,9 @@ def digest(t):
 
 
 def _script(kind: str, steps: int) -> str:
-    return SCRIPT + (f"t = make({kind!r})\nt.fit(fw.data.toy('8gaussians', n=64), {steps}, progress=False)\n"
-                     "print(digest(t))\n")
+    return SCRIPT + (
+        f"t = make({kind!r})\nt.fit(fw.data.toy('8gaussians', n=64), {steps}, progress=False)\nprint(digest(t))\n"
+    )
 
 
 namespace: dict = {}
@@ -71,8 +73,10 @@ def test_two_runs_with_one_seed_are_bitwise_equal_and_leave_the_global_rng_alone
 @pytest.mark.parametrize("kind", ["reference", "compiled"])
 def test_dropout_runs_repeat_across_processes(kind):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    outs = [subprocess.run([sys.executable, "-c", _script(kind, 3)], capture_output=True, text=True, env=env,
-                           timeout=300) for _ in range(2)]
+    outs = [
+        subprocess.run([sys.executable, "-c", _script(kind, 3)], capture_output=True, text=True, env=env, timeout=300)
+        for _ in range(2)
+    ]
     for r in outs:
         assert r.returncode == 0, r.stderr[-2000:]
     assert outs[0].stdout.split()[-1] == outs[1].stdout.split()[-1]

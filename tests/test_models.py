@@ -1,4 +1,5 @@
 """fastwgan.models: shapes for every kind/size/channel/norm, init, per-sample independence, spec round trip."""
+
 import json
 
 import pytest
@@ -17,8 +18,8 @@ def _check_pair(G, D, latent_dim, data_shape, batch=3):
     s = D(x)
     assert s.shape == (batch,)
     assert torch.isfinite(s).all()
-    D.eval()                                                  # (batch norm cannot train on one sample)
-    assert D(x[:1]).shape == (1,)                             # B = 1 still gives (B,), not a 0-d scalar
+    D.eval()  # (batch norm cannot train on one sample)
+    assert D(x[:1]).shape == (1,)  # B = 1 still gives (B,), not a 0-d scalar
     D.train()
     return x, s
 
@@ -29,9 +30,9 @@ def _check_pair(G, D, latent_dim, data_shape, batch=3):
 def test_dcgan_shapes(size, channels, norm):
     G, D = models.dcgan(size, channels, latent_dim=16, width=8, critic_norm=norm)
     x, _ = _check_pair(G, D, 16, (channels, size, size))
-    assert x.abs().max() <= 1.0                               # tanh output
+    assert x.abs().max() <= 1.0  # tanh output
     assert models.has_batch_norm(D) == (norm == "batch")
-    assert models.has_batch_norm(G)                           # DCGAN generator uses batch norm
+    assert models.has_batch_norm(G)  # DCGAN generator uses batch norm
     if norm == "layer":
         assert any(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in D.modules())
     assert models.auto_kind((channels, size, size)) == ("dcgan" if size >= 28 else "mlp")  # small images: MLP
@@ -47,13 +48,13 @@ def test_resnet_shapes(channels, norm):
 
 
 def test_resnet_paper_structure():
-    G, D = models.resnet()                                    # paper defaults: dim 128, latent 128, 3 channels
+    G, D = models.resnet()  # paper defaults: dim 128, latent 128, 3 channels
     assert G.latent_dim == 128 and G.data_shape == (3, 32, 32)
     body = D.body
     assert isinstance(body.blocks[0], models._OptimizedBlock)
     assert [b.resample for b in body.blocks[1:]] == ["down", None, None]
     assert [b.resample for b in G.body.blocks] == ["up", "up", "up"]
-    assert not models.has_batch_norm(D)                       # the paper's CIFAR critic has no normalisation
+    assert not models.has_batch_norm(D)  # the paper's CIFAR critic has no normalisation
     # the mean-pool shortcut: on a constant image the optimised block's shortcut is the 1x1 conv of the mean
     blk = body.blocks[0]
     x = torch.ones(1, 3, 32, 32)
@@ -68,7 +69,7 @@ def test_mlp_shapes(shape, norm):
     G, D = models.mlp(shape, latent_dim=4, hidden=16, depth=2, critic_norm=norm)
     x, _ = _check_pair(G, D, 4, shape)
     linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
-    assert len(linears) == 3                                  # depth hidden layers + output
+    assert len(linears) == 3  # depth hidden layers + output
     if len(shape) == 1:
         assert x.abs().max() > 0 and not isinstance(G.body[-1], nn.Tanh)  # toys: linear output
     else:
@@ -104,7 +105,7 @@ def _score_of_sample0_changes(D, data_shape):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(6, *data_shape, generator=g)
     y = x.clone()
-    y[1:] = torch.randn(5, *data_shape, generator=g) * 3 + 1   # change every other sample
+    y[1:] = torch.randn(5, *data_shape, generator=g) * 3 + 1  # change every other sample
     D.train()
     with torch.no_grad():
         return (D(x)[0] - D(y)[0]).abs().item()
@@ -135,12 +136,15 @@ def test_layer_norm_per_sample_gradient():
     torch.testing.assert_close(g_all[:1], g_one, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind,shape,kw", [
-    ("mlp", [2], dict(hidden=8, depth=1, output="tanh")),
-    ("dcgan", [1, 28, 28], dict(width=4)),
-    ("resnet", [3, 32, 32], dict(dim=4)),
-    ("auto", [3, 64, 64], dict(width=4)),
-])
+@pytest.mark.parametrize(
+    "kind,shape,kw",
+    [
+        ("mlp", [2], dict(hidden=8, depth=1, output="tanh")),
+        ("dcgan", [1, 28, 28], dict(width=4)),
+        ("resnet", [3, 32, 32], dict(dim=4)),
+        ("auto", [3, 64, 64], dict(width=4)),
+    ],
+)
 @pytest.mark.parametrize("norm", NORMS)
 def test_spec_json_round_trip(kind, shape, kw, norm):
     torch.manual_seed(0)
@@ -161,42 +165,54 @@ def test_spec_json_round_trip(kind, shape, kw, norm):
 
 def test_factory_spec_round_trip():
     G, _ = models.dcgan(64, 3, 10, width=4)
-    assert G.spec == {"kind": "dcgan", "data_shape": [3, 64, 64], "latent_dim": 10, "critic_norm": "none",
-                      "width": 4}
+    assert G.spec == {"kind": "dcgan", "data_shape": [3, 64, 64], "latent_dim": 10, "critic_norm": "none", "width": 4}
     G2, _ = models.build(**G.spec)
     assert sum(p.numel() for p in G2.parameters()) == sum(p.numel() for p in G.parameters())
 
 
-@pytest.mark.parametrize("shape,expected", [
-    ((1, 28, 28), "dcgan"), ((3, 32, 32), "dcgan"), ((3, 64, 64), "dcgan"), ((1, 64, 64), "dcgan"),
-    ((1, 8, 8), "mlp"), ((2,), "mlp"), ((4, 32, 32), "mlp"), ((3, 32, 16), "mlp"), ((3, 48, 48), "mlp"),
-])
+@pytest.mark.parametrize(
+    "shape,expected",
+    [
+        ((1, 28, 28), "dcgan"),
+        ((3, 32, 32), "dcgan"),
+        ((3, 64, 64), "dcgan"),
+        ((1, 64, 64), "dcgan"),
+        ((1, 8, 8), "mlp"),
+        ((2,), "mlp"),
+        ((4, 32, 32), "mlp"),
+        ((3, 32, 16), "mlp"),
+        ((3, 48, 48), "mlp"),
+    ],
+)
 def test_auto_kind(shape, expected):
     G, D = models.build("auto", shape, latent_dim=2, **({"width": 4} if expected == "dcgan" else {"hidden": 4}))
     assert G.spec["kind"] == expected == models.auto_kind(shape)
     _check_pair(G, D, 2, shape, batch=2)
 
 
-@pytest.mark.parametrize("call,arg", [
-    (lambda: models.dcgan(48, 3, 8), "image_size"),
-    (lambda: models.dcgan(32, 2, 8), "channels"),
-    (lambda: models.dcgan(32, 3, 0), "latent_dim"),
-    (lambda: models.dcgan(32, 3, 8, width=0), "width"),
-    (lambda: models.dcgan(32, 3, 8, critic_norm="instance"), "critic_norm"),
-    (lambda: models.mlp((2,), 2, hidden=-1), "hidden"),
-    (lambda: models.mlp((2,), 2, depth=0), "depth"),
-    (lambda: models.mlp((2,), 2, output="relu"), "output"),
-    (lambda: models.mlp((0, 3), 2), "data_shape"),
-    (lambda: models.mlp("abc", 2), "data_shape"),
-    (lambda: models.mlp((2,), 2.5), "latent_dim"),
-    (lambda: models.resnet(channels=4), "channels"),
-    (lambda: models.resnet(dim=0), "dim"),
-    (lambda: models.build("vae", (2,), 2), "kind"),
-    (lambda: models.build("dcgan", (2,), 2), "data_shape"),
-    (lambda: models.build("resnet", (3, 64, 64), 2), "data_shape"),
-    (lambda: models.build("dcgan", (3, 32, 32), 2, hidden=3), "unknown option"),
-    (lambda: models.build("mlp", (2,), 2, critic_norm="spectral"), "critic_norm"),
-])
+@pytest.mark.parametrize(
+    "call,arg",
+    [
+        (lambda: models.dcgan(48, 3, 8), "image_size"),
+        (lambda: models.dcgan(32, 2, 8), "channels"),
+        (lambda: models.dcgan(32, 3, 0), "latent_dim"),
+        (lambda: models.dcgan(32, 3, 8, width=0), "width"),
+        (lambda: models.dcgan(32, 3, 8, critic_norm="instance"), "critic_norm"),
+        (lambda: models.mlp((2,), 2, hidden=-1), "hidden"),
+        (lambda: models.mlp((2,), 2, depth=0), "depth"),
+        (lambda: models.mlp((2,), 2, output="relu"), "output"),
+        (lambda: models.mlp((0, 3), 2), "data_shape"),
+        (lambda: models.mlp("abc", 2), "data_shape"),
+        (lambda: models.mlp((2,), 2.5), "latent_dim"),
+        (lambda: models.resnet(channels=4), "channels"),
+        (lambda: models.resnet(dim=0), "dim"),
+        (lambda: models.build("vae", (2,), 2), "kind"),
+        (lambda: models.build("dcgan", (2,), 2), "data_shape"),
+        (lambda: models.build("resnet", (3, 64, 64), 2), "data_shape"),
+        (lambda: models.build("dcgan", (3, 32, 32), 2, hidden=3), "unknown option"),
+        (lambda: models.build("mlp", (2,), 2, critic_norm="spectral"), "critic_norm"),
+    ],
+)
 def test_bad_arguments_name_the_argument(call, arg):
     with pytest.raises(ValueError, match=arg):
         call()
@@ -209,9 +225,10 @@ def test_has_batch_norm():
     assert models.has_batch_norm(D)
 
 
-@pytest.mark.parametrize("kind,shape,kw", [
-    ("mlp", (2,), dict(hidden=16)), ("dcgan", (3, 28, 28), dict(width=4)), ("resnet", (1, 32, 32), dict(dim=4)),
-])
+@pytest.mark.parametrize(
+    "kind,shape,kw",
+    [("mlp", (2,), dict(hidden=16)), ("dcgan", (3, 28, 28), dict(width=4)), ("resnet", (1, 32, 32), dict(dim=4))],
+)
 @pytest.mark.parametrize("norm", ["none", "layer"])
 def test_critics_support_torch_func_double_grad(kind, shape, kw, norm):
     """The fast trainer differentiates the GP through torch.func (DESIGN.md 3.2); it must equal autograd."""
@@ -223,7 +240,7 @@ def test_critics_support_torch_func_double_grad(kind, shape, kw, norm):
     x = torch.randn(3, *shape)
 
     def penalty(p):
-        gx = grad(lambda xx: functional_call(D, p, (xx,)).sum())(x)   # (B, *shape)
+        gx = grad(lambda xx: functional_call(D, p, (xx,)).sum())(x)  # (B, *shape)
         return ((gx.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
     g_func = grad(penalty)(params)

@@ -2,6 +2,7 @@
 
 Also pins the unconditional models (num_classes=None) to today's parameter names and shapes.
 """
+
 import json
 
 import pytest
@@ -13,7 +14,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from fastwgan import models
 
 K, LATENT, B = 5, 6, 4
-CASES = [                                                    # (kind, data_shape, options): small, so the file is fast
+CASES = [  # (kind, data_shape, options): small, so the file is fast
     ("mlp", (1, 8, 8), dict(hidden=16, depth=2)),
     ("mlp", (2,), dict(hidden=16, depth=2)),
     ("dcgan", (1, 32, 32), dict(width=4)),
@@ -31,8 +32,11 @@ def _pair(kind, shape, kw, cond, norm="none", seed=0):
 
 def _inputs(shape, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(B, LATENT, generator=g), torch.randn(B, *shape, generator=g),
-            torch.tensor([0, 3, 1, 4]))                      # z (B, latent), x (B, *shape), y (B,) int64
+    return (
+        torch.randn(B, LATENT, generator=g),
+        torch.randn(B, *shape, generator=g),
+        torch.tensor([0, 3, 1, 4]),
+    )  # z (B, latent), x (B, *shape), y (B,) int64
 
 
 def _score(out):
@@ -63,17 +67,17 @@ def test_shapes_and_structure(kind, shape, kw, cond):
     if cond == "acgan":
         score, logits = out
         assert score.shape == (B,) and logits.shape == (B, K)
-        assert D(x)[1].shape == (B, K)                       # y may be left out of an AC critic
+        assert D(x)[1].shape == (B, K)  # y may be left out of an AC critic
     else:
         assert out.shape == (B,)
     assert torch.isfinite(_score(out)).all()
     D.eval()
-    assert _score(D(x[:1], y[:1])).shape == (1,)             # B = 1 still gives (B,)
+    assert _score(D(x[:1], y[:1])).shape == (1,)  # B = 1 still gives (B,)
     assert G.spec == D.spec and G.spec["num_classes"] == K and G.spec["conditioning"] == cond
     assert models.is_conditional(G) and models.is_conditional(D)
     assert models.critic_has_classifier(D) == (cond == "acgan")
-    assert not models.has_batch_norm(D)                      # critic_norm "none": the penalty stays per-sample
-    assert models.has_batch_norm(G) == (kind != "mlp")       # conditional batch norm counts as batch norm
+    assert not models.has_batch_norm(D)  # critic_norm "none": the penalty stays per-sample
+    assert models.has_batch_norm(G) == (kind != "mlp")  # conditional batch norm counts as batch norm
 
 
 @pytest.mark.parametrize("kind,shape,kw", [c for c in CASES if c[0] != "mlp"], ids=IDS[2:])
@@ -84,7 +88,7 @@ def test_every_generator_batch_norm_is_conditional(kind, shape, kw):
     cbns = [m for m in G.modules() if isinstance(m, (models.ConditionalBatchNorm1d, models.ConditionalBatchNorm2d))]
     bns = [m for m in G.modules() if isinstance(m, _BatchNorm)]
     assert len(cbns) == len(bns) == sum(isinstance(m, _BatchNorm) for m in G0.modules())
-    assert all(any(c.bn is b for c in cbns) for b in bns)   # no plain batch norm left outside a CBN
+    assert all(any(c.bn is b for c in cbns) for b in bns)  # no plain batch norm left outside a CBN
     for c in cbns:
         assert not c.bn.affine and c.gain.weight.shape == c.shift.weight.shape == (K, c.num_features)
         assert (c.gain.weight == 1).all() and (c.shift.weight == 0).all()
@@ -134,8 +138,8 @@ def test_critic_keeps_the_unconditional_parameter_names(kind, shape, kw, cond):
 def test_projection_formula(kind, shape, kw, norm):
     _, D = _pair(kind, shape, kw, "projection", norm=norm)
     _, x, y = _inputs(shape)
-    h, psi = _phi(D, x)                                      # (B, F), Linear(F, 1)
-    want = psi(h)[:, 0] + (D.embed.weight[y] * h).sum(1)     # psi(phi(x)) + <embed(y), phi(x)>
+    h, psi = _phi(D, x)  # (B, F), Linear(F, 1)
+    want = psi(h)[:, 0] + (D.embed.weight[y] * h).sum(1)  # psi(phi(x)) + <embed(y), phi(x)>
     torch.testing.assert_close(D(x, y), want)
     torch.testing.assert_close(D.features(x), h)
 
@@ -148,19 +152,19 @@ def test_acgan_heads(kind, shape, kw):
     score, logits = D(x, y)
     torch.testing.assert_close(score, psi(h)[:, 0])
     torch.testing.assert_close(logits, D.classifier(h))
-    score2, logits2 = D(x, (y + 1) % K)                      # y is ignored
+    score2, logits2 = D(x, (y + 1) % K)  # y is ignored
     assert torch.equal(score, score2) and torch.equal(logits, logits2)
 
 
 @pytest.mark.parametrize("kind,shape,kw", CASES, ids=IDS)
 def test_labels_condition_the_generator(kind, shape, kw):
     G, _ = _pair(kind, shape, kw, "projection")
-    with torch.no_grad():                                    # CBN starts at gain 1, bias 0 for every class: move it
+    with torch.no_grad():  # CBN starts at gain 1, bias 0 for every class: move it
         for m in G.modules():
             if isinstance(m, (models.ConditionalBatchNorm1d, models.ConditionalBatchNorm2d)):
                 m.gain.weight.normal_(1.0, 0.3)
                 m.shift.weight.normal_(0.0, 0.3)
-    G.eval()                                                 # running stats: each sample depends on its own (z, y)
+    G.eval()  # running stats: each sample depends on its own (z, y)
     z, _, y = _inputs(shape)
     y2 = y.clone()
     y2[-1] = (y[-1] + 1) % K
@@ -211,7 +215,7 @@ def test_torch_func_penalty_matches_autograd(kind, shape, kw, cond):
     _, x, y = _inputs(shape)
 
     def gx_of(p):
-        return grad(lambda xx: _score(functional_call(D, p, (xx, y))).sum())(x)   # (B, *shape)
+        return grad(lambda xx: _score(functional_call(D, p, (xx, y))).sum())(x)  # (B, *shape)
 
     assert gx_of(params).shape == (B, *shape)
 
@@ -232,7 +236,7 @@ def test_compile_fullgraph_mlp_pair():
     for cond in CONDS:
         G, D = _pair("mlp", (2,), dict(hidden=8, depth=1), cond)
         z, _, y = _inputs((2,))
-        backend = "inductor" if cond == "projection" else "aot_eager"   # one real compile; the other traces only
+        backend = "inductor" if cond == "projection" else "aot_eager"  # one real compile; the other traces only
         x = torch.compile(G, fullgraph=True, backend=backend)(z, y)
         out = torch.compile(D, fullgraph=True, backend=backend)(x, y)
         torch.testing.assert_close(x, G(z, y))
@@ -248,8 +252,9 @@ def test_conv_pairs_trace_in_one_graph(kind, shape, kw):
     z, x, y = _inputs(shape)
     torch.testing.assert_close(torch.compile(G, fullgraph=True, backend="eager")(z, y), G(z, y))
     params = dict(D.named_parameters())
-    gx = torch.compile(lambda p, xx: grad(lambda t: functional_call(D, p, (t, y)).sum())(xx),
-                       fullgraph=True, backend="eager")(params, x)
+    gx = torch.compile(
+        lambda p, xx: grad(lambda t: functional_call(D, p, (t, y)).sum())(xx), fullgraph=True, backend="eager"
+    )(params, x)
     assert gx.shape == (B, *shape)
 
 
@@ -272,16 +277,19 @@ def test_spec_round_trip(kind, shape, kw, cond):
     torch.testing.assert_close(_score(D2(x, y)), _score(D(x, y)))
 
 
-@pytest.mark.parametrize("call,pattern", [
-    (lambda: models.mlp((2,), 2, num_classes=1), "num_classes.*got 1$"),
-    (lambda: models.mlp((2,), 2, num_classes=0), "num_classes.*got 0$"),
-    (lambda: models.dcgan(32, 3, 2, num_classes=True), "num_classes.*got True$"),
-    (lambda: models.resnet(num_classes=2.0), r"num_classes.*got 2\.0$"),
-    (lambda: models.build("mlp", (2,), 2, num_classes="10"), "num_classes.*got '10'$"),
-    (lambda: models.mlp((2,), 2, num_classes=3, conditioning="cgan"), "conditioning.*got 'cgan'$"),
-    (lambda: models.build("dcgan", (1, 28, 28), 2, num_classes=3, conditioning=None), "conditioning.*got None$"),
-    (lambda: models.resnet(num_classes=None, conditioning="acgan"), "conditioning='acgan' needs num_classes"),
-])
+@pytest.mark.parametrize(
+    "call,pattern",
+    [
+        (lambda: models.mlp((2,), 2, num_classes=1), "num_classes.*got 1$"),
+        (lambda: models.mlp((2,), 2, num_classes=0), "num_classes.*got 0$"),
+        (lambda: models.dcgan(32, 3, 2, num_classes=True), "num_classes.*got True$"),
+        (lambda: models.resnet(num_classes=2.0), r"num_classes.*got 2\.0$"),
+        (lambda: models.build("mlp", (2,), 2, num_classes="10"), "num_classes.*got '10'$"),
+        (lambda: models.mlp((2,), 2, num_classes=3, conditioning="cgan"), "conditioning.*got 'cgan'$"),
+        (lambda: models.build("dcgan", (1, 28, 28), 2, num_classes=3, conditioning=None), "conditioning.*got None$"),
+        (lambda: models.resnet(num_classes=None, conditioning="acgan"), "conditioning='acgan' needs num_classes"),
+    ],
+)
 def test_bad_conditioning_arguments(call, pattern):
     with pytest.raises(ValueError, match=pattern) as err:
         call()
@@ -306,10 +314,15 @@ def _resnet_keys(dim, channels, latent):
         for c, k in (("conv1", 3), ("conv2", 3), ("shortcut", 1)):
             g.update({f"body.blocks.{i}.{c}.weight": (dim, dim, k, k), f"body.blocks.{i}.{c}.bias": (dim,)})
     g.update({f"body.norm.{p}": (dim,) for p in ("weight", "bias", "running_mean", "running_var")})
-    g.update({"body.norm.num_batches_tracked": (), "body.output.weight": (channels, dim, 3, 3),
-              "body.output.bias": (channels,)})
+    g.update(
+        {
+            "body.norm.num_batches_tracked": (),
+            "body.output.weight": (channels, dim, 3, 3),
+            "body.output.bias": (channels,),
+        }
+    )
     d = {}
-    for i in range(4):                                       # block 0 reads the image; blocks 0, 1 down-sample
+    for i in range(4):  # block 0 reads the image; blocks 0, 1 down-sample
         for c, k in (("conv1", 3), ("conv2", 3)) + ((("shortcut", 1),) if i < 2 else ()):
             cin = channels if i == 0 and c != "conv2" else dim
             d.update({f"body.blocks.{i}.{c}.weight": (dim, cin, k, k), f"body.blocks.{i}.{c}.bias": (dim,)})
@@ -317,20 +330,58 @@ def _resnet_keys(dim, channels, latent):
     return g, d
 
 
-UNCONDITIONAL = [                       # (build args, generator keys -> shapes, critic keys -> shapes), as of today
-    (("mlp", (2,), 3, "layer", dict(hidden=4, depth=2)),
-     {"body.0.weight": (4, 3), "body.0.bias": (4,), "body.2.weight": (4, 4), "body.2.bias": (4,),
-      "body.4.weight": (2, 4), "body.4.bias": (2,)},
-     {"body.1.weight": (4, 2), "body.1.bias": (4,), "body.2.weight": (4,), "body.2.bias": (4,),
-      "body.4.weight": (4, 4), "body.4.bias": (4,), "body.5.weight": (4,), "body.5.bias": (4,),
-      "body.7.weight": (1, 4), "body.7.bias": (1,)}),
-    (("dcgan", (1, 28, 28), 3, "layer", dict(width=2)),
-     {"body.0.weight": (196, 3), "body.1.weight": (196,), "body.1.bias": (196,), "body.1.running_mean": (196,),
-      "body.1.running_var": (196,), "body.1.num_batches_tracked": (), "body.4.weight": (4, 2, 4, 4),
-      "body.5.weight": (2,), "body.5.bias": (2,), "body.5.running_mean": (2,), "body.5.running_var": (2,),
-      "body.5.num_batches_tracked": (), "body.7.weight": (2, 1, 4, 4), "body.7.bias": (1,)},
-     {"body.0.weight": (2, 1, 4, 4), "body.0.bias": (2,), "body.2.weight": (4, 2, 4, 4), "body.3.weight": (4,),
-      "body.3.bias": (4,), "body.6.weight": (1, 196), "body.6.bias": (1,)}),
+UNCONDITIONAL = [  # (build args, generator keys -> shapes, critic keys -> shapes), as of today
+    (
+        ("mlp", (2,), 3, "layer", dict(hidden=4, depth=2)),
+        {
+            "body.0.weight": (4, 3),
+            "body.0.bias": (4,),
+            "body.2.weight": (4, 4),
+            "body.2.bias": (4,),
+            "body.4.weight": (2, 4),
+            "body.4.bias": (2,),
+        },
+        {
+            "body.1.weight": (4, 2),
+            "body.1.bias": (4,),
+            "body.2.weight": (4,),
+            "body.2.bias": (4,),
+            "body.4.weight": (4, 4),
+            "body.4.bias": (4,),
+            "body.5.weight": (4,),
+            "body.5.bias": (4,),
+            "body.7.weight": (1, 4),
+            "body.7.bias": (1,),
+        },
+    ),
+    (
+        ("dcgan", (1, 28, 28), 3, "layer", dict(width=2)),
+        {
+            "body.0.weight": (196, 3),
+            "body.1.weight": (196,),
+            "body.1.bias": (196,),
+            "body.1.running_mean": (196,),
+            "body.1.running_var": (196,),
+            "body.1.num_batches_tracked": (),
+            "body.4.weight": (4, 2, 4, 4),
+            "body.5.weight": (2,),
+            "body.5.bias": (2,),
+            "body.5.running_mean": (2,),
+            "body.5.running_var": (2,),
+            "body.5.num_batches_tracked": (),
+            "body.7.weight": (2, 1, 4, 4),
+            "body.7.bias": (1,),
+        },
+        {
+            "body.0.weight": (2, 1, 4, 4),
+            "body.0.bias": (2,),
+            "body.2.weight": (4, 2, 4, 4),
+            "body.3.weight": (4,),
+            "body.3.bias": (4,),
+            "body.6.weight": (1, 196),
+            "body.6.bias": (1,),
+        },
+    ),
     (("resnet", (1, 32, 32), 3, "none", dict(dim=2)), *_resnet_keys(2, 1, 3)),
 ]
 
@@ -343,11 +394,11 @@ def test_unconditional_models_are_unchanged(args, g_keys, d_keys):
     assert "num_classes" not in G.spec and "conditioning" not in G.spec
     for net, want in ((G, g_keys), (D, d_keys)):
         got = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-        assert list(got) == list(want) and got == want     # same names, same order, same shapes
+        assert list(got) == list(want) and got == want  # same names, same order, same shapes
     assert not any(isinstance(m, (nn.Embedding, models.ConditionalBatchNorm2d)) for m in G.modules())
     z = torch.randn(2, latent)
     assert D(G(z)).shape == (2,)
-    torch.manual_seed(3)                                     # same seed -> same parameters, explicit None or not
+    torch.manual_seed(3)  # same seed -> same parameters, explicit None or not
     G1, D1 = models.build(kind, shape, latent, critic_norm=norm, **kw)
     torch.manual_seed(3)
     G2, D2 = models.build(kind, shape, latent, critic_norm=norm, num_classes=None, conditioning="projection", **kw)

@@ -3,8 +3,11 @@
 tests/data/old_runs holds run folders written by fastwgan at commit 1531d0c, before the one-engine restructure
 (``make.py`` there says how), and what that code computed from them (``expected.safetensors``). Every later version
 must read them to the same bits: the networks' outputs, and a run resumed from its middle checkpoint must end on
-exactly the checkpoint the uninterrupted run wrote. One thread, so the float sums keep one order.
+exactly the checkpoint the uninterrupted run wrote. One thread, so the float sums keep one order; the ops'
+plain-PyTorch twins, as when the runs were written (without TRITON_INTERPRET=1 the "auto" dispatch picks them on
+CPU; ``make test`` sets it, so the tests say it here).
 """
+
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +23,12 @@ from fastwgan.cli import main
 OLD = Path(__file__).resolve().parent / "data" / "old_runs"
 EXPECTED = load_file(str(OLD / "expected.safetensors"))
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def plain_pytorch_ops(monkeypatch):
+    """The runs were written with the ops' twins ("auto" on a CPU without the Triton interpreter)."""
+    monkeypatch.setattr(fw.ops, "INTERPRET", False)
 
 
 def heldout(n=32):
@@ -74,14 +83,14 @@ def test_an_old_gan_run_loads_samples_and_resumes_bitwise(tmp_path):
 
 def test_an_old_encoder_scores_and_resumes_bitwise(tmp_path):
     trainer, _ = fw.load_trainer(OLD / "gan", threads=1)
-    assert torch.equal(anomaly.load_encoder(OLD / "gan", trainer).score(heldout())["score"],
-                       EXPECTED["encoder_score"])
+    assert torch.equal(anomaly.load_encoder(OLD / "gan", trainer).score(heldout())["score"], EXPECTED["encoder_score"])
     run = copy_at(tmp_path, "gan", 6)  # the GAN as it was; its encoder rolled back to step 2
     enc = run / "encoder"
     shutil.rmtree(enc)
     shutil.copytree(copy_at(tmp_path / "e", "gan", 2) / "encoder", enc)
-    assert main(["encode", str(run), "--steps", "4", "--resume", "--no-progress", "--log-every", "1",
-                 "--no-compile"]) == 0
+    assert (
+        main(["encode", str(run), "--steps", "4", "--resume", "--no-progress", "--log-every", "1", "--no-compile"]) == 0
+    )
     assert_same_state(final_state(enc, 4), final_state(OLD / "gan" / "encoder", 4))
 
 

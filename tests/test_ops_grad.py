@@ -2,6 +2,7 @@
 inner torch.func.grad over x_hat. Eager and under a fullgraph torch.compile, against autograd of the twin; the
 canary proving the custom backward runs; double backward and the compile hazard failing loudly (DESIGN fact 4).
 """
+
 import pytest
 import torch
 from torch import nn
@@ -14,8 +15,9 @@ DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(not ops.INTERPRET, reason="Triton on CPU needs TRITON_INTERPRET=1")),
     pytest.param("cuda", marks=pytest.mark.gpu),
 ]
-pytestmark = pytest.mark.skipif(not ops.INTERPRET and not torch.cuda.is_available(),
-                                reason="the Triton path needs CUDA or TRITON_INTERPRET=1")
+pytestmark = pytest.mark.skipif(
+    not ops.INTERPRET and not torch.cuda.is_available(), reason="the Triton path needs CUDA or TRITON_INTERPRET=1"
+)
 
 LAMBDA = 10.0
 # fp32 gradients through two levels of autograd: the kernel's norm (different summation order) and closed-form
@@ -41,8 +43,13 @@ def _assert_tree_close(got: dict, want: dict, what: str, factor: float = 1.0):
             assert got[k] is None or not got[k].any(), f"{what}: d loss / d {k} should be empty"
             continue
         scale = want[k].abs().max().item() * abs(factor) + 1e-12
-        torch.testing.assert_close(got[k], factor * want[k], rtol=RTOL, atol=ATOL_REL * scale,
-                                   msg=lambda m, k=k: f"{what}: d loss / d {k}: {m}")
+        torch.testing.assert_close(
+            got[k],
+            factor * want[k],
+            rtol=RTOL,
+            atol=ATOL_REL * scale,
+            msg=lambda m, k=k: f"{what}: d loss / d {k}: {m}",
+        )
 
 
 def _critic_loss(critic, real, fake, eps, impl, penalty=None):
@@ -117,8 +124,10 @@ def test_canary_custom_backward_is_used_eager_and_compiled(device):
     _assert_tree_close(torch.compile(canary, fullgraph=True)(params), want, "compiled canary", factor=3.0)
     # and applied directly to a transform's input, eager
     g0 = torch.randn(5, 3, device=device)
-    torch.testing.assert_close(grad(lambda g: ops._gradient_penalty_scaled_backward(g, LAMBDA, False, 3.0))(g0),
-                               3.0 * grad(lambda g: twins.gradient_penalty(g, LAMBDA))(g0))
+    torch.testing.assert_close(
+        grad(lambda g: ops._gradient_penalty_scaled_backward(g, LAMBDA, False, 3.0))(g0),
+        3.0 * grad(lambda g: twins.gradient_penalty(g, LAMBDA))(g0),
+    )
 
 
 @pytest.mark.slow
@@ -139,8 +148,11 @@ def test_compiled_wgan_gp_critic_step_matches_eager_twin(device):
                 x_hat, _ = ops.gp_interpolate_rand(real, fake, seed, impl=impl)
                 g = grad(lambda x: functional_call(critic, params, (x,)).sum())(x_hat)
                 pen = ops.gradient_penalty(g, LAMBDA, impl=impl)
-                return functional_call(critic, params, (fake,)).mean() - functional_call(
-                    critic, params, (real,)).mean() + pen
+                return (
+                    functional_call(critic, params, (fake,)).mean()
+                    - functional_call(critic, params, (real,)).mean()
+                    + pen
+                )
 
             g, loss_v = grad_and_value(loss)(buf)  # g: (N,)
             ops.adam_(buf, g, exp_avg, exp_avg_sq, step_t, lr, 0.0, 0.9, impl=impl)
@@ -150,19 +162,25 @@ def test_compiled_wgan_gp_critic_step_matches_eager_twin(device):
 
     compiled = torch.compile(make_step("triton"), fullgraph=True)
     eager = make_step("torch")
-    states = {impl: (torch.zeros(flats[impl].numel, device=device), torch.zeros(flats[impl].numel, device=device))
-              for impl in critics}
+    states = {
+        impl: (torch.zeros(flats[impl].numel, device=device), torch.zeros(flats[impl].numel, device=device))
+        for impl in critics
+    }
     with torch._dynamo.config.patch(error_on_recompile=True):
         for k in range(1, 4):
-            args = (torch.tensor(100 + k, device=device), torch.tensor(float(k), device=device),
-                    torch.tensor(1e-3 * k, device=device))
+            args = (
+                torch.tensor(100 + k, device=device),
+                torch.tensor(float(k), device=device),
+                torch.tensor(1e-3 * k, device=device),
+            )
             loss_c, g_c = compiled(flats["triton"].data, *states["triton"], *args)
             loss_e, g_e = eager(flats["torch"].data, *states["torch"], *args)
             # compare gradients and losses step by step (DESIGN fact 10), parameters with a tolerance that
             # allows Adam's amplification of ~1e-7 differences over 3 steps
             torch.testing.assert_close(loss_c, loss_e, rtol=RTOL, atol=1e-6, msg=lambda m: f"loss step {k}: {m}")
-            torch.testing.assert_close(g_c, g_e, rtol=RTOL, atol=ATOL_REL * g_e.abs().max().item(),
-                                       msg=lambda m: f"flat grad step {k}: {m}")
+            torch.testing.assert_close(
+                g_c, g_e, rtol=RTOL, atol=ATOL_REL * g_e.abs().max().item(), msg=lambda m: f"flat grad step {k}: {m}"
+            )
     torch.testing.assert_close(flats["triton"].data, flats["torch"].data, rtol=1e-4, atol=1e-5)
 
 
@@ -184,8 +202,7 @@ def test_double_backward_through_penalty_fails_loudly(device):
 def test_double_backward_with_impl_torch_is_exact():
     g0 = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     for one_sided in (False, True):
-        assert torch.autograd.gradgradcheck(lambda g: ops.gradient_penalty(g, LAMBDA, one_sided, impl="torch"),
-                                            (g0,))
+        assert torch.autograd.gradgradcheck(lambda g: ops.gradient_penalty(g, LAMBDA, one_sided, impl="torch"), (g0,))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,5 +1,6 @@
 """torch.library.opcheck on every registered op (schema, fake impl, autograd registration, AOT dispatch), and
 every op inside a fullgraph torch.compile (DESIGN facts 5 and 6: fake impls must match exactly)."""
+
 import pytest
 import torch
 
@@ -26,12 +27,18 @@ def _samples(device, dtype):
     return {
         "clip_": [(r(37, scale=0.03), 0.01)],
         "clip_list_": [([r(3, scale=0.03), r(1025, scale=0.03), r(1, 1)], 0.01)],
-        "rmsprop_clip_": [(r(41), r(41), r(41).abs(), lr, 0.99, 1e-8, 0.05),
-                          (r(41), r(41), r(41).abs(), lr, 0.99, 1e-8, None)],
-        "adam_": [(r(41), r(41), r(41), r(41).abs(), torch.tensor(3.0, **f32), lr, 0.0, 0.9, 1e-8),
-                  (r(41), r(41), r(41), r(41).abs(), torch.tensor(2, device=device), lr, 0.5, 0.999, 1e-8)],
-        "gp_interpolate": [(real, fake, torch.rand(3, generator=g).to(device)),
-                           (strided, fake, torch.rand(3, generator=g).to(device))],
+        "rmsprop_clip_": [
+            (r(41), r(41), r(41).abs(), lr, 0.99, 1e-8, 0.05),
+            (r(41), r(41), r(41).abs(), lr, 0.99, 1e-8, None),
+        ],
+        "adam_": [
+            (r(41), r(41), r(41), r(41).abs(), torch.tensor(3.0, **f32), lr, 0.0, 0.9, 1e-8),
+            (r(41), r(41), r(41), r(41).abs(), torch.tensor(2, device=device), lr, 0.5, 0.999, 1e-8),
+        ],
+        "gp_interpolate": [
+            (real, fake, torch.rand(3, generator=g).to(device)),
+            (strided, fake, torch.rand(3, generator=g).to(device)),
+        ],
         "gp_interpolate_rand": [(real, fake, torch.tensor(1234, device=device))],
         "gp_penalty": [(grad, 10.0, False), (grad, 0.1, True)],
         "gp_penalty_backward": [(torch.tensor(1.0, device=device, dtype=dtype), grad, norms, 10.0, False)],
@@ -67,9 +74,22 @@ def test_mutating_ops_in_one_fullgraph_compile(device):
         def r(*s):
             return torch.randn(*s, generator=gen).to(device)
 
-        return [r(50) * 0.03, [r(3) * 0.03, r(7) * 0.03], r(9), r(9), r(9).abs(), r(9), r(9), r(9).abs(),
-                torch.tensor(2.0, device=device), torch.tensor(1e-2, device=device), r(4, 3), r(4, 3),
-                torch.rand(4, generator=gen).to(device), torch.tensor(77, device=device)]
+        return [
+            r(50) * 0.03,
+            [r(3) * 0.03, r(7) * 0.03],
+            r(9),
+            r(9),
+            r(9).abs(),
+            r(9),
+            r(9),
+            r(9).abs(),
+            torch.tensor(2.0, device=device),
+            torch.tensor(1e-2, device=device),
+            r(4, 3),
+            r(4, 3),
+            torch.rand(4, generator=gen).to(device),
+            torch.tensor(77, device=device),
+        ]
 
     compiled = torch.compile(lambda *a: body("triton", *a), fullgraph=True)
     args_c, args_e = make_args(), make_args()

@@ -6,6 +6,7 @@
 4. a resumed run continues to its own target unless ``--steps`` says otherwise, and the stop hint does that;
 5. Ctrl-C anywhere in a command is one line and exit 130.
 """
+
 import json
 import signal
 
@@ -17,10 +18,34 @@ import fastwgan as fw
 from fastwgan import checkpoint
 from fastwgan.cli import main
 
-TOY = ["--data", "toy:8gaussians", "--toy-n", "300", "--batch-size", "8", "--width", "16", "--no-progress",
-       "--log-every", "1", "--trainer", "reference"]
-DIGITS = ["--data", "digits-train", "--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "1",
-          "--trainer", "reference"]
+TOY = [
+    "--data",
+    "toy:8gaussians",
+    "--toy-n",
+    "300",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--trainer",
+    "reference",
+]
+DIGITS = [
+    "--data",
+    "digits-train",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--trainer",
+    "reference",
+]
 
 
 def one_line(err: str) -> str:
@@ -61,8 +86,9 @@ def test_a_run_of_user_modules_says_what_load_trainer_needs(tmp_path):
     fw.Trainer(G, D, cfg, compile=False).fit(fw.data.toy("8gaussians", 64, seed=0), steps=2, out=run, progress=False)
     with pytest.raises(ValueError, match=r"pass them: fw.load_trainer\(run, generator=G, critic=D\)"):
         fw.load_trainer(run)
-    trainer, _ = fw.load_trainer(run, generator=UserG(), critic=nn.Sequential(nn.Linear(2, 8), nn.ReLU(),
-                                                                             nn.Linear(8, 1)))
+    trainer, _ = fw.load_trainer(
+        run, generator=UserG(), critic=nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+    )
     assert trainer.step == 2
     for a, b in zip(G.parameters(), trainer.generator.parameters()):
         assert torch.equal(a, b)
@@ -105,6 +131,7 @@ def _stop_at(monkeypatch, step):
             if trainer.step == step:
                 signal.raise_signal(signal.SIGINT)
             return {}
+
         return (ev,)
 
     monkeypatch.setattr(cli, "_evaluators", evaluators)
@@ -151,9 +178,27 @@ def test_translate_resume_continues_to_its_own_target(tmp_path, capsys, monkeypa
     from fastwgan import run as run_mod
 
     out = tmp_path / "tr"
-    args = ["translate", "train", "--source", "digits-train", "--target", "digits-m-train", "--width", "8",
-            "--blocks", "1", "--batch-size", "8", "--n-critic", "2", "--no-progress", "--log-every", "1",
-            "--trainer", "reference"]
+    args = [
+        "translate",
+        "train",
+        "--source",
+        "digits-train",
+        "--target",
+        "digits-m-train",
+        "--width",
+        "8",
+        "--blocks",
+        "1",
+        "--batch-size",
+        "8",
+        "--n-critic",
+        "2",
+        "--no-progress",
+        "--log-every",
+        "1",
+        "--trainer",
+        "reference",
+    ]
     write = run_mod.RunWriter.checkpoint
 
     def checkpoint_then_ctrl_c(self, state, step, **kw):  # Ctrl-C right after the step-2 checkpoint
@@ -181,8 +226,23 @@ def test_ctrl_c_before_the_first_step_is_one_line(tmp_path, capsys, monkeypatch)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(translate.ReferenceTranslationTrainer, "__init__", interrupted)
-    code = main(["translate", "train", "--source", "digits-train", "--target", "digits-m-train", "--out",
-                 str(tmp_path / "tr"), "--steps", "2", "--trainer", "reference", "--no-progress"])
+    code = main(
+        [
+            "translate",
+            "train",
+            "--source",
+            "digits-train",
+            "--target",
+            "digits-m-train",
+            "--out",
+            str(tmp_path / "tr"),
+            "--steps",
+            "2",
+            "--trainer",
+            "reference",
+            "--no-progress",
+        ]
+    )
     assert code == 130
     err = capsys.readouterr().err
     assert "interrupted" in err.splitlines()[-1] and "Traceback" not in err
@@ -201,8 +261,10 @@ def test_leave_one_class_out_prints_the_auroc_beside_the_csv(tmp_path, capsys):
     assert json.loads((run / "config.json").read_text())["data"]["shape"][0] == int((y != 3).sum())
     capsys.readouterr()
     csv_path = tmp_path / "knn.csv"
-    assert main(["score", str(run), "digits-heldout", "--method", "knn", "--anomalous-class", "3", "--out",
-                 str(csv_path)]) == 0
+    assert (
+        main(["score", str(run), "digits-heldout", "--method", "knn", "--anomalous-class", "3", "--out", str(csv_path)])
+        == 0
+    )
     err = capsys.readouterr().err
     rows = list(csv.DictReader(open(csv_path)))
     _, y_held = fw.data.load("digits-heldout", labels=True)
@@ -215,8 +277,22 @@ def test_leave_one_class_out_prints_the_auroc_beside_the_csv(tmp_path, capsys):
     # the same truth as a file of 0/1, 1 = anomalous
     truth = tmp_path / "truth.txt"
     truth.write_text("\n".join(str(int(v)) for v in (y_held == 3).tolist()))
-    assert main(["score", str(run), "digits-heldout", "--method", "knn", "--labels", str(truth), "--out",
-                 str(tmp_path / "k2.csv")]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(run),
+                "digits-heldout",
+                "--method",
+                "knn",
+                "--labels",
+                str(truth),
+                "--out",
+                str(tmp_path / "k2.csv"),
+            ]
+        )
+        == 0
+    )
     assert f"AUROC {expected:.4f}" in capsys.readouterr().err
     truth.write_text("0\n2\n")
     assert main(["score", str(run), "digits-heldout", "--labels", str(truth)]) == 2
@@ -282,9 +358,35 @@ def test_domain_commands_offer_only_their_own_options(capsys):
 
 def test_adapt_plots_its_own_losses_and_the_target_accuracy(tmp_path, capsys):
     run = tmp_path / "ad"
-    assert main(["adapt", "--source", "digits-train", "--target", "digits-m-train", "--channels", "3", "--steps", "4",
-                 "--batch-size", "8", "--n-critic", "2", "--no-progress", "--log-every", "2", "--trainer",
-                 "reference", "--eval-data", "digits-m-heldout", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                "--source",
+                "digits-train",
+                "--target",
+                "digits-m-train",
+                "--channels",
+                "3",
+                "--steps",
+                "4",
+                "--batch-size",
+                "8",
+                "--n-critic",
+                "2",
+                "--no-progress",
+                "--log-every",
+                "2",
+                "--trainer",
+                "reference",
+                "--eval-data",
+                "digits-m-heldout",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     ticks = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
     assert [t["step"] for t in ticks] == [2, 4] and all(0 <= t["target_accuracy"] <= 1 for t in ticks)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -311,9 +413,14 @@ def test_adapt_plots_its_own_losses_and_the_target_accuracy(tmp_path, capsys):
 def test_evaluate_shows_the_classifiers_accuracy_as_a_property_of_real_digits():
     from fastwgan.evaluate import format_table
 
-    table = format_table({"run": "r", "step": 1, "source": "digits-train",
-                          "metrics": {"classifier_fid": 50.0, "classifier_fid_real": 7.7,
-                                      "classifier_heldout_accuracy": 0.998}})
+    table = format_table(
+        {
+            "run": "r",
+            "step": 1,
+            "source": "digits-train",
+            "metrics": {"classifier_fid": 50.0, "classifier_fid_real": 7.7, "classifier_heldout_accuracy": 0.998},
+        }
+    )
     header, fid, acc = table.splitlines()[1:4]
     assert header.split() == ["metric", "generated", "real"]
     assert fid.split()[-2:] == ["50", "7.7"]

@@ -1,5 +1,6 @@
 """The README's and docs pages' Python examples run as written, their links resolve, the README stays a short
 front door, and the README's commands are the ones CI uses."""
+
 import os
 import re
 import subprocess
@@ -32,8 +33,14 @@ def run_readme_block(marker: str, check: str, tag: str, prefix: str = "", cwd=No
     test_trainer.py, test_conditional.py, test_loader.py, test_translate.py and test_adapt.py."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TORCHDYNAMO_DISABLE"] = "1"
-    r = subprocess.run([sys.executable, "-c", prefix + readme_block(marker) + check + f"\nprint({tag!r})\n"],
-                       capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    r = subprocess.run(
+        [sys.executable, "-c", prefix + readme_block(marker) + check + f"\nprint({tag!r})\n"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=cwd,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert tag in r.stdout
     return r.stdout
@@ -41,9 +48,14 @@ def run_readme_block(marker: str, check: str, tag: str, prefix: str = "", cwd=No
 
 def test_api_example_runs_as_written():
     assert len(readme_block("api-example").strip().splitlines()) <= 11  # the promise: the API in ten lines (+ import)
-    out = run_readme_block("api-example", "\nassert x.shape == (1000, 2) and bool(torch.isfinite(x).all())"
-                                          "\nassert trainer.step == 100 and len(trainer.history) == 100"
-                                          "\nassert scores.shape == (10,)", "README-OK", prefix="import torch\n")
+    out = run_readme_block(
+        "api-example",
+        "\nassert x.shape == (1000, 2) and bool(torch.isfinite(x).all())"
+        "\nassert trainer.step == 100 and len(trainer.history) == 100"
+        "\nassert scores.shape == (10,)",
+        "README-OK",
+        prefix="import torch\n",
+    )
     assert "critic_loss" in out
 
 
@@ -58,42 +70,81 @@ def test_continue_example_runs_on_a_cli_run(tmp_path):
     from fastwgan.cli import main
 
     run = tmp_path / "runs" / "digits"
-    assert main(["train", "--data", "digits-train", "--steps", "2", "--batch-size", "8", "--width", "16",
-                 "--no-progress", "--no-compile", "--out", str(run)]) == 0
-    run_readme_block("continue-example", "\nimport json"
-                     "\nlines = [json.loads(x) for x in open('runs/digits/stats.jsonl')]"
-                     "\nassert trainer.step == 102 and lines[-1]['step'] == 102, (trainer.step, lines[-1])"
-                     "\nassert fw.checkpoint.load('runs/digits')['step'] == 102", "CONTINUE-OK",
-                     prefix="import fastwgan as fw\n", cwd=tmp_path)
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "digits-train",
+                "--steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--width",
+                "16",
+                "--no-progress",
+                "--no-compile",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    run_readme_block(
+        "continue-example",
+        "\nimport json"
+        "\nlines = [json.loads(x) for x in open('runs/digits/stats.jsonl')]"
+        "\nassert trainer.step == 102 and lines[-1]['step'] == 102, (trainer.step, lines[-1])"
+        "\nassert fw.checkpoint.load('runs/digits')['step'] == 102",
+        "CONTINUE-OK",
+        prefix="import fastwgan as fw\n",
+        cwd=tmp_path,
+    )
 
 
 def test_conditional_example_runs_as_written():
-    run_readme_block("conditional-example", "\nassert sevens.shape == (16, 1, 8, 8) and scores.shape == (4,)"
-                     "\nassert trainer.step == 20 and trainer.config.num_classes == 10", "CONDITIONAL-OK")
+    run_readme_block(
+        "conditional-example",
+        "\nassert sevens.shape == (16, 1, 8, 8) and scores.shape == (4,)"
+        "\nassert trainer.step == 20 and trainer.config.num_classes == 10",
+        "CONDITIONAL-OK",
+    )
 
 
 def test_loader_example_runs_as_written():
-    run_readme_block("loader-example", "\nassert trainer.step == 20 and trainer.data_position is not None"
-                     " and len(trainer.history) == 20", "LOADER-OK")
+    run_readme_block(
+        "loader-example",
+        "\nassert trainer.step == 20 and trainer.data_position is not None and len(trainer.history) == 20",
+        "LOADER-OK",
+    )
 
 
 @pytest.mark.slow
 def test_domain_example_runs_as_written():
-    run_readme_block("domain-example", "\nassert fake_t.shape == (1297, 3, 8, 8) and fake_t.abs().max() <= 1"
-                     "\nassert tr.step == 20 and wd.step == 20 and 0 <= wd.accuracy(test_x, test_y) <= 1",
-                     "DOMAIN-OK")
+    run_readme_block(
+        "domain-example",
+        "\nassert fake_t.shape == (1297, 3, 8, 8) and fake_t.abs().max() <= 1"
+        "\nassert tr.step == 20 and wd.step == 20 and 0 <= wd.accuracy(test_x, test_y) <= 1",
+        "DOMAIN-OK",
+    )
 
 
 @pytest.mark.slow
 def test_anomaly_example_runs_as_written():
     # docs/anomaly-detection.md's f-AnoGAN block, as written (1000 encoder steps), after a few steps of a small GAN on
     # the normal data it names: `trainer`, `normal` and `x` are what the page's text says they are.
-    prefix = ("import torch\nimport fastwgan as fw\nnormal = fw.data.load('digits-train')\n"
-              "x = fw.data.load('digits-heldout')[:50]\ncfg = fw.TrainConfig.preset('wgan-gp', seed=0)\n"
-              "G, D = fw.models.mlp((1, 8, 8), cfg.latent_dim, hidden=64)\n"
-              "trainer = fw.Trainer(G, D, cfg).fit(normal, steps=5)\n")
-    run_readme_block("anomaly-example", "\nassert et.step == 1000 and scores.shape == (50,)"
-                     " and bool(torch.isfinite(scores).all())", "ANOMALY-OK", prefix=prefix)
+    prefix = (
+        "import torch\nimport fastwgan as fw\nnormal = fw.data.load('digits-train')\n"
+        "x = fw.data.load('digits-heldout')[:50]\ncfg = fw.TrainConfig.preset('wgan-gp', seed=0)\n"
+        "G, D = fw.models.mlp((1, 8, 8), cfg.latent_dim, hidden=64)\n"
+        "trainer = fw.Trainer(G, D, cfg).fit(normal, steps=5)\n"
+    )
+    run_readme_block(
+        "anomaly-example",
+        "\nassert et.step == 1000 and scores.shape == (50,) and bool(torch.isfinite(scores).all())",
+        "ANOMALY-OK",
+        prefix=prefix,
+    )
 
 
 def _python_blocks(text: str):
@@ -112,9 +163,11 @@ def test_every_python_block_is_run_by_a_test():
     for page in PAGES:
         for lineno, above in _python_blocks(page.read_text()):
             m = MARKER.search(above)
-            assert m, f"{page.relative_to(ROOT)}:{lineno}: a ```python block without a '<!-- NAME: " \
-                      f"tests/test_readme.py runs this block ...' marker above it (make it ```bash/```text if " \
-                      f"it is not Python)"
+            assert m, (
+                f"{page.relative_to(ROOT)}:{lineno}: a ```python block without a '<!-- NAME: "
+                f"tests/test_readme.py runs this block ...' marker above it (make it ```bash/```text if "
+                f"it is not Python)"
+            )
             assert m.group(1) in tested, f"{page.relative_to(ROOT)}:{lineno}: marker {m.group(1)!r} has no test here"
             seen.append(m.group(1))
     assert len(seen) == len(set(seen)), f"a marker is used twice: {sorted(seen)}"

@@ -1,4 +1,5 @@
 """The reference trainer pins the algorithms: these tests check the maths of Algorithm 1, not just that it runs."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """Long runs lose nothing: exact resume, atomic checkpoints, signals, divergence guards, hostile input."""
+
 import json
 import math
 import os
@@ -18,8 +19,19 @@ from fastwgan.cli import main
 from fastwgan.guards import DivergenceError
 from fastwgan.trainer import Trainer
 
-TOY = ["--data", "toy:8gaussians", "--toy-n", "300", "--batch-size", "8", "--width", "16", "--no-progress",
-       "--log-every", "1"]
+TOY = [
+    "--data",
+    "toy:8gaussians",
+    "--toy-n",
+    "300",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+]
 
 
 def final_state(run):
@@ -47,8 +59,10 @@ def test_cli_resume_is_bitwise_equal_to_a_straight_run(tmp_path, trainer):
     assert main(["train", *TOY, *trainer, *fixed, "--steps", "3", "--out", str(split)]) == 0
     # --no-compile is how this process runs, not part of the run's config: the resume says it again
     eager = [a for a in trainer if a == "--no-compile"]
-    assert main(["train", "--resume", str(split), "--steps", "6", "--no-progress", "--log-every", "1", *eager,
-                 *fixed]) == 0
+    assert (
+        main(["train", "--resume", str(split), "--steps", "6", "--no-progress", "--log-every", "1", *eager, *fixed])
+        == 0
+    )
     a, b = final_state(straight), final_state(split)
     assert_states_equal(a, b, exact=True)  # the parameters: bitwise
     if trainer[0] == "--trainer":
@@ -57,7 +71,8 @@ def test_cli_resume_is_bitwise_equal_to_a_straight_run(tmp_path, trainer):
         # a fresh allocation), while every parameter stays bitwise equal
         for x, y in zip(a["history"], b["history"]):
             assert x.keys() == y.keys() and all(
-                x[k] == y[k] or math.isclose(x[k], y[k], rel_tol=1e-6, abs_tol=1e-9) for k in x)
+                x[k] == y[k] or math.isclose(x[k], y[k], rel_tol=1e-6, abs_tol=1e-9) for k in x
+            )
     assert [json.loads(x)["step"] for x in (split / "stats.jsonl").read_text().splitlines()] == list(range(1, 7))
 
 
@@ -108,8 +123,20 @@ def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one(tmp_path, mon
 @pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fastwgan", "train", *TOY, "--no-compile", "--steps", "100000", "--out", str(out),
-           "--sample-every", "100000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fastwgan",
+        "train",
+        *TOY,
+        "--no-compile",
+        "--steps",
+        "100000",
+        "--out",
+        str(out),
+        "--sample-every",
+        "100000",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
@@ -176,8 +203,9 @@ def test_skip_mode_undoes_the_bad_step_and_goes_on():
     def remember(trainer, record):
         before[record["step"]] = [p.clone() for p in trainer.critic.parameters()]
 
-    t.fit(fw.data.toy("8gaussians", n=32), 5, log_every=1, callbacks=(remember, arm), on_nonfinite="skip",
-          progress=False)
+    t.fit(
+        fw.data.toy("8gaussians", n=32), 5, log_every=1, callbacks=(remember, arm), on_nonfinite="skip", progress=False
+    )
     assert t.skipped_steps == [3] and t.step == 5
     assert [h["step"] for h in t.history] == [1, 2, 3, 4, 5]
     assert all(math.isfinite(v) for h in t.history for v in h.values() if v is not None)
@@ -185,8 +213,24 @@ def test_skip_mode_undoes_the_bad_step_and_goes_on():
 
 def test_cli_reports_divergence_in_one_line(tmp_path, capsys):
     # lr 1e30 overflows the critic's weights within a step or two
-    argv = ["train", *TOY, "--trainer", "reference", "--steps", "20", "--lr-d", "1e30", "--loss", "clip",
-            "--optimizer", "adam", "--clip-value", "1e30", "--out", str(tmp_path / "r")]
+    argv = [
+        "train",
+        *TOY,
+        "--trainer",
+        "reference",
+        "--steps",
+        "20",
+        "--lr-d",
+        "1e30",
+        "--loss",
+        "clip",
+        "--optimizer",
+        "adam",
+        "--clip-value",
+        "1e30",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "diverged at step" in err and "Traceback" not in err
@@ -219,8 +263,9 @@ def hostile_cases(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["truncated image", "mixed sizes", "zero-length array", "wrong dtype",
-                                  "file where a folder is expected"])
+@pytest.mark.parametrize(
+    "case", ["truncated image", "mixed sizes", "zero-length array", "wrong dtype", "file where a folder is expected"]
+)
 def test_hostile_data_gives_one_clear_line(tmp_path, capsys, case):
     extra, needle = hostile_cases(tmp_path)[case]
     code = main(["train", *extra, "--steps", "1", "--no-progress", "--out", str(tmp_path / "out")])
@@ -232,8 +277,9 @@ def test_hostile_data_gives_one_clear_line(tmp_path, capsys, case):
 def test_checkpoint_from_another_model_is_refused_and_kept(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     main(["train", *TOY, "--trainer", "reference", "--steps", "1", "--out", str(a)])
-    main(["train", *TOY[:6], "--width", "32", "--no-progress", "--trainer", "reference", "--steps", "1",
-          "--out", str(b)])
+    main(
+        ["train", *TOY[:6], "--width", "32", "--no-progress", "--trainer", "reference", "--steps", "1", "--out", str(b)]
+    )
     for f in (a / "checkpoints").iterdir():  # b's config with a's weights
         (b / "checkpoints" / f.name).write_bytes(f.read_bytes())
     before = {p.name: p.read_bytes() for p in (b / "checkpoints").iterdir()}
@@ -274,8 +320,18 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "train", "--data", str(tmp_path / "missing"), "--steps", "1", "--no-progress"])
 
 
-COND_DIGITS = ["--data", "digits-train", "--conditional", "--batch-size", "8", "--width", "16", "--no-progress",
-               "--log-every", "1"]
+COND_DIGITS = [
+    "--data",
+    "digits-train",
+    "--conditional",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+]
 
 
 @pytest.mark.slow
@@ -288,8 +344,24 @@ def test_torchrun_two_gloo_processes_equal_single_process(tmp_path, data):
     args = [*data, "--no-compile", "--steps", "7", "--log-every", "3", "--checkpoint-every", "2", "--sample-every", "5"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    r = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "fastwgan", "train", *args, "--out",
-                        str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "fastwgan",
+            "train",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert main(["train", *args, "--out", str(tmp_path / "one")]) == 0
     a, b = checkpoint.load(tmp_path / "one"), checkpoint.load(tmp_path / "two")

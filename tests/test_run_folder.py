@@ -1,6 +1,7 @@
 """The CLI and run folders never silently do the wrong thing (issue 11): a run folder holds one run, refusals are one
 line that names the way on and write nothing, every command reads a run the same way, and `fit` says what `steps`
 means."""
+
 import json
 import math
 import subprocess
@@ -15,10 +16,34 @@ import fastwgan as fw
 from fastwgan import checkpoint
 from fastwgan.cli import main
 
-TOY = ["--data", "toy:8gaussians", "--toy-n", "300", "--batch-size", "8", "--width", "16", "--no-progress",
-       "--log-every", "1", "--trainer", "reference"]
-DIGITS = ["--data", "digits-train", "--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "1",
-          "--trainer", "reference"]
+TOY = [
+    "--data",
+    "toy:8gaussians",
+    "--toy-n",
+    "300",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--trainer",
+    "reference",
+]
+DIGITS = [
+    "--data",
+    "digits-train",
+    "--batch-size",
+    "8",
+    "--width",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--trainer",
+    "reference",
+]
 
 
 def snapshot(folder):
@@ -76,8 +101,16 @@ def test_overwrite_replaces_the_run_and_keeps_the_old_one_until_the_first_checkp
 
     with pytest.raises(fw.run.RunFolderError):
         new.fit(fw.data.toy("8gaussians", n=300), 3, out=toy_run, log_every=1, progress=False)
-    new.fit(fw.data.toy("8gaussians", n=300), 3, out=toy_run, overwrite=True, log_every=1, checkpoint_every=2,
-            callbacks=(look,), progress=False)
+    new.fit(
+        fw.data.toy("8gaussians", n=300),
+        3,
+        out=toy_run,
+        overwrite=True,
+        log_every=1,
+        checkpoint_every=2,
+        callbacks=(look,),
+        progress=False,
+    )
     assert seen == [(1, True), (2, True), (3, False)]  # the old run is deleted by the new run's checkpoint at 2
     assert [p.name for p in toy_run.parent.iterdir()] == ["run"]
     stats = [json.loads(line)["step"] for line in (toy_run / "stats.jsonl").read_text().splitlines()]
@@ -120,14 +153,17 @@ def test_resume_elsewhere_or_with_overwrite_refuses(toy_run, tmp_path, capsys):
     assert not (tmp_path / "other").exists()
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["train", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
-    (["train", "--steps", "-5"], "argument --steps: expected a positive integer, got '-5'"),
-    (["train", "--preset", "bad"], "argument --preset: invalid choice: 'bad'"),
-    (["train", "--betas", "0.5"], "argument --betas: expected 2 arguments"),
-    (["sample", "RUN", "--n", "0", "--out", "x.png"], "argument --n"),
-    ([], "required"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+        (["train", "--steps", "-5"], "argument --steps: expected a positive integer, got '-5'"),
+        (["train", "--preset", "bad"], "argument --preset: invalid choice: 'bad'"),
+        (["train", "--betas", "0.5"], "argument --betas: expected 2 arguments"),
+        (["sample", "RUN", "--n", "0", "--out", "x.png"], "argument --n"),
+        ([], "required"),
+    ],
+)
 def test_argparse_errors_are_one_line_and_write_nothing(argv, needle, tmp_path, capsys):
     out = tmp_path / "r"
     with pytest.raises(SystemExit) as e:
@@ -219,9 +255,12 @@ def test_evaluate_takes_the_run_as_checkpoint_or_a_step_file(digits_run, capsys)
 def test_evaluate_says_in_a_sentence_when_the_heldout_set_was_seen():
     from fastwgan.evaluate import format_table
 
-    result = {"run": "r", "step": 5, "source": "digits",
-              "metrics": {"n": 500, "fid_classifier": 10.0, "fid_classifier_real": 5.0,
-                          "heldout_seen_in_training": True}}
+    result = {
+        "run": "r",
+        "step": 5,
+        "source": "digits",
+        "metrics": {"n": 500, "fid_classifier": 10.0, "fid_classifier_real": 5.0, "heldout_seen_in_training": True},
+    }
     table = format_table(result)
     assert "heldout_seen_in_training" not in table
     assert "includes the 500 held-out digits" in table and "'digits-train'" in table
@@ -258,9 +297,17 @@ def test_continuing_a_run_from_python_keeps_its_folder_whole(tmp_path):
             raise KeyboardInterrupt  # after the checkpoint at 2, with stats logged to 3
 
     with pytest.raises(KeyboardInterrupt):
-        small_trainer().fit(x, 10, out=out, log_every=1, checkpoint_every=2, callbacks=(crash,), progress=False,
-                            run_config={"model": {"kind": "mlp"}, "data": {"source": "toy:8gaussians"}},
-                            handle_signals=False)
+        small_trainer().fit(
+            x,
+            10,
+            out=out,
+            log_every=1,
+            checkpoint_every=2,
+            callbacks=(crash,),
+            progress=False,
+            run_config={"model": {"kind": "mlp"}, "data": {"source": "toy:8gaussians"}},
+            handle_signals=False,
+        )
     t = small_trainer()
     t.load_state_dict(checkpoint.load(out))
     assert t.step == 2
@@ -298,16 +345,25 @@ class Scores10(nn.Module):
         return self.net(x)
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda: small_trainer(latent=4, G=fw.models.mlp((2,), 16, hidden=8, depth=1)[0]),
-     "generator: its first layer body.0 takes 16 inputs but TrainConfig.latent_dim is 4 "
-     "(a call on z of shape (2, 4) failed"),
-    (lambda: small_trainer(G=fw.models.mlp((3,), 4, hidden=8, depth=1)[0]),
-     "samples have shape (2,) but the generator makes (3,)"),
-    (lambda: small_trainer(D=fw.models.mlp((5,), 4, hidden=8, depth=1)[1]),
-     "critic: calling it on a data batch of shape (2, 2) failed"),
-    (lambda: small_trainer(D=Scores10()), "critic: returns shape (2, 10) for a batch of 2 samples"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (
+            lambda: small_trainer(latent=4, G=fw.models.mlp((2,), 16, hidden=8, depth=1)[0]),
+            "generator: its first layer body.0 takes 16 inputs but TrainConfig.latent_dim is 4 "
+            "(a call on z of shape (2, 4) failed",
+        ),
+        (
+            lambda: small_trainer(G=fw.models.mlp((3,), 4, hidden=8, depth=1)[0]),
+            "samples have shape (2,) but the generator makes (3,)",
+        ),
+        (
+            lambda: small_trainer(D=fw.models.mlp((5,), 4, hidden=8, depth=1)[1]),
+            "critic: calling it on a data batch of shape (2, 2) failed",
+        ),
+        (lambda: small_trainer(D=Scores10()), "critic: returns shape (2, 10) for a batch of 2 samples"),
+    ],
+)
 def test_models_that_do_not_fit_the_data_are_named_before_training(make, needle):
     t = make()
     with pytest.raises(ValueError) as e:

@@ -1,6 +1,7 @@
 """Streaming image folders (fastwgan.streaming, `fastwgan train --stream`): the streamed images are the ones `load`
 gives, bad files are named, the CLI streams when the folder exceeds the memory budget, and memory stays bounded
 (peak RSS measured in a subprocess, against loading the folder whole)."""
+
 import json
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_dataset_names_bad_files(tmp_path):
         streaming.ImageFolderDataset(folder)
     folder = _folder(tmp_path / "g", 4, size=32, classes=())
     raw = (folder / "00001.png").read_bytes()
-    (folder / "00001.png").write_bytes(raw[:len(raw) // 2])  # the header reads, the pixels do not
+    (folder / "00001.png").write_bytes(raw[: len(raw) // 2])  # the header reads, the pixels do not
     ds = streaming.ImageFolderDataset(folder)
     with pytest.raises(data.DataError, match="00001.png: corrupt or truncated"):
         ds[1]
@@ -62,8 +63,29 @@ def test_dataset_names_bad_files(tmp_path):
 
 def _train(tmp_path, folder, *extra, name="run"):
     out = tmp_path / name
-    rc = main(["train", "--data", str(folder), "--steps", "2", "--out", str(out), "--batch-size", "8",
-               "--trainer", "reference", "--no-progress", "--model", "mlp", "--width", "16", "--workers", "0", *extra])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(folder),
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--batch-size",
+            "8",
+            "--trainer",
+            "reference",
+            "--no-progress",
+            "--model",
+            "mlp",
+            "--width",
+            "16",
+            "--workers",
+            "0",
+            *extra,
+        ]
+    )
     assert rc == 0
     return json.loads((out / "config.json").read_text())["data"]
 
@@ -79,8 +101,9 @@ def test_cli_streams_past_the_budget(tmp_path, capsys):
 
     args = Namespace(data=str(folder), stream="auto", memory_budget=None, image_size=None, channels=None)
     assert _streamed_folder(args, labels=False) is None
-    assert isinstance(_streamed_folder(Namespace(**{**vars(args), "stream": "on"}), labels=False),
-                      streaming.ImageFolderDataset)
+    assert isinstance(
+        _streamed_folder(Namespace(**{**vars(args), "stream": "on"}), labels=False), streaming.ImageFolderDataset
+    )
     cond = _train(tmp_path, folder, "--stream", "on", "--conditional", name="cond")
     assert cond["streamed"] and cond["labels"] and cond["shape"] == [24, 3, 8, 8]
     spec = json.loads((tmp_path / "cond" / "config.json").read_text())
@@ -90,12 +113,15 @@ def test_cli_streams_past_the_budget(tmp_path, capsys):
     assert json.loads((tmp_path / "cond" / "config.json").read_text())["data"]["streamed"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "digits-train", "--stream", "on"], "--stream on: streaming decodes image folders; digits-train"),
-    (["--stream", "on", "--eval-every", "2"], "--eval-every: evaluation reads the whole training set"),
-    (["--memory-budget", "0", "--stream", "on"], "--memory-budget: expected a positive size"),
-    (["--workers", "-1", "--stream", "on"], "--workers: expected 0 or more"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "digits-train", "--stream", "on"], "--stream on: streaming decodes image folders; digits-train"),
+        (["--stream", "on", "--eval-every", "2"], "--eval-every: evaluation reads the whole training set"),
+        (["--memory-budget", "0", "--stream", "on"], "--memory-budget: expected a positive size"),
+        (["--workers", "-1", "--stream", "on"], "--workers: expected 0 or more"),
+    ],
+)
 def test_cli_stream_errors(tmp_path, capsys, args, message):
     folder = _folder(tmp_path / "f", 4)
     argv = ["train", "--data", str(folder), "--steps", "1", "--out", str(tmp_path / "r"), "--no-progress", *args]
@@ -112,9 +138,23 @@ def test_streaming_memory_is_bounded(tmp_path):
     # batches of 8. Measured: the growth of the resident set's peak while `main` runs; identical runs vary by tens
     # of MiB (allocator, lazy imports), hence the margins.
     out = tmp_path / "mem.json"
-    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "stream_memory.py"), "--sizes",
-                    "4000", "--unique", "500", "--workdir", str(tmp_path), "--json", str(out)], check=True, timeout=600,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "benchmarks" / "stream_memory.py"),
+            "--sizes",
+            "4000",
+            "--unique",
+            "500",
+            "--workdir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
     rows = {r["stream"]: r for r in json.loads(out.read_text())["rows"]}
     decoded = rows["off"]["decoded_mib"]
     print(rows)

@@ -1,4 +1,5 @@
 """fastwgan.threads: the CPU thread-count policy, driven by a fake clock whose step cost depends on the count."""
+
 import pytest
 import torch
 

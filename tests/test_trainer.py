@@ -1,5 +1,6 @@
 """fastwgan.Trainer is a drop-in twin of ReferenceTrainer: same stream, same losses, same parameters (tolerances:
 tests/equivalence.py)."""
+
 import math
 
 import pytest
@@ -34,16 +35,21 @@ def pair(loss, kind, channels, batch, seed, **fast_kw):
     # = 10 lr, and at 1e-3 that is the whole clip range (c = 0.01), so every critic weight lands on +-c by a coin flip
     # of rounding (found by the exploring tests: clip, dcgan32, batch 8)
     lr = 1e-4 if loss == "clip" else 1e-3
-    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=batch, latent_dim=latent, seed=seed,
-                                n_critic=2, lr_d=lr, lr_g=lr)
+    cfg = fw.TrainConfig.preset(
+        PRESETS[loss], loss=loss, batch_size=batch, latent_dim=latent, seed=seed, n_critic=2, lr_d=lr, lr_g=lr
+    )
     ref = fw.ReferenceTrainer(*make_models(kind, channels, seed, latent), cfg)
     fast = Trainer(*make_models(kind, channels, seed, latent), cfg, **fast_kw)
     return ref, fast
 
 
-@given(loss=st.sampled_from(["clip", "gp", "lp"]),
-       model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3), ("dcgan32", 1), ("dcgan28", 3)]),
-       batch=st.sampled_from([2, 5, 8]), seed=st.integers(0, 3), impl=st.sampled_from(["torch", "auto"]))
+@given(
+    loss=st.sampled_from(["clip", "gp", "lp"]),
+    model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3), ("dcgan32", 1), ("dcgan28", 3)]),
+    batch=st.sampled_from([2, 5, 8]),
+    seed=st.integers(0, 3),
+    impl=st.sampled_from(["torch", "auto"]),
+)
 def test_eager_fast_path_matches_reference(loss, model, batch, seed, impl):
     kind, channels = model
     # DCGAN generators hold batch norm, which maps a batch of 2 to +-1 per feature whatever its input: the layers
@@ -62,8 +68,12 @@ def test_eager_fast_path_matches_reference(loss, model, batch, seed, impl):
         assert all(bool(p.abs().max() <= c) for p in fast.critic.parameters())
 
 
-@given(loss=st.sampled_from(["clip", "gp", "lp"]), model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3)]),
-       batch=st.sampled_from([3, 8]), seed=st.integers(0, 3))
+@given(
+    loss=st.sampled_from(["clip", "gp", "lp"]),
+    model=st.sampled_from([("mlp", 1), ("dcgan28", 1), ("dcgan32", 3)]),
+    batch=st.sampled_from([3, 8]),
+    seed=st.integers(0, 3),
+)
 def test_first_critic_step_gradients_match(loss, model, batch, seed):
     kind, channels = model
     ref, fast = pair(loss, kind, channels, batch, seed, compile=False)
@@ -182,8 +192,9 @@ def test_bad_options():
 
 
 def cuda_pair(loss, dtype="float32", **fast_kw):
-    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=8, latent_dim=6, n_critic=2, lr_d=1e-3,
-                                lr_g=1e-3, device="cuda")
+    cfg = fw.TrainConfig.preset(
+        PRESETS[loss], loss=loss, batch_size=8, latent_dim=6, n_critic=2, lr_d=1e-3, lr_g=1e-3, device="cuda"
+    )
     ref = fw.ReferenceTrainer(*make_models("dcgan32", 3, 0, 6), cfg)
     fast = Trainer(*make_models("dcgan32", 3, 0, 6), cfg.replace(dtype=dtype), **fast_kw)
     return ref, fast

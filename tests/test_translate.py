@@ -1,6 +1,7 @@
 """Unpaired translation (fastwgan.translate): the losses on analytic cases, the penalty's gradient reaching each
 critic, the fast trainer equal to the eager oracle (eager and compiled, no recompiles), exact resume, the
 translator model, and one-line refusals of bad input."""
+
 import math
 
 import pytest
@@ -17,16 +18,22 @@ from fastwgan import objectives, translate
 
 def domains(cs=1, ct=3, n=24, size=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randint(0, 256, (n, cs, size, size), dtype=torch.uint8, generator=g),
-            torch.randint(0, 256, (n + 5, ct, size, size), dtype=torch.uint8, generator=g))
+    return (
+        torch.randint(0, 256, (n, cs, size, size), dtype=torch.uint8, generator=g),
+        torch.randint(0, 256, (n + 5, ct, size, size), dtype=torch.uint8, generator=g),
+    )
 
 
 def tiny_nets(cs, ct, seed, size=8):
     """1x1-convolution generators and MLP critics: every part of the step at a compile cost of seconds."""
     torch.manual_seed(seed)
     d = lambda c: nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, 8), nn.Tanh(), nn.Linear(8, 1))  # noqa: E731
-    return (nn.Sequential(nn.Conv2d(cs, ct, 1), nn.Tanh()), nn.Sequential(nn.Conv2d(ct, cs, 1), nn.Tanh()),
-            d(cs), d(ct))
+    return (
+        nn.Sequential(nn.Conv2d(cs, ct, 1), nn.Tanh()),
+        nn.Sequential(nn.Conv2d(ct, cs, 1), nn.Tanh()),
+        d(cs),
+        d(ct),
+    )
 
 
 def pair(loss, cs, ct, seed, compile=False, config=None, **kw):
@@ -73,8 +80,9 @@ def test_semantic_consistency_is_cycada_cross_entropy():
     assert loss.item() == pytest.approx((aux["adversarial"] + 2.0 * sem).item(), rel=1e-5)
     x_s, x_t = domains(1, 3)
     with pytest.raises(ValueError, match="semantic: the classifier reads source images and translations"):
-        translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), semantic=classifier(1, 0)
-                                              ).fit(x_s, x_t, 1)
+        translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), semantic=classifier(1, 0)).fit(
+            x_s, x_t, 1
+        )
 
 
 @pytest.mark.parametrize("calculus", ["eager", "functional"])
@@ -124,8 +132,12 @@ def classifier(c, seed):
     return nn.Sequential(nn.Flatten(), nn.Linear(c * 64, 3))
 
 
-@given(seed=st.integers(0, 2**16), loss=st.sampled_from(["gp", "clip", "lp"]),
-       channels=st.sampled_from([(1, 3), (3, 3), (3, 1)]), semantic=st.booleans())
+@given(
+    seed=st.integers(0, 2**16),
+    loss=st.sampled_from(["gp", "clip", "lp"]),
+    channels=st.sampled_from([(1, 3), (3, 3), (3, 1)]),
+    semantic=st.booleans(),
+)
 def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, semantic):
     cs, ct = channels
     x_s, x_t = domains(cs, ct, seed=seed)
@@ -206,9 +218,16 @@ def test_translator_maps_images_to_images(size, cin, cout):
     torch.testing.assert_close(t(x)[:1], t(x[:1]))
 
 
-@pytest.mark.parametrize("kw,match", [({"image_size": 6}, "8..64"), ({"image_size": 34}, "divisible by 4"),
-                                      ({"image_size": 9}, "divisible by 2"),
-                                      ({"channels_in": 2}, "channels_in must be 1 or 3"), ({"width": 0}, "positive")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"image_size": 6}, "8..64"),
+        ({"image_size": 34}, "divisible by 4"),
+        ({"image_size": 9}, "divisible by 2"),
+        ({"channels_in": 2}, "channels_in must be 1 or 3"),
+        ({"width": 0}, "positive"),
+    ],
+)
 def test_translator_refuses_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         fw.models.translator(**{"image_size": 8, "channels_in": 1, "channels_out": 3, **kw})
@@ -229,8 +248,9 @@ def test_bad_input_is_refused_with_one_line():
     with pytest.raises(ValueError, match="g_st: calling it on images of shape .2, 3, 8, 8. failed"):
         ref.fit(x_t, x_t, 1)  # a 1-channel generator fed 3-channel images
     with pytest.raises(ValueError, match="identity_weight: .* source has 1 channels and the target 3"):
-        translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), identity_weight=5.0
-                                              ).fit(x_s, x_t, 1)
+        translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), identity_weight=5.0).fit(
+            x_s, x_t, 1
+        )
     with pytest.raises(ValueError, match="two-domain trainers train in float32"):
         translate.TranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(dtype="bfloat16"), compile=False)
     with pytest.raises(ValueError, match="cycle_weight must be a non-negative finite number"):
@@ -239,8 +259,9 @@ def test_bad_input_is_refused_with_one_line():
         ref.translate(x_s, "sideways")
     with pytest.raises(ValueError, match="batch norm is not allowed"):
         g1, g2, _, d_t = tiny_nets(1, 3, 0)
-        translate.ReferenceTranslationTrainer(g1, g2, nn.Sequential(nn.BatchNorm2d(1), nn.Flatten(),
-                                                                    nn.Linear(64, 1)), d_t, fw.TrainConfig())
+        translate.ReferenceTranslationTrainer(
+            g1, g2, nn.Sequential(nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(64, 1)), d_t, fw.TrainConfig()
+        )
     ref.fit(x_s, x_t, 1, progress=False)
     with pytest.raises(ValueError, match=r"translate\('t2s'\): images have 1 channels but the networks take 3"):
         ref.translate(x_s, "t2s")

@@ -4,6 +4,7 @@ again only to add a run written by the CURRENT version, never to refresh these (
 
     cd tests/data/old_runs && OMP_NUM_THREADS=1 python make.py
 """
+
 import shutil
 import subprocess
 import sys
@@ -35,12 +36,54 @@ def small_adapt_networks():
 def main():
     for d in ("gan", "translate", "adapt"):
         shutil.rmtree(HERE / d, ignore_errors=True)
-    sh("train", "--data", "digits-train", "--steps", "6", "--checkpoint-every", "3", "--batch-size", "8", "--width",
-       "16", "--model", "mlp", "--threads", "1", "--out", "gan", *COMMON)
+    sh(
+        "train",
+        "--data",
+        "digits-train",
+        "--steps",
+        "6",
+        "--checkpoint-every",
+        "3",
+        "--batch-size",
+        "8",
+        "--width",
+        "16",
+        "--model",
+        "mlp",
+        "--threads",
+        "1",
+        "--out",
+        "gan",
+        *COMMON,
+    )
     sh("encode", "gan", "--steps", "4", "--checkpoint-every", "2", "--batch-size", "8", *COMMON)
-    sh("translate", "train", "--source", "digits-train", "--target", "digits-m-train", "--steps", "4",
-       "--checkpoint-every", "2", "--threads", "1", "--width", "8", "--blocks", "1", "--critic", "mlp",
-       "--critic-width", "16", "--batch-size", "8", "--out", "translate", *COMMON)
+    sh(
+        "translate",
+        "train",
+        "--source",
+        "digits-train",
+        "--target",
+        "digits-m-train",
+        "--steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--threads",
+        "1",
+        "--width",
+        "8",
+        "--blocks",
+        "1",
+        "--critic",
+        "mlp",
+        "--critic-width",
+        "16",
+        "--batch-size",
+        "8",
+        "--out",
+        "translate",
+        *COMMON,
+    )
     import fastwgan as fw
     from fastwgan import adapt, anomaly, translate
     from fastwgan.data import load
@@ -50,8 +93,9 @@ def main():
     tgt = load("digits-m-train")
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8)
     nets = small_adapt_networks()
-    adapt.AdaptTrainer(*nets, cfg, compile=False).fit(src, tgt, 4, labels=y, out=HERE / "adapt", checkpoint_every=2,
-                                                      log_every=1, progress=False)
+    adapt.AdaptTrainer(*nets, cfg, compile=False).fit(
+        src, tgt, 4, labels=y, out=HERE / "adapt", checkpoint_every=2, log_every=1, progress=False
+    )
     for d in ("gan", "translate", "adapt"):  # pictures are not read back: keep the folder small
         for sub in ("samples", "plots"):
             shutil.rmtree(HERE / d / sub, ignore_errors=True)
@@ -63,9 +107,13 @@ def main():
     tr = translate.load_translation(HERE / "translate", threads=1)
     at = adapt.AdaptTrainer(*small_adapt_networks(), cfg, compile=False)
     at.load_state_dict(fw.checkpoint.load(HERE / "adapt"))
-    expected = {"gan_sample": trainer.sample(16, seed=5), "gan_critic": trainer.critic_score(heldout),
-                "encoder_score": enc.score(heldout)["score"], "translate_s2t": tr.translate(heldout[:8]),
-                "adapt_predict": at.predict(load("digits-m-heldout")[:32])}
+    expected = {
+        "gan_sample": trainer.sample(16, seed=5),
+        "gan_critic": trainer.critic_score(heldout),
+        "encoder_score": enc.score(heldout)["score"],
+        "translate_s2t": tr.translate(heldout[:8]),
+        "adapt_predict": at.predict(load("digits-m-heldout")[:32]),
+    }
     save_file({k: v.contiguous() for k, v in expected.items()}, HERE / "expected.safetensors")
 
 
