@@ -35,7 +35,7 @@ from torch import nn
 
 from fastwgan import TrainConfig
 from fastwgan.data import to_float
-from fastwgan.loop import resolve_device
+from fastwgan.engine import resolve_device
 
 # The values `torch.optim.RMSprop(params, lr)` / `torch.optim.Adam(params, lr, betas)` use when not given.
 _TORCH_DEFAULTS = {"rmsprop_alpha": 0.99, "opt_eps": 1e-8}

@@ -13,7 +13,7 @@ to the parameter count):
   fastwgan    `fastwgan.ops.clip_(buffer, impl="triton")` (CUDA only)
 Fused optimizer providers (RMSprop, WGAN's lr 5e-5, then clip at 0.01):
   reference            `torch.optim.RMSprop(...).step()` (its default foreach choice) then the clamp loop
-  twin                 `fastwgan.twins.rmsprop_clip_` eagerly on the flat buffers (plain torch ops)
+  twin                 `fastwgan.ops.twins.rmsprop_clip_` eagerly on the flat buffers (plain torch ops)
   compiled_reference   the twin under `torch.compile` (fullgraph): inductor's own fusion of the same math
   fastwgan             `fastwgan.ops.rmsprop_clip_(..., impl="triton")`: one pass, 20 bytes per parameter
 GP providers (interpolation x_hat = eps real + (1 - eps) fake; penalty lambda mean((||g|| - 1)^2) forward and
@@ -30,9 +30,10 @@ import time
 import pytest
 import torch
 
-from fastwgan import models, ops, twins
+from fastwgan import models, ops
 from fastwgan.compile import compile_step
 from fastwgan.flat import flatten_parameters
+from fastwgan.ops import twins
 
 CLIP = 0.01
 LR, ALPHA, EPS = 5e-5, 0.99, 1e-8

@@ -6,7 +6,7 @@ PNGs. Providers, one step each per round, interleaved in one process so they sha
 * ``memory``: the folder decoded once into a uint8 tensor (`fit(tensor)`, batches gathered by the seeded stream);
 * ``folder-w0``: `fit(DataLoader(ImageFolderDataset))` decoding in the training process (no overlap: the cost of
   decoding 5 x 64 PNGs per step is paid in line);
-* ``folder-wN``: the same loader with N worker processes decoding ahead (`fastwgan.sources.LoaderSource` fetches
+* ``folder-wN``: the same loader with N worker processes decoding ahead (`fastwgan.data.sources.LoaderSource` fetches
   the next step's batches right after launching the current one).
 
 A round times one step (`trainer._step` on the source's batches, then `source.prefetch()` for the next step) of
@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from fastwgan import TrainConfig, Trainer, data, models, rng
-from fastwgan.streaming import ImageFolderDataset, folder_loader
+from fastwgan.data.streaming import ImageFolderDataset, folder_loader
 
 ROUNDS = 15
 N_IMAGES = 2048

@@ -207,7 +207,7 @@ def test_step(benchmark, bench, step_case, provider, plain_loop):
             "images_per_s": case.batch * cfg.n_critic / median,
             "impl": getattr(trainer, "impl", None),
             "fuse_iteration": getattr(trainer, "fuse_iteration", None),
-            "kernels": ("triton" if provider.startswith("fastwgan") and ops._kernel_runs_on(bench.device) else "torch"),
+            "kernels": ("triton" if provider.startswith("fastwgan") and ops.kernel_runs_on(bench.device) else "torch"),
             **info,
             **mem.info(),
         }

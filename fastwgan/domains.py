@@ -1,26 +1,25 @@
-"""What the two-domain trainers share (``fastwgan.translate``, ``fastwgan.adapt``): the checks of a source and a
-target set, the seeded stream, the outer loop with its run folder, log ticks, NaN guard, signals, sample pictures
-and atomic checkpoints, and the state that resumes a run exactly. A subclass supplies its draw, its step, its
-networks and its optimizer state, as the GAN trainers do over ``fastwgan.loop``.
+"""What the two-domain trainers share (``fastwgan.translate``, ``fastwgan.adapt``) on top of the engine
+(``fastwgan.engine``: run folder, log ticks, NaN guard and skip, signals, torchrun, threads, checkpoints): the
+checks of a source and a target set, their batch sources (tensors, or DataLoaders), and the checkpoint format. A
+subclass supplies its draw, its step, its networks and its optimizer state, as the GAN trainers do.
+
+Batches. With tensors, each step's rows are drawn by the seeded stream and gathered on the device inside the
+step. With DataLoaders (one per domain; a labelled source yields ``(x, y)``), each step takes as many batches from
+each loader as its draw has batches of rows for that domain, and the draw's rows are rewritten to point into them:
+the step functions cannot tell the difference (``DomainLoaders``). A resumed loader run skips to where it stopped
+(``fastwgan.data.sources.LoaderSource``).
 """
 
 from __future__ import annotations
 
-import math
-import time
-import warnings
-
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from . import guards, rng
 from .config import TrainConfig
-from .images import DataError
-from .loop import records_since, resolve_device
-from .run import Progress, RunWriter
-from .threads import ThreadPolicy
+from .data.sources import LoaderSource
+from .engine import Engine, FitOptions, resolve_device
+from .images import DataError, check_samples
 
 
 def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -31,18 +30,7 @@ def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, 
         channels: the channel count the networks expect (None: any).
         size: the (H, W) the networks expect (None: any).
     """
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what}: expected a tensor or array of images, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise DataError(f"{what}: expected images (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise DataError(f"{what}: the domain is empty (0 images)")
-    if x.dtype != torch.uint8 and not x.is_floating_point():
-        raise DataError(f"{what}: expected uint8 images or floats in [-1, 1], got dtype {x.dtype}")
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise DataError(f"{what}: contains NaN or inf values")
+    x = check_samples(x, what, images=True)
     if channels is not None and x.shape[1] != channels:
         raise DataError(f"{what}: images have {x.shape[1]} channels but the networks take {channels}")
     if size is not None and tuple(x.shape[2:]) != tuple(size):
@@ -61,6 +49,11 @@ def functional(module: nn.Module, params: dict, prefix: str | None = None):
     return lambda x: functional_call(module, {**params, **bufs}, (x,))
 
 
+def critic_scores(d):
+    """A critic's output (B,) or (B, 1) as (B,) fp32 (the two-domain losses take scores this way)."""
+    return lambda x: d(x).reshape(-1).float()
+
+
 def kept(out, copy: bool):
     """A compiled update's outputs, cloned when ``copy`` (CUDA graphs reuse their output memory on the next
     replay, ``compile_mode="reduce-overhead"``)."""
@@ -71,16 +64,140 @@ def kept(out, copy: bool):
     return type(out)(v.clone() for v in out)
 
 
-class DomainTrainerBase:
-    """Shared machinery of the two-domain trainers. Public: fit's loop (subclasses' ``fit``), history, step,
-    state_dict, load_state_dict."""
+class TensorDomains:
+    """The domains as device tensors (the labels of a labelled source among them); the stream's rows index them."""
+
+    position = None
+
+    def __init__(self, tensors: tuple):
+        self.tensors = tensors
+        self.sizes = tuple(len(t) for t in tensors)
+
+    def first(self) -> tuple:
+        return self.tensors
+
+    def next(self, draw: dict) -> tuple[tuple, dict]:
+        return self.tensors, draw
+
+    def prefetch(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class DomainLoaders:
+    """One DataLoader per image domain (module docstring). ``rows``: for each loader, the draw keys whose rows it
+    supplies (in order); ``labelled``: the index of the loader whose ``(x, y)`` batches carry labels (its labels
+    follow its images in the step's domain tuple)."""
+
+    def __init__(self, sources: list[LoaderSource], rows: list[tuple[str, ...]], labelled: int | None = None):
+        self.sources, self.rows, self.labelled = sources, rows, labelled
+        self.sizes = tuple(1 for _ in self._layout())  # the stream's rows are rewritten: any index is 0
+
+    def _layout(self):
+        for i in range(len(self.sources)):
+            yield i
+            if i == self.labelled:
+                yield i
+
+    def first(self) -> tuple:
+        out = []
+        for i, s in enumerate(self.sources):
+            x, y = s.first()
+            out += [x, y] if i == self.labelled else [x]
+        return tuple(out)
+
+    def next(self, draw: dict) -> tuple[tuple, dict]:
+        draw, out = dict(draw), []
+        for i, (s, keys) in enumerate(zip(self.sources, self.rows)):
+            b = s.next(None)  # (k, B, ...) batches, their labels (k, B)
+            x = b.src.reshape(-1, *b.src.shape[2:])  # (k B, ...)
+            offset = 0
+            for key in keys:  # the key's rows become positions in the stacked batches
+                n = draw[key].numel()
+                draw[key] = torch.arange(offset, offset + n, device=x.device).reshape(draw[key].shape)
+                offset += n
+            out += [x, b.y.reshape(-1)] if i == self.labelled else [x]
+        return tuple(out), draw
+
+    @property
+    def position(self):
+        return [s.position for s in self.sources]
+
+    def prefetch(self) -> None:
+        for s in self.sources:
+            s.prefetch()
+
+    def close(self) -> None:
+        for s in self.sources:
+            s.close()
+
+
+def is_loader(x) -> bool:
+    """True for an iterable of batches (a DataLoader), False for a tensor or an array."""
+    import numpy as np
+
+    return not isinstance(x, (torch.Tensor, np.ndarray))
+
+
+def domain_source(engine: Engine, data: tuple, check, rows, labelled=None, batches=None, num_classes=None):
+    """The batch source of a trainer on image domains (module docstring).
+
+    Args:
+        engine: the trainer (device, batch size, torchrun rank, loader positions to resume from).
+        data: the image domains, each a tensor or a DataLoader (a labelled domain's tensor labels after it).
+        check: ``check(*first batches)`` raises on bad input and returns the tensors to train on.
+        rows: per image domain, the draw keys of its rows; labelled: the image domain whose loader yields (x, y).
+        batches: ``batches(i)``: the batches of domain i one step trains on (default 1).
+        num_classes: the labelled loader's classes when known (its labels are checked against them).
+    Returns:
+        a ``TensorDomains`` or a ``DomainLoaders`` (loaders: batch size ``config.batch_size`` per rank).
+    """
+    images = [d for i, d in enumerate(data) if not (labelled is not None and i == labelled + 1)]
+    loaders = [is_loader(d) for d in images]
+    if not any(loaders):
+        return TensorDomains(tuple(t.to(engine.device) for t in check(*data)))
+    if not all(loaders):
+        raise ValueError("source and target: give both as tensors or both as DataLoaders")
+    if labelled is not None and data[labelled + 1] is not None:
+        raise ValueError("labels: a loader yields its labels with its batches, as (x, y); give no labels=")
+    cfg, pos = engine.config, engine.data_position or [(0, 0)] * len(images)
+    sources = []
+    for i, loader in enumerate(images):
+        sources.append(
+            LoaderSource(
+                loader,
+                batch_size=cfg.batch_size // engine.world_size,
+                n_critic=batches(i) if batches else 1,
+                device=engine.device,
+                num_classes=(num_classes or 0) if i == labelled else None,  # 0: read y, check it later
+                seed=cfg.seed + i,
+                world_size=engine.world_size,
+                rank=engine.rank,
+                position=tuple(pos[i]),
+            )
+        )
+    src = DomainLoaders(sources, list(rows), labelled)
+    try:
+        check(*src.first())
+    except BaseException:
+        src.close()
+        raise
+    return src
+
+
+class DomainTrainerBase(Engine):
+    """Shared machinery of the two-domain trainers. Public: fit (the subclasses'), history, step, state_dict,
+    load_state_dict, and the engine's (threads, world_size, skipped_steps, stopped_by)."""
 
     name = "base"
     kind = "base"  # "translation" | "adaptation": what a checkpoint holds
     plot_panels: tuple = ()  # plots/losses.png: (title, ((history key, label), ...)) per panel (fastwgan.plots)
-    metrics: tuple[str, ...] = ()  # the per-step metric names, in stats.jsonl order
+    rows: tuple[tuple[str, ...], ...] = ()  # per image domain, the draw keys of its rows (DomainLoaders)
+    labelled: int | None = None  # the image domain whose loader yields (x, y)
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, threads=None):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a fastwgan.TrainConfig, got {type(config).__name__}")
         if config.conditional or config.augment:
@@ -89,29 +206,17 @@ class DomainTrainerBase:
             )
         if config.dtype != "float32":
             raise ValueError(f"TrainConfig.dtype: the two-domain trainers train in float32, got {config.dtype!r}")
-        self.config = config
-        self.device = resolve_device(config.device)
-        self._gen = rng.make_generator(config.seed)
-        self.step = 0
-        self._records: list[dict] = []
-        self._pending: list[tuple[int, dict]] = []
-        self.stopped_by: str | None = None
-        self.threads = ThreadPolicy(None, self.device)  # the fast trainers take threads="auto" | N
+        super().__init__(
+            config, resolve_device(config.device), seed=config.seed, batch_size=config.batch_size, threads=threads
+        )
 
     # ------------------------------------------------------------------ subclass hooks
-    def _networks(self) -> dict[str, nn.Module]:
-        """The trained networks by name (state, NaN guard)."""
-        raise NotImplementedError
-
-    def _draw(self, sizes: tuple[int, ...]) -> dict[str, torch.Tensor]:
-        """One step's random numbers (CPU), from ``self._gen`` in the subclass's documented order."""
+    def _draw_rows(self, sizes: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """One step's random numbers (CPU, global batch), from ``self._gen`` in the subclass's documented order."""
         raise NotImplementedError
 
     def _train_step(self, domains: tuple, draw: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
-
-    def _preview(self, writer: RunWriter, step: int, domains: tuple) -> None:
-        """Write the run folder's pictures of ``step``."""
 
     def _optimizer_state(self) -> dict:
         raise NotImplementedError
@@ -119,162 +224,41 @@ class DomainTrainerBase:
     def _load_optimizer_state(self, state: dict) -> None:
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ history
-    @property
-    def history(self) -> list[dict]:
-        """One dict per step: the step and ``metrics`` (critic values are means over the step's critic updates)."""
-        self._flush()
-        return self._records
+    # ------------------------------------------------------------------ the engine's hooks
+    def _draw(self, source) -> dict[str, torch.Tensor]:
+        return {k: self.shard(v) for k, v in self._draw_rows(source.sizes).items()}
 
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        vals = torch.stack([torch.stack([m[k].float() for k in self.metrics]) for _, m in self._pending]).cpu()
-        for (step, _), row in zip(self._pending, vals.tolist()):
-            self._records.append({"step": step, **dict(zip(self.metrics, row))})
-        self._pending.clear()
+    def _step(self, source, draw) -> dict[str, torch.Tensor]:
+        domains, draw = source.next(draw)
+        return self.threads.run(lambda: self._train_step(domains, draw))
 
-    # ------------------------------------------------------------------ training
-    def _fit(
-        self,
-        domains: tuple,
-        steps: int | None,
-        add_steps: int | None,
-        *,
-        out=None,
-        overwrite: bool = False,
-        log_every: int = 10,
-        sample_every: int | None = None,
-        checkpoint_every: int | None = None,
-        keep_checkpoints: int = 3,
-        progress: bool | None = None,
-        run_config: dict | None = None,
-        handle_signals: bool = True,
-        evaluators=(),
-    ):
-        """The loop of every two-domain ``fit`` (the subclass checked ``domains``: device tensors). ``evaluators``:
-        callables ``f(trainer) -> dict`` whose values join each log tick's record (stats.jsonl, the plots)."""
-        if (steps is None) == (add_steps is None):
-            raise ValueError("fit: give exactly one of steps (the run's total) and add_steps (more from now)")
-        if add_steps is not None:
-            if isinstance(add_steps, bool) or not isinstance(add_steps, int) or add_steps < 0:
-                raise ValueError(f"add_steps must be a non-negative integer, got {add_steps!r}")
-            steps = self.step + add_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-        if log_every < 1:
-            raise ValueError(f"log_every must be >= 1, got {log_every}")
-        if steps <= self.step:
-            warnings.warn(
-                f"fit: nothing to do: the trainer is already at step {self.step} and steps={steps} is the "
-                "run's total; fit(..., add_steps=N) trains N more",
-                stacklevel=3,
-            )
-            return self
-        writer = None
-        if out is not None:
-            writer = RunWriter(
-                out,
-                {
-                    "kind": self.kind,
-                    "trainer": self.name,
-                    "config": self.config.to_dict(),
-                    "steps": steps,
-                    **(run_config or {}),
-                },
-                step=self.step,
-                overwrite=overwrite,
-            )
-        sample_every = sample_every or max(1, steps // 10)
-        sizes = tuple(len(d) for d in domains)
-        bar = Progress(steps, self.step, f"{self.kind} {self.name}", progress)
-        t_tick, tick_from, timed_from = time.perf_counter(), self.step, None
-        self.stopped_by = None
-        with guards.catch_signals(handle_signals) as stop:
-            try:
-                while self.step < steps and not stop:
-                    draw = self._draw(sizes)
-                    metrics = self.threads.run(lambda: self._train_step(domains, draw))
-                    self._pending.append((self.step + 1, metrics))
-                    self.step += 1
-                    bar.update(1)
-                    if timed_from is None:  # the first step (compiles) is not timed
-                        self._flush()
-                        t_tick, timed_from = time.perf_counter(), self.step
-                    last = self.step == steps or bool(stop)
-                    ckpt = writer is not None and ((checkpoint_every and self.step % checkpoint_every == 0) or last)
-                    tick = self.step % log_every == 0 or last
-                    if tick or ckpt:
-                        self._check_finite(tick_from)
-                    if tick:
-                        now = time.perf_counter()
-                        record = self._tick_record(tick_from, timed_from, now - t_tick)
-                        t_tick, tick_from, timed_from = now, self.step, self.step
-                        bar.set_postfix({k: f"{record[k]:.3g}" for k in self.metrics[:3]})
-                        for ev in evaluators:
-                            record.update(ev(self))
-                        if evaluators:
-                            t_tick = time.perf_counter()  # evaluating is not training
-                        if writer:
-                            writer.log(record)
-                    if writer and (self.step % sample_every == 0 or last):
-                        self._preview(writer, self.step, domains)
-                        writer.plots(self.history, self.plot_panels)
-                        t_tick = time.perf_counter()
-                    if ckpt:
-                        writer.checkpoint(self.state_dict(), self.step, keep=keep_checkpoints)
-                        t_tick = time.perf_counter()
-            finally:
-                bar.close()
-                if writer is not None:
-                    writer.close()
-        if stop:
-            self.stopped_by = stop.name
-        return self
+    # ------------------------------------------------------------------ data
+    def domain_source(self, data: tuple, check, num_classes: int | None = None):
+        """``domain_source`` for this trainer's rows (its labelled domain, its batches per step)."""
+        return domain_source(self, data, check, self.rows, self.labelled, self.batches_per_step, num_classes)
 
-    def _records_since(self, step: int) -> list[dict]:
-        return records_since(self._records, step)
+    def batches_per_step(self, domain: int) -> int:
+        """How many batches of image domain ``domain`` one step trains on (its draw keys' rows / the batch)."""
+        raise NotImplementedError
 
-    def _check_finite(self, since: int) -> None:
-        self._flush()
-        for rec in self._records_since(since):
-            bad = guards.first_nonfinite(rec)
-            if bad:
-                raise guards.DivergenceError(rec["step"], *bad)
-        name = guards.nonfinite_parameter(self._networks())
-        if name:
-            raise guards.DivergenceError(self.step, f"parameter {name}", math.nan)
-
-    def _tick_record(self, since: int, timed_from: int, seconds: float) -> dict:
-        recs = self._records_since(since)
-        out = {"step": self.step, **{k: sum(r[k] for r in recs) / len(recs) for k in self.metrics}}
-        timed = len(self._records_since(timed_from))
-        out["steps_per_s"] = timed / seconds if seconds > 0 and timed else math.nan
-        return out
+    def fit_domains(self, source, steps, add_steps, options, kw) -> DomainTrainerBase:
+        """The body of the subclasses' ``fit``: the engine's loop on ``source`` with ``FitOptions``."""
+        return self.run(source, steps, add_steps, FitOptions.of(options, **kw))
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
+    def state_dict(self, with_history: bool = True) -> dict:
         """Everything needed to continue exactly: the networks, optimizer states, step, the stream, history."""
         return {
-            "format": 1,
-            "kind": self.kind,
-            "trainer": self.name,
-            "config": self.config.to_dict(),
-            "step": self.step,
+            **self.engine_state(with_history),
             "networks": {k: dict(m.state_dict()) for k, m in self._networks().items()},
             "optimizers": self._optimizer_state(),
-            "rng": self._gen.get_state(),
-            "history": self.history,
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()`` of either twin; refuses another kind of checkpoint or another config."""
         if state.get("kind") != self.kind:
             raise ValueError(f"load_state_dict: not a {self.kind} checkpoint (kind {state.get('kind')!r})")
-        mine = self.config.to_dict()
-        diff = sorted(k for k, v in state["config"].items() if k != "device" and mine.get(k) != v)
-        if diff:
-            raise ValueError(f"load_state_dict: the checkpoint was trained with another config ({', '.join(diff)})")
+        self.check_state_config(state)
         nets = self._networks()
         if set(state["networks"]) != set(nets):
             raise ValueError(
@@ -287,7 +271,4 @@ class DomainTrainerBase:
         except RuntimeError as e:
             raise ValueError(f"load_state_dict: the checkpoint does not match these networks: {e}") from None
         self._load_optimizer_state(state["optimizers"])
-        self._gen.set_state(state["rng"])
-        self.step = int(state["step"])
-        self._pending.clear()
-        self._records = [dict(r) for r in state.get("history", [])]
+        self.load_engine_state(state)

@@ -16,7 +16,8 @@ from typing import Callable
 
 import torch
 
-from . import ops, twins
+from . import ops
+from .ops import twins
 
 
 def concat(tensors) -> torch.Tensor:
@@ -154,6 +155,48 @@ class FlatOptimizer:
                             f"load_state_dict: {what} optimizer state has no {key!r} (saved with another optimizer?)"
                         )
                     view.copy_(saved[i][key].reshape(view.shape))
+
+
+class FlatGroups:
+    """The parameter groups a fast trainer updates, set up once for every trainer: per group (name -> (module,
+    lr)) one flat fp32 buffer the module's parameters are views of (``fastwgan.flat``), the fused optimizer's flat
+    state, the learning rate as a 0-d tensor (a new value is written in place: never a recompile) and torch.optim's
+    param_group entry (checkpoints interchange with the eager twins' torch.optim state).
+
+    Attributes:
+        optim: the ``FlatOptimizer``; flat, state, lr, param_groups: dicts by group name.
+    """
+
+    def __init__(self, optim: FlatOptimizer, device: torch.device, groups: dict):
+        from .flat import flatten_parameters
+
+        self.optim = optim
+        self.flat = {k: flatten_parameters(m, grad=False) for k, (m, _) in groups.items()}
+        self.state = {k: optim.new_state(f) for k, f in self.flat.items()}
+        self.lr = {k: torch.tensor(lr, device=device) for k, (_, lr) in groups.items()}
+        self.param_groups = {k: optim.param_group(lr, len(self.flat[k].params)) for k, (_, lr) in groups.items()}
+
+    @staticmethod
+    def optimizer_of(config, impl: str, all_reduce=None) -> FlatOptimizer:
+        """The ``FlatOptimizer`` of a ``TrainConfig`` (``all_reduce``: the gradient mean over torchrun ranks)."""
+        return FlatOptimizer(
+            config.optimizer,
+            config.betas,
+            config.rmsprop_alpha,
+            config.opt_eps,
+            config.clip_value,
+            impl,
+            all_reduce,
+            all_reduce is not None,
+        )
+
+    def state_dict(self) -> dict:
+        """Every group's state in torch.optim's ``state_dict`` format."""
+        return {k: FlatOptimizer.state_dict(f, self.state[k], self.param_groups[k]) for k, f in self.flat.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, f in self.flat.items():
+            FlatOptimizer.load_state_dict(f, self.state[k], state[k], k)
 
 
 # ---------------------------------------------------------------------------------------------------------------

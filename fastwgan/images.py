@@ -35,6 +35,27 @@ def as_float(x: torch.Tensor) -> torch.Tensor:
     return to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
+def check_samples(x, what: str, *, images: bool = False) -> torch.Tensor:
+    """Training or scoring input as a tensor, checked once for every trainer: a tensor or numpy array of N >= 1
+    samples, uint8 images or floats (fastwgan's images are in [-1, 1]), all finite. ``images``: exactly
+    (N, C, H, W). Anything else is a one-line ``DataError`` (a TypeError for a non-array) naming ``what``."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a tensor or numpy array, got {type(x).__name__}")
+    if images and x.dim() != 4:
+        raise DataError(f"{what}: expected images (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.dim() < 2:
+        raise DataError(f"{what}: expected (N, ...) with N >= 1 samples, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise DataError(f"{what}: the {'domain' if images else 'set'} is empty (0 samples; N >= 1 needed)")
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise DataError(f"{what}: expected uint8 images or floats in [-1, 1], got dtype {x.dtype}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise DataError(f"{what}: contains NaN or inf values")
+    return x
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float in [-1, 1] -> uint8 (inverse of `to_float`; values outside [-1, 1] are clamped, then rounded)."""
     if x.dtype == torch.uint8:

@@ -95,9 +95,12 @@ def critic_objective(
     loss: str,
     gp_weight: float,
     calculus: Calculus = EAGER,
+    real_scores: torch.Tensor | None = None,
 ):
     """L_D of one critic on one real and one fake batch (module docstring), as a function of the critic's
-    parameters (those ``score`` closes over).
+    parameters (those ``score`` closes over). The GAN trainer's fast step, the two-domain trainers and their eager
+    twins all take their critic loss from here (the GAN's reference trainer keeps its own inline Algorithm-1 code:
+    it is the independent oracle).
 
     Args:
         score: x (B, ...) -> (B,) critic scores.
@@ -106,10 +109,12 @@ def critic_objective(
         loss: "clip" | "gp" | "lp" (``TrainConfig.loss``).
         gp_weight: lambda.
         calculus: ``EAGER`` or ``functional(...)``.
+        real_scores: ``score(real)`` when the caller has it already (a critic with a classifier head scores the
+            real batch once for both heads).
     Returns:
         (loss, {"w_estimate", and for the penalties "gp" (unweighted) and "grad_norm"}: detached 0-d tensors)
     """
-    w = score(real).mean() - score(fake).mean()
+    w = (score(real) if real_scores is None else real_scores).mean() - score(fake).mean()
     out = -w
     aux = {"w_estimate": w.detach()}
     if loss in ("gp", "lp"):

@@ -60,7 +60,7 @@ def plot_losses(history: list[dict], path: str | os.PathLike, panels=GAN_PANELS,
     if not shown:
         return
     fig, axes = figure(len(shown), (5.5 * len(shown), 4))
-    for ax, (title, curves) in zip(axes if len(shown) > 1 else [axes], shown):
+    for ax, (title, curves) in zip(axes, shown):
         for key, label, xs, ys in curves:
             ax.plot(xs, ys, label=label, lw=1)
         ax.set_xlabel("step")

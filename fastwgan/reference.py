@@ -31,12 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import augment, rng
+from . import rng
 from .conditioning import split_critic_output
 from .config import TrainConfig
+from .data.sources import RealBatches
 from .flatopt import frozen, load_torch_optimizer, torch_optimizer, torch_step
-from .loop import TrainerBase
-from .sources import RealBatches
+from .gan_base import TrainerBase
+from .images import as_float
+from .ops import augment
 
 
 class ReferenceTrainer(TrainerBase):
@@ -49,6 +51,7 @@ class ReferenceTrainer(TrainerBase):
     """
 
     name = "reference"
+    single_process = True  # the oracle: torchrun runs the fast trainer
 
     def __init__(self, generator: nn.Module, critic: nn.Module, config: TrainConfig):
         if isinstance(config, TrainConfig) and config.dtype != "float32":
@@ -57,8 +60,6 @@ class ReferenceTrainer(TrainerBase):
                 "use fastwgan.Trainer for bfloat16"
             )
         super().__init__(generator, critic, config)
-        if self.world_size > 1:
-            raise ValueError("ReferenceTrainer is the single-process oracle; use fastwgan.Trainer under torchrun")
         self.opt_d = self._optimizer(self.critic.parameters(), config.lr_d)
         self.opt_g = self._optimizer(self.generator.parameters(), config.lr_g)
 
@@ -138,7 +139,7 @@ class ReferenceTrainer(TrainerBase):
         critic_metrics = []
         dev = self.device
         for k in range(self.config.n_critic):
-            real = self._as_float(batches.real(k)).to(dev)  # (B, *shape)
+            real = as_float(batches.real(k)).to(dev)  # (B, *shape)
             eps = None if noise.eps is None else noise.eps[k].to(dev)
             y = None if batches.y is None else batches.y[k].to(dev)
             aug = None if noise.aug is None else noise.aug[2 * k : 2 * k + 2]

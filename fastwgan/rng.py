@@ -15,7 +15,7 @@ in this order:
                                                  # augmentation call, real_0, fake_0, ..., real_k, fake_k, then the
                                                  # generator update's fakes (fastwgan.augment)
 
-A run fed by a DataLoader (``fastwgan.sources.LoaderSource``) draws no idx and no gen_idx: the loader chooses
+A run fed by a DataLoader (``fastwgan.data.sources.LoaderSource``) draws no idx and no gen_idx: the loader chooses
 the real batches, and the generator update takes the labels of the step's last real batch.
 
 A class-conditional run's real labels come with the real batch (labels[idx[k]]), and the critic's fakes are

@@ -21,27 +21,20 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, grad_and_value
+from torch.func import functional_call, grad_and_value
 
-from . import augment, ops, rng
+from . import objectives, rng
 from .compile import compile_step
 from .conditioning import split_critic_output
 from .config import TrainConfig
+from .data.sources import HostStreamSource, RealBatches, TensorSource
 from .flat import flatten_parameters
-from .flatopt import FlatOptimizer, concat
-from .loop import TrainerBase
+from .flatopt import FlatGroups, concat
+from .gan_base import TrainerBase
+from .images import as_float
 from .models import has_batch_norm
-from .sources import HostStreamSource, RealBatches, TensorSource
-
-# Which implementation each op uses, per device type. "auto" = the Triton kernel where Triton runs (CUDA; CPU
-# under TRITON_INTERPRET=1), else the plain-PyTorch twin. The penalty defaults to the twin: inside a compiled
-# step inductor fuses the twin's math itself (DESIGN fact 7), and no GPU benchmark has yet shown the opaque
-# kernel faster; change it only with a benchmark that says so.
-DEFAULT_IMPL = {
-    "cpu": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch", "augment": "auto"},
-    "cuda": {"optimizer": "auto", "interpolate": "auto", "penalty": "torch", "augment": "auto"},
-}
-
+from .ops import augment
+from .ops.dispatch import DEFAULT_IMPL, resolve_impl  # noqa: F401 (fastwgan.trainer.DEFAULT_IMPL stays)
 
 # One compiled graph per generator iteration, or one per update? Each compiled call costs ~0.6 ms on this CPU
 # (Dynamo's guards ~0.3 ms, inductor's Python wrapper ~0.3 ms; toy MLP-128 profile), 7 calls per iteration, while
@@ -53,21 +46,6 @@ FUSE_ITERATION_MAX_PARAMS = {"cpu": 250_000, "cuda": 0}
 # The fused graph saves ~3.6 ms per iteration (6 calls) for ~30 s more cold compile (~6 s warm): it pays after
 # thousands of steps. A first fit shorter than this keeps one graph per update.
 FUSE_ITERATION_MIN_STEPS = 5000
-
-
-def resolve_impl(impl: str | dict, device: torch.device) -> dict[str, str]:
-    """The per-op-group implementation table of a fast trainer: ``DEFAULT_IMPL`` for the device, with ``impl``
-    ("auto" | "triton" | "torch" for every group, or a dict of groups) applied."""
-    table = dict(DEFAULT_IMPL.get(device.type, DEFAULT_IMPL["cpu"]))
-    if isinstance(impl, str):
-        if impl not in ops.IMPLS:
-            raise ValueError(f"impl must be one of {ops.IMPLS} or a dict, got {impl!r}")
-        return table if impl == "auto" else {k: impl for k in table}
-    unknown = set(impl) - set(table)
-    if unknown:
-        raise ValueError(f"impl: unknown op group(s) {sorted(unknown)}; known: {sorted(table)}")
-    table.update(impl)
-    return table
 
 
 def default_fuse_iteration(device: torch.device, n_params: int) -> bool:
@@ -129,6 +107,7 @@ class Trainer(TrainerBase):
         self._gathered = False  # the current step's batches arrive gathered (a loader or the host stream)
         cfg, dev = config, self.device
         self.impl = resolve_impl(impl, dev)
+        self.calculus = objectives.functional(self.impl["interpolate"], self.impl["penalty"])  # the loss's pieces
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
         self.ema_decay = ema_decay
@@ -142,30 +121,20 @@ class Trainer(TrainerBase):
         )
         self.batch_calls = (not has_batch_norm(generator)) if batch_calls is None else bool(batch_calls)
 
-        # Flat fp32 master buffers; the modules' parameters are views into them.
-        self.flat_d = flatten_parameters(self.critic, grad=False)
-        self.flat_g = flatten_parameters(self.generator, grad=False)
-        self.optim = FlatOptimizer(
-            cfg.optimizer,
-            cfg.betas,
-            cfg.rmsprop_alpha,
-            cfg.opt_eps,
-            cfg.clip_value,
-            self.impl["optimizer"],
-            self._all_reduce if self.world_size > 1 else None,
-            self.world_size > 1,
+        # Flat fp32 master buffers (the modules' parameters are views into them), optimizer state, lr tensors.
+        all_reduce = self.all_reduce_mean if self.world_size > 1 else None
+        self.groups = FlatGroups(
+            FlatGroups.optimizer_of(cfg, self.impl["optimizer"], all_reduce),
+            dev,
+            {"critic": (self.critic, cfg.lr_d), "generator": (self.generator, cfg.lr_g)},
         )
-        self.opt_state = {"critic": self._new_state(self.flat_d), "generator": self._new_state(self.flat_g)}
-        self.lr = {"critic": torch.tensor(cfg.lr_d, device=dev), "generator": torch.tensor(cfg.lr_g, device=dev)}
+        self.optim, self.opt_state, self.lr = self.groups.optim, self.groups.state, self.groups.lr
+        self.flat_d, self.flat_g = self.groups.flat["critic"], self.groups.flat["generator"]
         self.ema_generator = None
         if ema_decay is not None:
             self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
             self.flat_ema = flatten_parameters(self.ema_generator, grad=False)
 
-        self._param_groups = {
-            "critic": self._param_group(cfg.lr_d, len(self.flat_d.params)),
-            "generator": self._param_group(cfg.lr_g, len(self.flat_g.params)),
-        }
         self._arange_cache: torch.Tensor | None = None
         self.compiled = compile
         # CUDA graphs reuse their output memory on the next replay: keep copies of the (tiny) metric outputs.
@@ -178,9 +147,6 @@ class Trainer(TrainerBase):
         )
 
     # ------------------------------------------------------------------ optimizer (flat buffers)
-    def _new_state(self, flat) -> dict[str, torch.Tensor]:
-        return self.optim.new_state(flat)
-
     def _update(
         self, flat, buf: torch.Tensor, grads: list[torch.Tensor], state: dict, lr: torch.Tensor, clip: bool
     ) -> None:
@@ -213,7 +179,7 @@ class Trainer(TrainerBase):
             return functional_call(self.generator, {**g_params, **bufs}, (z,) if y is None else (z, y)).float()
 
     def _real_batch(self, data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return self._as_float(data[idx])  # gather + normalise on the device, fused by inductor
+        return as_float(data[idx])  # gather + normalise on the device, fused by inductor
 
     def critic_loss(self, d_params, d_bufs, real, fake, eps, y=None):
         """The critic's loss as a function of its parameters {name: tensor} (differentiated by ``critic_gradient``).
@@ -226,24 +192,20 @@ class Trainer(TrainerBase):
         # batch norm) was tried: the critic's last bias then gets a gradient of rounding noise instead of exactly
         # 0 (the two means no longer cancel term by term), which Adam turns into lr-sized steps (DESIGN fact 10).
         d_real, logits_real = self._critic_out(d_params, real, d_bufs, y)
-        w_estimate = d_real.mean() - self._critic_call(d_params, fake, d_bufs, y).mean()
-        loss = -w_estimate
-        aux = {"w_estimate": w_estimate.detach()}
+        loss, aux = objectives.critic_objective(
+            lambda x: self._critic_call(d_params, x, d_bufs, y),
+            real,
+            fake,
+            eps,
+            cfg.loss,
+            cfg.gp_weight,
+            self.calculus,
+            real_scores=d_real,
+        )
         if logits_real is not None:  # auxiliary classifier: cross-entropy on the real samples
             ac = F.cross_entropy(logits_real, y)
             loss = loss + cfg.ac_weight[0] * ac
             aux["ac_loss"] = ac.detach()
-        if cfg.uses_penalty:
-            x_hat = ops.gp_interpolate(real, fake, eps, impl=self.impl["interpolate"])  # (B, *shape)
-            # inner grad w.r.t. x only (labels fixed): (B, *shape)
-            g = grad(lambda x: self._critic_call(d_params, x, d_bufs, y).sum())(x_hat)
-            pen, norms = ops.gradient_penalty(
-                g, cfg.gp_weight, one_sided=cfg.loss == "lp", impl=self.impl["penalty"], return_norms=True
-            )
-            loss = loss + pen
-            gap = norms.detach() - 1
-            aux["gp"] = (gap.clamp(min=0) if cfg.loss == "lp" else gap).square().mean()  # unweighted, as logged
-            aux["grad_norm"] = norms.detach().mean()
         aux["critic_loss"] = loss.detach()
         return loss, aux
 
@@ -301,16 +263,6 @@ class Trainer(TrainerBase):
         )
         self._update(self.flat_g, g_flat, list(grads.values()), state, lr, clip=False)
         return loss.detach()
-
-    def _all_reduce(self, g: torch.Tensor) -> torch.Tensor:
-        """Multi-process: the mean of the flat gradient over ranks, one all-reduce per update (a functional
-        collective, so it traces into the compiled step). Each rank's loss is a mean over its B / W samples, so
-        the mean over ranks is the single-process gradient of the global batch."""
-        if self.world_size == 1:
-            return g
-        import torch.distributed._functional_collectives as funcol
-
-        return funcol.all_reduce(g, "sum", torch.distributed.group.WORLD) / self.world_size
 
     # ------------------------------------------------------------------ the step
     def _tensor_source(self, data: torch.Tensor, labels: torch.Tensor | None) -> TensorSource:
@@ -414,20 +366,13 @@ class Trainer(TrainerBase):
     # ------------------------------------------------------------------ state (torch.optim-compatible format)
     def _optimizer_state(self) -> dict:
         """Optimizer state in torch.optim's state_dict format, so reference and fast checkpoints interchange."""
-        out = {
-            net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
-            for net, flat in (("critic", self.flat_d), ("generator", self.flat_g))
-        }
+        out = self.groups.state_dict()
         if self.ema_generator is not None:
             out["ema_generator"] = self.flat_ema.data.detach().clone()
         return out
 
-    def _param_group(self, lr: float, n: int) -> dict:
-        return self.optim.param_group(lr, n)
-
     def _load_optimizer_state(self, state: dict) -> None:
-        for net, flat in (("critic", self.flat_d), ("generator", self.flat_g)):
-            FlatOptimizer.load_state_dict(flat, self.opt_state[net], state[net], net)
+        self.groups.load_state_dict(state)
         if self.ema_generator is not None:
             with torch.no_grad():
                 self.flat_ema.data.copy_(state.get("ema_generator", self.flat_g.data))

@@ -1,7 +1,7 @@
 """DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training") in one launch.
 
 Per sample b of x (B, C, H, W), with parameters drawn in the kernel from a seed (the counter-based hash of
-kernels/gp.py; `fastwgan.twins.augment_params_from_seed` draws the same bits):
+kernels/gp.py; `fastwgan.ops.twins.augment_params_from_seed` draws the same bits):
   color        x <- x + bri;  x <- (x - mean_C x) sat + mean_C x;  x <- (x - mean_CHW x) con + mean_CHW x
   translation  y[h, w] = x[h - ty, w - tx] if in bounds, else 0
   cutout       y[h, w] = 0 inside a (CUT_H, CUT_W) square at rows [cy - CUT_H // 2, cy - CUT_H // 2 + CUT_H),
@@ -31,7 +31,7 @@ from .common import check_float, hash32, round_to
 
 #: Random slots per sample: parameter j of sample b uses counter b * SLOTS + j + 1 (see PARAM_SLOTS).
 SLOTS = 8
-#: Slot of each parameter (7 is unused, reserved). The same layout in fastwgan.twins.augment_params_from_seed.
+#: Slot of each parameter (7 is unused, reserved). The same layout in fastwgan.ops.twins.augment_params_from_seed.
 PARAM_SLOTS = {
     "brightness": 0,
     "saturation": 1,

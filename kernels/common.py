@@ -15,7 +15,7 @@ BLOCK = 1024
 
 @triton.jit
 def hash32(x):
-    # the counter-based hash the kernels draw per-sample randomness from (fastwgan.twins._hash32 is its twin):
+    # the counter-based hash the kernels draw per-sample randomness from (fastwgan.ops.twins.hash32 is its twin):
     # a 32-bit integer mix (xorshift-multiply, "lowbias32"), on int64 lanes masked to 32 bits
     x = x & 0xFFFFFFFF
     x = x ^ (x >> 16)

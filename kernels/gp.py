@@ -12,7 +12,7 @@ from .common import BLOCK, check_float, grid_1d, hash32, round_to
 
 # Counter-based hash for in-kernel eps (a 32-bit xorshift-multiply mix). Constants are below 2^31 so that every
 # product of a 32-bit value fits in int64 without overflow: the same integer arithmetic runs bit-identically in
-# Triton, in the interpreter (numpy) and in the torch twin (fastwgan.twins.gp_eps_from_seed).
+# Triton, in the interpreter (numpy) and in the torch twin (fastwgan.ops.twins.gp_eps_from_seed).
 MASK32 = 0xFFFFFFFF
 MUL1 = 0x7FEB352D
 MUL2 = 0x2C1B3C6D
@@ -159,7 +159,7 @@ def interpolate_rand(real, fake, seed) -> tuple[torch.Tensor, torch.Tensor]:
     if n:
         interpolate_kernel[grid_1d(n)](real, fake, eps, seed, out, n, m, RANDOM=True, BLOCK=BLOCK)
     elif b:  # samples with no elements still get their eps
-        from fastwgan.twins import gp_eps_from_seed
+        from fastwgan.ops.twins import gp_eps_from_seed
 
         eps.copy_(gp_eps_from_seed(seed, b, real.device))
     return out, eps

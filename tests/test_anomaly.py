@@ -10,7 +10,7 @@ from torch import nn
 
 import fastwgan as fw
 from fastwgan import anomaly, models
-from fastwgan.cli import main
+from fastwgan.cli import inference, main
 
 
 def _linear(w: torch.Tensor) -> nn.Linear:
@@ -123,8 +123,8 @@ def test_divergence_and_bad_input_are_named():
         anomaly.encoder_for(G.spec),
         compile=False,
     )
-    with pytest.raises(fw.guards.DivergenceError, match="step 2"):
-        bad.fit(x, 4, log_every=2)
+    with pytest.raises(fw.guards.DivergenceError, match="at step 1: loss is nan"):  # the first bad step, found at
+        bad.fit(x, 4, log_every=2)  # the tick of step 2
 
 
 @pytest.mark.slow
@@ -197,11 +197,11 @@ def test_cli_encode_and_score(tmp_path, capsys):
         header = out.read_text().splitlines()[0]
         # digits-heldout carries labels: the CSV keeps them beside the score
         assert header == ("index,name,score,label,image,feature" if method == "fanogan" else "index,name,score,label")
-        names, scores = fw.inference.read_scores_csv(out)
+        names, scores = inference.read_scores_csv(out)
         assert len(names) == 500 and bool(torch.isfinite(scores).all())
     assert (tmp_path / "maps.png").stat().st_size > 0
     trainer, _ = fw.load_trainer(run)
-    _, crit = fw.inference.read_scores_csv(tmp_path / "critic.csv")
+    _, crit = inference.read_scores_csv(tmp_path / "critic.csv")
     torch.testing.assert_close(
         crit.float(), -trainer.critic_score(fw.data.load("digits-heldout")), rtol=1e-6, atol=1e-6
     )

@@ -1,4 +1,4 @@
-"""DiffAugment in training (TrainConfig.augment, fastwgan.augment): both trainers agree, inside the compiled step
+"""DiffAugment in training (TrainConfig.augment, fastwgan.ops.augment): both trainers agree, inside the compiled step
 with no recompiles; the critic sees the transforms (cutout squares, translation bands); the generator's gradient
 passes through them; the penalty is taken on the augmented pair; runs resume bitwise."""
 
@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastwgan as fw
-from fastwgan import models, twins
+from fastwgan import models
 from fastwgan.images import to_float
+from fastwgan.ops import twins
 from fastwgan.trainer import Trainer
 
 POLICIES = ["color", "translation", "cutout", "color,translation,cutout"]

@@ -13,6 +13,8 @@ from torch import nn
 
 import fastwgan as fw
 from fastwgan import rng
+from fastwgan.cli import inference
+from fastwgan.images import as_float
 from fastwgan.trainer import Trainer
 
 K = 3
@@ -116,7 +118,7 @@ def test_first_critic_step_gradients_match(loss, kind, shape, batch, seed):
     ref, fast = pair(loss, kind, shape, batch, seed, compile=False)
     g = torch.Generator().manual_seed(seed)
     data, labels = make_data(shape, n=batch)
-    real = fw.ReferenceTrainer._as_float(data)
+    real = as_float(data)
     z, eps = torch.randn(batch, 4, generator=g), torch.rand(batch, generator=g)
     eps = eps if loss != "clip" else None
     flat_grad, aux = fast.critic_gradient(real, z, eps, labels)
@@ -348,7 +350,7 @@ def test_cli_scores_a_conditional_run_against_labels(cond_run, tmp_path, capsys)
     trainer, _ = fw.load_trainer(cond_run)
     x, y = fw.data.load("digits-heldout", labels=True)
     for path, labels in ((a, y), (b, 3)):
-        _, scores = fw.inference.read_scores_csv(path)
+        _, scores = inference.read_scores_csv(path)
         torch.testing.assert_close(scores.float(), -trainer.critic_score(x, labels=labels), rtol=1e-6, atol=1e-6)
     capsys.readouterr()
     npy = tmp_path / "x.npy"

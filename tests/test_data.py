@@ -10,6 +10,7 @@ from datafiles import idx_bytes
 from PIL import Image
 
 from fastwgan import data
+from fastwgan.data import readers
 
 
 def _rand_u8(shape, seed=0):
@@ -161,7 +162,7 @@ def test_image_folder_resize_mixed_sizes(tmp_path):
 def test_resize_is_antialiased():
     # A 1-pixel checkerboard downsampled 4x must average to grey, not alias to black or white.
     a = (np.indices((32, 32)).sum(0) % 2 * 255).astype(np.uint8)
-    x = data._resize(a[None, None], 8)
+    x = readers.resize(a[None, None], 8)
     assert x.shape == (1, 1, 8, 8)
     assert np.abs(x.astype(int) - 128).max() <= 2
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastwgan import classifier, data, inference
-from fastwgan.cli import load_trainer, main
+from fastwgan import classifier, data, load_trainer
+from fastwgan.cli import inference, main
 
 SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "2", "--no-compile"]
 

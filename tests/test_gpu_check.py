@@ -19,6 +19,7 @@ import torch
 
 import fastwgan as fw
 from fastwgan import rng
+from fastwgan.images import as_float
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 64  # dataset size
@@ -72,7 +73,7 @@ def test_loop_critic_update_equals_reference_critic_step(name):
     noise = rng.draw_step(
         rng.make_generator(cfg.seed), N, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty
     )
-    real_ref = ref._as_float(ref_data.data[noise.idx[0]])
+    real_ref = as_float(ref_data.data[noise.idx[0]])
     real_loop = loop.batch(loop_data, noise.idx[0])
     assert torch.equal(real_ref, real_loop), "the loop normalises the data differently from the trainers"
     eps = None if noise.eps is None else noise.eps[0]

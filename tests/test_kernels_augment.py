@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.func import grad
 
-from fastwgan import ops, twins
+from fastwgan import ops
 from fastwgan.kernels import augment as kaug
+from fastwgan.ops import twins
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(not ops.INTERPRET, reason="Triton on CPU needs TRITON_INTERPRET=1")),
@@ -75,12 +76,12 @@ def test_params_follow_the_documented_counter_layout():
     u = twins.gp_eps_from_seed(seed, b * kaug.SLOTS).reshape(b, kaug.SLOTS)  # (B, SLOTS) uniforms
     k = (u * 2**24).long()  # the 24 bits
     s = kaug.PARAM_SLOTS
-    assert twins._AUGMENT_SLOTS == kaug.SLOTS and max(s.values()) < kaug.SLOTS
+    assert twins.AUGMENT_SLOTS == kaug.SLOTS and max(s.values()) < kaug.SLOTS
     assert torch.equal(p["brightness"], u[:, s["brightness"]] - 0.5)
     assert torch.equal(p["saturation"], u[:, s["saturation"]] * 2)
     assert torch.equal(p["contrast"], u[:, s["contrast"]] + 0.5)
     sh, sw, ch, cw = kaug.sizes(h, w)
-    assert (sh, sw, ch, cw) == twins._augment_sizes(h, w) == (2, 1, 8, 5)
+    assert (sh, sw, ch, cw) == twins.augment_sizes(h, w) == (2, 1, 8, 5)
     assert torch.equal(p["translate_y"], (k[:, s["translate_y"]] * (2 * sh + 1) >> 24) - sh)
     assert torch.equal(p["translate_x"], (k[:, s["translate_x"]] * (2 * sw + 1) >> 24) - sw)
     assert torch.equal(p["cutout_y"], k[:, s["cutout_y"]] * (h + 1 - ch % 2) >> 24)
@@ -102,7 +103,7 @@ def test_params_ranges_cover_every_value():
 def _reference_geometry(x, p):
     """Translation then cutout written as loops over pixels, from the parameters alone."""
     b, c, h, w = x.shape
-    _, _, ch, cw = twins._augment_sizes(h, w)
+    _, _, ch, cw = twins.augment_sizes(h, w)
     y = torch.zeros_like(x)
     for i in range(b):
         ty, tx = int(p["translate_y"][i]), int(p["translate_x"][i])

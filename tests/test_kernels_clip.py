@@ -5,7 +5,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastwgan import ops, twins
+from fastwgan import ops
+from fastwgan.ops import twins
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(not ops.INTERPRET, reason="Triton on CPU needs TRITON_INTERPRET=1")),
@@ -85,7 +86,7 @@ def test_dispatch_rules(monkeypatch):
     assert ops.clip_(x, 0.01, impl="torch") is x
     assert ops.clip_([], 0.01, impl="triton") == []
     # without the interpreter, "auto" falls back to the twin on CPU and "triton" says why it cannot run
-    monkeypatch.setattr(ops, "INTERPRET", False)
+    monkeypatch.setattr(ops.dispatch, "INTERPRET", False)
     y = torch.randn(5)
     want = y.clamp(-0.01, 0.01)
     ops.clip_(y, 0.01, impl="auto")

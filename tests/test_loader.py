@@ -1,6 +1,6 @@
 """fit(DataLoader): both trainers train on a loader's batches (x or (x, y)), agree with each other, resume exactly
 by skipping, skip short batches once with a note (never a recompile), check sharding under torchrun, and keep the
-caller's global RNG (fastwgan.sources)."""
+caller's global RNG (fastwgan.data.sources)."""
 
 import copy
 import warnings
@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorData
 
 import fastwgan as fw
 from fastwgan import data, models, rng
-from fastwgan.sources import LoaderSource
+from fastwgan.data.sources import LoaderSource
 from fastwgan.trainer import Trainer
 
 X, Y = data.load_digits(return_labels=True)  # (1797, 1, 8, 8) uint8, (1797,)

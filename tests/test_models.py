@@ -51,7 +51,7 @@ def test_resnet_paper_structure():
     G, D = models.resnet()  # paper defaults: dim 128, latent 128, 3 channels
     assert G.latent_dim == 128 and G.data_shape == (3, 32, 32)
     body = D.body
-    assert isinstance(body.blocks[0], models._OptimizedBlock)
+    assert isinstance(body.blocks[0], models.cifar_resnet.OptimizedBlock)
     assert [b.resample for b in body.blocks[1:]] == ["down", None, None]
     assert [b.resample for b in G.body.blocks] == ["up", "up", "up"]
     assert not models.has_batch_norm(D)  # the paper's CIFAR critic has no normalisation

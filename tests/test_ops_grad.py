@@ -8,8 +8,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
-from fastwgan import ops, twins
+from fastwgan import ops
 from fastwgan.flat import flatten_parameters
+from fastwgan.ops import twins
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(not ops.INTERPRET, reason="Triton on CPU needs TRITON_INTERPRET=1")),
@@ -119,13 +120,13 @@ def test_canary_custom_backward_is_used_eager_and_compiled(device):
         return loss
 
     want = grad(pen_only(lambda g: twins.gradient_penalty(g, LAMBDA)))(params)
-    canary = grad(pen_only(lambda g: ops._gradient_penalty_scaled_backward(g, LAMBDA, backward_scale=3.0)))
+    canary = grad(pen_only(lambda g: ops.penalty.gradient_penalty_scaled_backward(g, LAMBDA, backward_scale=3.0)))
     _assert_tree_close(canary(params), want, "eager canary", factor=3.0)
     _assert_tree_close(torch.compile(canary, fullgraph=True)(params), want, "compiled canary", factor=3.0)
     # and applied directly to a transform's input, eager
     g0 = torch.randn(5, 3, device=device)
     torch.testing.assert_close(
-        grad(lambda g: ops._gradient_penalty_scaled_backward(g, LAMBDA, False, 3.0))(g0),
+        grad(lambda g: ops.penalty.gradient_penalty_scaled_backward(g, LAMBDA, False, 3.0))(g0),
         3.0 * grad(lambda g: twins.gradient_penalty(g, LAMBDA))(g0),
     )
 

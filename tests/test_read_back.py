@@ -124,7 +124,7 @@ def test_sample_never_mixes_old_and_new_samples(cond_run, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------------- 3, 4
 def _stop_at(monkeypatch, step):
     """A Ctrl-C that arrives while the run is at ``step`` (through the CLI's evaluator hook, at a log tick)."""
-    import fastwgan.cli as cli
+    import fastwgan.cli.train as cli_train
 
     def evaluators(args, out, x):
         def ev(trainer):
@@ -134,7 +134,7 @@ def _stop_at(monkeypatch, step):
 
         return (ev,)
 
-    monkeypatch.setattr(cli, "_evaluators", evaluators)
+    monkeypatch.setattr(cli_train, "_evaluators", evaluators)
 
 
 def test_resume_continues_to_the_runs_own_target(tmp_path, capsys, monkeypatch):
@@ -210,7 +210,7 @@ def test_translate_resume_continues_to_its_own_target(tmp_path, capsys, monkeypa
         m.setattr(run_mod.RunWriter, "checkpoint", checkpoint_then_ctrl_c)
         assert main([*args, "--steps", "6", "--checkpoint-every", "1", "--out", str(out)]) == 128 + signal.SIGINT
     err = capsys.readouterr().err
-    hint = err.split("resume with: ")[1].split()
+    hint = err.split("Resume with: ")[1].split()
     assert hint == ["fastwgan", "translate", "train", "--resume", str(out)]
     assert checkpoint.load(out)["step"] < 6
     assert main([*hint[1:], "--no-progress", "--no-compile"]) == 0  # (eager: the resumed fast trainer)

@@ -14,7 +14,7 @@ from torch import nn
 
 import fastwgan as fw
 from fastwgan import checkpoint
-from fastwgan.cli import main
+from fastwgan.cli import inference, main
 
 TOY = [
     "--data",
@@ -224,7 +224,7 @@ def test_score_takes_run_positionally_and_builtin_data_names(digits_run, tmp_pat
     assert main(["score", str(digits_run), "digits-heldout", "--out", str(a)]) == 0
     assert main(["score", "--checkpoint", str(digits_run), "digits-heldout", "--out", str(b)]) == 0
     assert a.read_text() == b.read_text()
-    names, scores = fw.inference.read_scores_csv(a)
+    names, scores = inference.read_scores_csv(a)
     assert len(names) == 500 and bool(torch.isfinite(scores).all())
     capsys.readouterr()
     assert main(["score", str(digits_run), "toy:8gaussians"]) == 2  # points are not this run's 1x8x8 images

@@ -1,4 +1,4 @@
-"""Streaming image folders (fastwgan.streaming, `fastwgan train --stream`): the streamed images are the ones `load`
+"""Streaming image folders (fastwgan.data.streaming, `fastwgan train --stream`): the streamed images are the ones `load`
 gives, bad files are named, the CLI streams when the folder exceeds the memory budget, and memory stays bounded
 (peak RSS measured in a subprocess, against loading the folder whole)."""
 
@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fastwgan import data, streaming
+from fastwgan import data
 from fastwgan.cli import main
+from fastwgan.data import streaming
 
 
 def _folder(root, n, size=8, classes=("a", "b"), gray_every=0, seed=0):
@@ -97,12 +98,12 @@ def test_cli_streams_past_the_budget(tmp_path, capsys):
     # a folder that fits the default budget is loaded whole (the decision alone: no training needed)
     from argparse import Namespace
 
-    from fastwgan.cli import _streamed_folder
+    from fastwgan.cli.train_data import streamed_folder
 
     args = Namespace(data=str(folder), stream="auto", memory_budget=None, image_size=None, channels=None)
-    assert _streamed_folder(args, labels=False) is None
+    assert streamed_folder(args, labels=False) is None
     assert isinstance(
-        _streamed_folder(Namespace(**{**vars(args), "stream": "on"}), labels=False), streaming.ImageFolderDataset
+        streamed_folder(Namespace(**{**vars(args), "stream": "on"}), labels=False), streaming.ImageFolderDataset
     )
     cond = _train(tmp_path, folder, "--stream", "on", "--conditional", name="cond")
     assert cond["streamed"] and cond["labels"] and cond["shape"] == [24, 3, 8, 8]

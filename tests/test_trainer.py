@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fastwgan as fw
+from fastwgan.images import as_float
 from fastwgan.trainer import Trainer
 
 
@@ -79,7 +80,7 @@ def test_first_critic_step_gradients_match(loss, model, batch, seed):
     ref, fast = pair(loss, kind, channels, batch, seed, compile=False)
     g = torch.Generator().manual_seed(seed)
     data = make_data(kind, channels, n=batch)
-    real = fw.ReferenceTrainer._as_float(data)
+    real = as_float(data)
     z, eps = torch.randn(batch, 6, generator=g), torch.rand(batch, generator=g)
     eps = eps if loss != "clip" else None
     flat_grad, aux = fast.critic_gradient(real, z, eps)

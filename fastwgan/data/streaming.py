@@ -3,7 +3,7 @@
 ``fastwgan.data.load(FOLDER)`` decodes a whole folder into one uint8 array: the fastest path when it fits. When the
 decoded folder would not fit a memory budget (``ImageFolderDataset.nbytes`` > ``memory_budget()``), ``fastwgan train``
 trains from ``folder_loader`` instead: a DataLoader over ``ImageFolderDataset`` whose workers decode each batch as the
-trainer needs it (``fastwgan.sources.LoaderSource`` prefetches the next step's batches), so memory holds the file
+trainer needs it (``fastwgan.data.sources.LoaderSource`` prefetches the next step's batches), so memory holds the file
 list and a few batches, whatever the folder's size. The images are the ones ``load`` gives (the same header pass
 chooses the mode and checks sizes, the same ``decode_image`` converts and resizes them), and labels come from
 class sub-folders as there.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .data import DataError, decode_image, folder_classes, folder_files, folder_format
+from ..images import DataError
+from .readers import decode_image, folder_classes, folder_files, folder_format
 
 __all__ = ["ImageFolderDataset", "memory_budget", "folder_loader"]
 

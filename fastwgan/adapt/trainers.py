@@ -1,130 +1,26 @@
-"""Wasserstein feature alignment for unsupervised domain adaptation: WDGRL (Shen, Qu, Zhang & Yu 2018,
-"Wasserstein distance guided representation learning for domain adaptation", AAAI), Algorithm 1.
-
-A feature extractor f_g: x -> h (B, F) and a classifier f_c: h -> logits (B, K) learn from labelled source data
-(x_s, y_s); a domain critic f_w: h -> (B,) estimates the Wasserstein distance between the source and the target
-features, and the extractor minimises that estimate, so that features of unlabelled target images x_t come to
-look like source features and the classifier carries over. One step, on one source and one target batch:
-
-    h_s = f_g(x_s), h_t = f_g(x_t)                                      (no gradient: f_g is fixed here)
-    n_critic times, eps ~ U[0, 1]^B:
-        L_wd   = mean f_w(h_s) - mean f_w(h_t)
-        L_grad = mean over h in H of (||grad_h f_w(h)||_2 - 1)^2,  H = {h_s, h_t, eps h_s + (1 - eps) h_t}
-        theta_w <- theta_w + alpha_1 grad (L_wd - gamma L_grad)       (the critic: ascent, gamma = gp_weight)
-    theta_c <- theta_c - alpha_2 grad L_c,  theta_g <- theta_g - alpha_2 grad (L_c + lambda L_wd)
-        L_c = cross-entropy of f_c(f_g(x_s)) against y_s
-
-H, the paper's h-hat, holds the source and target features themselves beside the interpolates: eps in
-{1, 0, u}. The critic's objective is ``fastwgan.objectives.critic_objective`` (real = source features, fake =
-target features), the same the GAN and translation critics use, through the same fused ops in the fast
-trainer. With "clip" the critic is clamped instead. L_c does not depend on theta_w and L_wd not on theta_c, so
-one optimizer step over (theta_g, theta_c) on L_c + lambda L_wd is the paper's two updates. The critic's
-learning rate is ``TrainConfig.lr_d`` (alpha_1), the extractor's and classifier's ``lr_g`` (alpha_2); lambda is
-``weight`` (1 by default, as the public PyTorch implementation's wd_clf).
-
-The random stream (one CPU generator seeded with ``config.seed``), per step: idx_s = randint(0, N_s, (B,)),
-idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (gp / lp only).
-
-``ReferenceAdaptTrainer`` is the eager oracle; ``AdaptTrainer`` keeps the critic's parameters in one flat buffer
-and the extractor's and classifier's in another, updates them with the fused optimizer, and runs each update
-as one compiled graph. The losses are written once (``domain_critic_loss``, ``alignment_loss``).
+"""The two WDGRL trainers on the engine: the eager oracle ``ReferenceAdaptTrainer`` (autograd, torch.optim) and
+the fast ``AdaptTrainer`` (flat buffers, the fused optimizer, each update one compiled graph), and what they share.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import grad_and_value
 
-from . import objectives
-from .compile import compile_step
-from .config import TrainConfig
-from .data import check_labels
-from .domains import DomainTrainerBase, check_domain, functional, kept
-from .flat import flatten_parameters
-from .flatopt import FlatOptimizer, frozen, load_torch_optimizer, torch_optimizer, torch_step
-from .images import as_float
-from .loop import probe
-
-__all__ = ["AdaptTrainer", "ReferenceAdaptTrainer", "domain_critic_loss", "alignment_loss", "digit_networks"]
-
-WEIGHT = 1.0  # lambda
+from .. import objectives
+from ..compile import compile_step
+from ..config import TrainConfig
+from ..data import check_labels
+from ..domains import DomainTrainerBase, check_domain, critic_scores, functional, kept
+from ..engine import FitOptions
+from ..flatopt import FlatGroups, frozen, load_torch_optimizer, torch_optimizer, torch_step
+from ..gan_checks import probe
+from ..images import as_float
+from .losses import WEIGHT, alignment_loss, domain_critic_loss
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The losses, written once for both trainers
-# ---------------------------------------------------------------------------------------------------------------
-def domain_critic_loss(
-    score,
-    h_s: torch.Tensor,
-    h_t: torch.Tensor,
-    eps: torch.Tensor | None,
-    loss: str,
-    gp_weight: float,
-    calculus: objectives.Calculus = objectives.EAGER,
-):
-    """The domain critic's loss -(L_wd - gamma L_grad) on source and target features (B, F) (module docstring).
-
-    The penalty points H = {h_s, h_t, interpolates} are interpolations with eps in {1, 0, u}: real and fake are
-    the features tiled three times, which leaves L_wd's means as they are.
-
-    Returns:
-        (loss, {"w_estimate", and with a penalty "gp", "grad_norm"}: detached 0-d tensors)
-    """
-    if eps is not None:
-        ones = torch.ones_like(eps)
-        eps = torch.cat([ones, 1 - ones, eps])  # (3B,): h_s, h_t, eps h_s + (1 - eps) h_t
-        h_s, h_t = h_s.repeat(3, 1), h_t.repeat(3, 1)
-    return objectives.critic_objective(score, h_s, h_t, eps, loss, gp_weight, calculus)
-
-
-def alignment_loss(extract, classify, score, x_s, y_s, x_t, weight: float):
-    """L_c + lambda L_wd, a function of the extractor's and the classifier's parameters (module docstring).
-
-    Returns:
-        (loss, {"model_loss", "classifier_loss", "wd"}: detached 0-d tensors)
-    """
-    h_s, h_t = extract(x_s), extract(x_t)  # (B, F) each
-    l_c = F.cross_entropy(classify(h_s).float(), y_s)
-    wd = score(h_s).mean() - score(h_t).mean()
-    total = l_c + weight * wd
-    return total, {"model_loss": total.detach(), "classifier_loss": l_c.detach(), "wd": wd.detach()}
-
-
-def _scores(d):
-    return lambda h: d(h).reshape(-1).float()
-
-
-def digit_networks(channels: int = 3, num_classes: int = 10, image_size: int = 8, hidden: int = 100, depth: int = 2):
-    """The bundled networks: the extractor and classifier of ``fastwgan.classifier.DigitClassifier`` (two 3x3
-    convolutions of 32 and 64 channels, a 2x2 max pool, a 128-unit layer: the features; a linear head), its
-    128-unit layer sized for ``image_size`` (even; 8: exactly DigitClassifier's, so its weights load), and a
-    domain critic on the 128 features: fastwgan's MLP critic (``fastwgan.models.mlp``, ``depth`` ReLU layers of
-    ``hidden``, no normalisation). Seed torch before calling.
-
-    Returns:
-        (extractor, classifier, critic)
-    """
-    from .classifier import DigitClassifier
-    from .models import mlp
-
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2 or image_size % 2:
-        raise ValueError(f"digit_networks: image_size must be an even integer >= 2, got {image_size!r}")
-    model = DigitClassifier(channels)
-    i = next(i for i, m in enumerate(model.body) if isinstance(m, nn.Linear))
-    if image_size != 8:
-        model.body[i] = nn.Linear(64 * (image_size // 2) ** 2, model.body[i].out_features)
-    if num_classes != 10:
-        model.head = nn.Linear(model.head.in_features, num_classes)
-    _, critic = mlp((model.head.in_features,), latent_dim=1, hidden=hidden, depth=depth)
-    return model.body, model.head, critic
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# What both trainers share
-# ---------------------------------------------------------------------------------------------------------------
-class _AdaptBase(DomainTrainerBase):
+class AdaptBase(DomainTrainerBase):
     kind = "adaptation"
     plot_panels = (
         (
@@ -154,7 +50,7 @@ class _AdaptBase(DomainTrainerBase):
         for label, m in (("extractor", extractor), ("classifier", classifier), ("critic", critic)):
             if not isinstance(m, nn.Module):
                 raise TypeError(f"{label} must be a torch.nn.Module, got {type(m).__name__}")
-        from .models import has_batch_norm
+        from ..models import has_batch_norm
 
         if config.uses_penalty and has_batch_norm(critic):
             raise ValueError(
@@ -228,7 +124,13 @@ class _AdaptBase(DomainTrainerBase):
         y = check_labels(labels, len(s), num_classes=self.num_classes, what="labels")
         return s, y, t
 
-    def _draw(self, sizes):
+    rows = (("idx_s",), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
+    labelled = 0  # the source: a loader yields (x, y)
+
+    def batches_per_step(self, domain: int) -> int:
+        return 1  # the critic updates train on the features of the one source and one target batch
+
+    def _draw_rows(self, sizes):
         cfg, g = self.config, self._gen
         n_s, _, n_t = sizes
         b = cfg.batch_size
@@ -250,53 +152,33 @@ class _AdaptBase(DomainTrainerBase):
         return out
 
     def fit(
-        self,
-        source,
-        target,
-        steps: int | None = None,
-        *,
-        labels=None,
-        add_steps: int | None = None,
-        out=None,
-        overwrite: bool = False,
-        log_every: int = 10,
-        checkpoint_every: int | None = None,
-        keep_checkpoints: int = 3,
-        progress: bool | None = None,
-        run_config: dict | None = None,
-        handle_signals: bool = True,
-        evaluators=(),
-    ):
+        self, source, target, steps: int | None = None, *, labels=None, add_steps: int | None = None, options=None, **kw
+    ) -> AdaptBase:
         """Train until ``steps`` steps in total (or ``add_steps`` more), each n_critic critic updates and one
         update of the extractor and the classifier (module docstring).
 
         Args:
-            source: labelled source images (N_s, C, H, W) uint8; labels: their class ids (N_s,) (required).
-            target: unlabelled target images (N_t, C, H, W) of the same shape.
-            steps / add_steps, out, overwrite, log_every, checkpoint_every, keep_checkpoints, progress,
-            run_config, handle_signals: as for ``fastwgan.translate.TranslationTrainer.fit``.
-            evaluators: callables ``f(trainer) -> dict`` run at log ticks (e.g. the target accuracy on held-out
-                labelled target images); their values go to stats.jsonl and the plots.
+            source: labelled source images (N_s, C, H, W) uint8; labels: their class ids (N_s,) (required). Or a
+                DataLoader of ``(x, y)`` batches (then no labels=).
+            target: unlabelled target images (N_t, C, H, W) of the same shape, or a DataLoader of them.
+            steps / add_steps: the run's total steps, or more from now (exactly one).
+            options, **kw: ``fastwgan.engine.FitOptions`` (out, overwrite, log_every, checkpoint_every,
+                keep_checkpoints, progress, run_config, callbacks, on_nonfinite, handle_signals, and evaluators:
+                callables ``f(trainer) -> dict`` run at log ticks, e.g. the target accuracy on held-out labelled
+                target images; their values go to stats.jsonl and the plots).
         Returns:
             self.
         """
-        s, y, t = self.check_domains(source, labels, target)
-        dev = self.device
-        info = {"weight": self.weight, "num_classes": self.num_classes, **(run_config or {})}
-        return self._fit(
-            (s.to(dev), y.to(dev), t.to(dev)),
-            steps,
-            add_steps,
-            out=out,
-            overwrite=overwrite,
-            log_every=log_every,
-            checkpoint_every=checkpoint_every,
-            keep_checkpoints=keep_checkpoints,
-            progress=progress,
-            run_config=info,
-            handle_signals=handle_signals,
-            evaluators=evaluators,
-        )
+        opts = FitOptions.of(options, **kw)
+        src = self.domain_source((source, labels, target), self.check_domains, num_classes=self._classes())
+        info = {"weight": self.weight, "num_classes": self.num_classes, **(opts.run_config or {})}
+        return self.run(src, steps, add_steps, FitOptions.of(opts, run_config=info))
+
+    def _classes(self) -> int | None:
+        """The classifier's output size when it is a Linear layer (the loader's labels are checked against it),
+        else None (checked by ``check_domains`` on the first batch)."""
+        head = self.classifier
+        return head.out_features if isinstance(head, nn.Linear) else None
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -330,7 +212,7 @@ class _AdaptBase(DomainTrainerBase):
         raise NotImplementedError
 
 
-class ReferenceAdaptTrainer(_AdaptBase):
+class ReferenceAdaptTrainer(AdaptBase):
     """The eager oracle of WDGRL: autograd and torch.optim (one optimizer for the critic, one for the extractor
     and the classifier).
 
@@ -357,13 +239,13 @@ class ReferenceAdaptTrainer(_AdaptBase):
     def critic_gradient(self, h_s, h_t, eps) -> tuple[torch.Tensor, dict]:
         """d(critic loss) / d(critic parameters) as one flat tensor on features (B, F), nothing updated (tests)."""
         cfg = self.config
-        loss, aux = domain_critic_loss(_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
+        loss, aux = domain_critic_loss(critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
         grads = torch.autograd.grad(loss, list(self.critic.parameters()))
         return torch.cat([g.reshape(-1) for g in grads]), aux
 
     def _critic_update(self, h_s, h_t, eps):
         cfg = self.config
-        loss, aux = domain_critic_loss(_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
+        loss, aux = domain_critic_loss(critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
         torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         aux["critic_loss"] = loss.detach()
         return aux
@@ -371,7 +253,7 @@ class ReferenceAdaptTrainer(_AdaptBase):
     def _model_update(self, x_s, y_s, x_t):
         with frozen(self.critic):  # no critic gradients in the extractor's phase
             loss, aux = alignment_loss(
-                self.extractor, self.classifier, _scores(self.critic), x_s, y_s, x_t, self.weight
+                self.extractor, self.classifier, critic_scores(self.critic), x_s, y_s, x_t, self.weight
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -384,7 +266,7 @@ class ReferenceAdaptTrainer(_AdaptBase):
         load_torch_optimizer(self.opt_m, state["model"], "model")
 
 
-class AdaptTrainer(_AdaptBase):
+class AdaptTrainer(AdaptBase):
     """The fast WDGRL trainer, a drop-in twin of ``ReferenceAdaptTrainer``: flat buffers, the fused optimizer,
     the penalty through ``fastwgan.ops``, each update one compiled graph.
 
@@ -410,24 +292,21 @@ class AdaptTrainer(_AdaptBase):
         threads: int | str | None = "auto",
     ):
         super().__init__(extractor, classifier, critic, config, weight)
-        from .threads import ThreadPolicy
+        from ..threads import ThreadPolicy
 
         self.threads = ThreadPolicy(threads, self.device)  # CPU thread count (fastwgan.threads)
-        from .trainer import resolve_impl
+        from ..ops.dispatch import resolve_impl
 
         cfg, dev = config, self.device
         self.impl = resolve_impl(impl, dev)
-        self.flat_d = flatten_parameters(self.critic, grad=False)
-        self.flat_m = flatten_parameters(self.model, grad=False)
-        self.optim = FlatOptimizer(
-            cfg.optimizer, cfg.betas, cfg.rmsprop_alpha, cfg.opt_eps, cfg.clip_value, self.impl["optimizer"]
+        all_reduce = self.all_reduce_mean if self.world_size > 1 else None
+        self.groups = FlatGroups(
+            FlatGroups.optimizer_of(cfg, self.impl["optimizer"], all_reduce),
+            dev,
+            {"critic": (self.critic, cfg.lr_d), "model": (self.model, cfg.lr_g)},
         )
-        self.opt_state = {"critic": self.optim.new_state(self.flat_d), "model": self.optim.new_state(self.flat_m)}
-        self.lr = {"critic": torch.tensor(cfg.lr_d, device=dev), "model": torch.tensor(cfg.lr_g, device=dev)}
-        self._param_groups = {
-            "critic": self.optim.param_group(cfg.lr_d, len(self.flat_d.params)),
-            "model": self.optim.param_group(cfg.lr_g, len(self.flat_m.params)),
-        }
+        self.optim, self.opt_state, self.lr = self.groups.optim, self.groups.state, self.groups.lr
+        self.flat_d, self.flat_m = self.groups.flat["critic"], self.groups.flat["model"]
         self.calculus = objectives.functional(self.impl["interpolate"], self.impl["penalty"])
         self.compiled = compile
         self._copy_outputs = compile and compile_mode == "reduce-overhead"
@@ -446,7 +325,7 @@ class AdaptTrainer(_AdaptBase):
 
         def loss_fn(d_params):
             return domain_critic_loss(
-                _scores(functional(self.critic, d_params)), h_s, h_t, eps, cfg.loss, cfg.gp_weight, self.calculus
+                critic_scores(functional(self.critic, d_params)), h_s, h_t, eps, cfg.loss, cfg.gp_weight, self.calculus
             )
 
         return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
@@ -462,7 +341,7 @@ class AdaptTrainer(_AdaptBase):
         return {**aux, "critic_loss": loss.detach()}
 
     def _model_step(self, m_flat, d_flat, state, lr, x_s, y_s, x_t):
-        score = _scores(functional(self.critic, self.flat_d.unflatten(d_flat.detach())))
+        score = critic_scores(functional(self.critic, self.flat_d.unflatten(d_flat.detach())))
 
         def loss_fn(m_params):
             return alignment_loss(
@@ -497,11 +376,7 @@ class AdaptTrainer(_AdaptBase):
         )
 
     def _optimizer_state(self):
-        return {
-            net: FlatOptimizer.state_dict(flat, self.opt_state[net], self._param_groups[net])
-            for net, flat in (("critic", self.flat_d), ("model", self.flat_m))
-        }
+        return self.groups.state_dict()
 
     def _load_optimizer_state(self, state):
-        for net, flat in (("critic", self.flat_d), ("model", self.flat_m)):
-            FlatOptimizer.load_state_dict(flat, self.opt_state[net], state[net], net)
+        self.groups.load_state_dict(state)

@@ -1,6 +1,6 @@
 """The 2-D toy datasets of the WGAN-GP paper (8 gaussians, 25 gaussians, swiss roll) and their mode centres.
 
-(Split out of fastwgan.data, which re-exports `toy`, `toy_modes` and `TOY_NAMES`.)
+(`fastwgan.data` re-exports `toy`, `toy_modes`, `TOY_NAMES` and `TOY_SIZE`.)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from .images import DataError
+from ..images import DataError
 
 __all__ = ["TOY_NAMES", "toy", "toy_modes"]
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import rng
+from .. import rng
 
 
 @dataclass
@@ -253,9 +253,9 @@ class LoaderSource:
         if x.is_floating_point() and not torch.isfinite(x).all():
             raise ValueError(f"{where}: contains NaN or inf values")
         if y is not None:
-            from .data import check_labels
+            from .labels import check_labels
 
-            y = check_labels(y, x.shape[0], num_classes=self.num_classes, what=where)
+            y = check_labels(y, x.shape[0], num_classes=self.num_classes or None, what=where)
         return x, y
 
     # ------------------------------------------------------------------ the source interface
@@ -309,7 +309,7 @@ def _note(message: str) -> None:
     import os
     import sys
 
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # fastwgan/, above fastwgan/data/
     frame, level = sys._getframe(1), 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1

@@ -1,5 +1,5 @@
-"""Using a trained run: stream many samples to disk (data augmentation) and score inputs with the critic
-(anomaly scoring). The CLI's `sample` and `score` commands are thin shells over these functions.
+"""The files of ``fastwgan sample`` and ``score``, as Python functions: many samples streamed to disk (data
+augmentation), the inputs ``score`` reads, and score CSVs written and read back.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def write_samples(
     """
     from tqdm.auto import tqdm
 
-    from . import data
+    from .. import data
 
     out = Path(out)
     y = trainer.sample_labels(n, labels)
@@ -152,7 +152,7 @@ def load_inputs(path, run_data: dict | None = None, labels: bool = False):
 
 
 def _read_inputs(path, run_data: dict, shape, labels: bool):
-    from . import data
+    from .. import data
 
     def load(source, **kw):  # (x, y): the labels only when asked
         out = data.load(source, labels=labels, **kw)
