@@ -6,7 +6,7 @@ Protocols (train on normal data only; test on the 500 held-out digits, never tra
     one-vs-rest  train on digit d only; the other nine are anomalies
 For each protocol, digit and seed, a WGAN-GP (the bundled MLPs of width --width, the fast trainer, EMA generator
 0.999) trains --gan-steps steps; at each of the --checkpoints steps (a fixed budget: nothing is chosen with test
-labels) an izi_f encoder trains --encoder-steps steps on the same normal data (fastwgan.anomaly.EncoderTrainer,
+labels) an izi_f encoder trains --encoder-steps steps on the same normal data (fastwgan.uses.anomaly.EncoderTrainer,
 the defaults of EncoderConfig), and AUROC("anomalous scores higher") is measured for fanogan and critic; knn
 (k = 1, pixel space) depends only on the training set. Reported: per-digit AUROC (mean over seeds x checkpoints),
 the spread over checkpoints (max - min of the seed-mean), the mean over digits, and the wall time per digit.
@@ -32,8 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import fastwgan as fw  # noqa: E402
-from fastwgan import anomaly, metrics  # noqa: E402
-from fastwgan.run import environment  # noqa: E402
+from fastwgan.core.run import environment  # noqa: E402
+from fastwgan.eval import metrics  # noqa: E402
+from fastwgan.uses import anomaly  # noqa: E402
 
 PROTOCOLS = ("all-vs-one", "one-vs-rest")
 METHODS = ("fanogan", "critic", "knn")
@@ -171,7 +172,7 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    from fastwgan.plots import figure, save
+    from fastwgan.core.plots import figure, save
 
     protocols = result["settings"]["protocols"]
     fig, axes = figure(len(protocols), (5.5 * len(protocols), 3.6))

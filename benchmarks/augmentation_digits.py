@@ -2,7 +2,7 @@
 help a classifier trained on few real ones?
 
 For n in {5, 10, 20, 50} labelled digits per class (drawn from digits-train with the seed) and 3 seeds, the small
-digit classifier (fastwgan.classifier: the recipe of the evaluation classifier) is trained four ways, each for the
+digit classifier (fastwgan.eval.classifier: the recipe of the evaluation classifier) is trained four ways, each for the
 same number of optimizer steps, and tested on the 500 held-out digits:
 
     (a) real        the n-per-class real digits
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import fastwgan as fw  # noqa: E402
-from fastwgan import classifier  # noqa: E402
-from fastwgan.run import environment  # noqa: E402
+from fastwgan.core.run import environment  # noqa: E402
+from fastwgan.eval import classifier  # noqa: E402
 
 WAYS = ("real", "shifts", "gan", "gan+shifts")
 
@@ -129,7 +129,7 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    from fastwgan.plots import figure, save
+    from fastwgan.core.plots import figure, save
 
     ns = result["settings"]["ns"]
     fig, (ax,) = figure(1, (6, 4))

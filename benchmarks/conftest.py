@@ -61,7 +61,7 @@ import torch  # noqa: E402
 
 import fastwgan  # noqa: E402
 from fastwgan import ops  # noqa: E402
-from fastwgan.run import environment  # noqa: E402
+from fastwgan.core.run import environment  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

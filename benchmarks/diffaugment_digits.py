@@ -5,7 +5,7 @@ For each data fraction (10%: 130 digits of digits-train chosen with the seed; 10
 (none, the paper's setting; the given DiffAugment policies) and each seed, an unconditional WGAN-GP (the bundled
 digit MLPs, width 256, the fast trainer, EMA generator 0.999 for sampling, every arm alike) trains for the same
 number of steps; every EVAL_EVERY steps its samples are scored with the classifier-FID against the 500 held-out
-digits (`fastwgan.evaluate.evaluate_trainer`: the evaluation digit classifier's features, 500 samples, a fixed
+digits (`fastwgan.eval.evaluate.evaluate_trainer`: the evaluation digit classifier's features, 500 samples, a fixed
 noise seed). Lower is better; two real sets of digits score `fid_classifier_real`.
 
     .venv/bin/python benchmarks/diffaugment_digits.py [--quick] [--json benchmarks/results/diffaugment_digits.json]
@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import fastwgan as fw  # noqa: E402
-from fastwgan.evaluate import evaluate_trainer  # noqa: E402
-from fastwgan.run import environment  # noqa: E402
+from fastwgan.core.run import environment  # noqa: E402
+from fastwgan.eval.evaluate import evaluate_trainer  # noqa: E402
 
 
 def subset(x: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -110,7 +110,7 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    from fastwgan.plots import figure, save
+    from fastwgan.core.plots import figure, save
 
     s = result["settings"]
     fig, axes = figure(len(s["fractions"]), (5 * len(s["fractions"]), 3.8))

@@ -3,10 +3,10 @@ source = the bundled digits (digits-train, gray in 3 channels), target = digits-
 with colour textures as |patch - digit|, fastwgan.data.digits_m), tested on digits-m-heldout (500 images whose
 digits no arm trained on):
 
-    (a) source only       the classifier (fastwgan.classifier.DigitClassifier, 3 channels) on source labels
-    (b) WDGRL             fastwgan.adapt.AdaptTrainer from (a)'s weights, unlabelled target images
+    (a) source only       the classifier (fastwgan.eval.classifier.DigitClassifier, 3 channels) on source labels
+    (b) WDGRL             fastwgan.uses.adapt.AdaptTrainer from (a)'s weights, unlabelled target images
     (c) translated source the classifier on G_st(source) with source labels, G_st from
-                          fastwgan.translate.TranslationTrainer (WGAN-GP critics, cycle 10, identity 5)
+                          fastwgan.uses.translate.TranslationTrainer (WGAN-GP critics, cycle 10, identity 5)
     (d) target oracle     the classifier on target labels (the ceiling)
 and the reverse direction: (e) (a)'s classifier on G_ts(target test) (translated back to the source).
 Mean +- std over seeds; every arm's wall time. Targets: (b) and (c) each close at least half of the gap a -> d.
@@ -30,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import fastwgan as fw  # noqa: E402
-from fastwgan import adapt, classifier, translate  # noqa: E402
-from fastwgan.run import environment  # noqa: E402
+from fastwgan.core.run import environment  # noqa: E402
+from fastwgan.eval import classifier  # noqa: E402
+from fastwgan.uses import adapt, translate  # noqa: E402
 
 ARMS = ("source_only", "wdgrl", "translated", "oracle", "reverse")
 LABELS = {
@@ -57,7 +58,7 @@ def _options(a):
         "--critic",
         choices=("mlp", "dcgan"),
         default="dcgan",
-        help="the translation critics: fastwgan.models' MLP or its convolutional DCGAN critic (8 px)",
+        help="the translation critics: fastwgan.gan.models' MLP or its convolutional DCGAN critic (8 px)",
     )
     a.add_argument("--critic-width", type=int, default=None, help="the critics' MLP hidden / DCGAN base width")
     a.add_argument("--cycle-weight", type=float, default=translate.CYCLE_WEIGHT, help="lambda_cyc")

@@ -19,7 +19,7 @@ defaults (foreach on CUDA), as scripts create them. The critic's gradients from 
 and left, as scripts do; `opt_d.zero_grad()` clears them before the next critic step.
 
 Two things are not "as scripts do", on purpose, so that the comparison measures the training step and nothing else:
-  * random numbers: the caller passes a `fastwgan.rng.StepNoise` (`noise.idx[k]` indexes the dataset, `noise.z[k]`,
+  * random numbers: the caller passes a `fastwgan.core.rng.StepNoise` (`noise.idx[k]` indexes the dataset, `noise.z[k]`,
     `noise.eps[k]`, `noise.z_gen`), the same draws every fastwgan trainer gets;
   * data: the dataset is uploaded to the device once and each batch is gathered there (no DataLoader, no host
     round trip), with the trainers' normalisation (`fastwgan.data.to_float` for uint8 images, floats as they are).
@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from fastwgan import TrainConfig
+from fastwgan.core.engine import resolve_device
 from fastwgan.data import to_float
-from fastwgan.engine import resolve_device
 
 # The values `torch.optim.RMSprop(params, lr)` / `torch.optim.Adam(params, lr, betas)` use when not given.
 _TORCH_DEFAULTS = {"rmsprop_alpha": 0.99, "opt_eps": 1e-8}

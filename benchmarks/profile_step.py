@@ -29,7 +29,9 @@ CONV = {
 
 
 def build(case: str, provider: str, compile: bool = True):
-    from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data, models, rng
+    from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data
+    from fastwgan.core import rng
+    from fastwgan.gan import models
 
     torch.manual_seed(0)
     if case.startswith("toy-mlp"):

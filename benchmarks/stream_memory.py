@@ -23,7 +23,8 @@ import numpy as np
 
 PEAK = r"""
 import sys
-import fastwgan.cli, fastwgan.trainer, fastwgan.models, fastwgan.data.streaming, fastwgan.run, fastwgan.plots  # imports
+import fastwgan.cli, fastwgan.gan.trainer, fastwgan.gan.models, fastwgan.data.streaming  # imports
+import fastwgan.core.run, fastwgan.core.plots  # imports
 import matplotlib.pyplot, tqdm.auto  # before the mark
 from fastwgan.cli import main
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak resident set (VmHWM) to the current one

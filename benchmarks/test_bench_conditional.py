@@ -16,7 +16,9 @@ import time
 import pytest
 import torch
 
-from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data, models, rng
+from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data
+from fastwgan.core import rng
+from fastwgan.gan import models
 
 ROUNDS = 30
 

@@ -6,7 +6,7 @@ small step where OpenMP barriers hurt most. Variants, each its own pytest-benchm
 "contention cpu ...":
 
   quiet-auto    no competing process, default settings (threads="auto")
-  busy-auto     a busy process pinned to core 0, default settings: the policy (fastwgan.threads) notices the slow
+  busy-auto     a busy process pinned to core 0, default settings: the policy (fastwgan.core.threads) notices the slow
                 steps and re-probes; the timed rounds start right after the busy process does, so the adaptation
                 is inside the measurement
   busy-t<N>     the same with the thread count fixed at N (all cores, and 1)
@@ -26,7 +26,9 @@ import time
 import pytest
 import torch
 
-from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data, models, rng
+from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data
+from fastwgan.core import rng
+from fastwgan.gan import models
 
 BUSY = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 ROUNDS = 40

@@ -9,7 +9,7 @@ Clipping providers (the critic is a real DCGAN-32 critic with batch norm, as in 
 to the parameter count):
   loop        `p.clamp_(-c, c)` for every parameter: what public WGAN scripts do (the reference trainer too)
   foreach     `torch._foreach_clamp_min_` + `torch._foreach_clamp_max_` (there is no `_foreach_clamp_`)
-  flat        one `clamp_` over fastwgan's flat parameter buffer (`fastwgan.flat`)
+  flat        one `clamp_` over fastwgan's flat parameter buffer (`fastwgan.core.flat`)
   fastwgan    `fastwgan.ops.clip_(buffer, impl="triton")` (CUDA only)
 Fused optimizer providers (RMSprop, WGAN's lr 5e-5, then clip at 0.01):
   reference            `torch.optim.RMSprop(...).step()` (its default foreach choice) then the clamp loop
@@ -30,9 +30,10 @@ import time
 import pytest
 import torch
 
-from fastwgan import models, ops
-from fastwgan.compile import compile_step
-from fastwgan.flat import flatten_parameters
+from fastwgan import ops
+from fastwgan.core.compile import compile_step
+from fastwgan.core.flat import flatten_parameters
+from fastwgan.gan import models
 from fastwgan.ops import twins
 
 CLIP = 0.01

@@ -25,8 +25,10 @@ import numpy as np
 import pytest
 import torch
 
-from fastwgan import TrainConfig, Trainer, data, models, rng
+from fastwgan import TrainConfig, Trainer, data
+from fastwgan.core import rng
 from fastwgan.data.streaming import ImageFolderDataset, folder_loader
+from fastwgan.gan import models
 
 ROUNDS = 15
 N_IMAGES = 2048

@@ -25,7 +25,7 @@ Providers:
                        so fastwgan / compiled_reference isolates the hand-written kernels, and fastwgan /
                        reference is the whole library's gain.
   fastwgan             `fastwgan.Trainer(compile=True)`, impl "auto": Triton kernels on CUDA (fused RMSprop +
-                       clip, Adam, GP interpolation; the penalty per `fastwgan.trainer.DEFAULT_IMPL`). On CPU "auto"
+                       clip, Adam, GP interpolation; the penalty per `fastwgan.gan.trainer.DEFAULT_IMPL`). On CPU "auto"
                        resolves to the same twins as compiled_reference, so there the two must tie (a sanity check
                        of the harness, not a result).
   fastwgan_cudagraphs  `fastwgan.Trainer(compile=True, compile_mode="reduce-overhead")`: the same plus CUDA graphs
@@ -50,7 +50,9 @@ import time
 import pytest
 import torch
 
-from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data, models, ops, rng
+from fastwgan import ReferenceTrainer, TrainConfig, Trainer, data, ops
+from fastwgan.core import rng
+from fastwgan.gan import models
 
 N_DATA = 1024  # synthetic uint8 images / toy points; batches are drawn with replacement, so N only sets the gather
 # Most important first: a phase cut short at its deadline (make gpu-check) keeps the ratio fastwgan / loop.

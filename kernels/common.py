@@ -39,7 +39,7 @@ def check_float(name: str, *tensors: torch.Tensor) -> None:
         if not t.is_contiguous():
             raise ValueError(
                 f"{name}: the Triton kernel needs contiguous tensors (got strides {t.stride()} for shape "
-                f"{tuple(t.shape)}); use fastwgan.flat.flatten_parameters or .contiguous()"
+                f"{tuple(t.shape)}); use fastwgan.core.flat.flatten_parameters or .contiguous()"
             )
 
 

@@ -1,4 +1,5 @@
-"""f-AnoGAN (fastwgan.anomaly): the izi_f loss and score on an analytic case, G and D frozen, the fast encoder trainer
+"""f-AnoGAN (fastwgan.uses.anomaly): the izi_f loss and score on an analytic case, G and D frozen, the fast encoder
+trainer
 against its eager twin, exact resume, one score convention (higher = more anomalous) for fanogan / critic / knn,
 and the CLI (`fastwgan encode`, `fastwgan score --method`) end to end with its refusals."""
 
@@ -9,8 +10,10 @@ import torch
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import anomaly, models
 from fastwgan.cli import inference, main
+from fastwgan.core.guards import DivergenceError
+from fastwgan.gan import models
+from fastwgan.uses import anomaly
 
 
 def _linear(w: torch.Tensor) -> nn.Linear:
@@ -123,7 +126,7 @@ def test_divergence_and_bad_input_are_named():
         anomaly.encoder_for(G.spec),
         compile=False,
     )
-    with pytest.raises(fw.guards.DivergenceError, match="at step 1: loss is nan"):  # the first bad step, found at
+    with pytest.raises(DivergenceError, match="at step 1: loss is nan"):  # the first bad step, found at
         bad.fit(x, 4, log_every=2)  # the tick of step 2
 
 

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastwgan as fw
-from fastwgan import models
-from fastwgan.images import to_float
+from fastwgan.core.images import to_float
+from fastwgan.gan import models
+from fastwgan.gan.trainer import Trainer
 from fastwgan.ops import twins
-from fastwgan.trainer import Trainer
 
 POLICIES = ["color", "translation", "cutout", "color,translation,cutout"]
 
@@ -26,7 +26,7 @@ def _make(kind, cfg, shape=(3, 8, 8)):
     G, D = models.mlp(shape, cfg.latent_dim, hidden=32)
     if kind == "reference":
         return fw.ReferenceTrainer(G, D, cfg)
-    # per-update graphs: they compile ~3x faster than the fused iteration (fastwgan.trainer) and hold the same ops
+    # per-update graphs: they compile ~3x faster than the fused iteration (fastwgan.gan.trainer) and hold the same ops
     return Trainer(G, D, cfg, compile=kind == "compiled", threads=1, fuse_iteration=False)
 
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import fastwgan
-from fastwgan import checkpoint
 from fastwgan.cli import main
+from fastwgan.core import checkpoint
 
 SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "2", "--no-compile"]
 
@@ -174,7 +174,7 @@ def test_threads_flag(tmp_path, capsys):
 
 
 def test_build_trainer_passes_the_thread_policy():
-    from fastwgan.restore import build_trainer
+    from fastwgan.gan.restore import build_trainer
 
     cfg = fastwgan.TrainConfig.preset("wgan-gp-toy", batch_size=8)
     spec = dict(kind="mlp", data_shape=[2], latent_dim=cfg.latent_dim, hidden=8)

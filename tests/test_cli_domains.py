@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastwgan import checkpoint
 from fastwgan.cli import main
+from fastwgan.core import checkpoint
 
 TINY = ["--batch-size", "8", "--n-critic", "2", "--no-progress", "--log-every", "2", "--trainer", "reference"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fastwgan import compile as fw_compile
+from fastwgan.core import compile as fw_compile
 
 CHILD = r"""
 import json, torch

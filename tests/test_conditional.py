@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import rng
 from fastwgan.cli import inference
-from fastwgan.images import as_float
-from fastwgan.trainer import Trainer
+from fastwgan.core import rng
+from fastwgan.core.images import as_float
+from fastwgan.gan.trainer import Trainer
 
 K = 3
 

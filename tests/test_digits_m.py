@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fastwgan import data
-from fastwgan.classifier import DigitClassifier, accuracy, predict, train_classifier
+from fastwgan.eval.classifier import DigitClassifier, accuracy, predict, train_classifier
 
 N = 1797
 

@@ -22,8 +22,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fastwgan import checkpoint
-from fastwgan.guards import DivergenceError
+from fastwgan.core import checkpoint
+from fastwgan.core.guards import DivergenceError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

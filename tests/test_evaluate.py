@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from fastwgan import classifier, data, load_trainer
+from fastwgan import data, load_trainer
 from fastwgan.cli import inference, main
+from fastwgan.eval import classifier
 
 SMALL = ["--batch-size", "8", "--width", "16", "--no-progress", "--log-every", "2", "--no-compile"]
 
@@ -248,7 +249,7 @@ class _OneMode(torch.nn.Module):
 
 def test_one_mode_generator_scores_one_of_25_through_evaluate():
     import fastwgan as fw
-    from fastwgan.evaluate import evaluate_trainer
+    from fastwgan.eval.evaluate import evaluate_trainer
 
     cfg = fw.TrainConfig.preset("wgan-gp-toy", device="cpu")
     critic = fw.models.mlp(data_shape=(2,), latent_dim=cfg.latent_dim, hidden=8)[1]

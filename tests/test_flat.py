@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fastwgan import ops
-from fastwgan.flat import flatten_parameters
+from fastwgan.core.flat import flatten_parameters
 
 
 def _mlp(seed=0, din=5, width=7):

@@ -2,7 +2,7 @@
 
 1. benchmarks/plain_loop.py (the `loop` provider: the plain eager loop of public WGAN / WGAN-GP scripts) makes the
    same critic update as `ReferenceTrainer.critic_step` on the same inputs, and the same generator iteration from
-   the same `fastwgan.rng` draws: a baseline that computed something else would make every ratio to it meaningless.
+   the same `fastwgan.core.rng` draws: a baseline that computed something else would make every ratio to it meaningless.
 2. `benchmarks/gpu_check.py --smoke` (what `make gpu-check SMOKE=1` runs) passes on CPU and leaves the benchmark
    JSON of all four CPU providers, the summary and the log; it never touches README.md or docs/benchmarks.md.
 """
@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import fastwgan as fw
-from fastwgan import rng
-from fastwgan.images import as_float
+from fastwgan.core import rng
+from fastwgan.core.images import as_float
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 64  # dataset size

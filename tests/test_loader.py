@@ -12,9 +12,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 import fastwgan as fw
-from fastwgan import data, models, rng
+from fastwgan import data
+from fastwgan.core import rng
 from fastwgan.data.sources import LoaderSource
-from fastwgan.trainer import Trainer
+from fastwgan.gan import models
+from fastwgan.gan.trainer import Trainer
 
 X, Y = data.load_digits(return_labels=True)  # (1797, 1, 8, 8) uint8, (1797,)
 
@@ -75,7 +77,7 @@ def test_loader_batches_reach_the_critic():
     D = t.critic
     D.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()) if len(inp[0]) == 16 else None)
     t.fit(_loader(shuffle=False, drop_last=True), 2)
-    from fastwgan.images import to_float
+    from fastwgan.core.images import to_float
 
     reals = [to_float(X[i * 16 : (i + 1) * 16]) for i in range(4)]
     # each critic update scores real, fake, then the interpolation (3 calls), then the generator update one call

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from fastwgan import data, metrics
-from fastwgan.features import FeatureExtractor, load_feature_extractor
+from fastwgan import data
+from fastwgan.eval import metrics
+from fastwgan.eval.features import FeatureExtractor, load_feature_extractor
 
 
 def _gauss(n, mu, std, seed):

@@ -1,4 +1,5 @@
-"""Randomness inside the models (dropout) follows the run's seed (fastwgan.rng.ModelRNG): two runs with one seed end
+"""Randomness inside the models (dropout) follows the run's seed (fastwgan.core.rng.ModelRNG): two runs with one seed
+end
 bitwise equal, in one process or two, and so does a run and its stop/resume twin, for both trainers, eager and
 compiled; the caller's global RNG is left as it was. (torch 2.13 seeds its global generator randomly in every
 process, so without this a dropout critic trained differently on every run.)"""
@@ -14,14 +15,15 @@ import torch
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import checkpoint
-from fastwgan.trainer import Trainer
+from fastwgan.core import checkpoint
+from fastwgan.core.rng import ModelRNG
+from fastwgan.gan.trainer import Trainer
 
 SCRIPT = r"""
 import hashlib, sys, torch
 from torch import nn
 import fastwgan as fw
-from fastwgan.trainer import Trainer
+from fastwgan.gan.trainer import Trainer
 
 def models():
     torch.manual_seed(0)
@@ -65,7 +67,7 @@ def test_two_runs_with_one_seed_are_bitwise_equal_and_leave_the_global_rng_alone
     b = make(kind).fit(x, 3, progress=False)
     assert digest(a) == digest(b)
     other = make(kind)
-    other._model_rng = fw.rng.ModelRNG(123, other.device)  # another model-RNG seed: other dropout masks
+    other._model_rng = ModelRNG(123, other.device)  # another model-RNG seed: other dropout masks
     assert digest(other.fit(x, 3, progress=False)) != digest(a)
 
 

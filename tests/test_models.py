@@ -1,4 +1,4 @@
-"""fastwgan.models: shapes for every kind/size/channel/norm, init, per-sample independence, spec round trip."""
+"""fastwgan.gan.models: shapes for every kind/size/channel/norm, init, per-sample independence, spec round trip."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastwgan import models
+from fastwgan.gan import models
 
 NORMS = models.CRITIC_NORMS
 

@@ -1,4 +1,5 @@
-"""fastwgan.models with num_classes: G(z, y); projection critic D(x, y) -> (B,); AC critic D(x, y) -> ((B,), (B, K)).
+"""fastwgan.gan.models with num_classes: G(z, y); projection critic D(x, y) -> (B,); AC critic D(x, y) -> ((B,), (B,
+K)).
 
 Also pins the unconditional models (num_classes=None) to today's parameter names and shapes.
 """
@@ -11,7 +12,7 @@ from torch import nn
 from torch.func import functional_call, grad
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from fastwgan import models
+from fastwgan.gan import models
 
 K, LATENT, B = 5, 6, 4
 CASES = [  # (kind, data_shape, options): small, so the file is fast

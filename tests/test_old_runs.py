@@ -17,8 +17,10 @@ import torch
 from safetensors.torch import load_file
 
 import fastwgan as fw
-from fastwgan import adapt, anomaly, checkpoint, translate
 from fastwgan.cli import main
+from fastwgan.core import checkpoint
+from fastwgan.ops import dispatch
+from fastwgan.uses import adapt, anomaly, translate
 
 OLD = Path(__file__).resolve().parent / "data" / "old_runs"
 EXPECTED = load_file(str(OLD / "expected.safetensors"))
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def plain_pytorch_ops(monkeypatch):
     """The runs were written with the ops' twins ("auto" on a CPU without the Triton interpreter)."""
-    monkeypatch.setattr(fw.ops.dispatch, "INTERPRET", False)
+    monkeypatch.setattr(dispatch, "INTERPRET", False)
 
 
 def heldout(n=32):

@@ -9,7 +9,7 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
 from fastwgan import ops
-from fastwgan.flat import flatten_parameters
+from fastwgan.core.flat import flatten_parameters
 from fastwgan.ops import twins
 
 DEVICES = [

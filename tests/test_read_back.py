@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import checkpoint
 from fastwgan.cli import main
+from fastwgan.core import checkpoint
 
 TOY = [
     "--data",
@@ -175,7 +175,7 @@ def test_resume_takes_the_run_its_checkpoints_or_its_latest_checkpoint(tmp_path,
 
 
 def test_translate_resume_continues_to_its_own_target(tmp_path, capsys, monkeypatch):
-    from fastwgan import run as run_mod
+    from fastwgan.core import run as run_mod
 
     out = tmp_path / "tr"
     args = [
@@ -220,7 +220,7 @@ def test_translate_resume_continues_to_its_own_target(tmp_path, capsys, monkeypa
 
 # ---------------------------------------------------------------------------------------------------------- 5
 def test_ctrl_c_before_the_first_step_is_one_line(tmp_path, capsys, monkeypatch):
-    from fastwgan import translate
+    from fastwgan.uses import translate
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -253,7 +253,7 @@ def test_ctrl_c_before_the_first_step_is_one_line(tmp_path, capsys, monkeypatch)
 def test_leave_one_class_out_prints_the_auroc_beside_the_csv(tmp_path, capsys):
     import csv
 
-    from fastwgan.metrics import auroc
+    from fastwgan.eval.metrics import auroc
 
     run = tmp_path / "no3"
     assert main(["train", *DIGITS, "--exclude-class", "3", "--steps", "2", "--out", str(run)]) == 0
@@ -319,7 +319,7 @@ def test_images_fastwgan_samples_are_read_back(tmp_path, capsys, cond_run):
 # ---------------------------------------------------------------------------------------------------------- the
 # console: a run whose stderr is not a terminal still says how far it is
 def test_progress_on_a_non_terminal_is_a_line_every_so_often(capsys):
-    from fastwgan.run import Progress
+    from fastwgan.core.run import Progress
 
     bar = Progress(5, 0, "toy", None, every_s=0.0)  # pytest's captured stderr is not a terminal
     for k in range(5):
@@ -391,13 +391,14 @@ def test_adapt_plots_its_own_losses_and_the_target_accuracy(tmp_path, capsys):
     assert [t["step"] for t in ticks] == [2, 4] and all(0 <= t["target_accuracy"] <= 1 for t in ticks)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["target_accuracy"] == ticks[-1]["target_accuracy"]
-    from fastwgan import adapt, plots
+    from fastwgan.core import plots
+    from fastwgan.uses import adapt
 
     drawn = []
     real = plots.plot_losses
     plots.plot_losses = lambda history, path, panels, ticks: drawn.append((panels, ticks))  # noqa: E731
     try:
-        from fastwgan.run import RunWriter
+        from fastwgan.core.run import RunWriter
 
         w = RunWriter(tmp_path / "p", {"k": 1})
         w.log({"step": 2, "target_accuracy": 0.5})
@@ -411,7 +412,7 @@ def test_adapt_plots_its_own_losses_and_the_target_accuracy(tmp_path, capsys):
 
 
 def test_evaluate_shows_the_classifiers_accuracy_as_a_property_of_real_digits():
-    from fastwgan.evaluate import format_table
+    from fastwgan.eval.evaluate import format_table
 
     table = format_table(
         {

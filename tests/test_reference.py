@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import rng
+from fastwgan.core import rng
 
 
 class Linear(nn.Module):
@@ -191,7 +191,7 @@ def test_history_fields():
 
 
 def test_checkpoint_resume_is_bitwise(tmp_path):
-    from fastwgan import checkpoint
+    from fastwgan.core import checkpoint
 
     data = fw.data.toy("8gaussians", n=64, seed=0)
     straight = _run(0, steps=5)

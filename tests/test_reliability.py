@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import checkpoint
 from fastwgan.cli import main
-from fastwgan.guards import DivergenceError
-from fastwgan.trainer import Trainer
+from fastwgan.core import checkpoint
+from fastwgan.core.guards import DivergenceError
+from fastwgan.gan.trainer import Trainer
 
 TOY = [
     "--data",
@@ -52,7 +52,7 @@ def assert_states_equal(a, b, exact=True):
 @pytest.mark.parametrize("trainer", [["--trainer", "reference"], ["--no-compile"]])
 def test_cli_resume_is_bitwise_equal_to_a_straight_run(tmp_path, trainer):
     # The fast trainer with a fixed thread count: "auto" may change it between steps, and with it the summation
-    # order of parallel reductions (fastwgan.threads).
+    # order of parallel reductions (fastwgan.core.threads).
     fixed = ["--threads", "1"] if trainer[0] == "--no-compile" else []
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(["train", *TOY, *trainer, *fixed, "--steps", "6", "--out", str(straight)]) == 0
@@ -301,7 +301,7 @@ def test_unwritable_output_gives_one_clear_line(tmp_path, capsys):
     ro.chmod(0o500)
     try:
         if os.access(ro, os.W_OK):  # root ignores permission bits: emulate the refusal the kernel would give
-            import fastwgan.run as run_mod
+            import fastwgan.core.run as run_mod
 
             real_access = run_mod.os.access
             run_mod.os.access = lambda p, mode: False if str(p).startswith(str(ro)) else real_access(p, mode)
@@ -385,7 +385,7 @@ def test_reference_trainer_refuses_multi_process(monkeypatch):
 
 @pytest.mark.slow
 def test_bfloat16_trains_finite_and_converges_on_the_toy():
-    from fastwgan.metrics import toy_mode_coverage
+    from fastwgan.eval.metrics import toy_mode_coverage
 
     torch.manual_seed(0)
     cfg = fw.TrainConfig.preset("wgan-gp-toy", batch_size=64, lr_d=2e-3, lr_g=2e-3, dtype="bfloat16")

@@ -13,8 +13,9 @@ from PIL import Image
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import checkpoint
 from fastwgan.cli import inference, main
+from fastwgan.core import checkpoint
+from fastwgan.core.run import RunFolderError
 
 TOY = [
     "--data",
@@ -99,7 +100,7 @@ def test_overwrite_replaces_the_run_and_keeps_the_old_one_until_the_first_checkp
         aside = [p for p in toy_run.parent.iterdir() if p.name.startswith("run.replaced-")]
         seen.append((record["step"], len(aside) == 1 and snapshot(aside[0]) == old))
 
-    with pytest.raises(fw.run.RunFolderError):
+    with pytest.raises(RunFolderError):
         new.fit(fw.data.toy("8gaussians", n=300), 3, out=toy_run, log_every=1, progress=False)
     new.fit(
         fw.data.toy("8gaussians", n=300),
@@ -253,7 +254,7 @@ def test_evaluate_takes_the_run_as_checkpoint_or_a_step_file(digits_run, capsys)
 
 
 def test_evaluate_says_in_a_sentence_when_the_heldout_set_was_seen():
-    from fastwgan.evaluate import format_table
+    from fastwgan.eval.evaluate import format_table
 
     result = {
         "run": "r",
@@ -316,7 +317,7 @@ def test_continuing_a_run_from_python_keeps_its_folder_whole(tmp_path):
     assert steps == [1, 2, 3, 4]  # step 3's line from the crashed attempt was dropped, not repeated
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == {"kind": "mlp"} and cfg["data"]["source"] == "toy:8gaussians"  # kept from the first fit
-    with pytest.raises(fw.run.RunFolderError, match="at step 4, ahead of this trainer's step 2"):
+    with pytest.raises(RunFolderError, match="at step 4, ahead of this trainer's step 2"):
         t2 = small_trainer()
         t2.load_state_dict(checkpoint.load(out / "checkpoints" / "step_000002.json"))
         t2.fit(x, add_steps=1, out=out, progress=False)

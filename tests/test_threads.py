@@ -1,9 +1,9 @@
-"""fastwgan.threads: the CPU thread-count policy, driven by a fake clock whose step cost depends on the count."""
+"""fastwgan.core.threads: the CPU thread-count policy, driven by a fake clock whose step cost depends on the count."""
 
 import pytest
 import torch
 
-from fastwgan.threads import ThreadPolicy, candidates
+from fastwgan.core.threads import ThreadPolicy, candidates
 
 CPU = torch.device("cpu")
 

@@ -10,8 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fastwgan as fw
-from fastwgan.images import as_float
-from fastwgan.trainer import Trainer
+from fastwgan.core.images import as_float
+from fastwgan.gan.trainer import Trainer
 
 
 def make_models(kind, channels, seed, latent):
@@ -99,7 +99,7 @@ def test_compiled_fast_path_matches_reference_without_recompiling(loss, fuse):
 
     torch._dynamo.reset()
     counters.clear()
-    # threads=1: a new thread count is a new compile by design (fastwgan.threads), which is not what this tests
+    # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), which is not what this tests
     ref, fast = pair(loss, "mlp", 1, 8, 0, compile=True, fuse_iteration=fuse, threads=1)
     data = make_data("mlp", 1)
     ref.fit(data, 4, progress=False)
@@ -240,7 +240,7 @@ def test_hazard_double_backward_through_a_compiled_critic_fails():
 
 
 def test_whole_iteration_graph_only_for_small_models_and_long_first_fits():
-    from fastwgan.trainer import FUSE_ITERATION_MIN_STEPS
+    from fastwgan.gan.trainer import FUSE_ITERATION_MIN_STEPS
 
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8, latent_dim=6, device="cpu")
     small = Trainer(*make_models("mlp", 1, 0, 6), cfg, compile=True)
@@ -260,8 +260,8 @@ def test_whole_iteration_graph_only_for_small_models_and_long_first_fits():
 def test_many_compiled_steps_of_one_method():
     # Dynamo keeps one cache entry per trainer graph (and per torch thread count) for each step method: the ninth
     # distinct graph of a process (nine trainers of different configs, or fewer while the thread policy probes)
-    # used to hit its recompile limit (8) and fail hard under fullgraph (fastwgan.compile.FIRST_CALL_LIMITS).
-    from fastwgan.compile import compile_step
+    # used to hit its recompile limit (8) and fail hard under fullgraph (fastwgan.core.compile.FIRST_CALL_LIMITS).
+    from fastwgan.core.compile import compile_step
 
     class Step:  # stands for a trainer: one method, compiled per instance
         def __init__(self, k):

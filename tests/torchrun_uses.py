@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import fastwgan as fw
-from fastwgan import adapt, anomaly, translate
+from fastwgan.uses import adapt, anomaly, translate
 
 BATCH = 8
 STEPS = 3

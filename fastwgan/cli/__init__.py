@@ -6,9 +6,9 @@
     fastwgan evaluate RUN                      (writes RUN/metrics.json)
     fastwgan score RUN INPUT [--out scores.csv]
     fastwgan encode RUN                        (f-AnoGAN's encoder, for score --method fanogan)
-    fastwgan translate train --source A --target B --out RUN   (unpaired translation, fastwgan.translate)
+    fastwgan translate train --source A --target B --out RUN   (unpaired translation, fastwgan.uses.translate)
     fastwgan translate apply --checkpoint RUN INPUT --out OUT [--direction s2t|t2s]
-    fastwgan adapt --source A --target B --out RUN [--eval-data C]   (WDGRL, fastwgan.adapt)
+    fastwgan adapt --source A --target B --out RUN [--eval-data C]   (WDGRL, fastwgan.uses.adapt)
 
 Every command that reads a run takes it as the positional RUN (a run folder, its checkpoints/ or a step_N.json;
 ``--checkpoint RUN`` is the same). Errors are one line (exit 2); ``--debug`` anywhere shows the traceback.

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from ..config import TrainConfig
+from ..core.config import TrainConfig
 
 
 def init_distributed(cfg: TrainConfig) -> TrainConfig:

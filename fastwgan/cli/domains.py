@@ -1,5 +1,5 @@
-"""The two-domain commands: ``fastwgan translate train|apply`` (unpaired translation, ``fastwgan.translate``) and
-``fastwgan adapt`` (WDGRL feature alignment, ``fastwgan.adapt``): their options (``add_parsers``) and the commands
+"""The two-domain commands: ``fastwgan translate train|apply`` (unpaired translation, ``fastwgan.uses.translate``) and
+``fastwgan adapt`` (WDGRL feature alignment, ``fastwgan.uses.adapt``): their options (``add_parsers``) and the commands
 (``cmd_translate``, ``cmd_adapt``)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import PRESETS, TrainConfig
+from ..core.config import PRESETS, TrainConfig
 from .folders import read_run, run_arg, stopped, training_folder
 from .options import (
     DATA_HELP,
@@ -46,7 +46,8 @@ TRAINING_HELP = {
 #: The help of ``translate``, ``translate train`` and their options.
 TRANSLATE_HELP = {
     "help": "unpaired image translation between two domains",
-    "description": "CycleGAN with Wasserstein critics (fastwgan.translate): train G_st, G_ts and a critic per domain "
+    "description": "CycleGAN with Wasserstein critics (fastwgan.uses.translate): train G_st, G_ts and a critic per "
+    "domain "
     "on two unpaired image sets, or apply a trained run.",
     "train": "train a translation run",
     "train description": "Train on --source and --target (" + DATA_HELP + "). Writes a run folder: config.json, "
@@ -54,7 +55,7 @@ TRANSLATE_HELP = {
     "checkpoints/.",
     "--source-channels": "convert the source's channels",
     "--target-channels": "convert the target's channels",
-    "--width": "translator width (fastwgan.models.translator)",
+    "--width": "translator width (fastwgan.gan.models.translator)",
     "--blocks": "translator residual blocks",
     "--critic": "the critics: auto (DCGAN at 28/32/64 px, else an MLP), mlp, or dcgan (8, 16, 28, 32, 64 px)",
     "--critic-width": "critic MLP hidden width / DCGAN base width",
@@ -77,7 +78,8 @@ APPLY_HELP = {
 ADAPT_HELP = {
     "help": "WDGRL domain adaptation of a classifier",
     "description": "Train a feature extractor and classifier on labelled --source images while a Wasserstein critic "
-    "on the features aligns them with unlabelled --target images (fastwgan.adapt, WDGRL). Writes a run folder with "
+    "on the features aligns them with unlabelled --target images (fastwgan.uses.adapt, WDGRL). Writes a run folder "
+    "with "
     "the adapted classifier (classifier.safetensors) and, with --eval-data, its target accuracy (metrics.json).",
     "--channels": "convert both domains' channels",
     "--weight": "lambda: the Wasserstein term's weight (default 1)",
@@ -156,7 +158,8 @@ def cmd_translate(args) -> int:
 
 
 def _translate_train(args) -> int:
-    from .. import models, translate
+    from ..gan import models
+    from ..uses import translate
 
     out, rc, _ = training_folder(args, "translation", args.default_steps)
     if args.resume:
@@ -220,7 +223,7 @@ def _translate_train(args) -> int:
 
 
 def _critic(shape, cfg: TrainConfig, kind: str, width):
-    from .. import models
+    from ..gan import models
 
     kind = models.auto_kind(shape) if kind == "auto" else kind
     kw = {} if width is None else {"hidden" if kind == "mlp" else "width": width}
@@ -228,7 +231,8 @@ def _critic(shape, cfg: TrainConfig, kind: str, width):
 
 
 def _translate_apply(args) -> int:
-    from .. import data, translate
+    from .. import data
+    from ..uses import translate
 
     example = "fastwgan translate apply runs/d2m digits-heldout --out t.png"
     run = run_arg(args, example)
@@ -259,7 +263,8 @@ def _translate_apply(args) -> int:
 # adapt
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_adapt(args) -> int:
-    from .. import adapt, checkpoint
+    from ..core import checkpoint
+    from ..uses import adapt
 
     out, rc, _ = training_folder(args, "adaptation", args.default_steps)
     if args.resume:
@@ -315,7 +320,7 @@ def cmd_adapt(args) -> int:
     code = stopped(trainer, out, "adapt")
     if code:
         return code
-    from ..checkpoint import atomic_save_tensors, atomic_write_json
+    from ..core.checkpoint import atomic_save_tensors, atomic_write_json
 
     atomic_save_tensors(
         {k: v.contiguous() for k, v in trainer.model.state_dict().items()},

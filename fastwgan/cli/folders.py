@@ -1,4 +1,4 @@
-"""The run-folder rules of the commands, once, over ``fastwgan.run``: which run a command reads (RUN or
+"""The run-folder rules of the commands, once, over ``fastwgan.core.run``: which run a command reads (RUN or
 --checkpoint RUN), what kind of run a folder holds, where a training command writes (a new or empty folder,
 --overwrite, or --resume: the run's own folder, to its own target) and what a run stopped by a signal says."""
 
@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..run import check_out, read_config, resume_folder, run_step
+from ..core.run import check_out, read_config, resume_folder, run_step
 
 #: config.json's "kind" of each run a command trains (a GAN run records none) and that command.
 TRAINED_BY = {None: "train", "translation": "translate train", "adaptation": "adapt", "fanogan-encoder": "encode"}
@@ -79,9 +79,9 @@ def training_folder(
     """Where a training command writes, checked before anything is written; sets ``args.steps`` to the total.
 
     --resume RUN: RUN's own folder (RUN is the folder, its checkpoints/ or its latest checkpoint:
-    ``fastwgan.run.resume_folder``), a ``kind`` run with a checkpoint, to its own target or --steps. Otherwise
+    ``fastwgan.core.run.resume_folder``), a ``kind`` run with a checkpoint, to its own target or --steps. Otherwise
     --out (or ``default_out``): a new or empty folder, or one whose run --overwrite replaces
-    (``fastwgan.run.check_out``); --steps defaults to ``default_steps``.
+    (``fastwgan.core.run.check_out``); --steps defaults to ``default_steps``.
 
     Returns:
         (the folder, the continued run's config.json or None, the step of the run in the folder or None).
@@ -100,15 +100,16 @@ def training_folder(
     return Path(out), None, check_out(out, overwrite=args.overwrite)
 
 
-def stopped(trainer, out: Path, command: str) -> int:
+def stopped(trainer, out: Path, command: str, resume: str | None = None) -> int:
     """The exit code of a finished training command: 0, or for a run a signal stopped (its checkpoint written)
-    128 + the signal, after the line (rank 0) that names the command resuming it."""
+    128 + the signal, after the line (rank 0) that names the command resuming it (``resume``: that command, when
+    it is not ``fastwgan COMMAND --resume OUT``)."""
     if not trainer.stopped_by:
         return 0
     if getattr(trainer, "rank", 0) == 0:
         print(
             f"fastwgan {command}: stopped by {trainer.stopped_by} at step {trainer.step}; checkpoint written to "
-            f"{Path(out) / 'checkpoints'}. Resume with: fastwgan {command} --resume {out}",
+            f"{Path(out) / 'checkpoints'}. Resume with: {resume or f'fastwgan {command} --resume {out}'}",
             file=sys.stderr,
         )
     return 128 + int(getattr(signal, trainer.stopped_by))

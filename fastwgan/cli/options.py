@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..config import TrainConfig
-from ..threads import threads_arg
+from ..core.config import TrainConfig
+from ..core.threads import threads_arg
 
 # One line of help per TrainConfig field (the dataclass docstring holds the long form).
 FIELD_HELP = {
@@ -136,7 +136,7 @@ def fit_options(args, out) -> dict:
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
-    """--threads auto|N: the fast trainers' CPU threads (``fastwgan.threads``)."""
+    """--threads auto|N: the fast trainers' CPU threads (``fastwgan.core.threads``)."""
     p.add_argument(
         "--threads",
         type=threads_arg,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..restore import load_trainer, run_root
+from ..gan.restore import load_trainer, run_root
 from .folders import run_arg
 from .options import DATA_HELP, add_command, add_run_arguments, positive
 
@@ -98,7 +98,8 @@ def _sample_folder(out: Path, overwrite: bool) -> None:
 
 
 def cmd_sample(args) -> int:
-    from .. import data, plots
+    from .. import data
+    from ..core import plots
     from .inference import write_samples
 
     run = run_arg(args)
@@ -141,7 +142,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .. import evaluate
+    from ..eval import evaluate
 
     if args.run and args.checkpoint:  # RUN and one step_N.json of it
         run, ckpt = args.run, args.checkpoint
@@ -151,7 +152,7 @@ def cmd_evaluate(args) -> int:
         run, ckpt = run_root(run), run
     extractor = None
     if args.inception:
-        from ..features import inception
+        from ..eval.features import inception
 
         extractor = inception(args.inception)
     result = evaluate.evaluate_run(

@@ -4,15 +4,14 @@ against a ground truth) and ``fastwgan encode`` (training f-AnoGAN's encoder int
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 
 from ..data import DataError, class_list
-from ..restore import load_trainer, run_root
-from .folders import continued, refuse_resume_with_overwrite, run_arg
+from ..gan.restore import load_trainer, run_root
+from .folders import continued, refuse_resume_with_overwrite, run_arg, stopped
 from .options import add_command, add_progress_options, add_run_arguments, add_trainer_options, positive
 from .train_data import training_data
 
@@ -84,7 +83,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_score(args) -> int:
-    from .. import anomaly
+    from ..uses import anomaly
     from .inference import load_inputs, write_scores, write_scores_csv
 
     run = run_arg(args)
@@ -141,7 +140,7 @@ def cmd_score(args) -> int:
     if truth is not None:
         extra = {**extra, "anomalous": truth.long()}
     if args.maps:
-        from ..images import save_grid, to_float
+        from ..core.images import save_grid, to_float
 
         shown = x[:32]
         rec = encoder.reconstruct(shown)
@@ -154,7 +153,7 @@ def cmd_score(args) -> int:
     else:
         write_scores(sys.stdout, names, scores, extra)
     if truth is not None:
-        from ..metrics import auroc
+        from ..eval.metrics import auroc
 
         n_bad = int(truth.sum())
         if n_bad in (0, len(truth)):
@@ -189,7 +188,8 @@ def _read_truth(path, n: int) -> torch.Tensor:
 
 
 def cmd_encode(args) -> int:
-    from .. import anomaly, checkpoint
+    from ..core import checkpoint
+    from ..uses import anomaly
 
     refuse_resume_with_overwrite(args, "the encoder")
     run = run_root(run_arg(args))
@@ -235,8 +235,6 @@ def cmd_encode(args) -> int:
     )
     if args.resume:
         et.load_state_dict(checkpoint.load(out))
-    elif exists:
-        shutil.rmtree(out)
     print(
         f"fastwgan: training the f-AnoGAN encoder ({et.name}) of {run} (GAN step {trainer.step}) on "
         f"{len(x)} normal samples, {args.steps} steps -> {out}",
@@ -246,6 +244,7 @@ def cmd_encode(args) -> int:
         x,
         args.steps,
         out=out,
+        overwrite=exists and not args.resume,  # the old encoder is set aside, deleted at the new one's checkpoint
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         progress=False if args.no_progress else None,
@@ -256,5 +255,6 @@ def cmd_encode(args) -> int:
             "steps": args.steps,
         },
     )
+    code = stopped(et, out, "encode", resume=f"fastwgan encode {run} --resume")
     print(json.dumps({"encoder": str(out), **(et.history[-1] if et.history else {})}))
-    return 0
+    return code

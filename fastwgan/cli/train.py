@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import PRESETS, TrainConfig
-from ..restore import build_trainer
+from ..core.config import PRESETS, TrainConfig
+from ..gan.restore import build_trainer
 from . import options
 from .distributed import init_distributed
 from .folders import stopped, training_folder
@@ -117,8 +117,8 @@ def _resumed_args(args, run: Path, rc: dict) -> tuple[TrainConfig, dict]:
 
 def _new_run(args, x, labels, cfg: TrainConfig) -> tuple[TrainConfig, dict, list[str] | None]:
     """A new run's config (its classes counted), model spec and class names, from the data and the options."""
-    from .. import models
     from ..data.streaming import ImageFolderDataset
+    from ..gan import models
 
     all_labels = x.labels if isinstance(x, ImageFolderDataset) else labels  # a streamed folder's travel with it
     extra, names = {}, None
@@ -140,9 +140,9 @@ def _new_run(args, x, labels, cfg: TrainConfig) -> tuple[TrainConfig, dict, list
 
 
 def cmd_train(args) -> int:
-    from .. import checkpoint
+    from ..core import checkpoint
+    from ..core.guards import DivergenceError
     from ..data.streaming import ImageFolderDataset, folder_loader
-    from ..guards import DivergenceError
 
     # Everything that can be refused is checked here, before the banner and before any file is written.
     if args.resume:
@@ -249,10 +249,10 @@ def cmd_train(args) -> int:
 
 
 def _evaluators(args, out: Path, x) -> tuple:
-    """--eval-every K: the `fastwgan evaluate` metrics as a fit() evaluator (see fastwgan.evaluate)."""
+    """--eval-every K: the `fastwgan evaluate` metrics as a fit() evaluator (see fastwgan.eval.evaluate)."""
     if not getattr(args, "eval_every", None):
         return ()
-    from ..evaluate import data_kind, eval_callback
+    from ..eval.evaluate import data_kind, eval_callback
 
     return (
         eval_callback(

@@ -1,5 +1,5 @@
 """Datasets as uint8 tensors. The package's modules, one job each (this module re-exports the public names of the
-first five and of `fastwgan.images`, normalisation and writers, so `fastwgan.data.load` etc. are the names to use):
+first five and of `fastwgan.core.images`, normalisation and writers, so `fastwgan.data.load` etc. are the names to use):
 
     bundled     the data sets shipped in the package (digits, their split, digits-m, stacked digits)
     toys        the 2-D toys of the WGAN-GP paper
@@ -42,7 +42,7 @@ Bad input raises FileNotFoundError (missing path) or `DataError` (a ValueError) 
 
 from __future__ import annotations
 
-from ..images import DataError, make_grid, save_grid, save_image_folder, save_npz, to_float, to_uint8
+from ..core.images import DataError, make_grid, save_grid, save_image_folder, save_npz, to_float, to_uint8
 from .bundled import (
     BUILTIN,
     DIGIT_NAMES,

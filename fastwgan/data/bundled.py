@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..images import DataError
+from ..core.images import DataError
 
 __all__ = [
     "BUILTIN",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..images import DataError
+from ..core.images import DataError
 
 __all__ = ["check_labels", "load_labels", "class_names", "class_list", "without_classes"]
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..images import DataError
+from ..core.images import DataError
 from .bundled import BUILTIN, DIGIT_NAMES, digits_m, digits_split, is_named, load_digits, stacked_digits
 from .labels import check_labels
 from .readers import (

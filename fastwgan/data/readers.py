@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..images import DataError
+from ..core.images import DataError
 
 __all__ = [
     "IMAGE_SUFFIXES",

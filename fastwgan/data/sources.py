@@ -5,7 +5,7 @@ labels in a class-conditional run), and nothing else; trainers, conditioning and
 source feeds them.
 
 * ``TensorSource``: the dataset as one tensor in memory (on the device for the fast trainer). The rows of each
-  batch are the seeded stream's ``idx[k]`` (``fastwgan.rng``): uniform sampling with replacement, the papers'
+  batch are the seeded stream's ``idx[k]`` (``fastwgan.core.rng``): uniform sampling with replacement, the papers'
   setting. The fast trainer gathers and normalises them inside its compiled step.
 * ``HostStreamSource``: a tensor dataset too large for the device (``Trainer(device_data_bytes=)``): the same rows,
   gathered on the host and sent to the device in one asynchronous copy per step.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import rng
+from ..core import rng
 
 
 @dataclass

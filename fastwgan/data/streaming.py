@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..images import DataError
+from ..core.images import DataError
 from .readers import decode_image, folder_classes, folder_files, folder_format
 
 __all__ = ["ImageFolderDataset", "memory_budget", "folder_loader"]

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from ..images import DataError
+from ..core.images import DataError
 
 __all__ = ["TOY_NAMES", "toy", "toy_modes"]
 

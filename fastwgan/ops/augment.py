@@ -8,7 +8,7 @@ phases, and keeps T differentiable so the generator's gradient passes through it
     critic:     L_D = E[D(T(G(z)))] - E[D(T(x))]  (+ lambda * penalty)
     generator:  L_G = -E[D(T(G(z)))]
 
-T (``TrainConfig.augment``; per sample, each call with its own seed from the run's stream, ``fastwgan.rng``), in
+T (``TrainConfig.augment``; per sample, each call with its own seed from the run's stream, ``fastwgan.core.rng``), in
 the order of the paper's code:
     color:        x + (u1 - 1/2);  then (x - mean_C x) * 2 u2 + mean_C x;  then (x - mean x) * (u3 + 1/2) + mean x
     translation:  shift by integers in [-H/8, H/8] x [-W/8, W/8], zero fill
@@ -37,7 +37,7 @@ from .dispatch import as_scalar_tensor, compute_dtype, per_sample
 from .penalty import counter_bits, seed_tensor
 
 if dispatch.HAS_TRITON:
-    from fastwgan.kernels import augment as _kaugment
+    from ..kernels import augment as _kaugment
 
 # The affine forward (linear=True: without the brightness constant, i.e. A x) and the adjoint A^T g. Not in
 # fastwgan.ops.optimizer/penalty's SCHEMAS, which tests/test_ops_opcheck.py runs opcheck on (one sample set per

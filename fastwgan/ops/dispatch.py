@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 
 try:
-    from fastwgan.kernels import clip as _kclip
-    from fastwgan.kernels import common as _kcommon
+    from ..kernels import clip as _kclip
+    from ..kernels import common as _kcommon
 
     HAS_TRITON = True
     #: True when the kernels run under the Triton interpreter (CPU); fixed at import.

@@ -18,8 +18,8 @@ from . import dispatch
 from .dispatch import as_scalar_tensor
 
 if dispatch.HAS_TRITON:
-    from fastwgan.kernels import clip as _kclip
-    from fastwgan.kernels import optim as _koptim
+    from ..kernels import clip as _kclip
+    from ..kernels import optim as _koptim
 
 SCHEMAS = {
     "clip_": "(Tensor(a!) x, float clip_value) -> ()",
@@ -78,7 +78,7 @@ def clip_(x: torch.Tensor | list[torch.Tensor], clip_value: float, impl: str = "
     """Clamp to [-clip_value, clip_value] in place, in one launch (WGAN weight clipping).
 
     Args:
-        x: the flat parameter buffer (fastwgan.flat), or a list of contiguous tensors of one device (the
+        x: the flat parameter buffer (fastwgan.core.flat), or a list of contiguous tensors of one device (the
             pointer-array kernel: one launch per dtype present). An empty list is a no-op.
         clip_value: positive bound c.
         impl: "auto" | "triton" | "torch" (fastwgan.ops.dispatch).

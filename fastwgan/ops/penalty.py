@@ -24,7 +24,7 @@ from . import dispatch
 from .dispatch import as_scalar_tensor, compute_dtype, per_sample
 
 if dispatch.HAS_TRITON:
-    from fastwgan.kernels import gp as _kgp
+    from ..kernels import gp as _kgp
 
 SCHEMAS = {
     "gp_interpolate": "(Tensor real, Tensor fake, Tensor eps) -> Tensor",

@@ -26,7 +26,7 @@ def small_adapt_networks():
     """extractor (3x8x8 -> 16 features), classifier (10 classes), critic (fastwgan's MLP on the features), seeded."""
     from torch import nn
 
-    from fastwgan.models import mlp
+    from fastwgan.gan.models import mlp
 
     torch.manual_seed(0)
     _, critic = mlp((16,), latent_dim=1, hidden=16, depth=2)
@@ -85,8 +85,8 @@ def main():
         *COMMON,
     )
     import fastwgan as fw
-    from fastwgan import adapt, anomaly, translate
     from fastwgan.data import load
+    from fastwgan.uses import adapt, anomaly, translate
 
     # adaptation from Python (the CLI's networks make 2 MB checkpoints): small networks, seeded
     src, y = load("digits-train", channels=3, labels=True)

@@ -1,0 +1,4 @@
+"""What a trained WGAN is for beyond sampling, each on the engine like the GAN trainers: unpaired translation
+(``translate``), domain adaptation (``adapt``), anomaly detection (``anomaly``: f-AnoGAN and its baselines), and
+what the two-domain trainers share (``domains``: checks, tensor and DataLoader sources, the checkpoint format).
+"""

@@ -1,0 +1,347 @@
+"""The two WDGRL trainers on the engine: the eager oracle ``ReferenceAdaptTrainer`` (autograd, torch.optim) and
+the fast ``AdaptTrainer`` (flat buffers, the fused optimizer, each update one compiled graph), and what they share.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import grad_and_value
+
+from ...core.compile import compile_step
+from ...core.config import TrainConfig
+from ...core.engine import FitOptions
+from ...core.images import as_float
+from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
+from ...data import check_labels
+from ...gan.checks import check_networks, probe
+from ..domains import DomainTrainerBase, as_function, check_domain, critic_scores, owned
+from .losses import WEIGHT, alignment_loss, domain_critic_loss
+
+
+class AdaptBase(DomainTrainerBase):
+    kind = "adaptation"
+    plot_panels = (
+        (
+            "domain critic",
+            (
+                ("critic_loss", "critic loss"),
+                ("w_estimate", "W-estimate between source and target features"),
+                ("gp", "gradient penalty (unweighted)"),
+            ),
+        ),
+        (
+            "extractor + classifier",
+            (("model_loss", "total"), ("classifier_loss", "source cross-entropy"), ("wd", "W-distance term")),
+        ),
+        ("target accuracy", (("target_accuracy", "held-out target accuracy (--eval-data)"),)),
+    )
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        classifier: nn.Module,
+        critic: nn.Module,
+        config: TrainConfig,
+        weight: float = WEIGHT,
+    ):
+        super().__init__(config)
+        check_networks(config, {"extractor": extractor, "classifier": classifier, "critic": critic}, ("critic",))
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"weight must be a non-negative finite number, got {weight!r}")
+        self.weight = float(weight)
+        dev = self.device
+        self.model = nn.ModuleDict({"extractor": extractor, "classifier": classifier}).to(dev)
+        self.critic = critic.to(dev)
+        self.metrics = (
+            "critic_loss",
+            "w_estimate",
+            *(("gp",) if config.uses_penalty else ()),
+            "model_loss",
+            "classifier_loss",
+            "wd",
+        )
+        self.num_classes: int | None = None
+
+    extractor = property(lambda self: self.model["extractor"])
+    classifier = property(lambda self: self.model["classifier"])
+
+    def _networks(self):
+        return {**self.model, "critic": self.critic}
+
+    def check_domains(self, source, labels, target):
+        """Check the labelled source set, its labels and the target set against the networks: images
+        (N, C, H, W) with N >= 1 in both, labels (N_s,) in 0..K-1 where K is the classifier's output size, the
+        extractor taking both domains to (B, F) features the classifier and the critic take. Returns
+        (source, labels, target)."""
+        if labels is None:
+            raise ValueError(
+                "labels: adaptation trains the classifier on labelled source data: give labels= (one "
+                "class id per source image)"
+            )
+        s, t = check_domain(source, "source"), check_domain(target, "target")
+        if s.shape[1:] != t.shape[1:]:
+            raise ValueError(
+                f"source and target: the extractor takes both, so their images must have one shape, "
+                f"got {tuple(s.shape[1:])} (source) and {tuple(t.shape[1:])} (target)"
+            )
+        dev = self.device
+        x = as_float(s[:2]).to(dev)
+        h = probe(
+            self.extractor,
+            x,
+            None,
+            lambda e: f"extractor: calling it on a source batch of shape {tuple(x.shape)} failed: {e}",
+        )
+        logits, score = (
+            probe(
+                net,
+                h,
+                None,
+                lambda e, what=what: (
+                    f"{what}: calling it on the extractor's features of shape {tuple(h.shape)} failed: {e}"
+                ),
+            )
+            for what, net in (("classifier", self.classifier), ("critic", self.critic))
+        )
+        if h.dim() != 2:
+            raise ValueError(f"extractor: returns shape {tuple(h.shape)}; it must return features (B, F)")
+        if logits.dim() != 2 or logits.shape[0] != 2:
+            raise ValueError(f"classifier: returns shape {tuple(logits.shape)}; it must return logits (B, K)")
+        if tuple(score.shape) not in ((2,), (2, 1)):
+            raise ValueError(f"critic: returns shape {tuple(score.shape)} for 2 feature vectors; one score each")
+        self.num_classes = logits.shape[1]
+        y = check_labels(labels, len(s), num_classes=self.num_classes, what="labels")
+        return s, y, t
+
+    rows = (("idx_s",), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
+    labelled = 0  # the source: a loader yields (x, y)
+
+    def batches_per_step(self, domain: int) -> int:
+        return 1  # the critic updates train on the features of the one source and one target batch
+
+    def _draw_rows(self, sizes):
+        cfg, g = self.config, self._gen
+        n_s, _, n_t = sizes
+        b = cfg.batch_size
+        draw = {"idx_s": torch.randint(0, n_s, (b,), generator=g), "idx_t": torch.randint(0, n_t, (b,), generator=g)}
+        if cfg.uses_penalty:
+            draw["eps"] = torch.rand(cfg.n_critic, b, generator=g)
+        return draw
+
+    def _train_step(self, domains, draw):
+        src_s, y_s, src_t = domains
+        draw = {k: v.to(self.device) for k, v in draw.items()}
+        x_s, x_t = as_float(src_s[draw["idx_s"]]), as_float(src_t[draw["idx_t"]])
+        y = y_s[draw["idx_s"]]
+        h_s, h_t = self._features(x_s, x_t)
+        eps = draw.get("eps")
+        ms = [self._critic_update(h_s, h_t, None if eps is None else eps[k]) for k in range(self.config.n_critic)]
+        out = {key: torch.stack([m[key] for m in ms]).mean() for key in ms[0]}
+        out.update(self._model_update(x_s, y, x_t))
+        return out
+
+    def fit(
+        self, source, target, steps: int | None = None, *, labels=None, add_steps: int | None = None, options=None, **kw
+    ) -> AdaptBase:
+        """Train until ``steps`` steps in total (or ``add_steps`` more), each n_critic critic updates and one
+        update of the extractor and the classifier (module docstring).
+
+        Args:
+            source: labelled source images (N_s, C, H, W) uint8; labels: their class ids (N_s,) (required). Or a
+                DataLoader of ``(x, y)`` batches (then no labels=).
+            target: unlabelled target images (N_t, C, H, W) of the same shape, or a DataLoader of them.
+            steps / add_steps: the run's total steps, or more from now (exactly one).
+            options, **kw: ``fastwgan.core.engine.FitOptions`` (out, overwrite, log_every, checkpoint_every,
+                keep_checkpoints, progress, run_config, callbacks, on_nonfinite, handle_signals, and evaluators:
+                callables ``f(trainer) -> dict`` run at log ticks, e.g. the target accuracy on held-out labelled
+                target images; their values go to stats.jsonl and the plots).
+        Returns:
+            self.
+        """
+        opts = FitOptions.of(options, **kw)
+        src = self.domain_source((source, labels, target), self.check_domains, num_classes=self._classes())
+        info = {"weight": self.weight, "num_classes": self.num_classes, **(opts.run_config or {})}
+        return self.run(src, steps, add_steps, FitOptions.of(opts, run_config=info))
+
+    def _classes(self) -> int | None:
+        """The classifier's output size when it is a Linear layer (the loader's labels are checked against it),
+        else None (checked by ``check_domains`` on the first batch)."""
+        head = self.classifier
+        return head.out_features if isinstance(head, nn.Linear) else None
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict(self, x, batch_size: int = 1024) -> torch.Tensor:
+        """Class ids (N,) int64 of images (N, C, H, W) (uint8 or floats in [-1, 1]), in eval mode."""
+        x = check_domain(x, "predict")
+        was = self.model.training
+        self.model.eval()
+        try:
+            return torch.cat(
+                [
+                    self.classifier(self.extractor(as_float(x[i : i + batch_size]).to(self.device))).argmax(1).cpu()
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
+        finally:
+            self.model.train(was)
+
+    def accuracy(self, x, labels) -> float:
+        """The fraction of ``x`` classified as ``labels`` (e.g. target labels held out for evaluation only)."""
+        y = check_labels(labels, len(x), what="labels")
+        return float((self.predict(x) == y).float().mean())
+
+    def _features(self, x_s, x_t):
+        raise NotImplementedError
+
+    def _critic_update(self, h_s, h_t, eps) -> dict:
+        raise NotImplementedError
+
+    def _model_update(self, x_s, y_s, x_t) -> dict:
+        raise NotImplementedError
+
+
+class ReferenceAdaptTrainer(AdaptBase):
+    """The eager oracle of WDGRL: autograd and torch.optim (one optimizer for the critic, one for the extractor
+    and the classifier).
+
+    Args:
+        extractor: images (B, C, H, W) -> features (B, F).
+        classifier: features -> logits (B, K).
+        critic: features -> (B,) or (B, 1) (no batch norm with a penalty), e.g. ``digit_networks()``'s.
+        config: ``TrainConfig`` (loss, optimizer, lr_d for the critic, lr_g for the rest, betas, n_critic,
+            gp_weight = gamma, batch_size, seed, device).
+        weight: lambda, the weight of the Wasserstein estimate in the extractor's loss.
+    """
+
+    name = "reference"
+
+    def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float = WEIGHT):
+        super().__init__(extractor, classifier, critic, config, weight)
+        self.opt_d = torch_optimizer(config, self.critic.parameters(), config.lr_d)
+        self.opt_m = torch_optimizer(config, self.model.parameters(), config.lr_g)
+        self.groups = TorchGroups({"critic": self.opt_d, "model": self.opt_m})
+
+    def _features(self, x_s, x_t):
+        with torch.no_grad():
+            return self.extractor(x_s), self.extractor(x_t)
+
+    def critic_gradient(self, h_s, h_t, eps) -> tuple[torch.Tensor, dict]:
+        """d(critic loss) / d(critic parameters) as one flat tensor on features (B, F), nothing updated (tests)."""
+        cfg = self.config
+        loss, aux = domain_critic_loss(critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
+        grads = torch.autograd.grad(loss, list(self.critic.parameters()))
+        return torch.cat([g.reshape(-1) for g in grads]), aux
+
+    def _critic_update(self, h_s, h_t, eps):
+        cfg = self.config
+        loss, aux = domain_critic_loss(critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
+        torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
+        aux["critic_loss"] = loss.detach()
+        return aux
+
+    def _model_update(self, x_s, y_s, x_t):
+        with frozen(self.critic):  # no critic gradients in the extractor's phase
+            loss, aux = alignment_loss(
+                self.extractor, self.classifier, critic_scores(self.critic), x_s, y_s, x_t, self.weight
+            )
+            torch_step(self.opt_m, loss)
+        return aux
+
+
+class AdaptTrainer(AdaptBase):
+    """The fast WDGRL trainer, a drop-in twin of ``ReferenceAdaptTrainer``: flat buffers, the fused optimizer,
+    the penalty through ``fastwgan.ops``, each update one compiled graph.
+
+    Args (beyond the reference's):
+        compile: compile each update (fullgraph); False runs the same functional updates eagerly.
+        impl: "auto" | "triton" | "torch", or a dict {"optimizer", "interpolate", "penalty"}.
+        compile_mode: torch.compile mode.
+    """
+
+    name = "fast"
+
+    def __init__(
+        self,
+        extractor,
+        classifier,
+        critic,
+        config: TrainConfig,
+        weight: float = WEIGHT,
+        *,
+        compile: bool = True,
+        impl: str | dict = "auto",
+        compile_mode: str | None = None,
+        threads: int | str | None = "auto",
+    ):
+        super().__init__(extractor, classifier, critic, config, weight)
+
+        cfg, dev = config, self.device
+        groups = {"critic": (self.critic, cfg.lr_d), "model": (self.model, cfg.lr_g)}
+        self.setup_fast(impl, compile, compile_mode, threads, groups)
+        self.flat_d, self.flat_m = self.groups.flat["critic"], self.groups.flat["model"]
+        wrap = (lambda fn: compile_step(fn, compile_mode, dev)) if compile else (lambda fn: fn)
+        self._features_fn = wrap(self._features_step)
+        self._critic_fn = wrap(self._critic_step)
+        self._model_fn = wrap(self._model_step)
+
+    def _features_step(self, m_flat, x_s, x_t):
+        with torch.no_grad():
+            f = as_function(self.extractor, self.flat_m.unflatten(m_flat), "extractor")
+            return f(x_s), f(x_t)
+
+    def _critic_grad(self, d_flat, h_s, h_t, eps):
+        cfg = self.config
+
+        def loss_fn(d_params):
+            return domain_critic_loss(
+                critic_scores(as_function(self.critic, d_params)), h_s, h_t, eps, cfg.loss, cfg.gp_weight, self.calculus
+            )
+
+        return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
+
+    def critic_gradient(self, h_s, h_t, eps) -> tuple[torch.Tensor, dict]:
+        """d(critic loss) / d(critic parameters) as one flat tensor on features (B, F), nothing updated (tests)."""
+        grads, (_, aux) = self._critic_grad(self.flat_d.data, h_s, h_t, eps)
+        return torch.cat([g.reshape(-1) for g in grads.values()]), aux
+
+    def _critic_step(self, d_flat, state, lr, h_s, h_t, eps):
+        grads, (loss, aux) = self._critic_grad(d_flat, h_s, h_t, eps)
+        self.optim.update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
+        return {**aux, "critic_loss": loss.detach()}
+
+    def _model_step(self, m_flat, d_flat, state, lr, x_s, y_s, x_t):
+        score = critic_scores(as_function(self.critic, self.flat_d.unflatten(d_flat.detach())))
+
+        def loss_fn(m_params):
+            return alignment_loss(
+                as_function(self.extractor, m_params, "extractor"),
+                as_function(self.classifier, m_params, "classifier"),
+                score,
+                x_s,
+                y_s,
+                x_t,
+                self.weight,
+            )
+
+        grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))
+        self.optim.update(self.flat_m, m_flat, list(grads.values()), state, lr)
+        return aux
+
+    def _features(self, x_s, x_t):
+        return owned(self._features_fn(self.flat_m.data, x_s, x_t), self._copy_outputs)
+
+    def _critic_update(self, h_s, h_t, eps):
+        return owned(
+            self._critic_fn(self.flat_d.data, self.opt_state["critic"], self.lr["critic"], h_s, h_t, eps),
+            self._copy_outputs,
+        )
+
+    def _model_update(self, x_s, y_s, x_t):
+        return owned(
+            self._model_fn(
+                self.flat_m.data, self.flat_d.data, self.opt_state["model"], self.lr["model"], x_s, y_s, x_t
+            ),
+            self._copy_outputs,
+        )
