@@ -11,6 +11,9 @@ WGAN (Arjovsky et al. 2017):                      WGAN-GP (Gulrajani et al. 2017
   z ~ p(z); theta = RMSprop(-grad mean D(G(z)))     z ~ p(z); theta = Adam(-grad mean D(G(z)))
 
 Nothing here is fused, compiled or clever; per-parameter ``clamp_``, ``torch.autograd.grad(create_graph=True)``.
+It keeps its own inline Algorithm-1 loss code on purpose: the fast GAN trainer and the two-domain trainers take
+theirs from ``fastwgan.gan.objectives`` (written once), and this file is the independent oracle they are tested
+against. It runs on the same engine (``fastwgan.core.engine``) as every trainer: the loop is not what it checks.
 The random numbers come from ``fastwgan.core.rng`` in its documented order.
 
 Class-conditional (``TrainConfig.num_classes``; Mirza & Osindero 2014, Miyato & Koyama 2018, Odena et al. 2017 as
