@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..core.config import TrainConfig
-from ..core.engine import Engine, FitOptions, resolve_device
+from ..core.engine import Engine, resolve_device
 from ..core.images import DataError, check_samples
 from ..data.sources import LoaderSource
 
@@ -93,13 +93,9 @@ class DomainLoaders:
 
     def __init__(self, sources: list[LoaderSource], rows: list[tuple[str, ...]], labelled: int | None = None):
         self.sources, self.rows, self.labelled = sources, rows, labelled
-        self.sizes = tuple(1 for _ in self._layout())  # the stream's rows are rewritten: any index is 0
-
-    def _layout(self):
-        for i in range(len(self.sources)):
-            yield i
-            if i == self.labelled:
-                yield i
+        # one entry per tensor of the step's domain tuple (a labelled domain's labels too); the stream's rows are
+        # rewritten into the loaders' batches, so any index is 0
+        self.sizes = (1,) * (len(sources) + (labelled is not None))
 
     def first(self) -> tuple:
         out = []
@@ -253,10 +249,6 @@ class DomainTrainerBase(Engine):
     def batches_per_step(self, domain: int) -> int:
         """How many batches of image domain ``domain`` one step trains on (its draw keys' rows / the batch)."""
         raise NotImplementedError
-
-    def fit_domains(self, source, steps, add_steps, options, kw) -> DomainTrainerBase:
-        """The body of the subclasses' ``fit``: the engine's loop on ``source`` with ``FitOptions``."""
-        return self.run(source, steps, add_steps, FitOptions.of(options, **kw))
 
     # ------------------------------------------------------------------ state
     def state_dict(self, with_history: bool = True) -> dict:
