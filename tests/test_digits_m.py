@@ -74,15 +74,28 @@ def _bilinear(grid: np.ndarray, size: int) -> np.ndarray:
     return w @ grid @ w.T
 
 
+def _pure_hue(h: float) -> np.ndarray:
+    """The fully saturated colour of hue h (0 red, 1/3 green, 2/3 blue), written out from HSV with S = V = 1."""
+    i, f = int(h * 6) % 6, h * 6 - int(h * 6)
+    rise, fall = f, 1 - f
+    return np.array(
+        [(1, rise, 0), (fall, 1, 0), (0, 1, rise), (0, fall, 1), (rise, 0, 1), (1, 0, fall)][i], dtype=np.float64
+    )
+
+
 def test_colour_textures_follow_the_documented_recipe():
     n, size, seed = 7, 8, 5
     g = torch.Generator().manual_seed(seed)
-    base, coarse, fine, gain = (
-        torch.rand(*s, generator=g, dtype=torch.float64).numpy()
-        for s in ((n, 3, 1, 1), (n, 3, 3, 3), (n, 3, 5, 5), (n, 1, 1, 1))
+    shapes = ((n, 1, 1, 1), (n, 1, 3, 3), (n, 1, 5, 5), (n, 1, 1, 1), (n, 1, 1, 1), (n, 1, 1, 1), (n, 3, 1, 1))
+    base, coarse, fine, gain, hue, sat, offset = (
+        torch.rand(*s, generator=g, dtype=torch.float64).numpy() for s in shapes
     )
-    t = base + (0.3 + 0.6 * gain) * (_bilinear(coarse, size) - 0.5 + 0.25 * (_bilinear(fine, size) - 0.5))
-    expected = np.rint(np.clip(t, 0, 1) * 255)
+    light = np.clip(
+        base + (0.3 + 0.6 * gain) * (_bilinear(coarse, size) - 0.5 + 0.25 * (_bilinear(fine, size) - 0.5)), 0, 1
+    )
+    pure = np.stack([_pure_hue(float(h)) for h in hue.ravel()])[:, :, None, None]  # (n, 3, 1, 1)
+    tint = 1 - (0.15 + 0.35 * sat) * (1 - pure)
+    expected = np.rint(np.clip(light * tint + 0.08 * (offset - 0.5), 0, 1) * 255)
     got = data.colour_textures(n, size, seed).numpy().astype(np.float64)
     assert got.shape == (n, 3, size, size)
     assert np.abs(got - expected).max() <= 1  # exact up to a rounding tie
@@ -90,11 +103,42 @@ def test_colour_textures_follow_the_documented_recipe():
 
 def test_textures_are_not_constant():
     tex = data.colour_textures(200).float()
-    assert tex.flatten(1).std(1).min() > 5  # every texture varies
+    sd = tex.flatten(1).std(1)  # every texture varies (one clamped field can be nearly flat, like a patch of sky)
+    assert sd.min() > 1 and (sd > 10).double().mean() > 0.9
     assert tex.std((2, 3)).mean(1).median() > 10  # and mostly in space, not only across channels
     means = tex.mean((2, 3))  # (200, 3) mean colours
     assert torch.cdist(means, means).add(torch.eye(200) * 1e9).min() > 0  # all different
     assert means.mean(1).max() - means.mean(1).min() > 100  # varied brightness
+    spread = means.max(1).values - means.min(1).values  # tinted: colours, not grey, but not garish
+    assert spread.median() > 10 and spread.max() < 160
+
+
+def _channel_correlation(tex: torch.Tensor) -> torch.Tensor:
+    """(n,) the mean over channel pairs of the correlation over pixels, per texture (flat channels count as 1)."""
+    f = tex.double().flatten(2)
+    f = f - f.mean(2, keepdim=True)
+    norm = f.norm(dim=2, keepdim=True)
+    u = torch.where(norm > 0, f / norm.clamp(min=1e-12), torch.zeros_like(f))
+    r = torch.stack([(u[:, a] * u[:, b]).sum(1) for a, b in ((0, 1), (0, 2), (1, 2))], 1)
+    flat = (norm[:, :, 0] == 0).any(1)
+    return torch.where(flat, torch.ones(len(r), dtype=r.dtype), r.mean(1))
+
+
+def test_texture_channels_are_luminance_correlated():
+    # one intensity field per texture, tinted: the channels rise and fall together (they were independent before)
+    r = _channel_correlation(data.colour_textures(300, seed=2))
+    assert r.median() > 0.95 and r.quantile(0.1) > 0.8
+
+
+def test_strokes_mostly_contrast_the_same_way_in_every_channel(dm):
+    # |texture - digit|: on a luminance-correlated texture the strokes are darker (or brighter) than the background in
+    # all three channels at once, except on colourful mid-brightness patches. Independent channels: ~72% mixed.
+    x, digit = dm[0].double(), data.load_digits()[:, 0]
+    stroke, bg = (digit >= 128).unsqueeze(1).double(), (digit == 0).unsqueeze(1).double()
+    contrast = (x * stroke).sum((2, 3)) / stroke.sum((2, 3)) - (x * bg).sum((2, 3)) / bg.sum((2, 3))
+    sign = torch.sign(contrast)
+    mixed = ((sign.max(1).values > 0) & (sign.min(1).values < 0)).double().mean()
+    assert mixed < 0.35
 
 
 @pytest.mark.parametrize("part", ["train", "heldout"])

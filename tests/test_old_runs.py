@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -35,6 +36,13 @@ def plain_pytorch_ops(monkeypatch):
 
 def heldout(n=32):
     return fw.data.load("digits-heldout")[:n]
+
+
+def digits_m_v1(part: str) -> torch.Tensor:
+    """digits-m as the old runs saw it (its first colour textures, independent per channel, replaced since):
+    ``digits_m_v1.npz`` holds "train" (all 1297) and "heldout" (the first 32), uint8 (N, 3, 8, 8)."""
+    with np.load(OLD / "digits_m_v1.npz") as z:
+        return torch.from_numpy(z[part])
 
 
 def copy_at(tmp_path: Path, run: str, step: int) -> Path:
@@ -103,8 +111,18 @@ def test_an_old_translation_run_translates_and_resumes_bitwise(tmp_path):
     tr = translate.load_translation(OLD / "translate", threads=1)
     assert torch.equal(tr.translate(heldout(8)), EXPECTED["translate_s2t"])
     run = copy_at(tmp_path, "translate", 2)
+    # its target was "digits-m-train" with the first textures: resume on those images, from a file
+    np.savez(tmp_path / "digits_m_v1_train.npz", images=digits_m_v1("train").numpy())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["target"] == "digits-m-train"
+    cfg["data"]["target"] = str(tmp_path / "digits_m_v1_train.npz")
+    (run / "config.json").write_text(json.dumps(cfg, indent=1))
     assert main(["translate", "train", "--resume", str(run), "--no-progress", "--threads", "1", "--no-compile"]) == 0
     assert_same_state(final_state(run, 4), final_state(OLD / "translate", 4))
+
+
+#: the adaptation run's settings, then the defaults (weight 1, one classifier update per critic round)
+OLD_ADAPT = {"weight": 1.0, "clf_steps": 1}
 
 
 def test_an_old_adaptation_checkpoint_predicts_and_resumes_bitwise(tmp_path):
@@ -114,13 +132,17 @@ def test_an_old_adaptation_checkpoint_predicts_and_resumes_bitwise(tmp_path):
     make = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make)
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8)
-    trainer = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, compile=False)
+    trainer = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, **OLD_ADAPT, compile=False)
     trainer.load_state_dict(checkpoint.load(OLD / "adapt"))
-    assert torch.equal(trainer.predict(fw.data.load("digits-m-heldout")[:32]), EXPECTED["adapt_predict"])
+    assert torch.equal(trainer.predict(digits_m_v1("heldout")), EXPECTED["adapt_predict"])
     run = copy_at(tmp_path, "adapt", 2)
-    resumed = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, compile=False, threads=1)
+    resumed = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, **OLD_ADAPT, compile=False, threads=1)
     resumed.load_state_dict(checkpoint.load(run))
     src, y = fw.data.load("digits-train", channels=3, labels=True)
-    resumed.fit(src, fw.data.load("digits-m-train"), 4, labels=y, progress=False)
+    resumed.fit(src, digits_m_v1("train"), 4, labels=y, progress=False)
     checkpoint.save(resumed.state_dict(), tmp_path / "resumed", resumed.step)  # JSON's keys, as the old run's
-    assert_same_state(checkpoint.load(tmp_path / "resumed"), final_state(OLD / "adapt", 4))
+    state = checkpoint.load(tmp_path / "resumed")
+    for rec in state["history"]:  # logged since (issue 24); everything the old run logged must match
+        for key in ("target_entropy", "feature_norm_s", "feature_norm_t"):
+            rec.pop(key, None)
+    assert_same_state(state, final_state(OLD / "adapt", 4))

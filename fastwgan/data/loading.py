@@ -14,6 +14,7 @@ import torch
 from ..core.images import DataError
 from .bundled import BUILTIN, DIGIT_NAMES, digits_m, digits_split, is_named, load_digits, stacked_digits
 from .labels import check_labels
+from .mnist import MNIST5K, check_resize, load_mnist5k, mnist5k_split, resize_images
 from .readers import (
     CIFAR10_NAMES,
     CIFAR_BATCH,
@@ -21,8 +22,10 @@ from .readers import (
     IDX_LABELS,
     IMAGE_SUFFIXES,
     cifar_files,
+    decode_image,
     folder_classes,
     folder_files,
+    folder_format,
     idx_label_file,
     is_cifar_dir,
     read_array_file,
@@ -31,7 +34,6 @@ from .readers import (
     read_image_folder,
     read_labels_file,
     read_npz_extras,
-    resize,
     set_channels,
     to_nchw_uint8,
 )
@@ -43,9 +45,10 @@ __all__ = ["Read", "read", "load"]
 class Read(NamedTuple):
     """What `read` found for a source: each part None unless asked for (names: None where the source has none)."""
 
-    images: np.ndarray | None  # uint8 (N, C, H, W), before channels / resizing; None unless asked
+    images: np.ndarray | None  # uint8 (N, C, H, W), before channels / resizing (unless sized); None unless asked
     labels: torch.Tensor | None  # int64 (N,), checked; None unless asked
     names: list[str] | None  # class names, when the source has them
+    sized: bool = False  # images already image_size x image_size (image folders are sized as they are decoded)
 
 
 def read(
@@ -57,9 +60,11 @@ def read(
     labels_path=None,
     image_size: int | None = None,
     channels: int | None = None,
+    resize: str = "bilinear",
 ) -> Read:
     """One dispatch for images, labels and class names, so labels come from the same files in the same order.
-    Reads only what is asked: `class_names` asks for neither images nor labels."""
+    Reads only what is asked: `class_names` asks for neither images nor labels. ``image_size`` / ``resize`` are
+    applied here to image folders only (each image as it is decoded: sizes may differ; ``Read.sized``)."""
     y, names = None, None
     if is_named(source):
         if labels_path is not None:
@@ -75,7 +80,9 @@ def read(
                     "stacked_digits() returns its 1000 mode ids"
                 )
             return Read(stacked_digits()[0].numpy() if images else None, None, None)
-        if source.startswith("digits-m"):
+        if source in MNIST5K:
+            x, y = load_mnist5k(True) if source == "mnist-5k" else mnist5k_split(source[len("mnist-5k-") :])
+        elif source.startswith("digits-m"):
             x, y = digits_m("all" if source == "digits-m" else source[len("digits-m-") :])
         else:
             x, y = load_digits(return_labels=True) if source == "digits" else digits_split(source[len("digits-") :])
@@ -102,8 +109,14 @@ def read(
             return _finish(x, y, list(CIFAR10_NAMES), str(path))
         files = folder_files(path)
         y, names = folder_classes(path, files, need=labels)
-        x = read_image_folder(path, files, image_size, channels) if images else None
-        return _finish(x, y if labels else None, names, str(path))
+        if not images:
+            x = None
+        elif image_size is None or resize == "bilinear":
+            x = read_image_folder(path, files, image_size, channels)
+        else:  # decoded at their own sizes, each sized on its own (Pillow's bilinear is decode_image's)
+            mode, _ = folder_format(path, files, image_size, channels)
+            x = np.stack([resize_images(decode_image(p, mode, None)[None], image_size, resize)[0] for p in files])
+        return _finish(x, y if labels else None, names, str(path), sized=images and image_size is not None)
 
     name, suffix = path.name, path.suffix.lower()
     if IDX_IMAGES.search(name):
@@ -156,10 +169,10 @@ def _cifar_labels(path: Path, x: np.ndarray, y: np.ndarray | None) -> np.ndarray
     return check_labels(y, len(x), what=str(path)).numpy()
 
 
-def _finish(x, y, names, what: str) -> Read:
+def _finish(x, y, names, what: str, sized: bool = False) -> Read:
     if y is not None:
         y = check_labels(y, None if x is None else len(x), None if names is None else len(names), what=what)
-    return Read(x, y, names)
+    return Read(x, y, names, sized)
 
 
 def _as_path(source, what: str) -> Path:
@@ -176,21 +189,33 @@ def _as_path(source, what: str) -> Path:
     return path
 
 
-def load(source, *, image_size: int | None = None, channels: int | None = None, labels: bool = False, labels_path=None):
+def load(
+    source,
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+    labels: bool = False,
+    labels_path=None,
+    resize: str = "bilinear",
+):
     """Load a dataset as a uint8 (N, C, H, W) tensor (toys: float32 (N, 2), see below), with labels if asked.
 
     Args:
         source: "digits" (bundled; also "digits-m" etc., see module doc), "toy:NAME" (8gaussians | 25gaussians |
             swissroll; returns float32 (100000, 2) coordinates with seed 0, NOT uint8; use `toy` for other sizes
             and seeds), or a path (see module doc).
-        image_size: if given, every image is centre-cropped to a square and resized to image_size x image_size
-            (Pillow bilinear with antialiasing). Image folders with mixed sizes need it.
+        image_size: if given, every image is centre-cropped to a square and resized to image_size x image_size,
+            the way ``resize`` says. Image folders with mixed sizes need it.
         channels: 1 (grayscale) or 3 (RGB) to convert; default keeps the source's channels (image folders: RGB
             unless every image is grayscale).
         labels: also return int64 class labels (N,), label i for image i (module doc lists the sources that have
             them; the others are refused).
         labels_path: with labels=True, read the labels from this file instead (an IDX labels file, .npy or .npz
             with `labels` / `y`), for IDX and array sources.
+        resize: how image_size is reached (`fastwgan.data.mnist`): "bilinear" (Pillow bilinear with antialiasing,
+            the default), "area" (exact area averages) or "box" (MNIST's centre 20x20 box of the 28x28 frame cropped,
+            area-resized and stretched to a maximum of 255: the fair way to bring MNIST to the 8x8 digits, whose
+            strokes fill their frame at full ink; `digit_box`). Needs image_size unless "bilinear".
     Returns:
         uint8 tensor (N, C, H, W); float32 (N, 2) for toys; with labels=True, (images, labels).
     """
@@ -198,6 +223,9 @@ def load(source, *, image_size: int | None = None, channels: int | None = None, 
         raise DataError(f"image_size must be a positive int, got {image_size!r}")
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
+    check_resize(resize)
+    if resize != "bilinear" and image_size is None:
+        raise DataError(f"resize={resize!r} needs image_size= (the size to resize to)")
     if not isinstance(labels, bool):
         raise DataError(f"labels must be True or False, got {labels!r}; a labels file goes in labels_path=")
     if labels_path is not None and not labels:
@@ -205,13 +233,20 @@ def load(source, *, image_size: int | None = None, channels: int | None = None, 
     if isinstance(source, str) and source.startswith("toy:") and not labels:
         return toy(source[4:], TOY_SIZE, seed=0)
     r = read(
-        source, "load", images=True, labels=labels, labels_path=labels_path, image_size=image_size, channels=channels
+        source,
+        "load",
+        images=True,
+        labels=labels,
+        labels_path=labels_path,
+        image_size=image_size,
+        channels=channels,
+        resize=resize,
     )
     x = r.images
     if channels is not None:
         x = set_channels(x, channels)
-    if image_size is not None:
-        x = resize(x, image_size)
+    if image_size is not None and not r.sized:
+        x = resize_images(x, image_size, resize)
     x = np.ascontiguousarray(x)
     x = torch.from_numpy(x if x.flags.writeable else x.copy())
     return (x, r.labels) if labels else x
