@@ -35,11 +35,14 @@ def tiny_nets(seed, channels=3):
     )
 
 
-def pair(loss, seed, compile=False, config=None, threads="auto"):
+def pair(loss, seed, compile=False, config=None, threads="auto", **method):
+    """The twins on tiny networks; ``method``: the trainers' method, clf_steps, entropy_weight (default WDGRL,
+    clf_steps 1)."""
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
+    method = {"clf_steps": 1, **method}
     return (
-        adapt.ReferenceAdaptTrainer(*tiny_nets(seed), cfg, 0.5),
-        adapt.AdaptTrainer(*tiny_nets(seed), cfg, 0.5, compile=compile, threads=threads),
+        adapt.ReferenceAdaptTrainer(*tiny_nets(seed), cfg, 0.5, **method),
+        adapt.AdaptTrainer(*tiny_nets(seed), cfg, 0.5, compile=compile, threads=threads, **method),
     )
 
 
@@ -79,6 +82,51 @@ def test_alignment_loss_is_cross_entropy_plus_lambda_times_the_estimate():
     assert loss.item() == pytest.approx((ce + 0.7 * wd).item(), rel=1e-5)
 
 
+def test_dann_losses_are_the_domain_cross_entropy_and_its_reversal():
+    g = torch.Generator().manual_seed(4)
+    x_s, x_t, y = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g) + 1, torch.randint(0, 3, (6,))
+    w, v = torch.randn(3, generator=g), torch.randn(3, 3, generator=g)
+    s, t = x_s @ w, x_t @ w
+    bce = (F.softplus(-s).mean() + F.softplus(t).mean()) / 2  # -log sigmoid(s) for source = 1, target = 0
+    loss, aux = adapt.domain_critic_loss(lambda h: h @ w, x_s, x_t, None, "gp", 10.0, method="dann")
+    assert loss.item() == pytest.approx(bce.item(), rel=1e-5)
+    assert aux["domain_accuracy"].item() == pytest.approx(((s > 0).float().mean() + (t <= 0).float().mean()) / 2)
+    total, aux = adapt.alignment_loss(lambda x: x, lambda h: h @ v, lambda h: h @ w, x_s, y, x_t, 0.3, "dann")
+    ce = F.cross_entropy(x_s @ v, y)
+    assert aux["domain_loss"].item() == pytest.approx(bce.item(), rel=1e-5)
+    assert total.item() == pytest.approx((ce - 0.3 * bce).item(), rel=1e-5)  # the extractor ascends L_dom
+
+
+def test_the_entropy_term_is_the_target_predictions_entropy():
+    g = torch.Generator().manual_seed(5)
+    x_s, x_t, y = torch.randn(5, 3, generator=g), torch.randn(7, 3, generator=g), torch.randint(0, 3, (5,))
+    v = torch.randn(3, 3, generator=g)
+    p = F.softmax(x_t @ v, 1)
+    h = -(p * p.log()).sum(1).mean()
+    args = (lambda x: x, lambda z: z @ v, lambda z: z.sum(1), x_s, y, x_t, 0.0)
+    off, aux = adapt.alignment_loss(*args)
+    on, _ = adapt.alignment_loss(*args, "wdgrl", 0.25)
+    assert aux["target_entropy"].item() == pytest.approx(h.item(), rel=1e-5)
+    assert (on - off).item() == pytest.approx(0.25 * h.item(), rel=1e-5)
+    assert aux["feature_norm_t"].item() == pytest.approx(x_t.norm(dim=1).mean().item(), rel=1e-5)
+
+
+def test_the_defaults_name_the_published_settings():
+    cfg = adapt.default_config("wdgrl")
+    assert (cfg.optimizer, cfg.betas, cfg.lr_d, cfg.lr_g, cfg.n_critic, cfg.gp_weight) == (
+        "adam",
+        (0.9, 0.999),
+        1e-4,
+        1e-4,
+        5,
+        10.0,
+    )
+    t = adapt.ReferenceAdaptTrainer(*tiny_nets(0), cfg)
+    assert (t.method, t.weight, t.clf_steps, t.entropy_weight) == ("wdgrl", 0.1, 10, 0.0)
+    d = adapt.ReferenceAdaptTrainer(*tiny_nets(0), adapt.default_config("dann"), method="dann")
+    assert (d.weight, d.clf_steps, d.config.n_critic) == (1.0, 1, 1)
+
+
 @pytest.mark.parametrize("loss", ["gp", "lp"])
 def test_the_penalty_gradient_reaches_the_critic(loss):
     g = torch.Generator().manual_seed(3)
@@ -98,10 +146,16 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
 
 
 # ------------------------------------------------------------------------------------------------ equivalence
-@given(seed=st.integers(0, 2**16), loss=st.sampled_from(["gp", "clip", "lp"]))
-def test_fast_trainer_matches_the_oracle_eager(seed, loss):
+@given(
+    seed=st.integers(0, 2**16),
+    loss=st.sampled_from(["gp", "clip", "lp"]),
+    method=st.sampled_from(adapt.METHODS),
+    clf_steps=st.integers(1, 3),
+    entropy_weight=st.sampled_from([0.0, 0.3]),
+)
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, entropy_weight):
     x_s, y_s, x_t = domains(seed=seed)
-    ref, fast = pair(loss, seed)
+    ref, fast = pair(loss, seed, method=method, clf_steps=clf_steps, entropy_weight=entropy_weight)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
@@ -128,7 +182,7 @@ def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     from torch._dynamo.utils import counters
 
     x_s, y_s, x_t = domains(seed=seed)
-    ref = adapt.ReferenceAdaptTrainer(*tiny_nets(seed), compiled.config, 0.5)
+    ref = adapt.ReferenceAdaptTrainer(*tiny_nets(seed), compiled.config, 0.5, clf_steps=1)
     compiled.load_state_dict(ref.state_dict())
     warm = counters["stats"]["unique_graphs"] > 0
     with torch._dynamo.config.patch(error_on_recompile=warm):
@@ -137,6 +191,22 @@ def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     assert counters["stats"]["unique_graphs"] == 3  # features, critic update, model update
     assert_same_history(ref, compiled)
     assert_close_modules(ref.model, compiled.model, what="model.")
+
+
+@pytest.mark.parametrize("method", adapt.METHODS)
+def test_a_resumed_run_continues_exactly(tmp_path, method):
+    x_s, y_s, x_t = domains(seed=6)
+    straight = pair("gp", 6, method=method, clf_steps=2)[1]
+    straight.fit(x_s, x_t, 4, labels=y_s, progress=False)
+    first = pair("gp", 6, method=method, clf_steps=2)[1]
+    first.fit(x_s, x_t, 2, labels=y_s, out=tmp_path / "run", progress=False)
+    # other initial weights: everything comes from the checkpoint (into the other twin)
+    ref = adapt.ReferenceAdaptTrainer(*tiny_nets(99), first.config, 0.5, method=method, clf_steps=2)
+    ref.load_state_dict(fw.checkpoint.load(tmp_path / "run"))
+    ref.fit(x_s, x_t, 4, labels=y_s, out=tmp_path / "run", progress=False)
+    assert [h["step"] for h in ref.history] == [1, 2, 3, 4]
+    assert_same_history(ref, straight)
+    assert_close_modules(ref.model, straight.model, what="model.")
 
 
 def test_digit_networks_carry_the_digit_classifier():
@@ -167,3 +237,9 @@ def test_bad_input_is_refused_with_one_line():
         ref.fit(x_s, x_t[:, :1], 1, labels=y_s)
     with pytest.raises(ValueError, match="weight must be a non-negative finite number"):
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), -1.0)
+    with pytest.raises(ValueError, match="entropy_weight must be a non-negative finite number"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), entropy_weight=float("nan"))
+    with pytest.raises(ValueError, match="method must be one of"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), method="mmd")
+    with pytest.raises(ValueError, match="clf_steps must be an integer >= 1, got 0"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), clf_steps=0)

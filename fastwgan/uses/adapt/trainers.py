@@ -16,7 +16,7 @@ from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
 from ..domains import DomainTrainerBase, as_function, check_domain, critic_scores, owned
-from .losses import WEIGHT, alignment_loss, domain_critic_loss
+from .losses import CLF_STEPS, WEIGHTS, alignment_loss, check_method, domain_critic_loss
 
 
 class AdaptBase(DomainTrainerBase):
@@ -28,12 +28,20 @@ class AdaptBase(DomainTrainerBase):
                 ("critic_loss", "critic loss"),
                 ("w_estimate", "W-estimate between source and target features"),
                 ("gp", "gradient penalty (unweighted)"),
+                ("domain_accuracy", "domain classifier accuracy (DANN)"),
             ),
         ),
         (
             "extractor + classifier",
-            (("model_loss", "total"), ("classifier_loss", "source cross-entropy"), ("wd", "W-distance term")),
+            (
+                ("model_loss", "total"),
+                ("classifier_loss", "source cross-entropy"),
+                ("wd", "W-distance term"),
+                ("domain_loss", "domain cross-entropy (DANN)"),
+                ("target_entropy", "entropy of target predictions"),
+            ),
         ),
+        ("features", (("feature_norm_s", "mean |h| source"), ("feature_norm_t", "mean |h| target"))),
         ("target accuracy", (("target_accuracy", "held-out target accuracy (--eval-data)"),)),
     )
 
@@ -43,23 +51,36 @@ class AdaptBase(DomainTrainerBase):
         classifier: nn.Module,
         critic: nn.Module,
         config: TrainConfig,
-        weight: float = WEIGHT,
+        weight: float | None = None,
+        *,
+        method: str = "wdgrl",
+        clf_steps: int | None = None,
+        entropy_weight: float = 0.0,
     ):
         super().__init__(config)
+        self.method = check_method(method)
         check_networks(config, {"extractor": extractor, "classifier": classifier, "critic": critic}, ("critic",))
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
-            raise ValueError(f"weight must be a non-negative finite number, got {weight!r}")
-        self.weight = float(weight)
+        weight = WEIGHTS[method] if weight is None else weight
+        for name, v in (("weight", weight), ("entropy_weight", entropy_weight)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise ValueError(f"{name} must be a non-negative finite number, got {v!r}")
+        clf_steps = CLF_STEPS[method] if clf_steps is None else clf_steps
+        if isinstance(clf_steps, bool) or not isinstance(clf_steps, int) or clf_steps < 1:
+            raise ValueError(f"clf_steps must be an integer >= 1, got {clf_steps!r}")
+        self.weight, self.entropy_weight, self.clf_steps = float(weight), float(entropy_weight), clf_steps
         dev = self.device
         self.model = nn.ModuleDict({"extractor": extractor, "classifier": classifier}).to(dev)
         self.critic = critic.to(dev)
+        dann = method == "dann"
         self.metrics = (
             "critic_loss",
-            "w_estimate",
-            *(("gp",) if config.uses_penalty else ()),
+            *(("domain_accuracy",) if dann else ("w_estimate", *(("gp",) if config.uses_penalty else ()))),
             "model_loss",
             "classifier_loss",
-            "wd",
+            "domain_loss" if dann else "wd",
+            "target_entropy",
+            "feature_norm_s",
+            "feature_norm_t",
         )
         self.num_classes: int | None = None
 
@@ -125,7 +146,7 @@ class AdaptBase(DomainTrainerBase):
         n_s, _, n_t = sizes
         b = cfg.batch_size
         draw = {"idx_s": torch.randint(0, n_s, (b,), generator=g), "idx_t": torch.randint(0, n_t, (b,), generator=g)}
-        if cfg.uses_penalty:
+        if cfg.uses_penalty and self.method == "wdgrl":
             draw["eps"] = torch.rand(cfg.n_critic, b, generator=g)
         return draw
 
@@ -138,7 +159,9 @@ class AdaptBase(DomainTrainerBase):
         eps = draw.get("eps")
         ms = [self._critic_update(h_s, h_t, None if eps is None else eps[k]) for k in range(self.config.n_critic)]
         out = {key: torch.stack([m[key] for m in ms]).mean() for key in ms[0]}
-        out.update(self._model_update(x_s, y, x_t))
+        for _ in range(self.clf_steps):  # k_clf updates on the round's batch (the port's loop)
+            m = self._model_update(x_s, y, x_t)
+        out.update(m)  # the last update's losses
         return out
 
     def fit(
@@ -161,7 +184,14 @@ class AdaptBase(DomainTrainerBase):
         """
         opts = FitOptions.of(options, **kw)
         src = self.domain_source((source, labels, target), self.check_domains, num_classes=self._classes())
-        info = {"weight": self.weight, "num_classes": self.num_classes, **(opts.run_config or {})}
+        info = {
+            "weight": self.weight,
+            "method": self.method,
+            "clf_steps": self.clf_steps,
+            "entropy_weight": self.entropy_weight,
+            "num_classes": self.num_classes,
+            **(opts.run_config or {}),
+        }
         return self.run(src, steps, add_steps, FitOptions.of(opts, run_config=info))
 
     def _classes(self) -> int | None:
@@ -212,13 +242,16 @@ class ReferenceAdaptTrainer(AdaptBase):
         critic: features -> (B,) or (B, 1) (no batch norm with a penalty), e.g. ``digit_networks()``'s.
         config: ``TrainConfig`` (loss, optimizer, lr_d for the critic, lr_g for the rest, betas, n_critic,
             gp_weight = gamma, batch_size, seed, device).
-        weight: lambda, the weight of the Wasserstein estimate in the extractor's loss.
+        weight: lambda, the weight of the domain term in the extractor's loss (None: ``WEIGHTS[method]``).
+        method: "wdgrl" (a Wasserstein critic) or "dann" (a domain classifier; gradient reversal).
+        clf_steps: extractor + classifier updates per critic round (None: ``CLF_STEPS[method]``).
+        entropy_weight: VADA's weight on the entropy of the target predictions (0: off).
     """
 
     name = "reference"
 
-    def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float = WEIGHT):
-        super().__init__(extractor, classifier, critic, config, weight)
+    def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float | None = None, **kw):
+        super().__init__(extractor, classifier, critic, config, weight, **kw)
         self.opt_d = torch_optimizer(config, self.critic.parameters(), config.lr_d)
         self.opt_m = torch_optimizer(config, self.model.parameters(), config.lr_g)
         self.groups = TorchGroups({"critic": self.opt_d, "model": self.opt_m})
@@ -230,13 +263,17 @@ class ReferenceAdaptTrainer(AdaptBase):
     def critic_gradient(self, h_s, h_t, eps) -> tuple[torch.Tensor, dict]:
         """d(critic loss) / d(critic parameters) as one flat tensor on features (B, F), nothing updated (tests)."""
         cfg = self.config
-        loss, aux = domain_critic_loss(critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
+        loss, aux = domain_critic_loss(
+            critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight, method=self.method
+        )
         grads = torch.autograd.grad(loss, list(self.critic.parameters()))
         return torch.cat([g.reshape(-1) for g in grads]), aux
 
     def _critic_update(self, h_s, h_t, eps):
         cfg = self.config
-        loss, aux = domain_critic_loss(critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight)
+        loss, aux = domain_critic_loss(
+            critic_scores(self.critic), h_s, h_t, eps, cfg.loss, cfg.gp_weight, method=self.method
+        )
         torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         aux["critic_loss"] = loss.detach()
         return aux
@@ -244,7 +281,15 @@ class ReferenceAdaptTrainer(AdaptBase):
     def _model_update(self, x_s, y_s, x_t):
         with frozen(self.critic):  # no critic gradients in the extractor's phase
             loss, aux = alignment_loss(
-                self.extractor, self.classifier, critic_scores(self.critic), x_s, y_s, x_t, self.weight
+                self.extractor,
+                self.classifier,
+                critic_scores(self.critic),
+                x_s,
+                y_s,
+                x_t,
+                self.weight,
+                self.method,
+                self.entropy_weight,
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -268,14 +313,15 @@ class AdaptTrainer(AdaptBase):
         classifier,
         critic,
         config: TrainConfig,
-        weight: float = WEIGHT,
+        weight: float | None = None,
         *,
         compile: bool = True,
         impl: str | dict = "auto",
         compile_mode: str | None = None,
         threads: int | str | None = "auto",
+        **kw,
     ):
-        super().__init__(extractor, classifier, critic, config, weight)
+        super().__init__(extractor, classifier, critic, config, weight, **kw)
 
         cfg, dev = config, self.device
         groups = {"critic": (self.critic, cfg.lr_d), "model": (self.model, cfg.lr_g)}
@@ -296,7 +342,14 @@ class AdaptTrainer(AdaptBase):
 
         def loss_fn(d_params):
             return domain_critic_loss(
-                critic_scores(as_function(self.critic, d_params)), h_s, h_t, eps, cfg.loss, cfg.gp_weight, self.calculus
+                critic_scores(as_function(self.critic, d_params)),
+                h_s,
+                h_t,
+                eps,
+                cfg.loss,
+                cfg.gp_weight,
+                self.calculus,
+                self.method,
             )
 
         return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
@@ -323,6 +376,8 @@ class AdaptTrainer(AdaptBase):
                 y_s,
                 x_t,
                 self.weight,
+                self.method,
+                self.entropy_weight,
             )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))
