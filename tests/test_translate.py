@@ -1,6 +1,7 @@
-"""Unpaired translation (fastwgan.uses.translate): the losses on analytic cases, the penalty's gradient reaching each
-critic, the fast trainer equal to the eager oracle (eager and compiled, no recompiles), exact resume, the
-translator model, and one-line refusals of bad input."""
+"""Unpaired translation (fastwgan.uses.translate): the losses on analytic cases (CyCADA's semantic term with true
+source labels and the confidence mask), the penalty's gradient reaching each critic, the fast trainer equal to the
+eager oracle (eager and compiled, no recompiles; labels on and off, thresholds), labels from tensors and loaders,
+exact resume, the translator model, and one-line refusals of bad input."""
 
 import math
 
@@ -68,17 +69,46 @@ def test_generator_losses_on_an_analytic_case():
     assert loss.item() == pytest.approx((-(2 * x_s.mean() + x_t.mean()) + 10 * cycle).item(), rel=1e-5)
 
 
-def test_semantic_consistency_is_cycada_cross_entropy():
+def test_semantic_term_uses_true_source_labels_and_confident_targets():
     g = torch.Generator().manual_seed(3)
-    x_s, x_t = torch.randn(6, 2, 3, 3, generator=g), torch.randn(6, 2, 3, 3, generator=g)
-    w = torch.randn(18, 4, generator=g)
+    x_s, x_t = torch.randn(6, 2, 3, 3, generator=g), torch.randn(8, 2, 3, 3, generator=g)
+    w = 0.3 * torch.randn(18, 4, generator=g)  # confidences well inside (0.25, 1)
     f = lambda x: x.flatten(1) @ w  # noqa: E731  a linear classifier
     mean = lambda x: x.flatten(1).mean(1)  # noqa: E731
     g_st, g_ts = (lambda x: -x), (lambda x: x * 0.5)
-    loss, aux = translate.generator_losses(g_st, g_ts, mean, mean, x_s, x_t, 0.0, 0.0, f, 2.0)
-    sem = F.cross_entropy(f(-x_s), f(x_s).argmax(1)) + F.cross_entropy(f(x_t * 0.5), f(x_t).argmax(1))
+    y_s = torch.tensor([0, 1, 2, 3, 0, 1])  # the true classes, not what f reads
+    conf, read_t = F.softmax(f(x_t), 1).max(1)
+    threshold = conf.median().item()  # about half the target images count
+    mask = conf >= threshold
+    assert 0 < mask.sum() < len(mask)
+    ce_t = F.cross_entropy(f(x_t * 0.5), read_t, reduction="none")
+    s2t = F.cross_entropy(f(-x_s), y_s)
+    run = lambda **kw: translate.generator_losses(g_st, g_ts, mean, mean, x_s, x_t, 0.0, 0.0, f, 2.0, **kw)  # noqa: E731
+    loss, aux = run(y_s=y_s, semantic_threshold=threshold)
+    sem = s2t + ce_t[mask].mean()
     assert aux["semantic"].item() == pytest.approx(sem.item(), rel=1e-5)
+    assert aux["semantic_confident"].item() == pytest.approx(mask.float().mean().item())
     assert loss.item() == pytest.approx((aux["adversarial"] + 2.0 * sem).item(), rel=1e-5)
+    # no labels: f's reading of the source; threshold 0: every target image (the paper's eq. 4)
+    _, aux = run(semantic_threshold=0.0)
+    old = F.cross_entropy(f(-x_s), f(x_s).argmax(1)) + F.cross_entropy(f(x_t * 0.5), read_t)
+    assert aux["semantic"].item() == pytest.approx(old.item(), rel=1e-5)
+    # no target image this confident: the t -> s term is 0, and G_ts(x) = a x gets no gradient from it;
+    # None, or 1.0 and above: no t -> s term at all
+    above = conf.max().item() + 1e-3
+    assert above < 1
+    a, b = torch.ones((), requires_grad=True), torch.ones((), requires_grad=True)  # G_st(x) = -b x
+    for threshold in (above, None, 1.0):
+        _, aux = run(y_s=y_s, semantic_threshold=threshold)
+        assert aux["semantic"].item() == pytest.approx(s2t.item(), rel=1e-6)
+        assert ("semantic_confident" in aux) == (threshold == above)
+        t_sem, confident = translate.semantic_term(f, x_s, x_t, -b * x_s, a * x_t, y_s, threshold)
+        (grad,) = torch.autograd.grad(t_sem, a, allow_unused=True)
+        assert grad is None or grad.item() == 0.0
+        assert (confident is None) == (threshold != above)
+
+
+def test_semantic_needs_one_channel_count():
     x_s, x_t = domains(1, 3)
     with pytest.raises(ValueError, match="semantic: the classifier reads source images and translations"):
         translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, 0), fw.TrainConfig(), semantic=classifier(1, 0)).fit(
@@ -129,8 +159,14 @@ def test_the_penalty_gradient_reaches_each_critic(loss):
 
 # ------------------------------------------------------------------------------------------------ equivalence
 def classifier(c, seed):
+    """A 3-class linear classifier whose max softmax on random images spreads over about 0.35..0.8: a threshold
+    of 0.5 counts some target images and not others."""
     torch.manual_seed(seed + 1)
     return nn.Sequential(nn.Flatten(), nn.Linear(c * 64, 3))
+
+
+def source_labels(n=24, seed=0, classes=3):
+    return torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(seed + 7))
 
 
 @given(
@@ -138,18 +174,22 @@ def classifier(c, seed):
     loss=st.sampled_from(["gp", "clip", "lp"]),
     channels=st.sampled_from([(1, 3), (3, 3), (3, 1)]),
     semantic=st.booleans(),
+    labels=st.booleans(),
+    threshold=st.sampled_from([None, 0.0, 0.5, 0.9]),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, semantic):
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, semantic, labels, threshold):
     cs, ct = channels
     x_s, x_t = domains(cs, ct, seed=seed)
     semantic = semantic and cs == ct  # CyCADA's semantic consistency (one classifier reads both domains)
-    kw = {"semantic": classifier(cs, seed), "semantic_weight": 0.5} if semantic else {}
-    ref, fast = pair(loss, cs, ct, seed, **kw)
+    kw = {"semantic": classifier(cs, seed), "semantic_weight": 0.5, "semantic_threshold": threshold}
+    ref, fast = pair(loss, cs, ct, seed, **(kw if semantic else {}))
     if semantic:
         assert fast.semantic is not ref.semantic  # a copy each: the frozen classifier is shared state otherwise
     assert ("semantic" in fast.metrics) == semantic
-    ref.fit(x_s, x_t, 3, progress=False)
-    fast.fit(x_s, x_t, 3, progress=False)
+    assert ("semantic_confident" in fast.metrics) == (semantic and threshold is not None)
+    y = source_labels(len(x_s), seed) if semantic and labels else None
+    ref.fit(x_s, x_t, 3, labels=y, progress=False)
+    fast.fit(x_s, x_t, 3, labels=y, progress=False)
     assert_same_history(ref, fast)
     assert_close_modules(ref.critics, fast.critics, what="critics.")
     assert_close_modules(ref.generators, fast.generators, what="generators.")
@@ -158,6 +198,8 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, semantic):
     else:
         assert ref.identity_weight == fast.identity_weight == 0.0  # no identity between different channels
     assert all(h["identity"] == 0.0 for h in ref.history) == (cs != ct)
+    if semantic and threshold == 0:  # every target image counts
+        assert all(h["semantic_confident"] == 1.0 for h in ref.history)
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +230,73 @@ def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     assert_same_history(ref, compiled)
     assert_close_modules(ref.critics, compiled.critics, what="critics.")
     assert_close_modules(ref.generators, compiled.generators, what="generators.")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["no-labels", "labels"])
+def compiled_semantic(request):
+    """A compiled fast trainer with the semantic term (threshold 0.5: a mask of mixed values), fed source labels
+    or not; reused by every example (one graph per update, whatever the mask)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    kw = {"semantic": classifier(1, 0), "semantic_threshold": 0.5}
+    return pair("gp", 1, 1, 0, compile=True, threads=1, **kw)[1], request.param
+
+
+@pytest.mark.slow
+@given(seed=st.integers(0, 2**16))
+def test_compiled_semantic_trainer_matches_the_oracle_without_recompiles(compiled_semantic, seed):
+    import copy
+
+    from torch._dynamo.utils import counters
+
+    fast, labelled = compiled_semantic
+    x_s, x_t = domains(1, 1, seed=seed)
+    y = source_labels(len(x_s), seed) if labelled else None
+    ref = translate.ReferenceTranslationTrainer(
+        *tiny_nets(1, 1, seed), fast.config, semantic=copy.deepcopy(fast.semantic), semantic_threshold=0.5
+    )
+    fast.load_state_dict(ref.state_dict())
+    warm = counters["stats"]["unique_graphs"] > 0
+    with torch._dynamo.config.patch(error_on_recompile=warm):
+        fast.fit(x_s, x_t, 3, labels=y, progress=False)
+    ref.fit(x_s, x_t, 3, labels=y, progress=False)
+    assert counters["stats"]["unique_graphs"] == 2
+    assert_same_history(ref, fast)
+    assert_close_modules(ref.generators, fast.generators, what="generators.")
+
+
+def test_source_labels_are_the_rows_images(tmp_path):
+    """Labels equal to the classifier's own reading of every source image give the unlabelled run exactly (so
+    each image meets its own label), from tensors and from a DataLoader of (x, y); other labels change it."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x_s, x_t = domains(3, 3)
+    f = classifier(3, 0)
+    with torch.no_grad():
+        read = f(fw.data.to_float(x_s)).argmax(1)
+    kw = {"semantic": f, "semantic_threshold": 0.5}
+    runs = {}
+    for name, labels in (("none", None), ("read", read), ("other", (read + 1) % 3)):
+        runs[name] = pair("gp", 3, 3, 0, **kw)[0].fit(x_s, x_t, 2, labels=labels, progress=False)
+    assert_same_history(runs["none"], runs["read"])
+    assert runs["other"].history[-1]["semantic"] != pytest.approx(runs["none"].history[-1]["semantic"])
+    for name, labels in (("none", None), ("read", True)):
+        src = DataLoader(TensorDataset(x_s, read), batch_size=4, drop_last=True)
+        tgt = DataLoader(TensorDataset(x_t), batch_size=4, drop_last=True)
+        runs[name] = pair("gp", 3, 3, 0, **kw)[1].fit(src, tgt, 2, labels=labels, progress=False)
+    assert_same_history(runs["none"], runs["read"])
+    from fastwgan.core.run import read_config
+
+    out = tmp_path / "run"  # a labelled run records it, checkpoints, and resumes into the other twin
+    first = pair("gp", 3, 3, 0, **kw)[1].fit(x_s, x_t, 1, labels=read, out=out, progress=False)
+    assert read_config(out)["semantic_labels"] is True and read_config(out)["semantic_threshold"] == 0.5
+    ref = translate.ReferenceTranslationTrainer(*tiny_nets(3, 3, 9), first.config, **kw)
+    ref.load_state_dict(fw.checkpoint.load(out))
+    ref.fit(x_s, x_t, 2, labels=read, out=out, progress=False)
+    assert [h["step"] for h in ref.history] == [1, 2]
 
 
 def test_a_resumed_run_continues_exactly(tmp_path):
@@ -269,3 +378,37 @@ def test_bad_input_is_refused_with_one_line():
         ref.translate(x_s, "t2s")
     out = ref.translate(x_s[:3], "s2t")
     assert out.shape == (3, 3, 8, 8) and out.dtype == torch.float32 and out.abs().max() <= 1
+
+
+def test_bad_labels_are_refused_with_one_line():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x_s, x_t = domains(1, 1)
+    sem = translate.ReferenceTranslationTrainer(*tiny_nets(1, 1, 0), fw.TrainConfig(), semantic=classifier(1, 0))
+    bad = [
+        (source_labels(23), "labels: 24 images but 23 labels"),
+        (torch.full((24,), 3), "labels: label 3 at index 0 is out of range for num_classes=3"),
+        (torch.full((24,), -1), "labels: labels must be >= 0"),
+        (torch.zeros(24, 2, dtype=torch.int64), "labels: labels must be a 1-D tensor"),
+        (True, "labels=True is for a source DataLoader"),
+    ]
+    for labels, match in bad:
+        with pytest.raises(ValueError, match=match) as e:
+            sem.fit(x_s, x_t, 1, labels=labels)
+        assert "\n" not in str(e.value)
+    cfg = fw.TrainConfig(batch_size=4)
+    sem = translate.ReferenceTranslationTrainer(*tiny_nets(1, 1, 0), cfg, semantic=classifier(1, 0))
+    target = DataLoader(TensorDataset(x_t), batch_size=4)
+    loader = DataLoader(TensorDataset(x_s, source_labels()), batch_size=4)
+    with pytest.raises(ValueError, match="labels: a source DataLoader yields its labels in its batches"):
+        sem.fit(loader, target, 1, labels=source_labels())
+    late = torch.cat([source_labels(4), torch.full((20,), 3)])  # out of range after the first batch
+    with pytest.raises(ValueError, match="batch 1 of epoch 0: label 3 at index 0 is out of range for num_classes=3"):
+        sem.fit(DataLoader(TensorDataset(x_s, late), batch_size=4), target, 1, labels=True)
+    with pytest.raises(ValueError, match=r"needs \(x, y\) batches"):
+        sem.fit(DataLoader(TensorDataset(x_s), batch_size=4), target, 1, labels=True)
+    with pytest.raises(ValueError, match="labels: only the semantic term reads source labels"):
+        pair("gp", 1, 1, 0)[0].fit(x_s, x_t, 1, labels=source_labels())
+    with pytest.raises(ValueError, match="semantic_threshold must be None or a number >= 0"):
+        translate.ReferenceTranslationTrainer(*tiny_nets(1, 1, 0), fw.TrainConfig(), semantic_threshold=-0.1)
+    assert sem.step == 0

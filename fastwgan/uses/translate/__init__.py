@@ -18,14 +18,26 @@ L_W is the critic objective of ``fastwgan.gan.objectives`` (-W, plus lambda time
 x_hat = eps x_real + (1 - eps) x_fake); |.|_1 is the mean absolute difference over all elements (nn.L1Loss).
 lambda_cyc = 10 and lambda_id = 0.5 lambda_cyc are CycleGAN's defaults (its lambda_identity 0.5 scales
 lambda_A). The identity term feeds a T image to G_st, so it needs both domains to have the same channels; when
-they differ its default is 0. The critics' learning rate is ``lr_d``, the generators' ``lr_g``; both use
+they differ its default is 0. For digits, CyCADA's settings are cycle 1 and no identity term: pass
+``cycle_weight=DIGIT_CYCLE_WEIGHT, identity_weight=DIGIT_IDENTITY_WEIGHT`` (the defaults stay CycleGAN's, which
+old runs rely on). The critics' learning rate is ``lr_d``, the generators' ``lr_g``; both use
 ``TrainConfig.optimizer`` (the "wgan-gp" preset: Adam 1e-4, betas (0, 0.9), lambda 10, n_critic 5).
 
 Optional, CyCADA's semantic consistency (Hoffman et al. 2018, "CyCADA: cycle-consistent adversarial domain
 adaptation", ICML, eq. 4): with a frozen classifier f of source images (``semantic=``), L_G also gets
-lambda_sem (CE(f(G_st(x_s)), argmax f(x_s)) + CE(f(G_ts(x_t)), argmax f(x_t))): a translation must keep the
-class f reads in its input (CycleGAN alone may turn a 6 into a 7 and hide the 6 in faint texture, which the cycle
-then reads back).
+lambda_sem (L_st + L_ts) (``semantic_term``): a translation must keep the class of its input (CycleGAN alone may
+turn a 6 into a 7 and hide the 6 in faint texture, which the cycle then reads back).
+
+    L_st = CE(f(G_st(x_s)), y_s)        y_s the true source labels (``fit(labels=)``, as CyCADA); without
+                                        labels, f's reading argmax f(x_s)
+    L_ts = sum_i m_i CE(f(G_ts(x_t))_i, argmax f(x_t)_i) / max(1, sum_i m_i),
+           m_i = [max softmax f(x_t)_i >= semantic_threshold]
+
+On a real shift f misreads most target images, so the t -> s term counts only those it reads confidently
+(``semantic_threshold``, ours: 0.9; 0 counts all, the paper's term; None or >= 1 drops L_ts). A masked mean of
+fixed shape: 0 when no image is confident, one compiled graph whatever the mask. The share counted is logged as
+``semantic_confident``. Labels are a tensor (N_s,) beside tensor data, or ``labels=True`` with a source
+DataLoader of (x, y) batches; they are gathered with the same rows as the images (the stream below is unchanged).
 
 The random stream (one CPU generator seeded with ``config.seed``), per step, in this order:
 
@@ -40,7 +52,18 @@ the penalty through fastwgan's ops and an inner torch.func gradient; each update
 """
 
 from .base import TranslationBase
-from .losses import CYCLE_WEIGHT, DIRECTIONS, IDENTITY_RATIO, critic_losses, generator_losses, l1
+from .losses import (
+    CYCLE_WEIGHT,
+    DIGIT_CYCLE_WEIGHT,
+    DIGIT_IDENTITY_WEIGHT,
+    DIRECTIONS,
+    IDENTITY_RATIO,
+    SEMANTIC_THRESHOLD,
+    critic_losses,
+    generator_losses,
+    l1,
+    semantic_term,
+)
 from .trainers import ReferenceTranslationTrainer, TranslationTrainer, load_translation
 
 __all__ = [
@@ -49,9 +72,13 @@ __all__ = [
     "TranslationBase",
     "critic_losses",
     "generator_losses",
+    "semantic_term",
     "l1",
     "DIRECTIONS",
     "CYCLE_WEIGHT",
     "IDENTITY_RATIO",
+    "DIGIT_CYCLE_WEIGHT",
+    "DIGIT_IDENTITY_WEIGHT",
+    "SEMANTIC_THRESHOLD",
     "load_translation",
 ]

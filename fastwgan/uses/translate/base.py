@@ -11,9 +11,10 @@ from ...core import rng
 from ...core.config import TrainConfig
 from ...core.engine import FitOptions
 from ...core.images import as_float
+from ...data import check_labels
 from ...gan.checks import check_networks, probe
-from ..domains import DomainTrainerBase, check_domain
-from .losses import CYCLE_WEIGHT, DIRECTIONS, IDENTITY_RATIO
+from ..domains import DomainLoaders, DomainTrainerBase, check_domain, is_loader
+from .losses import CYCLE_WEIGHT, DIRECTIONS, IDENTITY_RATIO, SEMANTIC_THRESHOLD
 
 
 class TranslationBase(DomainTrainerBase):
@@ -39,6 +40,7 @@ class TranslationBase(DomainTrainerBase):
                 ("semantic", "semantic cross-entropy"),
             ),
         ),
+        ("semantic", (("semantic_confident", "share of target images the t -> s semantic term counts"),)),
     )
 
     def __init__(
@@ -53,6 +55,7 @@ class TranslationBase(DomainTrainerBase):
         *,
         semantic: nn.Module | None = None,
         semantic_weight: float = 1.0,
+        semantic_threshold: float | None = SEMANTIC_THRESHOLD,
     ):
         super().__init__(config)
         check_networks(config, {"g_st": g_st, "g_ts": g_ts, "d_s": d_s, "d_t": d_t}, critics=("d_s", "d_t"))
@@ -71,6 +74,12 @@ class TranslationBase(DomainTrainerBase):
             or not 0 <= semantic_weight < float("inf")
         ):
             raise ValueError(f"semantic_weight must be a non-negative finite number, got {semantic_weight!r}")
+        t = semantic_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0):
+            raise ValueError(f"semantic_threshold must be None or a number >= 0, got {t!r}")
+        # None: no t -> s semantic term (given None, or 1.0 and above: no softmax reaches it)
+        self.semantic_threshold = None if t is None or t >= 1 else float(t)
+        self.num_classes: int | None = None  # the semantic classifier's classes (its output size), set by fit
         # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
         self.semantic = None if semantic is None else semantic.to(self.device).eval().requires_grad_(False)
         self.semantic_weight = float(semantic_weight)
@@ -91,6 +100,7 @@ class TranslationBase(DomainTrainerBase):
             "cycle",
             "identity",
             *(("semantic",) if semantic is not None else ()),
+            *(("semantic_confident",) if semantic is not None and self.semantic_threshold is not None else ()),
         )
         # (source sample shape, target sample shape) that `translate` checks inputs against: set by fit, or by
         # load_translation from the run's specs
@@ -156,6 +166,23 @@ class TranslationBase(DomainTrainerBase):
         self.shapes = (tuple(s.shape[1:]), tuple(t.shape[1:]))
         return s, t
 
+    def check_labelled(self, source, labels, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``check_domains`` and the source labels: (N_s,) class ids in 0..K-1, K the semantic classifier's output
+        size. Returns (source, labels, target)."""
+        s, t = self.check_domains(source, target)
+        x = as_float(s[:2]).to(self.device)
+        with torch.no_grad():
+            logits = probe(
+                self.semantic,
+                x,
+                None,
+                lambda e: f"semantic: calling the classifier on images of shape {tuple(x.shape)} failed: {e}",
+            )
+        if logits.dim() != 2 or logits.shape[0] != len(x):
+            raise ValueError(f"semantic: the classifier returns shape {tuple(logits.shape)}; it must return (B, K)")
+        self.num_classes = logits.shape[1]
+        return s, check_labels(labels, len(s), num_classes=self.num_classes, what="labels"), t
+
     rows = (("idx_s", "gen_s"), ("idx_t", "gen_t"))  # each domain's rows in a step's draw (DomainLoaders)
 
     def batches_per_step(self, domain: int) -> int:
@@ -163,7 +190,7 @@ class TranslationBase(DomainTrainerBase):
 
     def _draw_rows(self, sizes):
         cfg, g = self.config, self._gen
-        n_s, n_t = sizes
+        n_s, n_t = sizes[0], sizes[-1]  # (images, [labels,] images)
         b = cfg.batch_size
         idx_s, idx_t, eps_s, eps_t = [], [], [], []
         for _ in range(cfg.n_critic):
@@ -183,7 +210,8 @@ class TranslationBase(DomainTrainerBase):
         return draw
 
     def _train_step(self, domains, draw):
-        src_s, src_t = domains
+        src_s, src_t = domains[0], domains[-1]
+        y_s = domains[1] if len(domains) == 3 else None  # the source labels (fit's labels=), gathered by gen_s
         draw = {k: v.to(self.device) for k, v in draw.items()}
         eps_s, eps_t = draw.get("eps_s"), draw.get("eps_t")
         ms = [
@@ -198,18 +226,19 @@ class TranslationBase(DomainTrainerBase):
             for k in range(self.config.n_critic)
         ]
         out = {key: torch.stack([m[key] for m in ms]).mean() for key in ms[0]}
-        out.update(self._generator_update(src_s, draw["gen_s"], src_t, draw["gen_t"]))
+        out.update(self._generator_update(src_s, draw["gen_s"], src_t, draw["gen_t"], y_s))
         return out
 
     def _critic_update(self, src_s, idx_s, src_t, idx_t, eps_s, eps_t) -> dict:
         raise NotImplementedError
 
-    def _generator_update(self, src_s, idx_s, src_t, idx_t) -> dict:
+    def _generator_update(self, src_s, idx_s, src_t, idx_t, y_s) -> dict:
+        """y_s: the source labels (indexed by idx_s like src_s), or None."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
     def fit(
-        self, source, target, steps: int | None = None, *, add_steps: int | None = None, options=None, **kw
+        self, source, target, steps: int | None = None, *, labels=None, add_steps: int | None = None, options=None, **kw
     ) -> TranslationBase:
         """Train until ``steps`` steps in total (or ``add_steps`` more than now), each step n_critic updates of both
         critics and one of both generators (module docstring).
@@ -217,6 +246,9 @@ class TranslationBase(DomainTrainerBase):
         Args:
             source, target: the two unpaired image sets, uint8 (N, C, H, W) (floats in [-1, 1] taken as they are),
                 one H, W; the channels may differ. Or two DataLoaders of such batches (``fastwgan.uses.domains``).
+            labels: optional, the source images' true classes for the semantic term (``semantic=`` only): (N_s,)
+                class ids below the classifier's output size, or True when the source is a DataLoader of (x, y)
+                batches. The s -> t semantic term then uses them instead of the classifier's reading.
             steps / add_steps: the run's total steps, or more from now (exactly one).
             options, **kw: ``fastwgan.core.engine.FitOptions`` (out: a run folder with config.json, stats.jsonl,
                 samples/ grids of source -> target -> source and target -> source -> target, plots/,
@@ -226,15 +258,49 @@ class TranslationBase(DomainTrainerBase):
             self.
         """
         opts = FitOptions.of(options, **kw)
-        src = self.domain_source((source, target), self.check_domains)
+        src = self._source(source, target, labels)
         info = {
             "cycle_weight": self.cycle_weight,
             "identity_weight": self.identity_weight,
             "semantic_weight": self.semantic_weight if self.semantic is not None else None,
+            **(
+                {"semantic_threshold": self.semantic_threshold, "semantic_labels": labels is not None}
+                if self.semantic is not None
+                else {}
+            ),
             "networks": {k: getattr(m, "spec", None) for k, m in self._networks().items()},
             **(opts.run_config or {}),
         }
         return self.run(src, steps, add_steps, FitOptions.of(opts, run_config=info))
+
+    def _source(self, source, target, labels):
+        """The batch source of ``fit``: the two domains, with the source labels among them when given."""
+        self.labelled = None
+        if labels is None:
+            return self.domain_source((source, target), self.check_domains)
+        if self.semantic is None:
+            raise ValueError(
+                "labels: only the semantic term reads source labels; give semantic= (a frozen classifier of "
+                "source images) or no labels"
+            )
+        if is_loader(source) and labels is not True:
+            raise ValueError("labels: a source DataLoader yields its labels in its batches (x, y): give labels=True")
+        if not is_loader(source) and labels is True:
+            raise ValueError("labels=True is for a source DataLoader of (x, y) batches; with tensors give (N_s,) ids")
+        self.labelled = 0  # the source: its labels follow its images in the step's domains
+        data = (source, None if labels is True else labels, target)
+        src = self.domain_source(data, self.check_labelled, num_classes=self._classes())
+        if isinstance(src, DomainLoaders):
+            src.sources[0].num_classes = self.num_classes  # every later batch's labels checked against it
+        return src
+
+    def _classes(self) -> int | None:
+        """The semantic classifier's classes when its output layer is plain to see (a Sequential ending in, or a
+        ``head`` that is, a Linear layer): a loader's labels are checked against it from its first step's batches
+        on; else None (``check_labelled`` reads them off the first batch)."""
+        net = self.semantic
+        head = net[-1] if isinstance(net, nn.Sequential) and len(net) else getattr(net, "head", None)
+        return head.out_features if isinstance(head, nn.Linear) else None
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -271,7 +337,8 @@ class TranslationBase(DomainTrainerBase):
     def _preview(self, writer, source):
         """samples/step_N.png: rows of 8 source images, G_st of them, G_ts(G_st(.)) (source -> target -> source),
         then the same for 8 target images (target -> source -> target); 1-channel rows shown in RGB."""
-        src_s, src_t = source.first()
+        first = source.first()
+        src_s, src_t = first[0], first[-1]
         step = self.step
         g = rng.make_generator(self.config.seed + 2)  # the same images at every step
         pick_s = torch.randint(0, len(src_s), (8,), generator=g).to(src_s.device)

@@ -18,7 +18,7 @@ from ...core.images import as_float
 from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
 from ..domains import as_function, critic_scores, owned
 from .base import TranslationBase
-from .losses import CYCLE_WEIGHT, critic_losses, generator_losses
+from .losses import CYCLE_WEIGHT, SEMANTIC_THRESHOLD, critic_losses, generator_losses
 
 
 class ReferenceTranslationTrainer(TranslationBase):
@@ -35,6 +35,9 @@ class ReferenceTranslationTrainer(TranslationBase):
         semantic: optional, CyCADA's semantic consistency (``generator_losses``): a classifier of source images
             (e.g. one trained on the labelled source), frozen; it needs both domains to have the same channels.
         semantic_weight: its weight (CyCADA's 1).
+        semantic_threshold: the t -> s semantic term counts only target images the classifier reads with max
+            softmax >= it (ours: 0.9; 0 counts all, as the paper; None or >= 1 drops the t -> s term). The s -> t
+            term uses fit's ``labels=`` when given (CyCADA), else the classifier's reading of the source.
     """
 
     name = "reference"
@@ -51,6 +54,7 @@ class ReferenceTranslationTrainer(TranslationBase):
         *,
         semantic: nn.Module | None = None,
         semantic_weight: float = 1.0,
+        semantic_threshold: float | None = SEMANTIC_THRESHOLD,
     ):
         if isinstance(config, TrainConfig) and config.dtype != "float32":
             raise ValueError(f"TrainConfig.dtype: the reference is the float32 oracle, got {config.dtype!r}")
@@ -64,6 +68,7 @@ class ReferenceTranslationTrainer(TranslationBase):
             identity_weight,
             semantic=semantic,
             semantic_weight=semantic_weight,
+            semantic_threshold=semantic_threshold,
         )
         self.opt_d = torch_optimizer(config, self.critics.parameters(), config.lr_d)
         self.opt_g = torch_optimizer(config, self.generators.parameters(), config.lr_g)
@@ -87,8 +92,9 @@ class ReferenceTranslationTrainer(TranslationBase):
         torch_step(self.opt_d, loss, self.critics.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         return aux
 
-    def _generator_update(self, src_s, idx_s, src_t, idx_t):
+    def _generator_update(self, src_s, idx_s, src_t, idx_t, y_s):
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])
+        y = None if y_s is None else y_s[idx_s]  # the source batch's true classes
         with frozen(self.critics):  # no critic gradients in the generator phase
             loss, aux = generator_losses(
                 self.g_st,
@@ -101,6 +107,8 @@ class ReferenceTranslationTrainer(TranslationBase):
                 self.identity_weight,
                 self.semantic,
                 self.semantic_weight,
+                y_s=y,
+                semantic_threshold=self.semantic_threshold,
             )
             torch_step(self.opt_g, loss)
         return aux
@@ -173,8 +181,9 @@ class TranslationTrainer(TranslationBase):
         self.optim.update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
         return aux
 
-    def _generator_step(self, g_flat, d_flat, state, lr, src_s, idx_s, src_t, idx_t):
+    def _generator_step(self, g_flat, d_flat, state, lr, src_s, idx_s, src_t, idx_t, y_s):
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])
+        y = None if y_s is None else y_s[idx_s]  # gathered on the device with the images' rows
         d_params = self.flat_d.unflatten(d_flat.detach())
 
         def loss_fn(g_params):
@@ -186,6 +195,8 @@ class TranslationTrainer(TranslationBase):
                 self.identity_weight,
                 self.semantic,
                 self.semantic_weight,
+                y_s=y,
+                semantic_threshold=self.semantic_threshold,
             )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_g.unflatten(g_flat))
@@ -209,7 +220,7 @@ class TranslationTrainer(TranslationBase):
             self._copy_outputs,
         )
 
-    def _generator_update(self, src_s, idx_s, src_t, idx_t):
+    def _generator_update(self, src_s, idx_s, src_t, idx_t, y_s):
         return owned(
             self._gen_fn(
                 self.flat_g.data,
@@ -220,6 +231,7 @@ class TranslationTrainer(TranslationBase):
                 idx_s,
                 src_t,
                 idx_t,
+                y_s,
             ),
             self._copy_outputs,
         )
