@@ -259,6 +259,9 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("gp_case", prof.gp_cases, ids=[f"{dev}-b{b}-{s}px" for b, s in prof.gp_cases])
     if "step_case" in metafunc.fixturenames:
         metafunc.parametrize("step_case", prof.step_cases, ids=[f"{dev}-{c.id}" for c in prof.step_cases])
+    if "domain_case" in metafunc.fixturenames:  # two-domain steps: the module's DOMAIN_CASES, every profile
+        cases = metafunc.module.DOMAIN_CASES
+        metafunc.parametrize("domain_case", cases, ids=[f"{dev}-{c.id}" for c in cases])
 
 
 # ---------------------------------------------------------------------------------------------------------------

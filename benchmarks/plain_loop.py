@@ -25,12 +25,33 @@ Two things are not "as scripts do", on purpose, so that the comparison measures 
     round trip), with the trainers' normalisation (`fastwgan.data.to_float` for uint8 images, floats as they are).
     This is the fastest way a script can feed its loop, so fastwgan's ratio to it is not flattered by a slow loader.
 
+The two-domain trainers (``fastwgan.uses``) have their loops here too, one class per method, each written the way
+that method's public PyTorch port writes it, on the same random numbers (a dict of the trainer's draw) and the same
+device-resident data:
+
+    PlainWDGRL (WDGRL, the port ``fastwgan.uses.adapt`` takes its defaults from):
+        extractor frozen, critic trainable; with torch.no_grad(): h_s, h_t = extractor(x_s), extractor(x_t)
+        k_critic times:
+            x = cat([h_s, h_t, eps h_s + (1 - eps) h_t]).requires_grad_()           (eps (B, 1))
+            grad = autograd.grad(critic(x), x, grad_outputs=ones, create_graph=True)
+            cost = -(critic(h_s).mean() - critic(h_t).mean()) + gamma ((grad.norm(2, dim=1) - 1) ** 2).mean()
+            critic_optim.zero_grad(); cost.backward(); critic_optim.step()
+        extractor trainable, critic frozen; k_clf times, on the same batch:
+            h_s, h_t = extractor(x_s), extractor(x_t)
+            loss = CE(classifier(h_s), y_s) + lambda (critic(h_s).mean() - critic(h_t).mean())
+            clf_optim.zero_grad(); loss.backward(); clf_optim.step()
+        torch.optim.Adam for the critic and for extractor + classifier. Two differences from the port, so that the
+        numbers are fastwgan's: the penalty points are concatenated (3B, F) with a per-point norm (the port stacks
+        them (3, B, F) and takes the norm over dim 1, the batch), and the interpolate is eps h_s + (1 - eps) h_t
+        (the port's h_s + alpha (h_t - h_s) with alpha = 1 - eps); and no ``.item()`` per update (no sync).
+
 Only torch and the public fastwgan API; no pytest, so tests and scripts can load it.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fastwgan import TrainConfig
@@ -118,3 +139,71 @@ class PlainLoop:
             eps = None if noise.eps is None else noise.eps[k]
             losses.append(self.critic_step(self.batch(data, noise.idx[k]), noise.z[k], eps))
         return {"critic_loss": torch.stack(losses).mean(), "generator_loss": self.generator_step(noise.z_gen)}
+
+
+def _set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class PlainWDGRL:
+    """Eager WDGRL steps as the public PyTorch port writes them (module docstring).
+
+    Args:
+        extractor: images (B, C, H, W) -> features (B, F); classifier: features -> logits (B, K);
+        critic: features -> (B,) or (B, 1).
+        config: a ``fastwgan.TrainConfig`` with loss "gp" and optimizer "adam" (``fastwgan.uses.adapt.default_config``:
+            lr_d for the critic, lr_g for the rest, betas, n_critic = k_critic, gp_weight = gamma).
+        weight: lambda (the port's wd_clf); clf_steps: k_clf.
+    """
+
+    def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float, clf_steps: int):
+        if config.loss != "gp" or config.optimizer != "adam" or config.dtype != "float32":
+            raise ValueError("PlainWDGRL: the port trains with a gradient penalty and Adam in float32")
+        if config.opt_eps != _TORCH_DEFAULTS["opt_eps"]:
+            raise ValueError(f"PlainWDGRL: config.opt_eps={config.opt_eps!r} is not torch's default")
+        self.config, self.weight, self.clf_steps = config, weight, clf_steps
+        self.device = resolve_device(config.device)
+        self.extractor, self.classifier, self.critic = (m.to(self.device) for m in (extractor, classifier, critic))
+        self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.lr_d, betas=config.betas)
+        model = [*extractor.parameters(), *classifier.parameters()]
+        self.clf_optim = torch.optim.Adam(model, lr=config.lr_g, betas=config.betas)
+
+    def prepare(self, source: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> tuple:
+        """The labelled source and the target on the device: uint8 (N, C, H, W) images, (N_s,) int64 labels."""
+        return source.to(self.device), labels.to(self.device), target.to(self.device)
+
+    def gradient_penalty(self, h_s: torch.Tensor, h_t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        e = eps[:, None]  # (B, 1)
+        x = torch.cat([h_s, h_t, e * h_s + (1 - e) * h_t]).requires_grad_()  # (3B, F)
+        preds = self.critic(x)
+        (grad,) = torch.autograd.grad(preds, x, grad_outputs=torch.ones_like(preds), create_graph=True)
+        return ((grad.norm(2, dim=1) - 1) ** 2).mean()
+
+    def train_step(self, data: tuple, draw: dict) -> dict[str, torch.Tensor]:
+        """k_critic critic updates then k_clf extractor + classifier updates on one source and one target batch
+        (``draw``: idx_s, idx_t (B,), eps (k_critic, B), the adaptation trainers' stream)."""
+        cfg, critic = self.config, self.critic
+        source, labels, target = data
+        draw = {k: v.to(self.device) for k, v in draw.items()}
+        x_s, x_t, y_s = to_float(source[draw["idx_s"]]), to_float(target[draw["idx_t"]]), labels[draw["idx_s"]]
+        _set_requires_grad(self.extractor, False)
+        _set_requires_grad(critic, True)
+        with torch.no_grad():
+            h_s, h_t = self.extractor(x_s), self.extractor(x_t)
+        for k in range(cfg.n_critic):
+            gp = self.gradient_penalty(h_s, h_t, draw["eps"][k])
+            wd = critic(h_s).mean() - critic(h_t).mean()
+            critic_cost = -wd + cfg.gp_weight * gp
+            self.critic_optim.zero_grad()
+            critic_cost.backward()
+            self.critic_optim.step()
+        _set_requires_grad(self.extractor, True)
+        _set_requires_grad(critic, False)
+        for _ in range(self.clf_steps):
+            f_s, f_t = self.extractor(x_s), self.extractor(x_t)
+            loss = F.cross_entropy(self.classifier(f_s), y_s) + self.weight * (critic(f_s).mean() - critic(f_t).mean())
+            self.clf_optim.zero_grad()
+            loss.backward()
+            self.clf_optim.step()
+        return {"critic_loss": critic_cost.detach(), "model_loss": loss.detach()}

@@ -31,6 +31,14 @@ Providers:
   fastwgan_cudagraphs  `fastwgan.Trainer(compile=True, compile_mode="reduce-overhead")`: the same plus CUDA graphs
                        (CUDA only; skipped on CPU).
 
+Two-domain cases (`DOMAIN_CASES`, every profile; `test_domain_step_vs_loop`): one step of a `fastwgan.uses` trainer,
+`fastwgan` (the fast trainer, compiled) and `reference` (its eager oracle), each interleaved with `loop`, that
+method's plain loop as its public PyTorch port writes it (plain_loop.py), all on the same networks, settings, data
+and draws. WDGRL: `adapt.default_config("wdgrl", batch_size=B)` (k_critic 5, k_clf 10, lambda 0.1, gamma 10,
+Adam 1e-4) and `adapt.digit_networks(C)` on random uint8 digits; one step = one `fit(..., add_steps=1)` step (the
+features, 5 critic updates, 10 extractor + classifier updates). A method is one `DomainCase` and one builder in
+`DOMAIN_BUILDERS` (and its loop in plain_loop.py).
+
 Timed: the provider's train step (`trainer._step(data, noise)`, the trainer's thread policy included;
 `PlainLoop.train_step`) + synchronise, one generator iteration per round; the random numbers are drawn in the
 untimed set-up (identical for every provider).
@@ -46,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -228,19 +237,46 @@ def test_step_vs_loop(benchmark, bench, step_case, provider, plain_loop):
     one, so `extra_info["speedup_vs_loop"]` = median loop time / median fastwgan time is the side-by-side figure."""
     if provider == "fastwgan_cudagraphs":
         bench.require_cuda("CUDA graphs (torch.compile mode='reduce-overhead')")
-    case, prof = step_case, bench.profile
+    case = step_case
     torch._dynamo.reset()
     gc.collect()
     cfg = _config(case, bench.device.type)
     dataset = _dataset(case)
-    loop, loop_data, loop_step = _build("loop", case, cfg, dataset, plain_loop)
+    _, loop_data, loop_step = _build("loop", case, cfg, dataset, plain_loop)
     trainer, prepared, fast_step = _build(provider, case, cfg, dataset, plain_loop)
     gen = rng.make_generator(cfg.seed)
 
     def draw():
         return rng.draw_step(gen, N_DATA, cfg.n_critic, cfg.batch_size, cfg.latent_dim, cfg.uses_penalty)
 
-    for _ in range(1 + prof.step_warmup):  # compile and warm up both
+    benchmark.group = f"step-vs-loop {bench.device.type} {case.id}"
+    loop_times, median = _interleaved(
+        benchmark, bench, case.rounds, (loop_step, loop_data), (trainer, prepared, fast_step), draw
+    )
+    loop_median = sorted(loop_times)[len(loop_times) // 2]
+    benchmark.extra_info.update(
+        {
+            "kind": "step_vs_loop",
+            "provider": provider,
+            "case": case.id,
+            "model": case.model,
+            "preset": case.preset,
+            "batch": case.batch,
+            "width": case.width,
+            "loop_median_s": loop_median,
+            "loop_times_s": loop_times,
+            "speedup_vs_loop": loop_median / median,
+            "threads_log": [list(x) for x in getattr(getattr(trainer, "threads", None), "log", [])],
+            "fuse_iteration": getattr(trainer, "fuse_iteration", None),
+        }
+    )
+
+
+def _interleaved(benchmark, bench, rounds, loop, provider, draw) -> tuple[list[float], float]:
+    """Compile and warm up both, then rounds of one loop iteration (timed by hand, in the untimed set-up) and one
+    provider iteration (timed by pytest-benchmark) on the same draw. Returns (loop times, provider median)."""
+    (loop_step, loop_data), (trainer, prepared, fast_step) = loop, provider
+    for _ in range(1 + bench.profile.step_warmup):
         noise = draw()
         loop_step(loop_data, noise)
         fast_step(prepared, noise)
@@ -262,23 +298,97 @@ def test_step_vs_loop(benchmark, bench, step_case, provider, plain_loop):
         fast_step(prepared, noise)
         bench.sync()
 
-    benchmark.group = f"step-vs-loop {bench.device.type} {case.id}"
-    benchmark.pedantic(step, setup=setup, rounds=case.rounds or prof.step_rounds, iterations=1)
+    benchmark.pedantic(step, setup=setup, rounds=rounds or bench.profile.step_rounds, iterations=1)
+    return loop_times, benchmark.stats.stats.median
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# two-domain steps (fastwgan.uses): the fast trainer and its oracle, each interleaved with the method's plain loop
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DomainCase:
+    """One two-domain step benchmark: a method of ``DOMAIN_BUILDERS`` on random uint8 digits of both domains."""
+
+    method: str
+    batch: int
+    image_size: int = 8
+    channels: int = 3
+    rounds: int | None = None  # None: the profile's step_rounds
+
+    @property
+    def id(self) -> str:
+        return f"{self.method}-{self.image_size}px-c{self.channels}-b{self.batch}"
+
+
+DOMAIN_CASES = (DomainCase("wdgrl", 64),)  # conftest parametrises `domain_case` with these, in every profile
+
+
+def _digits(case, n: int = N_DATA) -> torch.Tensor:
+    g = torch.Generator().manual_seed(len(case.method))  # (N, C, S, S), the same for every provider
+    return torch.randint(0, 256, (n, case.channels, case.image_size, case.image_size), dtype=torch.uint8, generator=g)
+
+
+def _wdgrl(case, device: str, plain_loop):
+    """WDGRL (fastwgan.uses.adapt) at its published settings: (config, make(provider), draw(generator))."""
+    from fastwgan.uses import adapt
+
+    cfg = adapt.default_config("wdgrl", batch_size=case.batch, device=device)
+    x_s, x_t = _digits(case), _digits(case).flip(0)
+    y_s = torch.randint(0, 10, (N_DATA,), generator=torch.Generator().manual_seed(1))
+
+    def make(provider):
+        torch.manual_seed(0)  # every provider starts from the same weights
+        nets = adapt.digit_networks(case.channels, image_size=case.image_size)
+        if provider == "loop":
+            loop = plain_loop.PlainWDGRL(*nets, cfg, adapt.WEIGHTS["wdgrl"], adapt.CLF_STEPS["wdgrl"])
+            return loop, loop.prepare(x_s, y_s, x_t), loop.train_step
+        trainer = adapt.ReferenceAdaptTrainer(*nets, cfg) if provider == "reference" else adapt.AdaptTrainer(*nets, cfg)
+        return trainer, trainer.domain_source((x_s, y_s, x_t), trainer.check_domains), trainer._step
+
+    def draw(gen):  # the adaptation trainers' stream (fastwgan.uses.adapt docstring)
+        b = cfg.batch_size
+        idx_s, idx_t = (torch.randint(0, N_DATA, (b,), generator=gen) for _ in range(2))
+        return {"idx_s": idx_s, "idx_t": idx_t, "eps": torch.rand(cfg.n_critic, b, generator=gen)}
+
+    return cfg, make, draw
+
+
+DOMAIN_BUILDERS = {"wdgrl": _wdgrl}
+
+
+@pytest.mark.parametrize("provider", ["fastwgan", "reference"])
+def test_domain_step_vs_loop(benchmark, bench, domain_case, provider, plain_loop):
+    """One two-domain step of ``provider`` interleaved round by round with the method's plain loop (as
+    ``test_step_vs_loop``): ``extra_info["speedup_vs_loop"]`` = median loop time / median provider time."""
+    case = domain_case
+    torch._dynamo.reset()
+    gc.collect()
+    cfg, make, draw_step = DOMAIN_BUILDERS[case.method](case, bench.device.type, plain_loop)
+    _, loop_data, loop_step = make("loop")  # the loop lives on in its bound train_step
+    trainer, prepared, fast_step = make(provider)
+    gen = rng.make_generator(cfg.seed)
+    t = time.perf_counter()
+    fast_step(prepared, draw_step(gen))  # the compile (fastwgan), outside the rounds
+    bench.sync()
+    first_s = time.perf_counter() - t
+    benchmark.group = f"domain-step-vs-loop {bench.device.type} {case.id}"
+    loop_times, median = _interleaved(
+        benchmark, bench, case.rounds, (loop_step, loop_data), (trainer, prepared, fast_step), lambda: draw_step(gen)
+    )
     loop_median = sorted(loop_times)[len(loop_times) // 2]
-    median = benchmark.stats.stats.median
     benchmark.extra_info.update(
         {
-            "kind": "step_vs_loop",
+            "kind": "domain_step_vs_loop",
             "provider": provider,
             "case": case.id,
-            "model": case.model,
-            "preset": case.preset,
+            "method": case.method,
             "batch": case.batch,
-            "width": case.width,
+            "n_critic": cfg.n_critic,
+            "first_call_s": first_s,
             "loop_median_s": loop_median,
             "loop_times_s": loop_times,
             "speedup_vs_loop": loop_median / median,
             "threads_log": [list(x) for x in getattr(getattr(trainer, "threads", None), "log", [])],
-            "fuse_iteration": getattr(trainer, "fuse_iteration", None),
         }
     )
+    trainer = prepared = loop_data = None  # released now (see test_step)
