@@ -1,23 +1,38 @@
-"""Domain adaptation on the digits, measured (issue 15): target-test accuracy of one classifier trained four ways,
-source = the bundled digits (digits-train, gray in 3 channels), target = digits-m (the same kind of digits blended
-with colour textures as |patch - digit|, fastwgan.data.digits_m), tested on digits-m-heldout (500 images whose
-digits no arm trained on):
+"""Domain adaptation on real digit shifts, measured (issue 24): the target-test accuracy of one classifier
+architecture (fastwgan.eval.classifier.DigitClassifier, 8x8) trained several ways, on three shifts:
 
-    (a) source only       the classifier (fastwgan.eval.classifier.DigitClassifier, 3 channels) on source labels
-    (b) WDGRL             fastwgan.uses.adapt.AdaptTrainer from (a)'s weights, unlabelled target images
-    (c) translated source the classifier on G_st(source) with source labels, G_st from
-                          fastwgan.uses.translate.TranslationTrainer (WGAN-GP critics, cycle 10, identity 5)
-    (d) target oracle     the classifier on target labels (the ceiling)
-and the reverse direction: (e) (a)'s classifier on G_ts(target test) (translated back to the source).
-Mean +- std over seeds; every arm's wall time. Targets: (b) and (c) each close at least half of the gap a -> d.
+    mnist->digits      source MNIST-5k-train (4000, the 20x20 digit box area-resized to 8x8: load(resize="box"))
+                       target the bundled UCI digits-train (1297), tested on digits-heldout (500)
+    digits->mnist      the reverse: tested on mnist-5k-heldout (1000, boxed the same way)
+    digits->digits-m   source digits-train in 3 channels, target digits-m-train (the digits blended with
+                       luminance-correlated colour textures, as MNIST-M), tested on digits-m-heldout
+
+Arms (target labels are used by the oracle and the test only, never for choosing anything):
+
+    source_only  the classifier on source labels (epochs, Adam 1e-3, 1-pixel shifts)
+    dann         fastwgan.uses.adapt, method "dann", from source_only's weights (the defaults: lambda 1)
+    wdgrl        fastwgan.uses.adapt, method "wdgrl", from source_only's weights (the defaults: lambda 0.1,
+                 clf_steps 10, Adam(1e-4, betas (0.9, 0.999)), n_critic 5, gamma 10: the public port)
+    pixelda      fastwgan.uses.pixelda (a WGAN-GP critic on target vs G(x_s, z); its task classifier T is the
+                 output), the package defaults
+    cyclegan     fastwgan.uses.translate (CycleGAN with WGAN-GP critics, CyCADA's digit weights: cycle 1,
+                 identity 0, semantic 1 with the TRUE source labels for s -> t); the classifier trained on
+                 G_st(source) with the source labels (--cyclegan-seeds: fewer seeds, it is the slowest arm)
+    oracle       the classifier on target labels (the ceiling)
+
+DANN runs clf_steps x as many steps as WDGRL, so both update the extractor and classifier equally often. Every
+arm's settings come from the papers / public code or the package defaults, applied unchanged to all three
+shifts. Mean +- std over seeds, the fraction of the source-only -> oracle gap closed, wall times.
 
     .venv/bin/python benchmarks/domain_digits.py --json benchmarks/results/domain_digits.json \\
-        --grid docs/img/domain_digits_grid.png
+        --plot docs/img/domain_digits.png --grid docs/img/domain_digits_grid.png
     .venv/bin/python benchmarks/domain_digits.py --from-json benchmarks/results/domain_digits.json
+    .venv/bin/python benchmarks/domain_digits.py --merge a.json b.json --json all.json   (runs of other arms)
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -32,87 +47,59 @@ sys.path.insert(0, str(REPO))
 import fastwgan as fw  # noqa: E402
 from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
-from fastwgan.uses import adapt, translate  # noqa: E402
+from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 
-ARMS = ("source_only", "wdgrl", "translated", "oracle", "reverse")
+SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
+ARMS = ("source_only", "dann", "wdgrl", "pixelda", "cyclegan", "oracle")
+ADAPTED = ("dann", "wdgrl", "pixelda", "cyclegan")
 LABELS = {
-    "source_only": "(a) source only",
-    "wdgrl": "(b) WDGRL",
-    "translated": "(c) translated source",
-    "oracle": "(d) target oracle",
-    "reverse": "(e) reverse: (a) on G_ts(target)",
+    "source_only": "source only",
+    "dann": "DANN",
+    "wdgrl": "WDGRL",
+    "pixelda": "PixelDA-W (pixel level)",
+    "cyclegan": "CycleGAN-W + semantic",
+    "oracle": "target oracle",
 }
 
 
 def _options(a):
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=SHIFTS)
+    a.add_argument("--arms", nargs="+", default=list(ADAPTED), choices=ADAPTED, help="adapted arms (+ the two ends)")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    a.add_argument("--cyclegan-seeds", type=int, default=2, help="the CycleGAN arm runs on the first N seeds")
+    a.add_argument("--epochs", type=int, default=20, help="classifier epochs (source only, oracle, on translations)")
+    a.add_argument("--adapt-steps", type=int, default=500, help="WDGRL steps (DANN: clf_steps x as many)")
+    a.add_argument("--pixelda-steps", type=int, default=2000)
     a.add_argument("--translate-steps", type=int, default=1000)
-    a.add_argument("--adapt-steps", type=int, default=1000)
-    a.add_argument("--epochs", type=int, default=40, help="classifier epochs, every arm")
-    a.add_argument("--batch-size", type=int, default=64)
-    a.add_argument("--width", type=int, default=32, help="translator width")
-    a.add_argument("--weight", type=float, default=adapt.WEIGHT, help="WDGRL lambda")
     a.add_argument("--no-compile", action="store_true", help="eager fast trainers (smoke runs)")
-    a.add_argument("--blocks", type=int, default=3, help="translator residual blocks")
-    a.add_argument(
-        "--critic",
-        choices=("mlp", "dcgan"),
-        default="dcgan",
-        help="the translation critics: fastwgan.gan.models' MLP or its convolutional DCGAN critic (8 px)",
-    )
-    a.add_argument("--critic-width", type=int, default=None, help="the critics' MLP hidden / DCGAN base width")
-    a.add_argument("--cycle-weight", type=float, default=translate.CYCLE_WEIGHT, help="lambda_cyc")
-    a.add_argument("--identity-weight", type=float, default=None, help="lambda_id (default 0.5 lambda_cyc)")
-    a.add_argument(
-        "--semantic-weight",
-        type=float,
-        default=0.0,
-        help="> 0: CyCADA's semantic consistency with (a)'s classifier, this weight (0: plain CycleGAN)",
-    )
-    a.add_argument("--lr-adapt", type=float, default=1e-4, help="WDGRL: the extractor's and classifier's lr")
-    a.add_argument(
-        "--arms",
-        nargs="+",
-        default=["wdgrl", "translated"],
-        choices=("wdgrl", "translated"),
-        help="the adapted arms to run ((a), (d) always run)",
-    )
-    a.add_argument("--grid", type=Path, default=None, help="write seed 0's translation grid here")
+    a.add_argument("--grid", type=Path, default=None, help="write seed 0's PixelDA / CycleGAN grid here")
+    a.add_argument("--merge", type=Path, nargs="+", default=None, help="merge stored results (no training)")
 
 
-def data():
-    xs, ys = fw.data.load("digits-train", channels=3, labels=True)
-    xs_test, ys_test = fw.data.load("digits-heldout", channels=3, labels=True)
-    xt, yt = fw.data.load("digits-m-train", labels=True)
-    xt_test, yt_test = fw.data.load("digits-m-heldout", labels=True)
-    return xs, ys, xs_test, ys_test, xt, yt, xt_test, yt_test
+def domain(name: str, part: str, channels: int):
+    """(images, labels) of one domain's part ("train" | "heldout"), 8x8 uint8 with ``channels`` channels."""
+    if name == "mnist":
+        return fw.data.load(f"mnist-5k-{part}", image_size=8, resize="box", channels=channels, labels=True)
+    return fw.data.load(f"{name}-{part}", channels=channels, labels=True)
 
 
-def translation_trainer(seed: int, args, semantic=None) -> translate.TranslationTrainer:
-    cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=args.batch_size)
-    torch.manual_seed(seed)
-    g_st = fw.models.translator(8, 3, 3, width=args.width, blocks=args.blocks)
-    g_ts = fw.models.translator(8, 3, 3, width=args.width, blocks=args.blocks)
-    kw = {} if args.critic_width is None else {"hidden" if args.critic == "mlp" else "width": args.critic_width}
-    d_s = fw.models.build(args.critic, (3, 8, 8), cfg.latent_dim, **kw)[1]
-    d_t = fw.models.build(args.critic, (3, 8, 8), cfg.latent_dim, **kw)[1]
-    return translate.TranslationTrainer(
-        g_st,
-        g_ts,
-        d_s,
-        d_t,
-        cfg,
-        args.cycle_weight,
-        args.identity_weight,
-        semantic=semantic,
-        semantic_weight=args.semantic_weight,
-        compile=not args.no_compile,
-    )
+def data(shift: str):
+    s, t = shift.split("->")
+    c = 3 if "digits-m" in (s, t) else 1
+    return (*domain(s, "train", c), *domain(s, "heldout", c), *domain(t, "train", c), *domain(t, "heldout", c))
 
 
-def one_seed(seed: int, d, args) -> dict:
+def warm(nets, clf):
+    extractor, head, critic = nets
+    extractor.load_state_dict(clf.body.state_dict())
+    head.load_state_dict(clf.head.state_dict())
+    return extractor, head, critic
+
+
+def one_seed(shift: str, seed: int, d, args) -> dict:
     xs, ys, xs_test, ys_test, xt, yt, xt_test, yt_test = d
-    out, wall = {}, {}
+    c, out, wall = xs.shape[1], {}, {}
+    compile = not args.no_compile
 
     def timed(name, fn):
         t0 = time.perf_counter()
@@ -127,134 +114,172 @@ def one_seed(seed: int, d, args) -> dict:
     clf_d = timed("oracle", lambda: classifier.train_classifier(xt, yt, epochs=args.epochs, seed=seed))
     out["oracle"] = acc(clf_d, xt_test, yt_test)
 
-    # (b) WDGRL from (a)'s weights (the public implementation starts from a source-trained model too)
-    def wdgrl():
-        torch.manual_seed(seed)
-        extractor, head, critic = adapt.digit_networks(3)
-        extractor.load_state_dict(clf_a.body.state_dict())
-        head.load_state_dict(clf_a.head.state_dict())
-        cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=args.batch_size, lr_g=args.lr_adapt)
-        tr = adapt.AdaptTrainer(extractor, head, critic, cfg, args.weight, compile=not args.no_compile)
-        return tr.fit(xs, xt, args.adapt_steps, labels=ys, log_every=100, progress=False)
+    for method in ("dann", "wdgrl"):
+        if method not in args.arms:
+            continue
 
-    if "wdgrl" in args.arms:
-        tr_b = timed("wdgrl", wdgrl)
-        out["wdgrl"] = tr_b.accuracy(xt_test, yt_test)
-        out["wdgrl_history"] = tr_b.history[-1]
-    if "translated" not in args.arms:
-        out["wall_s"] = wall
-        print(f"seed {seed}: " + ", ".join(f"{k} {out[k]:.3f}" for k in ARMS if k in out), flush=True)
-        return out
+        def run_adapt(method=method):
+            torch.manual_seed(seed)
+            nets = warm(adapt.digit_networks(c), clf_a)
+            cfg = adapt.default_config(method, seed=seed)
+            steps = args.adapt_steps * (adapt.CLF_STEPS["wdgrl"] if method == "dann" else 1)
+            tr = adapt.AdaptTrainer(*nets, cfg, method=method, compile=compile)
+            return tr.fit(xs, xt, steps, labels=ys, log_every=100, progress=False)
 
-    # (c) pixel level: translate the source, train the classifier on it with the source labels
-    semantic = clf_a if args.semantic_weight > 0 else None
-    tr_c = timed(
-        "translation",
-        lambda: translation_trainer(seed, args, semantic).fit(
-            xs, xt, args.translate_steps, log_every=100, progress=False
-        ),
-    )
-    xs_to_t = fw.data.to_uint8(tr_c.translate(xs, "s2t"))
-    clf_c = timed("translated", lambda: classifier.train_classifier(xs_to_t, ys, epochs=args.epochs, seed=seed))
-    out["translated"] = acc(clf_c, xt_test, yt_test)
-    out["translated_history"] = tr_c.history[-1]
-    # do the translations carry their digit in the target's look? the oracle (d) reads G_st(held-out source)
-    out["oracle_on_translated"] = acc(clf_d, fw.data.to_uint8(tr_c.translate(xs_test, "s2t")), ys_test)
-    out["translated_train_fit"] = acc(clf_c, xs_to_t, ys)
-    # (e) reverse: target test images translated to the source, through the source classifier
-    out["reverse"] = acc(clf_a, fw.data.to_uint8(tr_c.translate(xt_test, "t2s")), yt_test)
+        tr = timed(method, run_adapt)
+        out[method] = tr.accuracy(xt_test, yt_test)
+        out[f"{method}_on_source"] = tr.accuracy(xs_test, ys_test)
+        out[f"{method}_history"] = tr.history[-1]
+
+    if "pixelda" in args.arms:
+
+        def run_pixelda():
+            torch.manual_seed(seed)
+            nets = pixelda.digit_networks(c, c)
+            cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64)
+            tr = pixelda.PixelDATrainer(*nets, cfg, compile=compile)
+            return tr.fit(xs, xt, args.pixelda_steps, labels=ys, log_every=100, progress=False)
+
+        tr_p = timed("pixelda", run_pixelda)
+        out["pixelda"] = tr_p.accuracy(xt_test, yt_test)
+        out["pixelda_history"] = tr_p.history[-1]
+        # do the adapted images carry their digit in the target's look? the oracle reads G(held-out source)
+        out["oracle_on_pixelda"] = acc(clf_d, tr_p.adapt(xs_test, seed=seed), ys_test)
+        if seed == args.seeds[0] and args.grid is not None:
+            rows = [xs_test[:10], tr_p.adapt(xs_test[:10], seed=1), tr_p.adapt(xs_test[:10], seed=2), xt_test[:10]]
+            save(rows, args.grid.with_name(f"{args.grid.stem}_{slug(shift)}_pixelda.png"))
+
+    if "cyclegan" in args.arms and seed in args.seeds[: args.cyclegan_seeds]:
+
+        def run_cyclegan():
+            cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64)
+            torch.manual_seed(seed)
+            g_st, g_ts = (fw.models.translator(8, c, c, width=32, blocks=3) for _ in range(2))
+            d_s, d_t = (fw.models.build("dcgan", (c, 8, 8), cfg.latent_dim)[1] for _ in range(2))
+            tr = translate.TranslationTrainer(
+                g_st,
+                g_ts,
+                d_s,
+                d_t,
+                cfg,
+                translate.DIGIT_CYCLE_WEIGHT,
+                translate.DIGIT_IDENTITY_WEIGHT,
+                semantic=clf_a,
+                semantic_weight=1.0,
+                compile=compile,
+            )
+            return tr.fit(xs, xt, args.translate_steps, labels=ys, log_every=100, progress=False)
+
+        tr_c = timed("translation", run_cyclegan)
+        xs_to_t = fw.data.to_uint8(tr_c.translate(xs, "s2t"))
+        clf_c = timed("cyclegan", lambda: classifier.train_classifier(xs_to_t, ys, epochs=args.epochs, seed=seed))
+        out["cyclegan"] = acc(clf_c, xt_test, yt_test)
+        out["oracle_on_cyclegan"] = acc(clf_d, fw.data.to_uint8(tr_c.translate(xs_test, "s2t")), ys_test)
+        if seed == args.seeds[0] and args.grid is not None:
+            rows = [xs_test[:10], fw.data.to_uint8(tr_c.translate(xs_test[:10], "s2t")), xt_test[:10]]
+            save(rows, args.grid.with_name(f"{args.grid.stem}_{slug(shift)}_cyclegan.png"))
     out["wall_s"] = wall
-    if seed == args.seeds[0] and args.grid is not None:
-        grid(tr_c, xs_test, xt_test, args.grid)
-    print(f"seed {seed}: " + ", ".join(f"{k} {out[k]:.3f}" for k in ARMS if k in out), flush=True)
+    print(f"{shift} seed {seed}: " + ", ".join(f"{k} {out[k]:.3f}" for k in ARMS if k in out), flush=True)
     return out
 
 
-def grid(tr, xs_test, xt_test, path: Path) -> None:
-    """Rows of 10 held-out images: source, G_st(source), G_ts(G_st(source)); target, G_ts(target),
-    G_st(G_ts(target))."""
-    xs, xt = xs_test[:10], xt_test[:10]
-    st, ts = tr.translate(xs, "s2t"), tr.translate(xt, "t2s")
-    rows = [fw.data.to_float(xs), st, tr.translate(st, "t2s"), fw.data.to_float(xt), ts, tr.translate(ts, "s2t")]
+def slug(shift: str) -> str:
+    return shift.replace("->", "_to_")
+
+
+def save(rows, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fw.data.save_grid(torch.cat(rows), path, nrow=10, scale=None)
+    fw.data.save_grid(torch.cat([fw.data.to_float(r) for r in rows]), path, nrow=10, scale=None)
+
+
+def summarise(runs: list[dict]) -> dict:
+    keys = [k for k in runs[0] if not k.endswith("_history") and k != "wall_s"]
+    keys += [k for r in runs for k in r if k not in keys and not k.endswith("_history") and k != "wall_s"]
+    summary = {}
+    for k in dict.fromkeys(keys):
+        vals = [r[k] for r in runs if k in r]
+        summary[k] = {
+            "mean": statistics.fmean(vals),
+            "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            "n": len(vals),
+        }
+    gap = summary["oracle"]["mean"] - summary["source_only"]["mean"]
+    closed = {k: (summary[k]["mean"] - summary["source_only"]["mean"]) / gap for k in ADAPTED if k in summary}
+    walls = {k: statistics.fmean(r["wall_s"][k] for r in runs if k in r["wall_s"]) for r in runs for k in r["wall_s"]}
+    return {"summary": summary, "gap_closed": closed, "wall_mean_s": walls}
 
 
 def run(args) -> dict:
-    d = data()
-    runs = [one_seed(s, d, args) for s in args.seeds]
-    summary = {}
-    for k in (*ARMS, "source_only_on_source", "oracle_on_translated", "translated_train_fit"):
-        vals = [r[k] for r in runs if k in r]
-        if not vals:
-            continue
-        summary[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
-    walls = {k: statistics.fmean(r["wall_s"][k] for r in runs) for k in runs[0]["wall_s"]}
-    extra = {
-        "critic": args.critic,
-        "critic_width": args.critic_width,
-        "blocks": args.blocks,
-        "lr_adapt": args.lr_adapt,
-        "arms": args.arms,
-        "cycle_weight": args.cycle_weight,
-        "identity_weight": args.identity_weight,
-        "semantic_weight": args.semantic_weight,
-    }
-    gap = summary["oracle"]["mean"] - summary["source_only"]["mean"]
-    closed = {
-        k: (summary[k]["mean"] - summary["source_only"]["mean"]) / gap if gap > 0 else float("nan")
-        for k in ("wdgrl", "translated")
-        if k in summary
-    }
+    if args.merge:
+        return merge([json.loads(p.read_text()) for p in args.merge])
+    shifts = {}
+    for shift in args.shifts:
+        d = data(shift)
+        runs = [one_seed(shift, s, d, args) for s in args.seeds]
+        shifts[shift] = {"runs": runs, **summarise(runs)}
+    settings = {k: getattr(args, k) for k in ("seeds", "cyclegan_seeds", "epochs", "adapt_steps", "pixelda_steps")}
+    settings.update(translate_steps=args.translate_steps, arms=args.arms, compile=not args.no_compile)
     return {
         "study": "domain_digits",
-        "seeds": args.seeds,
-        "translate_steps": args.translate_steps,
-        "adapt_steps": args.adapt_steps,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "width": args.width,
-        "weight": args.weight,
-        "compile": not args.no_compile,
-        **extra,
-        "runs": runs,
-        "summary": summary,
-        "wall_mean_s": walls,
-        "gap_closed": closed,
+        "settings": settings,
+        "shifts": shifts,
         "environment": environment(),
         "threads": torch.get_num_threads(),
     }
 
 
+def merge(results: list[dict]) -> dict:
+    """One result from several runs of other arms on the same seeds: each run's per-seed records are merged by
+    (shift, seed), later files adding arms; the source-only and oracle arms must agree (same seeds, same code)."""
+    out = json.loads(json.dumps(results[0]))
+    out["merged_from"] = [r.get("command") for r in results]
+    for r in results[1:]:
+        out["settings"]["arms"] = sorted(set(out["settings"]["arms"]) | set(r["settings"]["arms"]))
+        for shift, s in r["shifts"].items():
+            if shift not in out["shifts"]:
+                out["shifts"][shift] = s
+                continue
+            mine = out["shifts"][shift]["runs"]
+            for a, b in zip(mine, s["runs"]):
+                if abs(a["source_only"] - b["source_only"]) > 1e-6:
+                    raise SystemExit(f"merge: {shift}: source-only differs between runs ({a} vs {b})")
+                a.update({k: v for k, v in b.items() if k != "wall_s"})
+                a["wall_s"].update(b["wall_s"])
+    for shift, s in out["shifts"].items():
+        s.update(summarise(s["runs"]))
+    return out
+
+
 def table(result: dict) -> str:
-    s, w = result["summary"], result["wall_mean_s"]
-    arm_wall = {
-        "source_only": w["source_only"],
-        "wdgrl": w.get("wdgrl"),
-        "oracle": w["oracle"],
-        "translated": w["translation"] + w["translated"] if "translation" in w else None,
-        "reverse": w.get("translation"),
-    }
-    lines = ["| arm | digits-m-heldout accuracy | gap a -> d closed | wall per seed (s) |", "|---|---|---|---|"]
+    shifts = result["shifts"]
+    head = "| arm | " + " | ".join(f"{s}: accuracy (gap closed)" for s in shifts) + " |"
+    lines = [head, "|---" * (len(shifts) + 1) + "|"]
     for k in ARMS:
-        if k not in s:
-            continue
-        closed = result["gap_closed"].get(k)
-        lines.append(
-            f"| {LABELS[k]} | {s[k]['mean']:.3f} +- {s[k]['std']:.3f} | "
-            f"{'' if closed is None else f'{closed:.0%}'} | {arm_wall[k]:.0f} |"
-        )
-    if "oracle_on_translated" in s:
-        lines.append(
-            f"\nthe oracle (d) on G_st(held-out source): {s['oracle_on_translated']['mean']:.3f} (do the "
-            f"translations carry their digit in the target's look?); (c)'s fit of its own training set "
-            f"{s['translated_train_fit']['mean']:.3f}"
-        )
+        cells = []
+        for s in shifts.values():
+            if k not in s["summary"]:
+                cells.append("")
+                continue
+            m, closed = s["summary"][k], s["gap_closed"].get(k)
+            cell = f"{m['mean']:.3f} +- {m['std']:.3f}"
+            cell += f" ({closed:.0%})" if closed is not None else ""
+            cell += f" n={m['n']}" if m["n"] != len(s["runs"]) else ""
+            cells.append(cell)
+        lines.append(f"| {LABELS[k]} | " + " | ".join(cells) + " |")
+    walls = []
+    for name, s in shifts.items():
+        w = s["wall_mean_s"]
+        walls.append(f"{name}: " + ", ".join(f"{k} {v:.0f}" for k, v in w.items()))
+    st = result["settings"]
     lines.append(
-        f"\n(a) on the source's own held-out digits: {s['source_only_on_source']['mean']:.3f}; seeds "
-        f"{result['seeds']}; translation {result['translate_steps']} steps, WDGRL {result['adapt_steps']} "
-        f"steps, classifiers {result['epochs']} epochs; (e)'s wall is the shared translation run"
+        f"\nseeds {st['seeds']} (CycleGAN: the first {st['cyclegan_seeds']}); classifier {st['epochs']} epochs; "
+        f"WDGRL {st['adapt_steps']} steps (DANN x10), PixelDA {st['pixelda_steps']}, CycleGAN {st['translate_steps']}"
     )
+    for name, s in shifts.items():
+        sm = s["summary"]
+        extra = [f"{k} {sm[k]['mean']:.3f}" for k in sm if k.endswith("_on_source") or k.startswith("oracle_on")]
+        lines.append(f"{name}: " + ", ".join(extra))
+    lines.append("wall per seed (s): " + "; ".join(walls))
     return "\n".join(lines)
 
 
@@ -264,16 +289,18 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = result["summary"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar(range(len(ARMS)), [s[k]["mean"] for k in ARMS], yerr=[s[k]["std"] for k in ARMS], color="C0")
-    ax.set_xticks(
-        range(len(ARMS)),
-        [LABELS[k].split(" ", 1)[0] + "\n" + LABELS[k].split(" ", 1)[1][:18] for k in ARMS],
-        fontsize=7,
-    )
-    ax.set_ylabel("digits-m-heldout accuracy")
+    shifts = result["shifts"]
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    width = 0.8 / len(ARMS)
+    for j, k in enumerate(ARMS):
+        xs = [i for i, s in enumerate(shifts.values()) if k in s["summary"]]
+        m = [s["summary"][k]["mean"] for s in shifts.values() if k in s["summary"]]
+        e = [s["summary"][k]["std"] for s in shifts.values() if k in s["summary"]]
+        ax.bar([x + (j - len(ARMS) / 2 + 0.5) * width for x in xs], m, width, yerr=e, label=LABELS[k])
+    ax.set_xticks(range(len(shifts)), list(shifts))
+    ax.set_ylabel("target test accuracy")
     ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=3, loc="lower center")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -29,7 +29,7 @@ from .gan import models
 from .gan.reference import ReferenceTrainer
 from .gan.restore import load_trainer
 from .gan.trainer import Trainer
-from .uses import adapt, anomaly, translate
+from .uses import adapt, anomaly, pixelda, translate
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,7 @@ __all__ = [
     "checkpoint",
     "translate",
     "adapt",
+    "pixelda",
     "anomaly",
     "FitOptions",
     "__version__",

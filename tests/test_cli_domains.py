@@ -119,6 +119,24 @@ def test_adapt_writes_the_classifier_and_its_target_accuracy(tmp_path, capsys):
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
 
 
+@pytest.mark.parametrize("method", ["dann", "pixelda"])
+def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, method):
+    run = tmp_path / method
+    argv = ["adapt", "--method", method, "--source", "mnist-5k-heldout", "--target", "digits-heldout"]
+    argv += ["--image-size", "8", "--resize", "box", "--out", str(run), "--steps", "2", "--batch-size", "8"]
+    argv += ["--source-epochs", "1", "--eval-data", "digits-heldout", "--no-compile", "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    cfg = json.loads((run / "config.json").read_text())
+    assert metrics["method"] == method and 0 <= metrics["target_accuracy"] <= 1
+    if method == "dann":  # started from a source-trained classifier, whose target accuracy is reported
+        assert 0 <= metrics["source_only_target_accuracy"] <= 1 and cfg["method"] == "dann"
+        assert cfg["config"]["betas"] == [0.9, 0.999] and cfg["source_epochs"] == 1
+    assert cfg["kind"] == ("pixelda" if method == "pixelda" else "adaptation")
+    assert main(["adapt", "--resume", str(run), "--steps", "3", "--no-compile", "--no-progress"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["step"] == 3
+
+
 @pytest.mark.parametrize(
     "argv,needle",
     [
@@ -129,6 +147,22 @@ def test_adapt_writes_the_classifier_and_its_target_accuracy(tmp_path, capsys):
         (
             ["adapt", "--source", "digits", "--target", "digits-m", "--out", "{tmp}/a"],
             "one image shape is needed, got (1, 8, 8) and (3, 8, 8)",
+        ),
+        (
+            [
+                "adapt",
+                "--method",
+                "pixelda",
+                "--weight",
+                "1",
+                "--source",
+                "digits",
+                "--target",
+                "digits",
+                "--out",
+                "{tmp}/p",
+            ],
+            "--weight, --clf-steps and --entropy-weight are for --method wdgrl / dann",
         ),
         (
             ["translate", "train", "--source", "digits", "--target", "toy:8gaussians", "--out", "{tmp}/t"],

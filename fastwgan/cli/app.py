@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from . import domains, runs, scoring, train
+from . import adapt, domains, runs, scoring, train
 from .distributed import leave_process_group, ranks_finish_together
 
 #: The function behind each command.
@@ -21,7 +21,7 @@ COMMANDS = {
     "score": scoring.cmd_score,
     "encode": scoring.cmd_encode,
     "translate": domains.cmd_translate,
-    "adapt": domains.cmd_adapt,
+    "adapt": adapt.cmd_adapt,
 }
 
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(sub)
     scoring.add_parsers(sub)
     domains.add_parsers(sub)
+    adapt.add_parser(sub)
     return p
 
 

@@ -1,6 +1,6 @@
-"""The two-domain commands: ``fastwgan translate train|apply`` (unpaired translation, ``fastwgan.uses.translate``) and
-``fastwgan adapt`` (WDGRL feature alignment, ``fastwgan.uses.adapt``): their options (``add_parsers``) and the commands
-(``cmd_translate``, ``cmd_adapt``)."""
+"""The two-domain commands: ``fastwgan translate train|apply`` (unpaired translation, ``fastwgan.uses.translate``):
+its options (``add_parsers``) and the command (``cmd_translate``), and what ``fastwgan adapt``
+(``fastwgan.cli.adapt``) shares with it (``common_training``, ``load_domain``, ``GAN_ONLY``, ``LR_HELP``)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ TRAINING_HELP = {
     "--resume": "continue RUN to its own target (or --steps in total), with its own config and data",
     "--preset": "the critics' settings (default wgan-gp)",
     "--image-size": "resize both domains to this square size",
+    "--resize": "how --image-size resizes: bilinear (default), area, or box (MNIST's 20x20 digit box, area-resized, "
+    "ink stretched to 255: brings MNIST to the bundled digits' layout; fastwgan.data.load)",
 }
 #: The help of ``translate``, ``translate train`` and their options.
 TRANSLATE_HELP = {
@@ -74,40 +76,29 @@ APPLY_HELP = {
     "--out": "FILE.png: a grid of inputs above their translations; DIR: one PNG per image; FILE.npz: uint8 images",
     "--direction": "s2t: INPUT is from the source domain (G_st); t2s: from the target (G_ts)",
 }
-#: The help of ``adapt`` and of its options.
-ADAPT_HELP = {
-    "help": "WDGRL domain adaptation of a classifier",
-    "description": "Train a feature extractor and classifier on labelled --source images while a Wasserstein critic "
-    "on the features aligns them with unlabelled --target images (fastwgan.uses.adapt, WDGRL). Writes a run folder "
-    "with "
-    "the adapted classifier (classifier.safetensors) and, with --eval-data, its target accuracy (metrics.json).",
-    "--channels": "convert both domains' channels",
-    "--weight": "lambda: the Wasserstein term's weight (default 1)",
-    "--eval-data": "labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
-    "classifier's accuracy on them goes to metrics.json; the target's own labels are never read",
-}
 
 
-def _common_training(p: argparse.ArgumentParser, default_steps: int) -> None:
+def common_training(p: argparse.ArgumentParser, default_steps: int) -> None:
     h = {k: v.format(steps=default_steps) for k, v in TRAINING_HELP.items()}
     p.add_argument("--source", default=None, help=h["--source"])
     p.add_argument("--target", default=None, help=h["--target"])
     add_folder_options(p, h)
     p.set_defaults(default_steps=default_steps)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="wgan-gp", help=h["--preset"])
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help=h["--preset"])
     add_trainer_options(p, "flat buffers, fused optimizer, compiled updates")
     p.add_argument("--image-size", type=int, default=None, help=h["--image-size"])
+    p.add_argument("--resize", choices=("bilinear", "area", "box"), default="bilinear", help=h["--resize"])
     add_progress_options(p)
     add_threads_option(p)
 
 
 def add_parsers(sub) -> None:
-    """The ``translate`` and ``adapt`` sub-commands."""
+    """The ``translate`` sub-commands."""
     h = TRANSLATE_HELP
     tr = add_command(sub, "translate", h["help"], h["description"])
     tsub = tr.add_subparsers(dest="action", required=True, metavar="{train,apply}")
     t = add_command(tsub, "train", h["train"], h["train description"])
-    _common_training(t, 2000)
+    common_training(t, 2000)
     t.add_argument("--source-channels", type=int, choices=(1, 3), default=None, help=h["--source-channels"])
     t.add_argument("--target-channels", type=int, choices=(1, 3), default=None, help=h["--target-channels"])
     t.add_argument("--width", type=int, default=32, help=h["--width"])
@@ -128,22 +119,14 @@ def add_parsers(sub) -> None:
     a.add_argument("--direction", choices=("s2t", "t2s"), default="s2t", help=h["--direction"])
     a.add_argument("--batch-size", type=int, default=1024)
 
-    h = ADAPT_HELP
-    ad = add_command(sub, "adapt", h["help"], h["description"])
-    _common_training(ad, 1000)
-    ad.add_argument("--channels", type=int, choices=(1, 3), default=None, help=h["--channels"])
-    ad.add_argument("--weight", type=float, default=1.0, help=h["--weight"])
-    ad.add_argument("--eval-data", default=None, metavar="SOURCE", help=h["--eval-data"])
-    add_config_options(ad, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["adapt"])))
 
-
-def _load(source: str, what: str, *, image_size=None, channels=None, labels=False):
+def load_domain(source: str, what: str, *, image_size=None, channels=None, labels=False, resize="bilinear"):
     from .. import data
 
     if source is None:
         raise ValueError(f"--{what}: which data? (e.g. --{what} digits-train)")
     try:
-        return data.load(source, image_size=image_size, channels=channels, labels=labels)
+        return data.load(source, image_size=image_size, channels=channels, labels=labels, resize=resize)
     except data.DataError as e:
         if labels and "label" in str(e):
             raise ValueError(f"--{what}: adaptation needs the source's labels, and {source} has none ({e})") from None
@@ -164,8 +147,9 @@ def _translate_train(args) -> int:
     out, rc, _ = training_folder(args, "translation", args.default_steps)
     if args.resume:
         d = rc["data"]
-        xs = _load(d["source"], "source", image_size=d["image_size"], channels=d["source_channels"])
-        xt = _load(d["target"], "target", image_size=d["image_size"], channels=d["target_channels"])
+        size = {"image_size": d["image_size"], "resize": d.get("resize", "bilinear")}  # resize: since issue 24
+        xs = load_domain(d["source"], "source", channels=d["source_channels"], **size)
+        xt = load_domain(d["target"], "target", channels=d["target_channels"], **size)
         trainer = translate.load_translation(out, compile=not args.no_compile, threads=args.threads)
         if args.trainer == "reference":
             raise ValueError(
@@ -173,9 +157,10 @@ def _translate_train(args) -> int:
             )
         run_config = None
     else:
-        cfg = config_from_args(args, args.preset)
-        xs = _load(args.source, "source", image_size=args.image_size, channels=args.source_channels)
-        xt = _load(args.target, "target", image_size=args.image_size, channels=args.target_channels)
+        cfg = config_from_args(args, args.preset or "wgan-gp")
+        size = {"image_size": args.image_size, "resize": args.resize}
+        xs = load_domain(args.source, "source", channels=args.source_channels, **size)
+        xt = load_domain(args.target, "target", channels=args.target_channels, **size)
         for what, x in (("source", xs), ("target", xt)):
             if x.dim() != 4:
                 raise ValueError(f"--{what}: translation takes images, got samples of shape {tuple(x.shape[1:])}")
@@ -202,6 +187,7 @@ def _translate_train(args) -> int:
                 "source": args.source,
                 "target": args.target,
                 "image_size": args.image_size,
+                "resize": args.resize,
                 "source_channels": args.source_channels,
                 "target_channels": args.target_channels,
                 "source_shape": list(xs.shape),
@@ -242,7 +228,13 @@ def _translate_apply(args) -> int:
     trainer = translate.load_translation(run)
     d = rc.get("data", {})
     side = "source" if args.direction == "s2t" else "target"
-    x = _load(args.input, "input", image_size=d.get("image_size"), channels=d.get(f"{side}_channels"))
+    x = load_domain(
+        args.input,
+        "input",
+        image_size=d.get("image_size"),
+        channels=d.get(f"{side}_channels"),
+        resize=d.get("resize", "bilinear"),
+    )
     y = trainer.translate(x, args.direction, batch_size=args.batch_size)  # (N, C', H, W) in [-1, 1]
     out = Path(args.out)
     if out.suffix == ".png":
@@ -256,81 +248,4 @@ def _translate_apply(args) -> int:
     else:
         raise ValueError(f"--out: {out} must end in .png or .npz, or be a folder")
     print(json.dumps({"input": args.input, "direction": args.direction, "n": len(y), "out": str(out)}))
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# adapt
-# ---------------------------------------------------------------------------------------------------------------
-def cmd_adapt(args) -> int:
-    from ..core import checkpoint
-    from ..uses import adapt
-
-    out, rc, _ = training_folder(args, "adaptation", args.default_steps)
-    if args.resume:
-        d = rc["data"]
-        cfg = TrainConfig.from_dict(rc["config"])
-        args.weight, args.eval_data = rc["weight"], d.get("eval")
-        image_size, channels, source, target = d["image_size"], d["channels"], d["source"], d["target"]
-    else:
-        cfg = config_from_args(args, args.preset)
-        image_size, channels, source, target = args.image_size, args.channels, args.source, args.target
-    xs, ys = _load(source, "source", image_size=image_size, channels=channels, labels=True)
-    xt = _load(target, "target", image_size=image_size, channels=channels)
-    if xs.dim() != 4 or xs.shape[1:] != xt.shape[1:]:
-        raise ValueError(
-            f"--source and --target: one image shape is needed, got {tuple(xs.shape[1:])} and "
-            f"{tuple(xt.shape[1:])} (give --image-size / --channels)"
-        )
-    if xs.shape[2] != xs.shape[3] or xs.shape[2] % 2:
-        raise ValueError(
-            f"--source: the bundled networks take square images of an even size, got "
-            f"{xs.shape[2]}x{xs.shape[3]} (give --image-size)"
-        )
-    k = int(ys.max()) + 1
-    torch.manual_seed(cfg.seed)
-    nets = adapt.digit_networks(xs.shape[1], num_classes=k, image_size=xs.shape[2])
-    if args.trainer == "fast":
-        trainer = adapt.AdaptTrainer(*nets, cfg, args.weight, compile=not args.no_compile, threads=args.threads)
-    else:
-        trainer = adapt.ReferenceAdaptTrainer(*nets, cfg, args.weight)
-    if args.resume:
-        trainer.load_state_dict(checkpoint.load(out))
-    run_config = {
-        "data": {
-            "source": source,
-            "target": target,
-            "image_size": image_size,
-            "channels": channels,
-            "eval": args.eval_data,
-            "shape": list(xs.shape[1:]),
-        },
-        "steps": args.steps,
-    }
-    print(
-        f"fastwgan adapt: {trainer.name} trainer, {len(xs)} labelled source images ({k} classes) -> {len(xt)} "
-        f"target images {tuple(xt.shape[1:])}, {args.steps} steps in total -> {out}",
-        file=sys.stderr,
-    )
-    evaluators = ()
-    if args.eval_data:  # the target accuracy at every log tick: stats.jsonl and the plot's third panel
-        xe, ye = _load(args.eval_data, "eval-data", image_size=image_size, channels=channels, labels=True)
-        evaluators = (lambda tr: {"target_accuracy": tr.accuracy(xe, ye)},)
-    trainer.fit(xs, xt, args.steps, labels=ys, **fit_options(args, out), run_config=run_config, evaluators=evaluators)
-    code = stopped(trainer, out, "adapt")
-    if code:
-        return code
-    from ..core.checkpoint import atomic_save_tensors, atomic_write_json
-
-    atomic_save_tensors(
-        {k: v.contiguous() for k, v in trainer.model.state_dict().items()},
-        out / "classifier.safetensors",
-        metadata={"kind": "fastwgan-adapted-classifier", "step": str(trainer.step)},
-    )
-    metrics = {"step": trainer.step, "source_train_accuracy": trainer.accuracy(xs, ys)}
-    if args.eval_data:
-        metrics["target_accuracy"] = trainer.accuracy(xe, ye)
-        metrics["eval_data"] = args.eval_data
-    atomic_write_json(out / "metrics.json", metrics)
-    print(json.dumps({"run": str(out), **metrics}))
     return 0

@@ -39,12 +39,16 @@ SEED = 0
 
 class DigitClassifier(nn.Module):
     """(N, channels, 8, 8) float digits in [-1, 1] -> (N, 10) logits; ``features`` gives the (N, 128) penultimate
-    layer. ``channels`` (1 or 3, default 1) is what the first convolution takes; it is kept as ``self.channels``."""
+    layer. ``channels`` (1 or 3, default 1) is what the first convolution takes; it is kept as ``self.channels``.
+    ``num_classes`` and ``image_size`` (even) size the head and the 128-unit layer for other class counts and square
+    sizes (the defaults are the bundled digits')."""
 
-    def __init__(self, channels: int = 1):
+    def __init__(self, channels: int = 1, num_classes: int = 10, image_size: int = 8):
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"DigitClassifier: channels must be 1 or 3, got {channels!r}")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2 or image_size % 2:
+            raise ValueError(f"DigitClassifier: image_size must be an even integer >= 2, got {image_size!r}")
         self.channels = channels
         self.body = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1),
@@ -53,10 +57,10 @@ class DigitClassifier(nn.Module):
             nn.ReLU(),  # (N, 64, 8, 8)
             nn.MaxPool2d(2),
             nn.Flatten(),  # (N, 1024)
-            nn.Linear(1024, 128),
+            nn.Linear(64 * (image_size // 2) ** 2, 128),
             nn.ReLU(),  # (N, 128) features
         )
-        self.head = nn.Linear(128, 10)
+        self.head = nn.Linear(128, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -65,15 +69,15 @@ class DigitClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def _as_input(x: torch.Tensor, channels: int = 1) -> torch.Tensor:
-    """Digits as float32 [-1, 1] on the CPU, checked to be (N, channels, 8, 8)."""
+def _as_input(x: torch.Tensor, channels: int = 1, size: int = 8) -> torch.Tensor:
+    """Digits as float32 [-1, 1] on the CPU, checked to be (N, channels, size, size)."""
     from ..data import to_float
 
     x = torch.as_tensor(x).detach().cpu()
     x = to_float(x) if x.dtype == torch.uint8 else x.float()
-    if x.dim() != 4 or x.shape[1:] != (channels, 8, 8):
+    if x.dim() != 4 or x.shape[1:] != (channels, size, size):
         raise ValueError(
-            f"digit classifier: expected (N, {channels}, 8, 8) images for a {channels}-channel "
+            f"digit classifier: expected (N, {channels}, {size}, {size}) images for a {channels}-channel "
             f"classifier, got shape {tuple(x.shape)}"
         )
     return x
@@ -99,6 +103,7 @@ def train_classifier(
     seed: int = SEED,
     batch_size: int = 64,
     shift: bool = True,
+    model: nn.Module | None = None,
 ) -> DigitClassifier:
     """Train a DigitClassifier on digits ``x`` (N, C, 8, 8), C = 1 or 3 (uint8 or float in [-1, 1]), with labels
     ``y`` (N,): Adam 1e-3, cross entropy, optionally random 1-pixel shifts (the classic augmentation). The model
@@ -108,6 +113,8 @@ def train_classifier(
         epochs: passes over x; steps: optimizer steps instead (whole epochs of reshuffled batches until then), for
             comparing training sets of different sizes at the same cost. Exactly one of them.
         seed: initialisation, batch order and shifts.
+        model: train this module (images (N, C, H, W) -> logits, e.g. ``fastwgan.uses.adapt.digit_networks``'s
+            extractor and classifier in an ``nn.Sequential``; any square size) instead of a new DigitClassifier.
     Returns:
         the model in eval mode.
     Raises:
@@ -116,17 +123,19 @@ def train_classifier(
     if (epochs is None) == (steps is None):
         raise ValueError("train_classifier: give exactly one of epochs and steps")
     shape = tuple(torch.as_tensor(x).shape)
-    if len(shape) != 4 or shape[1] not in (1, 3):
+    if len(shape) != 4 or shape[1] not in (1, 3) or (model is None and shape[2:] != (8, 8)):
         raise ValueError(f"train_classifier: expected (N, 1, 8, 8) or (N, 3, 8, 8) images, got shape {shape}")
     channels = shape[1]
-    x, y = _as_input(x, channels), torch.as_tensor(y).long()
+    x, y = _as_input(x, channels, shape[2] if model is not None else 8), torch.as_tensor(y).long()
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"train_classifier: {len(x)} images and {len(y)} labels")
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # initialisation, without touching the caller's global RNG
-        model = DigitClassifier(channels)
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # initialisation, without touching the caller's global RNG
+            model = DigitClassifier(channels)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    dev = next(model.parameters()).device  # a given model may live on an accelerator
     model.train()
     done, epoch = 0, 0
     while (epochs is not None and epoch < epochs) or (steps is not None and done < steps):
@@ -136,7 +145,7 @@ def train_classifier(
                 break
             idx = perm[i : i + batch_size]
             xb = _shift(x[idx], g) if shift else x[idx]
-            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            loss = nn.functional.cross_entropy(model(xb.to(dev)).float(), y[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

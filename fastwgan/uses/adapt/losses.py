@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ...core.config import TrainConfig
 from ...gan import objectives
@@ -124,13 +123,6 @@ def digit_networks(channels: int = 3, num_classes: int = 10, image_size: int = 8
     from ...eval.classifier import DigitClassifier
     from ...gan.models import mlp
 
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2 or image_size % 2:
-        raise ValueError(f"digit_networks: image_size must be an even integer >= 2, got {image_size!r}")
-    model = DigitClassifier(channels)
-    i = next(i for i, m in enumerate(model.body) if isinstance(m, nn.Linear))
-    if image_size != 8:
-        model.body[i] = nn.Linear(64 * (image_size // 2) ** 2, model.body[i].out_features)
-    if num_classes != 10:
-        model.head = nn.Linear(model.head.in_features, num_classes)
+    model = DigitClassifier(channels, num_classes, image_size)
     _, critic = mlp((model.head.in_features,), latent_dim=1, hidden=hidden, depth=depth)
     return model.body, model.head, critic

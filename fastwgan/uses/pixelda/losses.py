@@ -1,0 +1,104 @@
+"""PixelDA's losses (the package docstring's L_D and L_GT), written once for the eager oracle and the compiled steps;
+the networks are callables (modules, or functional calls).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ...gan import objectives
+
+ADV_WEIGHT = 1.0  # alpha: the adversarial term's weight (ours, not tuned: the package docstring)
+TASK_WEIGHT = 1.0  # beta: the task cross-entropies' weight (ours, not tuned)
+CONTENT_WEIGHT = 0.0  # gamma: the content-similarity (PMSE) weight (off by default: ours; the paper masks it)
+PRETRAIN_EPOCHS = 40  # T's warm start on the source alone (ours: the source-only baseline's recipe, 40 epochs)
+SHIFT = True  # random 1-pixel shifts of the G/T update's source batch (ours: the source-only baseline's augmentation)
+
+
+def pmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The pairwise mean squared error of Bousmalis et al. (2017, eq. 5) without a mask, over all k elements of a
+    sample: mean_b [ (1/k) ||d_b||^2 - (1/k^2) (sum d_b)^2 ], d = a - b. It penalises differences between pairs of
+    pixels, not a constant shift of the whole image (a shift d = c costs 0)."""
+    d = (a - b).flatten(1)  # (B, k)
+    return (d.square().mean(1) - d.mean(1).square()).mean()
+
+
+def shift_images(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Each image moved by its own (dy, dx) in {-1, 0, 1}^2, the vacated border filled with -1 (background): the
+    1-pixel random shifts of ``fastwgan.eval.classifier.train_classifier``, drawn per image. out[b, :, i, j] =
+    x[b, :, i - dy_b, j - dx_b]. x (B, C, H, W), s (B, 2) int64 (dy, dx)."""
+    b, _, h, w = x.shape
+    xp = F.pad(x, (1, 1, 1, 1), value=-1.0)  # (B, C, H + 2, W + 2)
+    rows = torch.arange(h, device=x.device)[None] + 1 - s[:, :1]  # (B, H)
+    cols = torch.arange(w, device=x.device)[None] + 1 - s[:, 1:]  # (B, W)
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    return xp[bi, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
+
+
+def critic_loss(
+    score,
+    x_t: torch.Tensor,
+    fake: torch.Tensor,
+    eps: torch.Tensor | None,
+    loss: str,
+    gp_weight: float,
+    calculus: objectives.Calculus = objectives.EAGER,
+):
+    """L_D: ``fastwgan.gan.objectives.critic_objective`` with real = target images x_t and fake = adapted source
+    images G(x_s, z) (made without gradient), a function of the critic's parameters.
+
+    Returns:
+        (L_D, {"critic_loss", "w_estimate", and with a penalty "gp", "grad_norm"}: detached 0-d tensors)
+    """
+    total, aux = objectives.critic_objective(score, x_t, fake, eps, loss, gp_weight, calculus)
+    aux["critic_loss"] = total.detach()
+    return total, aux
+
+
+def model_loss(
+    generate,
+    classify,
+    score,
+    x_s: torch.Tensor,
+    y_s: torch.Tensor,
+    z: torch.Tensor,
+    adv_weight: float,
+    task_weight: float,
+    content_weight: float,
+    source_task: bool = True,
+    shift: torch.Tensor | None = None,
+):
+    """L_GT, a function of the generator's and the task classifier's parameters (package docstring):
+
+        alpha (-mean D(G(x_s, z))) + beta (CE(T(G(x_s, z)), y_s) + CE(T(x_s), y_s)) + gamma PMSE(G(x_s, z), x_s)
+
+    Args:
+        generate: (x_s, z) -> adapted images; classify: images -> logits (B, K); score: images -> (B,) (fixed).
+        x_s (B, C, H, W) in [-1, 1], y_s (B,) int64, z (B, noise_dim).
+        source_task: include CE(T(x_s), y_s) (needs source images shaped like target images).
+        shift: (B, 2) per-image 1-pixel shifts applied to x_s first (``shift_images``; augmentation), or None.
+    Returns:
+        (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"}: detached 0-d tensors, the
+        terms unweighted; task_source 0 without ``source_task``, content 0 when its weight is 0)
+    """
+    if shift is not None:
+        x_s = shift_images(x_s, shift)  # both task terms see the shifted digit (G keeps its position)
+    fake = generate(x_s, z)  # (B, C_t, H, W)
+    adversarial = -score(fake).mean()
+    task_adapted = F.cross_entropy(classify(fake).float(), y_s)
+    zero = torch.zeros((), device=x_s.device)
+    task_source = F.cross_entropy(classify(x_s).float(), y_s) if source_task else zero
+    total = adv_weight * adversarial + task_weight * (task_adapted + task_source)
+    content = zero
+    if content_weight:
+        content = pmse(fake, x_s)
+        total = total + content_weight * content
+    aux = {
+        "model_loss": total.detach(),
+        "adversarial": adversarial.detach(),
+        "task_adapted": task_adapted.detach(),
+        "task_source": task_source.detach(),
+        "content": content.detach(),
+    }
+    return total, aux

@@ -1,0 +1,285 @@
+"""Pixel-level domain adaptation (fastwgan.uses.pixelda, PixelDA with a Wasserstein critic): the losses on analytic
+cases, the penalty's gradient reaching the critic, the fast trainer equal to the eager oracle (eager and compiled,
+no recompiles; batch norm in the generator included), exact resume, DataLoader input, a run folder read back, and
+one-line refusals of bad input."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from equivalence import LOSS_TOL, PRESETS, assert_close_modules, assert_same_history
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import fastwgan as fw
+from fastwgan.gan import objectives
+from fastwgan.uses import pixelda
+
+K = 4
+NZ = 3
+PRE = 2  # T's warm start: 2 epochs (the default 40 would dominate the file's time), still run by both twins
+
+
+def domains(cs=3, ct=3, n=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randint(0, 256, (n, cs, 8, 8), dtype=torch.uint8, generator=g),
+        torch.randint(0, K, (n,), generator=g),
+        torch.randint(0, 256, (n + 3, ct, 8, 8), dtype=torch.uint8, generator=g),
+    )
+
+
+def tiny_nets(seed, cs=3, ct=3):
+    """The bundled generator at its smallest (batch norm kept) and MLP-sized critic and classifier: every part of
+    the step at a compile cost of seconds."""
+    torch.manual_seed(seed)
+    return (
+        pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ),
+        nn.Sequential(nn.Flatten(), nn.Linear(ct * 64, 8), nn.Tanh(), nn.Linear(8, 1)),
+        nn.Sequential(nn.Conv2d(ct, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, K)),
+    )
+
+
+def pair(loss, seed, compile=False, config=None, threads="auto", cs=3, ct=3, **kw):
+    cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
+    kw = {"task_weight": 0.5, "pretrain_epochs": PRE, **kw}
+    return (
+        pixelda.ReferencePixelDATrainer(*tiny_nets(seed, cs, ct), cfg, **kw),
+        pixelda.PixelDATrainer(*tiny_nets(seed, cs, ct), cfg, compile=compile, threads=threads, **kw),
+    )
+
+
+def assert_same_networks(ref, fast):
+    assert_close_modules(ref.critic, fast.critic, what="critic.")
+    assert_close_modules(ref.model, fast.model, what="model.")
+    for (n, a), b in zip(ref.model.named_buffers(), fast.model.buffers()):  # G's batch-norm statistics
+        torch.testing.assert_close(b.float(), a.float(), rtol=1e-4, atol=1e-6, msg=lambda m: f"model.{n}: {m}")
+
+
+# ------------------------------------------------------------------------------------------------ the losses
+def test_pmse_ignores_a_constant_shift_and_is_the_papers_eq_5():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 2, 4, 4, generator=g), torch.randn(3, 2, 4, 4, generator=g)
+    assert pixelda.pmse(a + 0.7, a).item() == pytest.approx(0.0, abs=1e-6)
+    d = (a - b).flatten(1)
+    k = d.shape[1]
+    want = (d.square().sum(1) / k - d.sum(1).square() / k**2).mean()
+    assert pixelda.pmse(a, b).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_shift_images_moves_each_image_like_the_classifiers_shift():
+    # train_classifier's _shift, written out per image: out[i, j] = x[i - dy, j - dx], background -1 outside
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(9, 3, 8, 8, generator=g) * 2 - 1
+    s = torch.tensor([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    out = pixelda.shift_images(x, s)
+    for b, (dy, dx) in enumerate(s.tolist()):
+        want = torch.full_like(x[b], -1.0)
+        h = w = 8
+        want[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = x[b][
+            :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
+        torch.testing.assert_close(out[b], want, rtol=0, atol=0)
+
+
+def test_the_skip_generator_starts_as_the_identity():
+    torch.manual_seed(0)
+    for cs, ct in ((3, 3), (1, 3), (1, 1)):
+        g = pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ)
+        x = torch.rand(5, cs, 8, 8) * 2 - 1
+        torch.testing.assert_close(g(x, torch.rand(5, NZ)), (0.98 * x).expand(-1, ct, -1, -1))
+    with pytest.raises(ValueError, match="channels_in must be 1 or channels_out"):
+        pixelda.PixelDAGenerator(2, 3, 8)
+
+
+@pytest.mark.parametrize("calculus", ["eager", "functional"])
+def test_critic_loss_of_a_linear_critic_is_analytic(calculus):
+    # D(x) = <w, x>: its input gradient is w everywhere, so the penalty is (||w|| - 1)^2
+    g = torch.Generator().manual_seed(1)
+    x_t, fake, w = (
+        torch.randn(5, 3, 2, 2, generator=g),
+        torch.randn(5, 3, 2, 2, generator=g),
+        torch.randn(12, generator=g),
+    )
+    calc = objectives.EAGER if calculus == "eager" else objectives.compiled_calculus("torch", "torch")
+    loss, aux = pixelda.critic_loss(lambda x: x.flatten(1) @ w, x_t, fake, torch.rand(5, generator=g), "gp", 10.0, calc)
+    wd = (x_t.flatten(1) @ w).mean() - (fake.flatten(1) @ w).mean()
+    assert aux["w_estimate"].item() == pytest.approx(wd.item(), rel=1e-5)
+    assert aux["gp"].item() == pytest.approx(((w.norm() - 1) ** 2).item(), rel=1e-5)
+    assert aux["critic_loss"].item() == pytest.approx(loss.item())
+    assert loss.item() == pytest.approx((-wd + 10 * (w.norm() - 1) ** 2).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("source_task", [True, False])
+def test_model_loss_is_the_papers_sum(source_task):
+    g = torch.Generator().manual_seed(2)
+    x_s, z, y = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g), torch.randint(0, 3, (5,), generator=g)
+    w = torch.randn(3, 3, generator=g)
+    gen, clf, score = (lambda x, z: x * 2 + z), (lambda x: x @ w), (lambda x: x.sum(1))
+    loss, aux = pixelda.model_loss(gen, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task)
+    fake = x_s * 2 + z
+    adv, ce_a = -fake.sum(1).mean(), F.cross_entropy(fake @ w, y)
+    ce_s = F.cross_entropy(x_s @ w, y) if source_task else torch.tensor(0.0)
+    want = 0.3 * adv + 0.7 * (ce_a + ce_s) + 0.2 * pixelda.pmse(fake, x_s)
+    for key, v in (("adversarial", adv), ("task_adapted", ce_a), ("task_source", ce_s), ("model_loss", want)):
+        assert aux[key].item() == pytest.approx(v.item(), rel=1e-5), key
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["gp", "lp"])
+def test_the_penalty_gradient_reaches_the_critic(loss):
+    g = torch.Generator().manual_seed(3)
+    x_t, fake, eps = torch.randn(5, 3, 8, 8, generator=g) * 3, torch.rand(5, 3, 8, 8, generator=g), torch.rand(5)
+    pen = []
+    for tr in range(2):
+        grads = []
+        for weight in (0.0, 10.0):
+            t = pair(loss, 0, config={"gp_weight": weight})[tr]
+            with torch.no_grad():  # steeper: ||grad D|| > 1 somewhere, where the one-sided penalty acts too
+                for p in t.critic.parameters():
+                    p.mul_(4)
+            grads.append(t.critic_gradient(x_t, fake, eps)[0])
+        pen.append(grads[1] - grads[0])
+    torch.testing.assert_close(pen[1], pen[0], rtol=1e-4, atol=1e-6)  # fast (ops, torch.func) == oracle
+    assert pen[0].abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------ equivalence
+# 10 examples (the floor, conftest.MIN_EXAMPLES): each runs both twins eagerly (~1 s), and the file must stay
+# within a minute on a 2-core CPU
+@settings(max_examples=10)
+@given(
+    seed=st.integers(0, 2**16),
+    loss=st.sampled_from(["gp", "clip"]),
+    channels=st.sampled_from([(3, 3), (1, 3)]),
+    content=st.sampled_from([0.0, 0.5]),
+)
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content):
+    cs, ct = channels
+    content = content if cs == ct else 0.0  # the content loss needs one channel count
+    x_s, y_s, x_t = domains(cs, ct, seed=seed)
+    ref, fast = pair(loss, seed, cs=cs, ct=ct, content_weight=content)
+    ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    assert_same_history(ref, fast)
+    assert_same_networks(ref, fast)
+    assert ref.source_task == fast.source_task == (cs == ct)
+    torch.testing.assert_close(fast.predict(x_t), ref.predict(x_t))
+    torch.testing.assert_close(fast.adapt(x_s, seed=1).float(), ref.adapt(x_s, seed=1).float(), atol=1, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()  # the graph counts below are this trainer's
+    # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), not what this tests
+    return pair("gp", 0, compile=True, threads=1)[1]
+
+
+@pytest.mark.slow
+@settings(max_examples=10)  # the floor: a warm example costs ~1 s, the cold first one the compile
+@given(seed=st.integers(0, 2**16))
+def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
+    from torch._dynamo.utils import counters
+
+    x_s, y_s, x_t = domains(seed=seed)
+    ref = pixelda.ReferencePixelDATrainer(*tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE)
+    compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
+    warm = counters["stats"]["unique_graphs"] > 0
+    with torch._dynamo.config.patch(error_on_recompile=warm):
+        compiled.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    assert counters["stats"]["unique_graphs"] == 2  # the critic update and the G/T update, once each
+    assert_same_history(ref, compiled)
+    assert_same_networks(ref, compiled)
+
+
+# ------------------------------------------------------------------------------------------------ the engine
+def test_a_resumed_run_continues_exactly(tmp_path):
+    x_s, y_s, x_t = domains(seed=3)
+    _, straight = pair("gp", 3)
+    straight.fit(x_s, x_t, 4, labels=y_s, progress=False)
+    _, first = pair("gp", 3)
+    first.fit(x_s, x_t, 2, labels=y_s, out=tmp_path / "run", progress=False)
+    # other initial weights: everything (batch-norm statistics too) comes from the checkpoint, into the other twin
+    ref = pixelda.ReferencePixelDATrainer(*tiny_nets(99), first.config, task_weight=0.5, pretrain_epochs=PRE)
+    ref.load_state_dict(fw.checkpoint.load(tmp_path / "run"))
+    ref.fit(x_s, x_t, 4, labels=y_s, out=tmp_path / "run", progress=False)
+    assert [h["step"] for h in ref.history] == [1, 2, 3, 4]
+    for a, b in zip(ref.history, straight.history):
+        for k in a:
+            assert math.isclose(a[k], b[k], rel_tol=LOSS_TOL["rtol"], abs_tol=LOSS_TOL["atol"]), k
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())[-1] == "step_000004.png"
+
+
+def test_loader_input_trains_like_the_oracle_on_the_same_loaders():
+    x_s, y_s, x_t = domains(n=30, seed=4)
+
+    def loaders():
+        return DataLoader(TensorDataset(x_s, y_s), batch_size=5), DataLoader(TensorDataset(x_t), batch_size=5)
+
+    ref, fast = pair("gp", 4)
+    ref.fit(*loaders(), 3, progress=False)
+    fast.fit(*loaders(), 3, progress=False)
+    assert len(fast.history) == 3 and fast.num_classes == K
+    assert_same_history(ref, fast)
+    assert_same_networks(ref, fast)
+    with pytest.raises(ValueError, match="a loader yields its labels with its batches"):
+        fast.fit(*loaders(), 4, labels=y_s, progress=False)
+
+
+def test_digit_networks_and_a_run_folder_read_back(tmp_path):
+    x_s, y_s, x_t = domains(1, 3, seed=5)
+    torch.manual_seed(0)
+    nets = pixelda.digit_networks(1, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ)
+    assert nets[0](torch.zeros(2, 1, 8, 8), torch.zeros(2, NZ)).shape == (2, 3, 8, 8)
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=5, n_critic=1)
+    t = pixelda.PixelDATrainer(*nets, cfg, compile=False).fit(
+        x_s, x_t, 1, labels=y_s, out=tmp_path / "r", progress=False
+    )
+    back = pixelda.load_pixelda(tmp_path / "r")
+    torch.testing.assert_close(back.predict(x_t), t.predict(x_t))
+    torch.testing.assert_close(back.adapt(x_s), t.adapt(x_s))
+    assert t.adapt(x_s).dtype == torch.uint8 and t.adapt(x_s).shape == (len(x_s), 3, 8, 8)
+    assert not back.source_task  # 1-channel source, 3-channel target
+    with pytest.raises(ValueError, match="adapt: images have 3 channels but the networks take 1"):
+        back.adapt(x_t)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_bad_input_is_refused_with_one_line():
+    x_s, y_s, x_t = domains()
+    ref, _ = pair("gp", 0)
+    with pytest.raises(ValueError, match="labels: PixelDA trains the task classifier on labelled source data"):
+        ref.fit(x_s, x_t, 1)
+    with pytest.raises(ValueError, match="labels: 20 images but 19 labels"):
+        ref.fit(x_s, x_t, 1, labels=y_s[:-1])
+    with pytest.raises(ValueError, match="out of range for num_classes=4"):
+        ref.fit(x_s, x_t, 1, labels=torch.full_like(y_s, K))
+    with pytest.raises(ValueError, match="target: the domain is empty"):
+        ref.fit(x_s, x_t[:0], 1, labels=y_s)
+    with pytest.raises(ValueError, match="one size, got 8x8 .source. and 16x16 .target."):
+        ref.fit(x_s, torch.zeros(4, 3, 16, 16, dtype=torch.uint8), 1, labels=y_s)
+    with pytest.raises(ValueError, match=r"generator: calling it on source images \(2, 1, 8, 8\)"):
+        ref.fit(x_s[:, :1], x_t, 1, labels=y_s)  # a 3-channel generator given 1-channel sources
+    with pytest.raises(ValueError, match=r"generator: maps \(3, 8, 8\) source images to \(3, 8, 8\), but target"):
+        ref.fit(x_s, x_t[:, :1], 1, labels=y_s)
+    with pytest.raises(ValueError, match="content_weight: the content loss compares G"):
+        pair("gp", 0, cs=1, content_weight=1.0)[0].fit(x_s[:, :1], x_t, 1, labels=y_s)
+    with pytest.raises(ValueError, match="adv_weight must be a non-negative finite number"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), adv_weight=-1.0)
+    with pytest.raises(ValueError, match="pretrain_epochs must be a non-negative integer"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), pretrain_epochs=-1)
+    with pytest.raises(ValueError, match="shift must be True or False"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), shift=1)
+    with pytest.raises(ValueError, match="noise_dim: the generator takes 3-d noise, got noise_dim=5"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), noise_dim=5)
+    bn_critic = nn.Sequential(nn.Flatten(), nn.Linear(192, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="critic: batch norm is not allowed with the 'gp' loss"):
+        pixelda.ReferencePixelDATrainer(tiny_nets(0)[0], bn_critic, tiny_nets(0)[2], fw.TrainConfig())
