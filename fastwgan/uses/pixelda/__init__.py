@@ -29,8 +29,9 @@ Before the first step (tensor input, source images shaped like target images, ``
 warm-started on the labelled source alone: ``pretrain_epochs`` passes of
 ``fastwgan.eval.classifier.train_classifier`` (Adam 1e-3, 1-pixel shifts, seeded with ``config.seed + 3``: the
 step's stream below is untouched). DataLoader input skips it (warm-start T yourself, e.g.
-``train_classifier(x, y, epochs=40, model=classifier)``). shift(x, s) moves each image by its (dy, dx), the border filled with -1 (``shift_images``): T
-sees the source-only baseline's augmentation on both of its inputs, G the shifted digit.
+``train_classifier(x, y, epochs=40, model=classifier)``). shift(x, s) moves each image by its (dy, dx), the
+border filled with -1 (``shift_images``): T sees the source-only baseline's augmentation on both of its inputs, G
+the shifted digit.
 
 Why (ours, chosen on digits -> digits-m validation: 300 digits-m-train images held out from the trainer's target,
 their paired digits-train images from its source; 11 settings tried, 250-659 steps each). Without them T reached
