@@ -207,3 +207,61 @@ class PlainWDGRL:
             loss.backward()
             self.clf_optim.step()
         return {"critic_loss": critic_cost.detach(), "model_loss": loss.detach()}
+
+
+class PlainPixelDA:
+    """Eager PixelDA steps as public PyTorch PixelDA code writes them, with a WGAN-GP critic: n_critic critic
+    updates on target images against G(x_s, z) (the penalty via autograd.grad(create_graph=True) at interpolates),
+    then one Adam step over G and T on alpha (-mean D(G(x_s, z))) + beta (CE(T(G(x_s, z)), y_s) + CE(T(x_s), y_s)),
+    the source batch shifted by its per-image 1-pixel draws first (fastwgan.uses.pixelda's settings).
+
+    Args:
+        generator: (x, z) -> images; critic: images -> (B,) or (B, 1); classifier: images -> logits (B, K).
+        config: a ``fastwgan.TrainConfig`` with loss "gp" and optimizer "adam" (lr_d: D; lr_g: G and T).
+        adv_weight, task_weight: alpha and beta.
+    """
+
+    def __init__(self, generator, critic, classifier, config: TrainConfig, adv_weight: float, task_weight: float):
+        if config.loss != "gp" or config.optimizer != "adam" or config.dtype != "float32":
+            raise ValueError("PlainPixelDA: a gradient penalty and Adam in float32")
+        self.config, self.adv_weight, self.task_weight = config, adv_weight, task_weight
+        self.device = resolve_device(config.device)
+        self.generator, self.critic, self.classifier = (m.to(self.device) for m in (generator, critic, classifier))
+        self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.lr_d, betas=config.betas)
+        model = [*generator.parameters(), *classifier.parameters()]
+        self.model_optim = torch.optim.Adam(model, lr=config.lr_g, betas=config.betas)
+
+    def prepare(self, source: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> tuple:
+        return source.to(self.device), labels.to(self.device), target.to(self.device)
+
+    def train_step(self, data: tuple, draw: dict) -> dict[str, torch.Tensor]:
+        """``draw``: idx_s, idx_t (n_critic, B), z (n_critic, B, nz), eps (n_critic, B), gen_s (B,), z_gen (B, nz),
+        shift (B, 2): the PixelDA trainers' stream."""
+        from fastwgan.uses.pixelda import shift_images
+
+        cfg, critic, g = self.config, self.critic, self.generator
+        source, labels, target = data
+        draw = {k: v.to(self.device) for k, v in draw.items()}
+        _set_requires_grad(critic, True)
+        for k in range(cfg.n_critic):
+            x_s, x_t = to_float(source[draw["idx_s"][k]]), to_float(target[draw["idx_t"][k]])
+            with torch.no_grad():
+                fake = g(x_s, draw["z"][k])
+            e = draw["eps"][k].view(-1, 1, 1, 1)
+            x_hat = (e * x_t + (1 - e) * fake).requires_grad_()
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            gp = ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+            critic_cost = critic(fake).mean() - critic(x_t).mean() + cfg.gp_weight * gp
+            self.critic_optim.zero_grad()
+            critic_cost.backward()
+            self.critic_optim.step()
+        _set_requires_grad(critic, False)
+        x_s = shift_images(to_float(source[draw["gen_s"]]), draw["shift"])
+        y = labels[draw["gen_s"]]
+        fake = g(x_s, draw["z_gen"])
+        task = F.cross_entropy(self.classifier(fake), y) + F.cross_entropy(self.classifier(x_s), y)
+        loss = self.adv_weight * -critic(fake).mean() + self.task_weight * task
+        self.model_optim.zero_grad()
+        loss.backward()
+        self.model_optim.step()
+        return {"critic_loss": critic_cost.detach(), "model_loss": loss.detach()}

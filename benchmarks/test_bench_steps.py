@@ -320,7 +320,10 @@ class DomainCase:
         return f"{self.method}-{self.image_size}px-c{self.channels}-b{self.batch}"
 
 
-DOMAIN_CASES = (DomainCase("wdgrl", 64),)  # conftest parametrises `domain_case` with these, in every profile
+DOMAIN_CASES = (
+    DomainCase("wdgrl", 64),
+    DomainCase("pixelda", 64),
+)  # conftest parametrises `domain_case` with these, in every profile
 
 
 def _digits(case, n: int = N_DATA) -> torch.Tensor:
@@ -353,7 +356,42 @@ def _wdgrl(case, device: str, plain_loop):
     return cfg, make, draw
 
 
-DOMAIN_BUILDERS = {"wdgrl": _wdgrl}
+def _pixelda(case, device: str, plain_loop):
+    """PixelDA (fastwgan.uses.pixelda) at its defaults, the wgan-gp preset: (config, make(provider), draw)."""
+    from fastwgan.uses import pixelda
+
+    cfg = TrainConfig.preset("wgan-gp", batch_size=case.batch, device=device)
+    x_s, x_t = _digits(case), _digits(case).flip(0)
+    y_s = torch.randint(0, 10, (N_DATA,), generator=torch.Generator().manual_seed(1))
+
+    def make(provider):
+        torch.manual_seed(0)  # every provider starts from the same weights
+        nets = pixelda.digit_networks(case.channels, case.channels, image_size=case.image_size)
+        if provider == "loop":
+            loop = plain_loop.PlainPixelDA(*nets, cfg, pixelda.ADV_WEIGHT, pixelda.TASK_WEIGHT)
+            return loop, loop.prepare(x_s, y_s, x_t), loop.train_step
+        cls = pixelda.ReferencePixelDATrainer if provider == "reference" else pixelda.PixelDATrainer
+        trainer = cls(*nets, cfg, pretrain_epochs=0)
+        return trainer, trainer.domain_source((x_s, y_s, x_t), trainer.check_domains), trainer._step
+
+    def draw(gen):  # the PixelDA trainers' stream (fastwgan.uses.pixelda docstring)
+        b, k, nz = cfg.batch_size, cfg.n_critic, pixelda.NOISE_DIM
+        idx_s, idx_t, z, eps = [], [], [], []
+        for _ in range(k):
+            idx_s.append(torch.randint(0, N_DATA, (b,), generator=gen))
+            idx_t.append(torch.randint(0, N_DATA, (b,), generator=gen))
+            z.append(torch.rand(b, nz, generator=gen) * 2 - 1)
+            eps.append(torch.rand(b, generator=gen))
+        out = {"idx_s": torch.stack(idx_s), "idx_t": torch.stack(idx_t), "z": torch.stack(z), "eps": torch.stack(eps)}
+        out["gen_s"] = torch.randint(0, N_DATA, (b,), generator=gen)
+        out["z_gen"] = torch.rand(b, nz, generator=gen) * 2 - 1
+        out["shift"] = torch.randint(-1, 2, (b, 2), generator=gen)
+        return out
+
+    return cfg, make, draw
+
+
+DOMAIN_BUILDERS = {"wdgrl": _wdgrl, "pixelda": _pixelda}
 
 
 @pytest.mark.parametrize("provider", ["fastwgan", "reference"])
