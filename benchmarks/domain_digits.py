@@ -14,7 +14,7 @@ Arms (target labels are used by the oracle and the test only, never for choosing
     wdgrl        fastwgan.uses.adapt, method "wdgrl", from source_only's weights (the defaults: lambda 0.1,
                  clf_steps 10, Adam(1e-4, betas (0.9, 0.999)), n_critic 5, gamma 10: the public port)
     pixelda      fastwgan.uses.pixelda (a WGAN-GP critic on target vs G(x_s, z); its task classifier T is the
-                 output), the package defaults
+                 output), the package defaults but T's warm start: --epochs, as the source-only arm
     cyclegan     fastwgan.uses.translate (CycleGAN with WGAN-GP critics, CyCADA's digit weights: cycle 1,
                  identity 0, semantic 1 with the TRUE source labels for s -> t); the classifier trained on
                  G_st(source) with the source labels (--cyclegan-seeds: fewer seeds, it is the slowest arm)
@@ -137,7 +137,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
             torch.manual_seed(seed)
             nets = pixelda.digit_networks(c, c)
             cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64)
-            tr = pixelda.PixelDATrainer(*nets, cfg, compile=compile)
+            # T's warm start: the source-only arm's recipe and budget (train_classifier, --epochs)
+            tr = pixelda.PixelDATrainer(*nets, cfg, pretrain_epochs=args.epochs, compile=compile)
             return tr.fit(xs, xt, args.pixelda_steps, labels=ys, log_every=100, progress=False)
 
         tr_p = timed("pixelda", run_pixelda)
