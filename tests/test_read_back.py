@@ -406,7 +406,7 @@ def test_adapt_plots_its_own_losses_and_the_target_accuracy(tmp_path, capsys):
     finally:
         plots.plot_losses = real
     titles = [t for t, _ in drawn[0][0]]
-    assert titles == ["domain critic", "extractor + classifier", "target accuracy"]
+    assert titles == ["domain critic", "extractor + classifier", "features", "target accuracy"]
     assert drawn[0][1] == [{"step": 2, "target_accuracy": 0.5}]
     assert (run / "plots" / "losses.png").is_file()
 
