@@ -122,7 +122,7 @@ def test_the_defaults_name_the_published_settings():
         10.0,
     )
     t = adapt.ReferenceAdaptTrainer(*tiny_nets(0), cfg)
-    assert (t.method, t.weight, t.clf_steps, t.entropy_weight) == ("wdgrl", 0.1, 10, 0.0)
+    assert (t.method, t.weight, t.clf_steps, t.entropy_weight) == ("wdgrl", 0.1, 1, 0.0)
     d = adapt.ReferenceAdaptTrainer(*tiny_nets(0), adapt.default_config("dann"), method="dann")
     assert (d.weight, d.clf_steps, d.config.n_critic) == (1.0, 1, 1)
 

@@ -28,9 +28,9 @@ trainer. With "clip" the critic is clamped instead. L_c does not depend on theta
 one optimizer step over (theta_g, theta_c) is the paper's two updates. DANN's players are updated in turn rather
 than at once through a reversal layer (the same gradients, one step apart).
 
-Defaults, each from its source (``losses.py``): WDGRL lambda 0.1 with clf_steps 10, n_critic 5, gamma 10, Adam
-1e-4 with PyTorch's default betas (0.9, 0.999) for all networks, batch 64: the public PyTorch port that reaches 78%
-on MNIST -> MNIST-M; DANN lambda 1, one update each per step. ``default_config(method)`` gives the TrainConfig
+Defaults, each from its source (``losses.py``): WDGRL clf_steps 1, n_critic 5, gamma 10, Adam 1e-4 with PyTorch's
+default betas (0.9, 0.999) for all networks, batch 64: the public PyTorch port; lambda 0.1 (ours, measured on one
+shift, ``WEIGHTS``); DANN lambda 1, one update each per step. ``default_config(method)`` gives the TrainConfig
 (``TrainConfig.lr_d`` = alpha_1 for f_w, ``lr_g`` = alpha_2 for the rest); start both from a source-trained
 classifier (``digit_networks`` carry ``fastwgan.eval.classifier.DigitClassifier``'s weights), as the ports do.
 Logged beside the losses: the target predictions' entropy and the mean feature norms of both domains.
