@@ -205,8 +205,12 @@ def summarise(runs: list[dict]) -> dict:
             "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
             "n": len(vals),
         }
-    gap = summary["oracle"]["mean"] - summary["source_only"]["mean"]
-    closed = {k: (summary[k]["mean"] - summary["source_only"]["mean"]) / gap for k in ADAPTED if k in summary}
+    closed = {}
+    for k in ADAPTED:  # over the seeds the arm ran on (CycleGAN: the first few)
+        rs = [r for r in runs if k in r]
+        if rs:
+            src, orc = (statistics.fmean(r[a] for r in rs) for a in ("source_only", "oracle"))
+            closed[k] = (statistics.fmean(r[k] for r in rs) - src) / (orc - src)
     walls = {k: statistics.fmean(r["wall_s"][k] for r in runs if k in r["wall_s"]) for r in runs for k in r["wall_s"]}
     return {"summary": summary, "gap_closed": closed, "wall_mean_s": walls}
 
@@ -230,6 +234,15 @@ def run(args) -> dict:
     }
 
 
+#: the settings each adapted arm's results depend on (``merge`` takes them from the run that trained the arm)
+ARM_SETTINGS = {
+    "dann": ("adapt_steps",),
+    "wdgrl": ("adapt_steps",),
+    "pixelda": ("pixelda_steps",),
+    "cyclegan": ("translate_steps", "cyclegan_seeds"),
+}
+
+
 def merge(results: list[dict]) -> dict:
     """One result from several runs of other arms on the same seeds: each run's per-seed records are merged by
     (shift, seed), later files adding arms; the source-only and oracle arms must agree (same seeds, same code)."""
@@ -237,6 +250,8 @@ def merge(results: list[dict]) -> dict:
     out["merged_from"] = [r.get("command") for r in results]
     for r in results[1:]:
         out["settings"]["arms"] = sorted(set(out["settings"]["arms"]) | set(r["settings"]["arms"]))
+        for arm in r["settings"]["arms"]:  # an arm's budget is the one of the run that trained it
+            out["settings"].update({k: r["settings"][k] for k in ARM_SETTINGS[arm]})
         for shift, s in r["shifts"].items():
             if shift not in out["shifts"]:
                 out["shifts"][shift] = s
@@ -275,7 +290,8 @@ def table(result: dict) -> str:
     st = result["settings"]
     lines.append(
         f"\nseeds {st['seeds']} (CycleGAN: the first {st['cyclegan_seeds']}); classifier {st['epochs']} epochs; "
-        f"WDGRL {st['adapt_steps']} steps (DANN x10), PixelDA {st['pixelda_steps']}, CycleGAN {st['translate_steps']}"
+        f"WDGRL {st['adapt_steps']} steps (DANN x{adapt.CLF_STEPS['wdgrl']}), PixelDA {st['pixelda_steps']}, "
+        f"CycleGAN {st['translate_steps']}"
     )
     for name, s in shifts.items():
         sm = s["summary"]

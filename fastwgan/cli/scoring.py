@@ -19,16 +19,20 @@ from .train_data import training_data
 SCORE_HELP = {
     "help": "anomaly scores for images (higher = more anomalous), as CSV",
     "description": "Score each input for anomaly, higher = more anomalous, by --method: fanogan (f-AnoGAN: G(E(x)) "
-    "residuals; needs `fastwgan encode RUN` first), critic (minus the critic's output) or knn (distance to the "
-    "nearest training images). Writes index,name,score rows (fanogan adds image,feature: the two residuals).",
-    "usage": "fastwgan score [-h] RUN INPUT [--method fanogan|critic|knn] [--k N] [--class K] "
+    "residuals; needs `fastwgan encode RUN` first), critic (minus the critic's output), knn (distance to the "
+    "nearest training images) or critic-knn (that distance in the critic's feature space). Writes "
+    "index,name,score rows (fanogan adds image,feature: the two residuals).",
+    "usage": "fastwgan score [-h] RUN INPUT [--method fanogan|critic|knn|critic-knn] [--k N] [--features-layer NAME] "
+    "[--class K] "
     "[--anomalous-class K[,K...] | --labels FILE] [--maps PNG] [--out CSV] [--batch-size N]",
     "input": "what to score: any --data of `fastwgan train` (a built-in name such as digits-heldout or "
     "toy:8gaussians, an image folder, a .npz / .npy array, ...)",
     "--out": "CSV file (default: print to stdout)",
     "--class": "class-conditional runs: score every input as class K (default: the input's own labels)",
-    "--method": "fanogan, critic (default) or knn; every method: higher = more anomalous",
-    "--k": "knn: neighbours averaged (default 1)",
+    "--method": "fanogan, critic (default), knn or critic-knn; every method: higher = more anomalous",
+    "--k": "knn, critic-knn: neighbours averaged (default 1)",
+    "--features-layer": "critic-knn: the critic's submodule whose output is the feature space (default: the bundled "
+    "critics' penultimate features)",
     "--anomalous-class": "INPUT's classes that count as anomalies (INPUT must carry labels, e.g. digits-heldout): "
     "adds an `anomalous` column and prints the AUROC (leave-one-class-out: the class the run never saw)",
     "--labels": "ground truth, 1 = anomalous, one per input (.npy, or text with one 0/1 per line): adds an "
@@ -53,6 +57,12 @@ ENCODE_HELP = {
 }
 
 
+def anomaly_methods() -> tuple[str, ...]:
+    from ..uses.anomaly import METHODS
+
+    return METHODS
+
+
 def add_parsers(sub) -> None:
     """The ``score`` and ``encode`` sub-commands."""
     h = SCORE_HELP
@@ -61,8 +71,9 @@ def add_parsers(sub) -> None:
     c.add_argument("input", nargs="?", metavar="INPUT", help=h["input"])
     c.add_argument("--out", default=None, help=h["--out"])
     c.add_argument("--class", dest="cls", type=int, default=None, metavar="K", help=h["--class"])
-    c.add_argument("--method", choices=("fanogan", "critic", "knn"), default="critic", help=h["--method"])
-    c.add_argument("--k", type=positive, default=1, help=h["--k"])
+    c.add_argument("--method", choices=anomaly_methods(), default="critic", help=h["--method"])
+    c.add_argument("--k", type=positive, default=None, help=h["--k"])
+    c.add_argument("--features-layer", default=None, metavar="NAME", help=h["--features-layer"])
     c.add_argument("--anomalous-class", default=None, metavar="K[,K...]", help=h["--anomalous-class"])
     c.add_argument("--labels", dest="truth", default=None, metavar="FILE", help=h["--labels"])
     c.add_argument("--maps", default=None, metavar="PNG", help=h["--maps"])
@@ -131,8 +142,9 @@ def cmd_score(args) -> int:
         encoder_trainer=encoder,
         labels=labels,
         k=args.k,
-        train=training_data(rc) if args.method == "knn" else None,
+        train=training_data(rc) if args.method in ("knn", "critic-knn") else None,
         batch_size=args.batch_size,
+        features_layer=args.features_layer,
     )
     scores, extra = result.pop("score"), result
     if in_labels is not None:

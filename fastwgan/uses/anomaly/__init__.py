@@ -22,7 +22,18 @@ the encoder's optimizer to its code).
 """
 
 from .encoder import Encoder, EncoderConfig, critic_features, encoder_for, residuals
-from .scores import ENCODER_DIR, METHODS, knn_scores, load_encoder, score
+from .scores import (
+    CRITIC_KNN_K,
+    CRITIC_KNN_NORMALIZE,
+    ENCODER_DIR,
+    METHODS,
+    critic_embedding,
+    critic_knn_scores,
+    critic_layers,
+    knn_scores,
+    load_encoder,
+    score,
+)
 from .training import EncoderTrainer, EncoderTrainerBase, ReferenceEncoderTrainer
 
 __all__ = [
@@ -35,6 +46,11 @@ __all__ = [
     "ReferenceEncoderTrainer",
     "EncoderTrainerBase",
     "knn_scores",
+    "critic_knn_scores",
+    "critic_embedding",
+    "critic_layers",
+    "CRITIC_KNN_K",
+    "CRITIC_KNN_NORMALIZE",
     "score",
     "METHODS",
     "ENCODER_DIR",

@@ -9,21 +9,29 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ...core import checkpoint
 from ...core.images import as_float
-from .encoder import EncoderConfig, encoder_for
+from .encoder import EncoderConfig, critic_features, encoder_for
 from .training import EncoderTrainer
 
-METHODS = ("fanogan", "critic", "knn")
+METHODS = ("fanogan", "critic", "knn", "critic-knn")
+#: critic-knn's neighbours and normalisation (ours, measured: the package docstring)
+CRITIC_KNN_K = 1
+CRITIC_KNN_NORMALIZE = True
 ENCODER_DIR = "encoder"  # where `fastwgan encode` keeps the encoder inside a run folder
 
 
 @torch.no_grad()
-def knn_scores(train, x, k: int = 1, chunk: int = 1024) -> torch.Tensor:
-    """The honest baseline: the mean L2 distance (pixels in [-1, 1]) from each sample of ``x`` to its ``k``
-    nearest training images. The training images are read once, in chunks: ``train`` is a tensor (N, *shape), or
-    any iterable of such chunks (a DataLoader over a streamed folder); memory holds one chunk of distances.
+def knn_scores(train, x, k: int = 1, chunk: int = 1024, embed=None) -> torch.Tensor:
+    """The mean L2 distance from each sample of ``x`` to its ``k`` nearest training images, in pixel space (images
+    in [-1, 1]: the honest baseline) or in the space ``embed`` maps them to (``critic_knn_scores``). The training
+    images are read once, in chunks: ``train`` is a tensor (N, *shape), or any iterable of such chunks (a
+    DataLoader over a streamed folder, (x, y) batches too); memory holds one chunk of distances.
+
+    Args:
+        embed: None (pixels), or a callable from float images (B, *shape) in [-1, 1] to features (B, F).
 
     Returns:
         (len(x),) float64, higher = farther from every training image = more anomalous.
@@ -31,9 +39,10 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024) -> torch.Tensor:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"knn: k must be a positive integer, got {k!r}")
     x = torch.as_tensor(x)
+    embed = embed or (lambda f: f)
     chunks = (train[j : j + chunk] for j in range(0, len(train), chunk)) if isinstance(train, torch.Tensor) else train
-    q = [as_float(x[i : i + chunk]).flatten(1).double() for i in range(0, len(x), chunk)]  # (q, D) each
-    best = [None] * len(q)  # per query chunk: (q, <= k) smallest distances so far
+    q = None  # the query chunks' (q, F) features, made once the first training chunk's shape is checked
+    best = [None] * len(range(0, len(x), chunk))  # per query chunk: (q, <= k) smallest distances so far
     seen = 0
     for t in chunks:
         t = t[0] if isinstance(t, (tuple, list)) else t  # (x, y) batches: the images
@@ -41,8 +50,10 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024) -> torch.Tensor:
             raise ValueError(
                 f"knn: inputs of shape {tuple(x.shape[1:])} but training images of shape {tuple(t.shape[1:])}"
             )
+        if q is None:
+            q = [embed(as_float(x[i : i + chunk])).flatten(1).double() for i in range(0, len(x), chunk)]
         seen += len(t)
-        t = as_float(t).flatten(1).double()
+        t = embed(as_float(t)).flatten(1).double()
         for i, qi in enumerate(q):
             d = torch.cdist(qi, t)  # (q, t)
             d = d if best[i] is None else torch.cat([best[i], d], 1)
@@ -52,12 +63,103 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024) -> torch.Tensor:
     return torch.cat([b.mean(1) for b in best]) if best else torch.zeros(0, dtype=torch.float64)
 
 
+#: the activation modules whose outputs make critic-knn's default feature space
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus, nn.Tanh)
+
+
+def critic_layers(critic: nn.Module, layers: str | list[str] | None = None):
+    """x -> the list of a critic's feature maps, each (B, F_l), computed without gradient.
+
+    layers None: the output of every activation module (``ACTIVATIONS``) that ``critic.features(x)`` runs through (the
+    bundled critics: each hidden layer, the last one being f-AnoGAN's f), or ``critic.features(x)`` alone when it
+    runs through none. A name or a list of names: those submodules' outputs in a plain ``critic(x)`` (a user's
+    critic; read with forward hooks).
+
+    A class-conditional bundled critic (projection, ``fastwgan.gan.conditioning``) has class-free features phi(x):
+    the label only enters through <embed(y), phi(x)>, so no class is needed (or guessed)."""
+    if layers is None:
+        features = critic_features(critic)  # names the problem when the critic has no features()
+        modules = [m for _, m in critic.named_modules() if isinstance(m, ACTIVATIONS)]
+        run = features
+    else:
+        names = [layers] if isinstance(layers, str) else list(layers)
+        for n in names:
+            critic_features(critic, n)  # names a missing submodule
+        found = dict(critic.named_modules())
+        modules, run, features = [found[n] for n in names], critic, None
+
+    @torch.no_grad()
+    def f(x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        handles = [m.register_forward_hook(lambda m, i, o: out.append(o.flatten(1))) for m in modules]
+        try:
+            last = run(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return out if out or features is None else [last.flatten(1)]
+
+    return f
+
+
+def critic_embedding(critic, layers=None, normalize: bool = CRITIC_KNN_NORMALIZE, device=None):
+    """The critic's feature space as an ``embed`` for ``knn_scores``: the feature maps of ``critic_layers``, each row
+    of each scaled to unit L2 norm when ``normalize`` (so every layer weighs alike), concatenated; computed on
+    ``device`` (default: the critic's), returned on the CPU."""
+    f = critic_layers(critic, layers)
+    if device is None:
+        device = next(critic.parameters()).device
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        hs = [h.float() for h in f(x.to(device))]
+        if normalize:
+            hs = [torch.nn.functional.normalize(h, dim=1) for h in hs]
+        return torch.cat(hs, 1).cpu()
+
+    return embed
+
+
+def critic_knn_scores(
+    critic,
+    train,
+    x,
+    k: int = CRITIC_KNN_K,
+    *,
+    layers: str | list[str] | None = None,
+    normalize: bool = CRITIC_KNN_NORMALIZE,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """critic-knn: the mean distance from each sample of ``x`` to its ``k`` nearest training images in the critic's
+    feature space (``critic_embedding``), the training images streamed in chunks as ``knn_scores`` does.
+
+    Returns:
+        (len(x),) float64, higher = more anomalous.
+    """
+    was_training = critic.training
+    critic.eval()
+    try:
+        return knn_scores(train, x, k=k, chunk=chunk, embed=critic_embedding(critic, layers, normalize))
+    finally:
+        critic.train(was_training)
+
+
 def score(
-    method: str, x, *, trainer=None, encoder_trainer=None, train=None, labels=None, k: int = 1, batch_size: int = 1024
+    method: str,
+    x,
+    *,
+    trainer=None,
+    encoder_trainer=None,
+    train=None,
+    labels=None,
+    k: int | None = None,
+    batch_size: int = 1024,
+    features_layer: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Anomaly scores of (N, *shape) images, higher = more anomalous, by ``method``:
     "fanogan" (``encoder_trainer.score``: score, image, feature), "critic" (minus ``trainer.critic_score``;
-    ``labels`` for a class-conditional run) or "knn" (``knn_scores`` against ``train``).
+    ``labels`` for a class-conditional run), "knn" (``knn_scores`` against ``train``, k default 1) or
+    "critic-knn" (``critic_knn_scores`` of ``trainer.critic`` against ``train``, k default ``CRITIC_KNN_K``;
+    ``features_layer`` names a user critic's feature layer).
 
     Returns:
         {"score": (N,) float64, ...} with the method's parts as extra entries.
@@ -68,13 +170,16 @@ def score(
         if encoder_trainer is None:
             raise ValueError("method 'fanogan' needs a trained encoder (fastwgan encode RUN, or EncoderTrainer)")
         return encoder_trainer.score(x, batch_size=batch_size)
+    if method in ("critic", "critic-knn") and trainer is None:
+        raise ValueError(f"method {method!r} needs the trainer")
     if method == "critic":
-        if trainer is None:
-            raise ValueError("method 'critic' needs the trainer")
         return {"score": -trainer.critic_score(x, batch_size=batch_size, labels=labels).double()}
     if train is None:
-        raise ValueError("method 'knn' needs the training images (train=)")
-    return {"score": knn_scores(train, x, k=k)}
+        raise ValueError(f"method {method!r} needs the training images (train=)")
+    if method == "knn":
+        return {"score": knn_scores(train, x, k=1 if k is None else k, chunk=batch_size)}
+    k = CRITIC_KNN_K if k is None else k
+    return {"score": critic_knn_scores(trainer.critic, train, x, k, layers=features_layer, chunk=batch_size)}
 
 
 def load_encoder(run, trainer, *, compile: bool = False) -> EncoderTrainer:
