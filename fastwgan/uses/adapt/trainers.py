@@ -87,6 +87,11 @@ class AdaptBase(DomainTrainerBase):
     extractor = property(lambda self: self.model["extractor"])
     classifier = property(lambda self: self.model["classifier"])
 
+    @property
+    def loss_settings(self) -> tuple:
+        """``alignment_loss``'s settings after its tensors: (weight, method, entropy_weight), for both twins."""
+        return self.weight, self.method, self.entropy_weight
+
     def _networks(self):
         return {**self.model, "critic": self.critic}
 
@@ -281,15 +286,7 @@ class ReferenceAdaptTrainer(AdaptBase):
     def _model_update(self, x_s, y_s, x_t):
         with frozen(self.critic):  # no critic gradients in the extractor's phase
             loss, aux = alignment_loss(
-                self.extractor,
-                self.classifier,
-                critic_scores(self.critic),
-                x_s,
-                y_s,
-                x_t,
-                self.weight,
-                self.method,
-                self.entropy_weight,
+                self.extractor, self.classifier, critic_scores(self.critic), x_s, y_s, x_t, *self.loss_settings
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -375,9 +372,7 @@ class AdaptTrainer(AdaptBase):
                 x_s,
                 y_s,
                 x_t,
-                self.weight,
-                self.method,
-                self.entropy_weight,
+                *self.loss_settings,
             )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))

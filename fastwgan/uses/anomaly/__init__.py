@@ -11,6 +11,17 @@ f-AnoGAN, on a WGAN-GP trained on normal data only:
 Baselines (``score``): "critic", minus the critic's output (a WGAN critic is higher on data like the training
 set); "knn", the mean L2 distance in pixel space (images in [-1, 1]) to the k nearest training images.
 
+critic-knn (``critic_knn_scores``; the idea of Bergman, Cohen & Hoshen 2020, "Deep nearest neighbor anomaly
+detection": kNN on good features, here the critic's): the same kNN distance in the critic's feature space,
+    phi(x) = concat_l h_l(x) / ||h_l(x)||_2,   h_l the output of every hidden activation of the critic,
+    A(x) = mean distance from phi(x) to the k nearest phi(x_train),   k = 1,
+the training set streamed in chunks (a DataLoader too). A user's critic names its layers (``features_layer`` /
+``layers``); a class-conditional (projection) critic's phi(x) needs no class. Why these choices (ours, measured on
+ONE setting: digits, digit 3 left out, seed 0, a validation split of 400 digits-train images that the GAN did not
+train on; the MLP-256 WGAN-GP at 1000 / 2000 steps; 8 settings; AUROC): pixel kNN 0.988, the raw critic 0.811 /
+0.925; the penultimate features (f-AnoGAN's f) raw k 1 0.981 / 0.986, L2-normalised 0.991 / 0.990 (k 5: 0.979 /
+0.987); every hidden layer, raw 0.991 / 0.991, each L2-normalised, k 1: 0.995 / 0.993, k 5: 0.993 / 0.994.
+
 The encoder trains like the GAN: the fast ``EncoderTrainer`` keeps E's parameters in one flat buffer, updates
 them with the fused Adam (``fastwgan.core.optimizers``) inside one compiled step (``fastwgan.core.compile``); the
 eager twin

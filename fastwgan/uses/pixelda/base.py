@@ -102,6 +102,11 @@ class PixelDABase(DomainTrainerBase):
     generator = property(lambda self: self.model["generator"])
     classifier = property(lambda self: self.model["classifier"])
 
+    @property
+    def loss_settings(self) -> tuple:
+        """``model_loss``'s weights after its tensors: (alpha, beta, gamma, source_task), for both twins."""
+        return self.adv_weight, self.task_weight, self.content_weight, self.source_task
+
     def _networks(self):
         return {**self.model, "critic": self.critic}
 

@@ -64,17 +64,7 @@ class ReferencePixelDATrainer(PixelDABase):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
         with frozen(self.critic):  # no critic gradients in the G/T phase
             loss, aux = model_loss(
-                self.generator,
-                self.classifier,
-                critic_scores(self.critic),
-                x_s,
-                y,
-                z,
-                self.adv_weight,
-                self.task_weight,
-                self.content_weight,
-                self.source_task,
-                shift,
+                self.generator, self.classifier, critic_scores(self.critic), x_s, y, z, *self.loss_settings, shift
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -164,10 +154,7 @@ class PixelDATrainer(PixelDABase):
                 x_s,
                 y,
                 z,
-                self.adv_weight,
-                self.task_weight,
-                self.content_weight,
-                self.source_task,
+                *self.loss_settings,
                 shift,
             )
 
