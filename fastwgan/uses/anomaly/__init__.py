@@ -17,19 +17,12 @@ detection": kNN on good features, here the critic's): the same kNN distance in t
     A(x) = mean distance from phi(x) to the k nearest phi(x_train),   k = 1,
 the training set streamed in chunks (a DataLoader too). A user's critic names its layers (``features_layer`` /
 ``layers``); a class-conditional (projection) critic's phi(x) needs no class. Why these choices (ours, measured on
-ONE setting: digits, digit 3 left out, seed 0, a validation split of 400 digits-train images that the GAN did not
-train on; the MLP-256 WGAN-GP at 1000 / 2000 steps; 8 settings; AUROC): pixel kNN 0.988, the raw critic 0.811 /
-0.925; the penultimate features (f-AnoGAN's f) raw k 1 0.981 / 0.986, L2-normalised 0.991 / 0.990 (k 5: 0.979 /
-0.987); every hidden layer, raw 0.991 / 0.991, each L2-normalised, k 1: 0.995 / 0.993, k 5: 0.993 / 0.994.
-
-The encoder trains like the GAN: the fast ``EncoderTrainer`` keeps E's parameters in one flat buffer, updates
-them with the fused Adam (``fastwgan.core.optimizers``) inside one compiled step (``fastwgan.core.compile``); the
-eager twin
-``ReferenceEncoderTrainer`` uses torch.optim.Adam and autograd, and the loss is written once (``residuals``) for
-both. Batches are drawn with replacement by the encoder's own seeded generator, as the GAN's stream draws its own.
-Defaults (``EncoderConfig``): kappa = 1 (Schlegl et al. 2019); Adam with the WGAN-GP paper's learning rate 1e-4
-and DCGAN's betas (0.5, 0.999) (Radford et al. 2016), batch 64: fastwgan's choice, not the paper's (it leaves
-the encoder's optimizer to its code).
+ONE setting, ``benchmarks/critic_knn_choice.py``: digits, digit 3 left out, seed 0, a validation split of 400
+digits-train images that the GAN did not train on; the MLP-256 WGAN-GP at 1000 / 2000 steps; 16 settings; AUROC):
+pixel kNN 0.988, the raw critic 0.811 / 0.925; the penultimate features (f-AnoGAN's f) raw, k 1: 0.981 / 0.986,
+L2-normalised 0.991 / 0.990 (k 5: 0.979 / 0.987); every hidden layer raw 0.991 / 0.991, each L2-normalised, k 1:
+0.995 / 0.993 (chosen), k 5: 0.993 / 0.994; the pixels added as one more normalised layer 0.992 / 0.992;
+normalised pixels alone 0.988.
 """
 
 from .encoder import Encoder, EncoderConfig, critic_features, encoder_for, residuals
