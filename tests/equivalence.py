@@ -1,4 +1,5 @@
-"""What the trainer equivalence tests share (test_trainer.py, test_conditional.py): tolerances and assertions.
+"""What the trainer equivalence tests share (the GAN, adaptation, PixelDA and translation trainers): tolerances,
+assertions and the compiled-graph counts.
 
 Tolerances (fp32): the fast path computes the same maths in another order (flat buffers, torch.func, fused
 optimizer passes, inductor's fusions), so per-step losses differ by float rounding: ~1e-7 relative per op. Adam
@@ -7,6 +8,7 @@ compared with rtol 1e-4 / atol 1e-5 over a few steps, and gradients of the first
 atol 1e-6 (they have seen no optimizer yet).
 """
 
+import contextlib
 import math
 
 import torch
@@ -87,3 +89,29 @@ def assert_penalty_reaches_critic(make_pair, *inputs):
         pen.append(grads[1] - grads[0])
     torch.testing.assert_close(pen[1], pen[0], rtol=1e-4, atol=1e-6)
     assert pen[0].abs().max() > 1e-3
+
+
+def fresh_graph_counts():
+    """Forget every compiled graph and zero dynamo's counters, so the graph counts read next are one trainer's."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+
+
+def unique_graphs() -> int:
+    """How many graphs dynamo has compiled since ``fresh_graph_counts``."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+@contextlib.contextmanager
+def no_recompile_once_warm():
+    """Any recompile fails once some graph is compiled: a module-scoped compiled trainer's first example compiles,
+    every later example (another drawn seed, the same shapes) must reuse its graphs."""
+    import torch._dynamo
+
+    with torch._dynamo.config.patch(error_on_recompile=unique_graphs() > 0):
+        yield

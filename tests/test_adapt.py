@@ -5,7 +5,15 @@ one-line refusals of bad input (labels missing, mismatched domains, an empty dom
 import pytest
 import torch
 import torch.nn.functional as F
-from equivalence import PRESETS, assert_close_modules, assert_penalty_reaches_critic, assert_same_history
+from equivalence import (
+    PRESETS,
+    assert_close_modules,
+    assert_penalty_reaches_critic,
+    assert_same_history,
+    fresh_graph_counts,
+    no_recompile_once_warm,
+    unique_graphs,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -155,11 +163,7 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, en
 
 @pytest.fixture(scope="module")
 def compiled():
-    import torch._dynamo
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()  # the graph counts below are this trainer's
+    fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), which is not what this tests
     # (threads="auto" moved to 1 thread when the 2 cores were shared, and the graph recompiled: found under load)
     return pair("gp", 0, compile=True, threads=1)[1]
@@ -168,16 +172,13 @@ def compiled():
 @pytest.mark.slow
 @given(seed=st.integers(0, 2**16))
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
-    from torch._dynamo.utils import counters
-
     x_s, y_s, x_t = domains(seed=seed)
     ref = adapt.ReferenceAdaptTrainer(*tiny_nets(seed), compiled.config, 0.5, clf_steps=1)
     compiled.load_state_dict(ref.state_dict())
-    warm = counters["stats"]["unique_graphs"] > 0
-    with torch._dynamo.config.patch(error_on_recompile=warm):
+    with no_recompile_once_warm():
         compiled.fit(x_s, x_t, 3, labels=y_s, progress=False)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
-    assert counters["stats"]["unique_graphs"] == 3  # features, critic update, model update
+    assert unique_graphs() == 3  # features, critic update, model update
     assert_same_history(ref, compiled)
     assert_close_modules(ref.model, compiled.model, what="model.")
 

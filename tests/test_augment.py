@@ -4,7 +4,7 @@ passes through them; the penalty is taken on the augmented pair; runs resume bit
 
 import pytest
 import torch
-from equivalence import assert_close_params, assert_same_history
+from equivalence import assert_close_params, assert_same_history, fresh_graph_counts, unique_graphs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,17 +43,14 @@ def test_trainers_agree_with_augment(loss, policy, seed):
 
 @pytest.mark.slow
 def test_compiled_step_with_augment_never_recompiles():
-    from torch._dynamo.utils import counters
-
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=8, n_critic=2, augment="color,translation,cutout")
     x = _data()
     ref = _make("reference", cfg).fit(x, 3)
-    torch._dynamo.reset()
-    counters.clear()
+    fresh_graph_counts()
     fast = _make("compiled", cfg).fit(x, 1)
-    graphs = counters["stats"]["unique_graphs"]
+    graphs = unique_graphs()
     fast.fit(x, 3)  # two more steps, new seeds each call: the seeds are data, not constants
-    assert counters["stats"]["unique_graphs"] == graphs
+    assert unique_graphs() == graphs
     assert_same_history(ref, fast)
     assert_close_params(ref, fast)
 

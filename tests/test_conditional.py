@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history
+from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history, fresh_graph_counts, unique_graphs
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -136,19 +136,17 @@ def test_first_critic_step_gradients_match(loss, kind, shape, batch, seed):
 )
 def test_compiled_matches_reference_without_recompiling(loss, kind, fuse):
     import torch._dynamo
-    from torch._dynamo.utils import counters
 
-    torch._dynamo.reset()
-    counters.clear()
+    fresh_graph_counts()
     ref, fast = pair(loss, kind, (2,), 8, 0, compile=True, fuse_iteration=fuse, threads=1)
     data, labels = make_data((2,))
     ref.fit(data, 4, labels=labels, progress=False)
     fast.fit(data, 1, labels=labels, progress=False)
     graphs = 1 if fuse else 3
-    assert counters["stats"]["unique_graphs"] == graphs
+    assert unique_graphs() == graphs
     with torch._dynamo.config.patch(error_on_recompile=True):
         fast.fit(data, 4, labels=labels, progress=False)
-    assert counters["stats"]["unique_graphs"] == graphs
+    assert unique_graphs() == graphs
     assert_same_history(ref, fast)
     assert_close_params(ref, fast)
 

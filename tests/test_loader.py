@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from equivalence import assert_same_history
+from equivalence import assert_same_history, fresh_graph_counts, unique_graphs
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
@@ -168,17 +168,14 @@ def test_fit_keeps_the_callers_global_rng():
 def test_short_batches_never_recompile():
     cfg = _cfg()
     t = _make("compiled", cfg)
-    torch._dynamo.reset()
-    from torch._dynamo.utils import counters
-
-    counters.clear()
+    fresh_graph_counts()
     t.fit(_loader(), 1)  # compiles; no epoch end yet
-    frames = counters["stats"]["unique_graphs"]
+    frames = unique_graphs()
     assert frames > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t.fit(_loader(), 4)  # crosses 3 epoch ends, each with a short batch skipped
-    assert counters["stats"]["unique_graphs"] == frames  # not one more graph
+    assert unique_graphs() == frames  # not one more graph
 
 
 def test_loader_errors():

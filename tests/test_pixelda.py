@@ -8,7 +8,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from equivalence import LOSS_TOL, PRESETS, assert_close_modules, assert_penalty_reaches_critic, assert_same_history
+from equivalence import (
+    LOSS_TOL,
+    PRESETS,
+    assert_close_modules,
+    assert_penalty_reaches_critic,
+    assert_same_history,
+    fresh_graph_counts,
+    no_recompile_once_warm,
+    unique_graphs,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -162,11 +171,7 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content):
 
 @pytest.fixture(scope="module")
 def compiled():
-    import torch._dynamo
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()  # the graph counts below are this trainer's
+    fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), not what this tests
     return pair("gp", 0, compile=True, threads=1)[1]
 
@@ -175,16 +180,13 @@ def compiled():
 @settings(max_examples=10)  # the floor: a warm example costs ~1 s, the cold first one the compile
 @given(seed=st.integers(0, 2**16))
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
-    from torch._dynamo.utils import counters
-
     x_s, y_s, x_t = domains(seed=seed)
     ref = pixelda.ReferencePixelDATrainer(*tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE)
     compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
-    warm = counters["stats"]["unique_graphs"] > 0
-    with torch._dynamo.config.patch(error_on_recompile=warm):
+    with no_recompile_once_warm():
         compiled.fit(x_s, x_t, 3, labels=y_s, progress=False)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
-    assert counters["stats"]["unique_graphs"] == 2  # the critic update and the G/T update, once each
+    assert unique_graphs() == 2  # the critic update and the G/T update, once each
     assert_same_history(ref, compiled)
     assert_same_networks(ref, compiled)
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history
+from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history, fresh_graph_counts, unique_graphs
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -95,10 +95,8 @@ def test_first_critic_step_gradients_match(loss, model, batch, seed):
 @pytest.mark.parametrize("loss,fuse", [("gp", False), ("clip", False), ("gp", True), ("clip", True)])
 def test_compiled_fast_path_matches_reference_without_recompiling(loss, fuse):
     import torch._dynamo
-    from torch._dynamo.utils import counters
 
-    torch._dynamo.reset()
-    counters.clear()
+    fresh_graph_counts()
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), which is not what this tests
     ref, fast = pair(loss, "mlp", 1, 8, 0, compile=True, fuse_iteration=fuse, threads=1)
     data = make_data("mlp", 1)
@@ -106,11 +104,11 @@ def test_compiled_fast_path_matches_reference_without_recompiling(loss, fuse):
     fast.fit(data, 1, progress=False)  # compiles (fullgraph=True: no breaks)
     # per update: the critic phase's fakes, the critic update, the generator update; fused: the whole iteration
     graphs = 1 if fuse else 3
-    assert counters["stats"]["unique_graphs"] == graphs
+    assert unique_graphs() == graphs
     with torch._dynamo.config.patch(error_on_recompile=True):
         fast.lr["critic"].fill_(ref.config.lr_d)  # writing the lr tensor (as a schedule would) is not a recompile
         fast.fit(data, 4, progress=False)  # every batch has the configured size: no short last batch exists
-    assert counters["stats"]["unique_graphs"] == graphs
+    assert unique_graphs() == graphs
     assert_same_history(ref, fast)
     assert_close_params(ref, fast)
 

@@ -8,7 +8,15 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from equivalence import LOSS_TOL, PRESETS, assert_close_modules, assert_same_history
+from equivalence import (
+    LOSS_TOL,
+    PRESETS,
+    assert_close_modules,
+    assert_same_history,
+    fresh_graph_counts,
+    no_recompile_once_warm,
+    unique_graphs,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -205,11 +213,7 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, semantic, l
 @pytest.fixture(scope="module")
 def compiled():
     """One compiled fast trainer (gp, 1 -> 3 channels) that every example below reuses: nothing may recompile."""
-    import torch._dynamo
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()  # the graph counts below are this trainer's
+    fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), which is not what this tests
     return pair("gp", 1, 3, 0, compile=True, threads=1)[1]
 
@@ -217,16 +221,13 @@ def compiled():
 @pytest.mark.slow
 @given(seed=st.integers(0, 2**16))
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
-    from torch._dynamo.utils import counters
-
     x_s, x_t = domains(1, 3, seed=seed)
     ref = translate.ReferenceTranslationTrainer(*tiny_nets(1, 3, seed), compiled.config)
     compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
-    warm = counters["stats"]["unique_graphs"] > 0
-    with torch._dynamo.config.patch(error_on_recompile=warm):
+    with no_recompile_once_warm():
         compiled.fit(x_s, x_t, 3, progress=False)
     ref.fit(x_s, x_t, 3, progress=False)
-    assert counters["stats"]["unique_graphs"] == 2  # the critic update and the generator update, once each
+    assert unique_graphs() == 2  # the critic update and the generator update, once each
     assert_same_history(ref, compiled)
     assert_close_modules(ref.critics, compiled.critics, what="critics.")
     assert_close_modules(ref.generators, compiled.generators, what="generators.")
@@ -236,11 +237,7 @@ def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
 def compiled_semantic(request):
     """A compiled fast trainer with the semantic term (threshold 0.5: a mask of mixed values), fed source labels
     or not; reused by every example (one graph per update, whatever the mask)."""
-    import torch._dynamo
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()
+    fresh_graph_counts()
     kw = {"semantic": classifier(1, 0), "semantic_threshold": 0.5}
     return pair("gp", 1, 1, 0, compile=True, threads=1, **kw)[1], request.param
 
@@ -250,8 +247,6 @@ def compiled_semantic(request):
 def test_compiled_semantic_trainer_matches_the_oracle_without_recompiles(compiled_semantic, seed):
     import copy
 
-    from torch._dynamo.utils import counters
-
     fast, labelled = compiled_semantic
     x_s, x_t = domains(1, 1, seed=seed)
     y = source_labels(len(x_s), seed) if labelled else None
@@ -259,11 +254,10 @@ def test_compiled_semantic_trainer_matches_the_oracle_without_recompiles(compile
         *tiny_nets(1, 1, seed), fast.config, semantic=copy.deepcopy(fast.semantic), semantic_threshold=0.5
     )
     fast.load_state_dict(ref.state_dict())
-    warm = counters["stats"]["unique_graphs"] > 0
-    with torch._dynamo.config.patch(error_on_recompile=warm):
+    with no_recompile_once_warm():
         fast.fit(x_s, x_t, 3, labels=y, progress=False)
     ref.fit(x_s, x_t, 3, labels=y, progress=False)
-    assert counters["stats"]["unique_graphs"] == 2
+    assert unique_graphs() == 2
     assert_same_history(ref, fast)
     assert_close_modules(ref.generators, fast.generators, what="generators.")
 

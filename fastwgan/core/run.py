@@ -82,9 +82,23 @@ def check_out(out: str | os.PathLike, *, step: int = 0, overwrite: bool = False)
     return have
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def environment() -> dict:
-    """Versions and machine, recorded with every run and benchmark."""
+    """Versions and machine, recorded with every run and benchmark. ``cpu``: the processor's name and the vector
+    unit torch's CPU kernels use (two x86 CPUs can round some sums differently: the same seed then gives results
+    that differ in the last digits)."""
     env = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()}
+    env["cpu"] = f"{_cpu_name()} ({torch.backends.cpu.get_cpu_capability()})"
     try:
         import triton
 
