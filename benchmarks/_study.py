@@ -35,3 +35,26 @@ def study_main(argv, doc: str, add_options, run, table, plot) -> int:
     if args.plot:
         plot(result, args.plot)
     return 0
+
+
+def digits_validation_setting(digit: int, seed: int = 0, n_val: int = 400):
+    """The validation setting of the anomaly studies (critic_knn_choice.py, fanogan_diagnosis.py), never the test
+    split: digits-train split once (generator seed 123) into ``n_val`` validation images and the rest; a WGAN-GP
+    (the bundled MLPs of width 256, EMA 0.999, eager) is built to train on the rest without ``digit``
+    (all-vs-one), the validation's ``digit`` images being the anomalies.
+
+    Returns:
+        (normal training images, validation images, their anomalous mask, the untrained fastwgan.Trainer)
+    """
+    import torch
+
+    import fastwgan as fw
+
+    x, y = fw.data.digits_split("train")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(123))
+    val, tr = perm[:n_val], perm[n_val:]
+    normal, xv, anom = x[tr][y[tr] != digit], x[val], y[val] == digit
+    cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
+    torch.manual_seed(seed)
+    G, D = fw.models.build("mlp", (1, 8, 8), cfg.latent_dim, hidden=256)
+    return normal, xv, anom, fw.Trainer(G, D, cfg, ema_decay=0.999, compile=False)

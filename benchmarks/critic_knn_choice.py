@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _study import digits_validation_setting
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,14 +37,7 @@ def feature_maps(body, x, layers):
 
 def main(digit: int = 3, seed: int = 0) -> None:
     torch.set_num_threads(1)
-    x, y = fw.data.digits_split("train")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(123))
-    val, tr = perm[:400], perm[400:]
-    normal, xv, anom = x[tr][y[tr] != digit], x[val], y[val] == digit
-    cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
-    torch.manual_seed(seed)
-    G, D = fw.models.build("mlp", (1, 8, 8), cfg.latent_dim, hidden=256)
-    gan = fw.Trainer(G, D, cfg, ema_decay=0.999, compile=False)
+    normal, xv, anom, gan = digits_validation_setting(digit, seed)
 
     def auroc(s):
         return round(metrics.auroc(s[anom], s[~anom]), 4)

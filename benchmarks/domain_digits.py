@@ -13,6 +13,8 @@ Arms (target labels are used by the oracle and the test only, never for choosing
     dann         fastwgan.uses.adapt, method "dann", from source_only's weights (the defaults: lambda 1)
     wdgrl        fastwgan.uses.adapt, method "wdgrl", from source_only's weights (the defaults: lambda 0.1,
                  clf_steps 1, Adam(1e-4, betas (0.9, 0.999)), n_critic 5, gamma 10: the public port's, lambda ours)
+    wdgrl_ent    the same, plus VADA's target-entropy term at its official code's weight
+                 (entropy_weight = adapt.VADA_ENTROPY_WEIGHT, 1e-2)
     pixelda      fastwgan.uses.pixelda (a WGAN-GP critic on target vs G(x_s, z); its task classifier T is the
                  output), the package defaults but T's warm start: --epochs, as the source-only arm
     cyclegan     fastwgan.uses.translate (CycleGAN with WGAN-GP critics, CyCADA's digit weights: cycle 1,
@@ -51,12 +53,13 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
-ARMS = ("source_only", "dann", "wdgrl", "pixelda", "cyclegan", "oracle")
-ADAPTED = ("dann", "wdgrl", "pixelda", "cyclegan")
+ARMS = ("source_only", "dann", "wdgrl", "wdgrl_ent", "pixelda", "cyclegan", "oracle")
+ADAPTED = ("dann", "wdgrl", "wdgrl_ent", "pixelda", "cyclegan")
 LABELS = {
     "source_only": "source only",
     "dann": "DANN",
     "wdgrl": "WDGRL",
+    "wdgrl_ent": "WDGRL + target entropy",
     "pixelda": "PixelDA-W (pixel level)",
     "cyclegan": "CycleGAN-W + semantic",
     "oracle": "target oracle",
@@ -115,22 +118,24 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     clf_d = timed("oracle", lambda: classifier.train_classifier(xt, yt, epochs=args.epochs, seed=seed))
     out["oracle"] = acc(clf_d, xt_test, yt_test)
 
-    for method in ("dann", "wdgrl"):
-        if method not in args.arms:
+    for arm in ("dann", "wdgrl", "wdgrl_ent"):
+        if arm not in args.arms:
             continue
+        method = "dann" if arm == "dann" else "wdgrl"
 
-        def run_adapt(method=method):
+        def run_adapt(method=method, arm=arm):
             torch.manual_seed(seed)
             nets = warm(adapt.digit_networks(c), clf_a)
             cfg = adapt.default_config(method, seed=seed)
             steps = args.adapt_steps * (adapt.CLF_STEPS["wdgrl"] if method == "dann" else 1)
-            tr = adapt.AdaptTrainer(*nets, cfg, method=method, compile=compile)
+            ent = adapt.VADA_ENTROPY_WEIGHT if arm == "wdgrl_ent" else 0.0
+            tr = adapt.AdaptTrainer(*nets, cfg, method=method, entropy_weight=ent, compile=compile)
             return tr.fit(xs, xt, steps, labels=ys, log_every=100, progress=False)
 
-        tr = timed(method, run_adapt)
-        out[method] = tr.accuracy(xt_test, yt_test)
-        out[f"{method}_on_source"] = tr.accuracy(xs_test, ys_test)
-        out[f"{method}_history"] = tr.history[-1]
+        tr = timed(arm, run_adapt)
+        out[arm] = tr.accuracy(xt_test, yt_test)
+        out[f"{arm}_on_source"] = tr.accuracy(xs_test, ys_test)
+        out[f"{arm}_history"] = tr.history[-1]
 
     if "pixelda" in args.arms:
 
@@ -238,6 +243,7 @@ def run(args) -> dict:
 ARM_SETTINGS = {
     "dann": ("adapt_steps",),
     "wdgrl": ("adapt_steps",),
+    "wdgrl_ent": ("adapt_steps",),
     "pixelda": ("pixelda_steps",),
     "cyclegan": ("translate_steps", "cyclegan_seeds"),
 }

@@ -25,6 +25,11 @@ WEIGHT = WEIGHTS["wdgrl"]
 #: W-estimate grew to 97 with the target features' norm 370 against the source's 227, and target accuracy fell to
 #: 0.81; k_clf 1 held the estimate near 1 and reached 0.93.
 CLF_STEPS = {"wdgrl": 1, "dann": 1}
+#: VADA's weight on the target predictions' entropy when it is switched on (``entropy_weight``; off by default):
+#: 1e-2, the official DIRT-T / VADA code's default target weight (RuiShu/dirt-t run_dirtt.py ``--tw 1e-2``, equal
+#: to its domain weight ``--dw 1e-2``; Shu et al. 2018). In that code the target weight also scales a VAT term,
+#: which fastwgan does not have.
+VADA_ENTROPY_WEIGHT = 1e-2
 #: the critic's settings per method: WDGRL's port, Adam(1e-4) with PyTorch's default betas (0.9, 0.999) for the
 #: critic and the extractor + classifier alike, k_critic 5, gamma 10, batch 64; DANN: the same optimizer and batch,
 #: one domain-classifier update per step (the paper updates both players at once).
