@@ -19,6 +19,7 @@ for:
     .venv/bin/python benchmarks/critic_features_mnist.py one-vs-rest 3 mlp
     .venv/bin/python benchmarks/critic_features_mnist.py one-vs-rest 3 dcgan    (~6 min for MLP, ~10 for DCGAN,
                                                                                 on this 2-core CPU, 1 thread)
+    .venv/bin/python benchmarks/critic_features_mnist.py one-vs-rest 3 mlp --augment translation,cutout
 """
 
 import argparse
@@ -54,7 +55,7 @@ def layer_embedding(critic, pick=None, normalize=True, pixels=False):
     return embed
 
 
-def main(protocol: str, digit: int, model: str, steps=(0, 1000, 2000), seed: int = 0) -> None:
+def main(protocol: str, digit: int, model: str, steps=(0, 1000, 2000), augment: str = "", seed: int = 0) -> None:
     torch.set_num_threads(1)
     x, y = fw.data.load("mnist-5k-train", labels=True)
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(123))
@@ -62,7 +63,7 @@ def main(protocol: str, digit: int, model: str, steps=(0, 1000, 2000), seed: int
     keep = (y[tr] != digit) if protocol == "all-vs-one" else (y[tr] == digit)
     normal, xv = x[tr][keep], x[val]
     anom = (y[val] == digit) if protocol == "all-vs-one" else (y[val] != digit)
-    cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
+    cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, augment=augment)
     torch.manual_seed(seed)
     G, D = fw.models.build(model, tuple(x.shape[1:]), cfg.latent_dim, **WIDTH[model])
     gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0)
@@ -90,7 +91,8 @@ def main(protocol: str, digit: int, model: str, steps=(0, 1000, 2000), seed: int
         res["pixel+G"] = auroc(anomaly.knn_scores(torch.cat([normal, samples]), xv))
         res["G only"] = auroc(anomaly.knn_scores(samples, xv))
         critic.train()
-        print(json.dumps({"protocol": protocol, "digit": digit, "model": model, "step": step, **res}), flush=True)
+        head = {"protocol": protocol, "digit": digit, "model": model, "augment": augment, "step": step}
+        print(json.dumps({**head, **res}), flush=True)
 
 
 if __name__ == "__main__":
@@ -99,5 +101,6 @@ if __name__ == "__main__":
     a.add_argument("digit", type=int)
     a.add_argument("model", choices=tuple(WIDTH))
     a.add_argument("--steps", type=int, nargs="+", default=[0, 1000, 2000], help="the GAN steps to measure at")
+    a.add_argument("--augment", default="", help="DiffAugment policies for the critic (e.g. translation,cutout)")
     args = a.parse_args()
-    main(args.protocol, args.digit, args.model, args.steps)
+    main(args.protocol, args.digit, args.model, args.steps, args.augment)

@@ -4,6 +4,7 @@ do. Tolerances as in test_trainer.py."""
 
 import math
 
+import cli_args
 import pytest
 import torch
 from equivalence import GRAD_TOL, PRESETS, assert_close_params, assert_same_history, fresh_graph_counts, unique_graphs
@@ -269,20 +270,7 @@ def test_bundled_conditional_models_match_in_both_trainers(loss, conditioning, k
 
 
 # ---------------------------------------------------------------- the CLI end to end
-COND = [
-    "--data",
-    "digits-train",
-    "--conditional",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-    "--trainer",
-    "reference",
-]
+COND = [*cli_args.COND_DIGITS, *cli_args.REFERENCE]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@
 import json
 import signal
 
+import cli_args
 import pytest
 import torch
 from torch import nn
@@ -18,34 +19,8 @@ import fastwgan as fw
 from fastwgan.cli import main
 from fastwgan.core import checkpoint
 
-TOY = [
-    "--data",
-    "toy:8gaussians",
-    "--toy-n",
-    "300",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-    "--trainer",
-    "reference",
-]
-DIGITS = [
-    "--data",
-    "digits-train",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-    "--trainer",
-    "reference",
-]
+TOY = [*cli_args.TOY, *cli_args.REFERENCE]
+DIGITS = [*cli_args.DIGITS, *cli_args.REFERENCE]
 
 
 def one_line(err: str) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import cli_args
 import numpy as np
 import pytest
 import torch
@@ -19,19 +20,7 @@ from fastwgan.core import checkpoint
 from fastwgan.core.guards import DivergenceError
 from fastwgan.gan.trainer import Trainer
 
-TOY = [
-    "--data",
-    "toy:8gaussians",
-    "--toy-n",
-    "300",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-]
+TOY = cli_args.TOY
 
 
 def final_state(run):
@@ -320,18 +309,7 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "train", "--data", str(tmp_path / "missing"), "--steps", "1", "--no-progress"])
 
 
-COND_DIGITS = [
-    "--data",
-    "digits-train",
-    "--conditional",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-]
+COND_DIGITS = cli_args.COND_DIGITS
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import cli_args
 import pytest
 import torch
 from PIL import Image
@@ -17,34 +18,8 @@ from fastwgan.cli import inference, main
 from fastwgan.core import checkpoint
 from fastwgan.core.run import RunFolderError
 
-TOY = [
-    "--data",
-    "toy:8gaussians",
-    "--toy-n",
-    "300",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-    "--trainer",
-    "reference",
-]
-DIGITS = [
-    "--data",
-    "digits-train",
-    "--batch-size",
-    "8",
-    "--width",
-    "16",
-    "--no-progress",
-    "--log-every",
-    "1",
-    "--trainer",
-    "reference",
-]
+TOY = [*cli_args.TOY, *cli_args.REFERENCE]
+DIGITS = [*cli_args.DIGITS, *cli_args.REFERENCE]
 
 
 def snapshot(folder):
