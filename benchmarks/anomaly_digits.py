@@ -123,9 +123,10 @@ def merge(results: list[dict]) -> dict:
     out["merged_from"] = [r.get("command") for r in results]
     for r in results[1:]:
         same = ("seeds", "gan_steps", "checkpoints", "encoder_steps", "width", "model", "data", "test_data")
-        for k in same:
-            if r["settings"][k] != out["settings"][k]:
-                raise SystemExit(f"merge: the runs differ in {k}: {out['settings'][k]} vs {r['settings'][k]}")
+        for k in (*same, "no_fanogan"):  # results stored before --no-fanogan ran f-AnoGAN
+            a, b = out["settings"].get(k, False), r["settings"].get(k, False)
+            if a != b:
+                raise SystemExit(f"merge: the runs differ in {k}: {a} vs {b}")
         out["rows"] += r["rows"]
         for k in ("protocols", "digits"):
             out["settings"][k] += [v for v in r["settings"][k] if v not in out["settings"][k]]

@@ -260,3 +260,23 @@ def test_benchmark_runs_on_idx_files(tmp_path):
     assert row["n_anomalous"] == int((ys[:100] == 3).sum())
     assert all(0 <= row[m] <= 1 for m in ("fanogan", "critic", "knn"))
     assert "| 3 |" in p.stdout
+
+    # the other protocol without f-AnoGAN, then the runs merged: one with both, refused where settings differ
+    def bench(*args):
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=600)
+
+    train, test = (str(tmp_path / f"{n}-images-idx3-ubyte") for n in ("train", "t10k"))
+    quick = ["--quick", "--no-compile", "--digits", "3", "--data", train, "--test-data", test]
+    for name, extra in {"ovr": ["--no-fanogan"], "ovr_f": []}.items():
+        q = bench(*quick, "--protocols", "one-vs-rest", *extra, "--json", str(tmp_path / f"{name}.json"))
+        assert q.returncode == 0, q.stderr[-2000:]
+    (ovr,) = json.loads((tmp_path / "ovr.json").read_text())["rows"]
+    assert "fanogan" not in ovr and "fanogan" not in ovr["runs"][0] and {"critic", "critic-knn"} <= set(ovr)
+    assert ovr["n_train"] == int((y[:300] == 3).sum())
+    q = bench("--merge", str(tmp_path / "ovr_f.json"), str(out), "--json", str(tmp_path / "both.json"))
+    assert q.returncode == 0, q.stderr[-2000:]
+    both = json.loads((tmp_path / "both.json").read_text())
+    assert [r["protocol"] for r in both["rows"]] == ["all-vs-one", "one-vs-rest"]
+    assert both["settings"]["protocols"] == ["all-vs-one", "one-vs-rest"]
+    q = bench("--merge", str(out), str(tmp_path / "ovr.json"))
+    assert q.returncode != 0 and "no_fanogan" in q.stderr
