@@ -37,11 +37,29 @@ def study_main(argv, doc: str, add_options, run, table, plot) -> int:
     return 0
 
 
+def normal_rows(y, digit: int, protocol: str):
+    """The normal rows of a labelled set under an anomaly protocol: all-vs-one, every class but ``digit``;
+    one-vs-rest, ``digit`` alone."""
+    return (y != digit) if protocol == "all-vs-one" else (y == digit)
+
+
+def validation_split(x, y, digit: int, protocol: str, n_val: int):
+    """The anomaly studies' validation setting, carved from training data (never a test split): (x, y) split once
+    (generator seed 123) into ``n_val`` validation images and the rest.
+
+    Returns:
+        (the rest's normal images under ``protocol``, the validation images, their anomalous mask)
+    """
+    import torch
+
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(123))
+    val, tr = perm[:n_val], perm[n_val:]
+    return x[tr][normal_rows(y[tr], digit, protocol)], x[val], ~normal_rows(y[val], digit, protocol)
+
+
 def digits_validation_setting(digit: int, seed: int = 0, n_val: int = 400):
-    """The validation setting of the anomaly studies (critic_knn_choice.py, fanogan_diagnosis.py), never the test
-    split: digits-train split once (generator seed 123) into ``n_val`` validation images and the rest; a WGAN-GP
-    (the bundled MLPs of width 256, EMA 0.999, eager) is built to train on the rest without ``digit``
-    (all-vs-one), the validation's ``digit`` images being the anomalies.
+    """The digit studies' setting (critic_knn_choice.py, fanogan_diagnosis.py): ``validation_split`` of digits-train,
+    all-vs-one, and a WGAN-GP (the bundled MLPs of width 256, EMA 0.999, eager) built to train on the normal rest.
 
     Returns:
         (normal training images, validation images, their anomalous mask, the untrained fastwgan.Trainer)
@@ -50,10 +68,7 @@ def digits_validation_setting(digit: int, seed: int = 0, n_val: int = 400):
 
     import fastwgan as fw
 
-    x, y = fw.data.digits_split("train")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(123))
-    val, tr = perm[:n_val], perm[n_val:]
-    normal, xv, anom = x[tr][y[tr] != digit], x[val], y[val] == digit
+    normal, xv, anom = validation_split(*fw.data.digits_split("train"), digit, "all-vs-one", n_val)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
     torch.manual_seed(seed)
     G, D = fw.models.build("mlp", (1, 8, 8), cfg.latent_dim, hidden=256)

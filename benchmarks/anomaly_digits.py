@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from _study import study_main
+from _study import normal_rows, study_main
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,14 +45,9 @@ METHODS = ("fanogan", "critic", "knn", "critic-knn")
 PER_CHECKPOINT = ("fanogan", "critic", "critic-knn")  # the methods that depend on the trained GAN
 
 
-def split(y: torch.Tensor, digit: int, protocol: str) -> torch.Tensor:
-    """The normal rows of a labelled set under a protocol."""
-    return (y != digit) if protocol == "all-vs-one" else (y == digit)
-
-
 def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
-    normal_train = xt[split(yt, digit, protocol)]
-    normal = split(ys, digit, protocol)
+    normal_train = xt[normal_rows(yt, digit, protocol)]
+    normal = normal_rows(ys, digit, protocol)
     test_n, test_a = xs[normal], xs[~normal]
     knn = anomaly.knn_scores(normal_train, xs)
     out = {
@@ -117,13 +112,26 @@ def _load(args):
     return fw.data.load(args.data, labels=True) + fw.data.load(args.test_data, labels=True)
 
 
+#: the settings runs must share to be merged
+SAME_IN_A_MERGE = (
+    "seeds",
+    "gan_steps",
+    "checkpoints",
+    "encoder_steps",
+    "width",
+    "model",
+    "data",
+    "test_data",
+    "no_fanogan",
+)
+
+
 def merge(results: list[dict]) -> dict:
     """One result from runs of other protocols or digits with the same settings otherwise (rows concatenated)."""
     out = json.loads(json.dumps(results[0]))
     out["merged_from"] = [r.get("command") for r in results]
     for r in results[1:]:
-        same = ("seeds", "gan_steps", "checkpoints", "encoder_steps", "width", "model", "data", "test_data")
-        for k in (*same, "no_fanogan"):  # results stored before --no-fanogan ran f-AnoGAN
+        for k in SAME_IN_A_MERGE:  # .get: results stored before --no-fanogan have no such key, and ran f-AnoGAN
             a, b = out["settings"].get(k, False), r["settings"].get(k, False)
             if a != b:
                 raise SystemExit(f"merge: the runs differ in {k}: {a} vs {b}")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _study import validation_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -58,11 +59,7 @@ def layer_embedding(critic, pick=None, normalize=True, pixels=False):
 def main(protocol: str, digit: int, model: str, steps=(0, 1000, 2000), augment: str = "", seed: int = 0) -> None:
     torch.set_num_threads(1)
     x, y = fw.data.load("mnist-5k-train", labels=True)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(123))
-    val, tr = perm[:800], perm[800:]
-    keep = (y[tr] != digit) if protocol == "all-vs-one" else (y[tr] == digit)
-    normal, xv = x[tr][keep], x[val]
-    anom = (y[val] == digit) if protocol == "all-vs-one" else (y[val] != digit)
+    normal, xv, anom = validation_split(x, y, digit, protocol, 800)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, augment=augment)
     torch.manual_seed(seed)
     G, D = fw.models.build(model, tuple(x.shape[1:]), cfg.latent_dim, **WIDTH[model])
