@@ -76,6 +76,9 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
             gan.fit(normal_train, step, progress=False)
             crit = -gan.critic_score(xs).double()
             ck = anomaly.critic_knn_scores(gan.critic, normal_train, xs)
+            if args.keep:  # the critic, for scoring other feature spaces later without training again
+                args.keep.mkdir(parents=True, exist_ok=True)
+                torch.save(gan.critic.state_dict(), args.keep / f"{protocol}_{digit}_seed{seed}_step{step}.pt")
             run = {
                 "seed": seed,
                 "step": step,
@@ -247,6 +250,7 @@ def _options(a) -> None:
     a.add_argument("--data", default=None, help="labelled training images (e.g. an MNIST IDX file); default digits")
     a.add_argument("--test-data", default=None, help="labelled held-out images, with --data")
     a.add_argument("--no-fanogan", action="store_true", help="no encoders: critic, knn and critic-knn only (cheaper)")
+    a.add_argument("--keep", type=Path, default=None, help="save each checkpoint's critic (state dict) in this folder")
     a.add_argument("--merge", type=Path, nargs="+", default=None, help="merge stored results (no training)")
 
 
