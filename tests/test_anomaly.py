@@ -280,3 +280,15 @@ def test_benchmark_runs_on_idx_files(tmp_path):
     assert both["settings"]["protocols"] == ["all-vs-one", "one-vs-rest"]
     q = bench("--merge", str(out), str(tmp_path / "ovr.json"))
     assert q.returncode != 0 and "no_fanogan" in q.stderr
+    # another seed of the same row: its runs join the row's, the figures over all of them; a seed twice is refused
+    q = bench(*quick, "--protocols", "one-vs-rest", "--no-fanogan", "--seeds", "1", "--json", str(tmp_path / "s1.json"))
+    assert q.returncode == 0, q.stderr[-2000:]
+    (s1,) = json.loads((tmp_path / "s1.json").read_text())["rows"]
+    q = bench("--merge", str(tmp_path / "ovr.json"), str(tmp_path / "s1.json"), "--json", str(tmp_path / "seeds.json"))
+    assert q.returncode == 0, q.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "seeds.json").read_text())["rows"]
+    assert sorted({r["seed"] for r in row["runs"]}) == [0, 1] and len(row["runs"]) == 4
+    want = (sum(r["critic-knn"] for r in ovr["runs"] + s1["runs"])) / 4
+    assert row["critic-knn"] == pytest.approx(want) and row["knn"] == ovr["knn"]
+    q = bench("--merge", str(tmp_path / "ovr.json"), str(tmp_path / "ovr.json"))
+    assert q.returncode != 0 and "seed 0 measured twice" in q.stderr
