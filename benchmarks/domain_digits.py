@@ -230,6 +230,7 @@ def run(args) -> dict:
         shifts[shift] = {"runs": runs, **summarise(runs)}
     settings = {k: getattr(args, k) for k in ("seeds", "cyclegan_seeds", "epochs", "adapt_steps", "pixelda_steps")}
     settings.update(translate_steps=args.translate_steps, arms=args.arms, compile=not args.no_compile)
+    settings["adapt_shift"] = adapt.SHIFT  # DANN / WDGRL train on 1-pixel-shifted batches (results before: without)
     return {
         "study": "domain_digits",
         "settings": settings,
@@ -241,12 +242,16 @@ def run(args) -> dict:
 
 #: the settings each adapted arm's results depend on (``merge`` takes them from the run that trained the arm)
 ARM_SETTINGS = {
-    "dann": ("adapt_steps",),
-    "wdgrl": ("adapt_steps",),
-    "wdgrl_ent": ("adapt_steps",),
+    "dann": ("adapt_steps", "adapt_shift"),
+    "wdgrl": ("adapt_steps", "adapt_shift"),
+    "wdgrl_ent": ("adapt_steps", "adapt_shift"),
     "pixelda": ("pixelda_steps",),
     "cyclegan": ("translate_steps", "cyclegan_seeds"),
 }
+
+
+#: settings that results stored before them lack, as those runs had them
+OLD_SETTINGS = {"adapt_shift": False}
 
 
 def merge(results: list[dict]) -> dict:
@@ -257,7 +262,7 @@ def merge(results: list[dict]) -> dict:
     for r in results[1:]:
         out["settings"]["arms"] = sorted(set(out["settings"]["arms"]) | set(r["settings"]["arms"]))
         for arm in r["settings"]["arms"]:  # an arm's budget is the one of the run that trained it
-            out["settings"].update({k: r["settings"][k] for k in ARM_SETTINGS[arm]})
+            out["settings"].update({k: r["settings"].get(k, OLD_SETTINGS.get(k)) for k in ARM_SETTINGS[arm]})
         for shift, s in r["shifts"].items():
             if shift not in out["shifts"]:
                 out["shifts"][shift] = s

@@ -182,11 +182,16 @@ class PlainWDGRL:
 
     def train_step(self, data: tuple, draw: dict) -> dict[str, torch.Tensor]:
         """k_critic critic updates then k_clf extractor + classifier updates on one source and one target batch
-        (``draw``: idx_s, idx_t (B,), eps (k_critic, B), the adaptation trainers' stream)."""
+        (``draw``: idx_s, idx_t (B,), eps (k_critic, B), shift_s, shift_t (B, 2), the adaptation trainers' stream;
+        the batches shifted first when it has shifts)."""
         cfg, critic = self.config, self.critic
         source, labels, target = data
         draw = {k: v.to(self.device) for k, v in draw.items()}
         x_s, x_t, y_s = to_float(source[draw["idx_s"]]), to_float(target[draw["idx_t"]]), labels[draw["idx_s"]]
+        if "shift_s" in draw:  # the adaptation trainers' 1-pixel shifts (fastwgan.uses.adapt.SHIFT)
+            from fastwgan.uses.domains import shift_images
+
+            x_s, x_t = shift_images(x_s, draw["shift_s"]), shift_images(x_t, draw["shift_t"])
         _set_requires_grad(self.extractor, False)
         _set_requires_grad(critic, True)
         with torch.no_grad():

@@ -21,6 +21,7 @@ from torch import nn
 import fastwgan as fw
 from fastwgan.gan import objectives
 from fastwgan.uses import adapt
+from fastwgan.uses.domains import shift_images
 
 K = 4
 
@@ -130,9 +131,27 @@ def test_the_defaults_name_the_published_settings():
         10.0,
     )
     t = adapt.ReferenceAdaptTrainer(*tiny_nets(0), cfg)
-    assert (t.method, t.weight, t.clf_steps, t.entropy_weight) == ("wdgrl", 0.1, 1, 0.0)
+    assert (t.method, t.weight, t.clf_steps, t.entropy_weight, t.shift) == ("wdgrl", 0.1, 1, 0.0, True)
     d = adapt.ReferenceAdaptTrainer(*tiny_nets(0), adapt.default_config("dann"), method="dann")
     assert (d.weight, d.clf_steps, d.config.n_critic) == (1.0, 1, 1)
+
+
+def test_the_step_trains_on_both_batches_shifted_by_the_streams_draws():
+    # the draw's shifts (after idx and eps: the docstring's stream) move each image of both batches
+    x_s, y_s, x_t = domains(seed=7)
+    ref, seen = pair("gp", 7)[0], []
+    features = ref._features
+    ref._features = lambda a, b: seen.append((a, b)) or features(a, b)
+    ref.fit(x_s, x_t, 1, labels=y_s, progress=False)
+    g = torch.Generator().manual_seed(7)
+    b, k = ref.config.batch_size, ref.config.n_critic
+    idx_s, idx_t = torch.randint(0, len(x_s), (b,), generator=g), torch.randint(0, len(x_t), (b,), generator=g)
+    torch.rand(k, b, generator=g)  # eps
+    s_s, s_t = torch.randint(-1, 2, (b, 2), generator=g), torch.randint(-1, 2, (b, 2), generator=g)
+    (a, c), to_float = seen[0], fw.data.to_float
+    torch.testing.assert_close(a, shift_images(to_float(x_s[idx_s]), s_s))
+    torch.testing.assert_close(c, shift_images(to_float(x_t[idx_t]), s_t))
+    assert not torch.equal(a, to_float(x_s[idx_s]))  # the shifts moved something
 
 
 @pytest.mark.parametrize("loss", ["gp", "lp"])
@@ -149,10 +168,11 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     method=st.sampled_from(adapt.METHODS),
     clf_steps=st.integers(1, 3),
     entropy_weight=st.sampled_from([0.0, 0.3]),
+    shift=st.booleans(),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, entropy_weight):
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, entropy_weight, shift):
     x_s, y_s, x_t = domains(seed=seed)
-    ref, fast = pair(loss, seed, method=method, clf_steps=clf_steps, entropy_weight=entropy_weight)
+    ref, fast = pair(loss, seed, method=method, clf_steps=clf_steps, entropy_weight=entropy_weight, shift=shift)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
@@ -233,3 +253,5 @@ def test_bad_input_is_refused_with_one_line():
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), method="mmd")
     with pytest.raises(ValueError, match="clf_steps must be an integer >= 1, got 0"):
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), clf_steps=0)
+    with pytest.raises(ValueError, match="shift must be True or False, got 1"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), shift=1)

@@ -162,7 +162,7 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
                 "--out",
                 "{tmp}/p",
             ],
-            "--weight, --clf-steps and --entropy-weight are for --method wdgrl / dann",
+            "--weight, --clf-steps, --entropy-weight and --no-shift are for --method wdgrl / dann",
         ),
         (
             ["translate", "train", "--source", "digits", "--target", "toy:8gaussians", "--out", "{tmp}/t"],

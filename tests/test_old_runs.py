@@ -144,7 +144,7 @@ def test_an_old_translation_run_translates_and_resumes_bitwise(tmp_path):
 
 
 #: the adaptation run's settings, then the defaults (weight 1, one classifier update per critic round)
-OLD_ADAPT = {"weight": 1.0, "clf_steps": 1}
+OLD_ADAPT = {"weight": 1.0, "clf_steps": 1, "shift": False}  # the settings then (no shifts before issue 24)
 
 
 def test_an_old_adaptation_checkpoint_predicts_and_resumes_bitwise(tmp_path):

@@ -13,6 +13,7 @@ the step functions cannot tell the difference (``DomainLoaders``). A resumed loa
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -36,6 +37,19 @@ def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, 
     if size is not None and tuple(x.shape[2:]) != tuple(size):
         raise DataError(f"{what}: images are {x.shape[2]}x{x.shape[3]} but the networks take {size[0]}x{size[1]}")
     return x
+
+
+def shift_images(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Each image moved by its own (dy, dx) in {-1, 0, 1}^2, the vacated border filled with -1 (background): the
+    1-pixel random shifts of ``fastwgan.eval.classifier.train_classifier``, drawn per image (the augmentation
+    of the PixelDA and feature-alignment steps). out[b, :, i, j] =
+    x[b, :, i - dy_b, j - dx_b]. x (B, C, H, W), s (B, 2) int64 (dy, dx)."""
+    b, _, h, w = x.shape
+    xp = F.pad(x, (1, 1, 1, 1), value=-1.0)  # (B, C, H + 2, W + 2)
+    rows = torch.arange(h, device=x.device)[None] + 1 - s[:, :1]  # (B, H)
+    cols = torch.arange(w, device=x.device)[None] + 1 - s[:, 1:]  # (B, W)
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    return xp[bi, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
 
 
 def as_function(module: nn.Module, params: dict, prefix: str | None = None):

@@ -8,6 +8,7 @@ A feature extractor f_g: x -> h (B, F) and a classifier f_c: h -> logits (B, K) 
 learns to defeat it, so that features of unlabelled target images x_t come to look like source features and the
 classifier carries over. One step, on one source and one target batch:
 
+    x_s <- shift(x_s, s_s), x_t <- shift(x_t, s_t)                      (``shift``, default on: 1-pixel shifts)
     h_s = f_g(x_s), h_t = f_g(x_t)                                      (no gradient: f_g is fixed here)
     n_critic times, eps ~ U[0, 1]^B:
         WDGRL: L_wd   = mean f_w(h_s) - mean f_w(h_t)
@@ -36,7 +37,13 @@ classifier (``digit_networks`` carry ``fastwgan.eval.classifier.DigitClassifier`
 Logged beside the losses: the target predictions' entropy and the mean feature norms of both domains.
 
 The random stream (one CPU generator seeded with ``config.seed``), per step: idx_s = randint(0, N_s, (B,)),
-idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (WDGRL with gp / lp only).
+idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (WDGRL with gp / lp only), then
+s_s = randint(-1, 2, (B, 2)), s_t = randint(-1, 2, (B, 2)) (``shift`` only).
+
+shift(x, s) moves each image by its (dy, dx), the border filled with -1 (``fastwgan.uses.domains.shift_images``):
+the source-only classifier's augmentation (``fastwgan.eval.classifier.train_classifier``), also PixelDA's, so the
+extractor is aligned and trained under the augmentation it was warm-started with (``SHIFT``; ours, for one
+augmentation across the benchmark's arms).
 
 ``ReferenceAdaptTrainer`` is the eager oracle; ``AdaptTrainer`` keeps the critic's parameters in one flat buffer
 and the extractor's and classifier's in another, updates them with the fused optimizer, and runs each update
@@ -47,6 +54,7 @@ from .losses import (
     CLF_STEPS,
     CONFIGS,
     METHODS,
+    SHIFT,
     VADA_ENTROPY_WEIGHT,
     WEIGHT,
     WEIGHTS,
@@ -68,6 +76,7 @@ __all__ = [
     "WEIGHTS",
     "CLF_STEPS",
     "VADA_ENTROPY_WEIGHT",
+    "SHIFT",
     "CONFIGS",
     "METHODS",
     "default_config",

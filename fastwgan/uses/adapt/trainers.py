@@ -15,8 +15,8 @@ from ...core.images import as_float
 from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
-from ..domains import DomainTrainerBase, as_function, check_domain, critic_scores, owned
-from .losses import CLF_STEPS, WEIGHTS, alignment_loss, check_method, domain_critic_loss
+from ..domains import DomainTrainerBase, as_function, check_domain, critic_scores, owned, shift_images
+from .losses import CLF_STEPS, SHIFT, WEIGHTS, alignment_loss, check_method, domain_critic_loss
 
 
 class AdaptBase(DomainTrainerBase):
@@ -56,8 +56,12 @@ class AdaptBase(DomainTrainerBase):
         method: str = "wdgrl",
         clf_steps: int | None = None,
         entropy_weight: float = 0.0,
+        shift: bool = SHIFT,
     ):
         super().__init__(config)
+        if not isinstance(shift, bool):
+            raise ValueError(f"shift must be True or False, got {shift!r}")
+        self.shift = shift
         self.method = check_method(method)
         check_networks(config, {"extractor": extractor, "classifier": classifier, "critic": critic}, ("critic",))
         weight = WEIGHTS[method] if weight is None else weight
@@ -153,12 +157,22 @@ class AdaptBase(DomainTrainerBase):
         draw = {"idx_s": torch.randint(0, n_s, (b,), generator=g), "idx_t": torch.randint(0, n_t, (b,), generator=g)}
         if cfg.uses_penalty and self.method == "wdgrl":
             draw["eps"] = torch.rand(cfg.n_critic, b, generator=g)
+        if self.shift:  # (dy, dx) per image of each domain's batch
+            draw["shift_s"] = torch.randint(-1, 2, (b, 2), generator=g)
+            draw["shift_t"] = torch.randint(-1, 2, (b, 2), generator=g)
         return draw
+
+    def _draw(self, source):
+        # shift_s / shift_t (B, 2): their batch dim is not the last, so shard them on dim -2
+        rows = self._draw_rows(source.sizes)
+        return {k: self.shard(v, -2 if k.startswith("shift") else -1) for k, v in rows.items()}
 
     def _train_step(self, domains, draw):
         src_s, y_s, src_t = domains
         draw = {k: v.to(self.device) for k, v in draw.items()}
         x_s, x_t = as_float(src_s[draw["idx_s"]]), as_float(src_t[draw["idx_t"]])
+        if self.shift:  # the critic's features and the extractor's update see the same shifted batches
+            x_s, x_t = shift_images(x_s, draw["shift_s"]), shift_images(x_t, draw["shift_t"])
         y = y_s[draw["idx_s"]]
         h_s, h_t = self._features(x_s, x_t)
         eps = draw.get("eps")
@@ -194,6 +208,7 @@ class AdaptBase(DomainTrainerBase):
             "method": self.method,
             "clf_steps": self.clf_steps,
             "entropy_weight": self.entropy_weight,
+            "shift": self.shift,
             "num_classes": self.num_classes,
             **(opts.run_config or {}),
         }
@@ -251,6 +266,8 @@ class ReferenceAdaptTrainer(AdaptBase):
         method: "wdgrl" (a Wasserstein critic) or "dann" (a domain classifier; gradient reversal).
         clf_steps: extractor + classifier updates per critic round (None: ``CLF_STEPS[method]``).
         entropy_weight: VADA's weight on the entropy of the target predictions (0: off).
+        shift: random 1-pixel shifts of both domains' batches (``SHIFT``, default on; False: the images as they
+            are, as runs written before it).
     """
 
     name = "reference"

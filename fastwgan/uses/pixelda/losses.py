@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ...gan import objectives
+from ..domains import shift_images
 
 ADV_WEIGHT = 1.0  # alpha: the adversarial term's weight (ours, not tuned: the package docstring)
 TASK_WEIGHT = 1.0  # beta: the task cross-entropies' weight (ours, not tuned)
@@ -22,18 +23,6 @@ def pmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     pixels, not a constant shift of the whole image (a shift d = c costs 0)."""
     d = (a - b).flatten(1)  # (B, k)
     return (d.square().mean(1) - d.mean(1).square()).mean()
-
-
-def shift_images(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Each image moved by its own (dy, dx) in {-1, 0, 1}^2, the vacated border filled with -1 (background): the
-    1-pixel random shifts of ``fastwgan.eval.classifier.train_classifier``, drawn per image. out[b, :, i, j] =
-    x[b, :, i - dy_b, j - dx_b]. x (B, C, H, W), s (B, 2) int64 (dy, dx)."""
-    b, _, h, w = x.shape
-    xp = F.pad(x, (1, 1, 1, 1), value=-1.0)  # (B, C, H + 2, W + 2)
-    rows = torch.arange(h, device=x.device)[None] + 1 - s[:, :1]  # (B, H)
-    cols = torch.arange(w, device=x.device)[None] + 1 - s[:, 1:]  # (B, W)
-    bi = torch.arange(b, device=x.device)[:, None, None]
-    return xp[bi, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
 
 
 def critic_loss(
