@@ -352,7 +352,7 @@ def _wdgrl(case, device: str, plain_loop):
         b = cfg.batch_size
         idx_s, idx_t = (torch.randint(0, N_DATA, (b,), generator=gen) for _ in range(2))
         draw = {"idx_s": idx_s, "idx_t": idx_t, "eps": torch.rand(cfg.n_critic, b, generator=gen)}
-        if adapt.SHIFT:  # the 1-pixel shifts of both batches, which every provider applies
+        if adapt.SHIFT:  # the default's 1-pixel shifts of both batches, which every provider applies
             draw.update(shift_s=torch.randint(-1, 2, (b, 2), generator=gen))
             draw.update(shift_t=torch.randint(-1, 2, (b, 2), generator=gen))
         return draw

@@ -131,7 +131,7 @@ def test_the_defaults_name_the_published_settings():
         10.0,
     )
     t = adapt.ReferenceAdaptTrainer(*tiny_nets(0), cfg)
-    assert (t.method, t.weight, t.clf_steps, t.entropy_weight, t.shift) == ("wdgrl", 0.1, 1, 0.0, True)
+    assert (t.method, t.weight, t.clf_steps, t.entropy_weight, t.shift) == ("wdgrl", 0.1, 1, 0.0, False)
     d = adapt.ReferenceAdaptTrainer(*tiny_nets(0), adapt.default_config("dann"), method="dann")
     assert (d.weight, d.clf_steps, d.config.n_critic) == (1.0, 1, 1)
 
@@ -139,7 +139,7 @@ def test_the_defaults_name_the_published_settings():
 def test_the_step_trains_on_both_batches_shifted_by_the_streams_draws():
     # the draw's shifts (after idx and eps: the docstring's stream) move each image of both batches
     x_s, y_s, x_t = domains(seed=7)
-    ref, seen = pair("gp", 7)[0], []
+    ref, seen = pair("gp", 7, shift=True)[0], []
     features = ref._features
     ref._features = lambda a, b: seen.append((a, b)) or features(a, b)
     ref.fit(x_s, x_t, 1, labels=y_s, progress=False)

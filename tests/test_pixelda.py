@@ -52,12 +52,19 @@ def tiny_nets(seed, cs=3, ct=3):
     )
 
 
-def pair(loss, seed, compile=False, config=None, threads="auto", cs=3, ct=3, **kw):
+def frozen_classifier(ct=3, seed=11):
+    """A classifier of target-like images for the semantic term (any fixed weights)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(ct * 64, K))
+
+
+def pair(loss, seed, compile=False, config=None, threads="auto", cs=3, ct=3, semantic=False, **kw):
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
     kw = {"task_weight": 0.5, "pretrain_epochs": PRE, **kw}
+    sem = (lambda: {"semantic": frozen_classifier(ct), "semantic_weight": 0.7}) if semantic else dict
     return (
-        pixelda.ReferencePixelDATrainer(*tiny_nets(seed, cs, ct), cfg, **kw),
-        pixelda.PixelDATrainer(*tiny_nets(seed, cs, ct), cfg, compile=compile, threads=threads, **kw),
+        pixelda.ReferencePixelDATrainer(*tiny_nets(seed, cs, ct), cfg, **kw, **sem()),
+        pixelda.PixelDATrainer(*tiny_nets(seed, cs, ct), cfg, compile=compile, threads=threads, **kw, **sem()),
     )
 
 
@@ -135,7 +142,16 @@ def test_model_loss_is_the_papers_sum(source_task):
     want = 0.3 * adv + 0.7 * (ce_a + ce_s) + 0.2 * pixelda.pmse(fake, x_s)
     for key, v in (("adversarial", adv), ("task_adapted", ce_a), ("task_source", ce_s), ("model_loss", want)):
         assert aux[key].item() == pytest.approx(v.item(), rel=1e-5), key
-    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5) and "semantic" not in aux
+    # CyCADA's semantic term: a frozen classifier f must read G(x_s, z) as the TRUE source class
+    u = torch.randn(3, 3, generator=g)
+    with_sem, aux = pixelda.model_loss(
+        gen, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task, semantic=lambda x: x @ u, semantic_weight=0.4
+    )
+    sem = F.cross_entropy(fake @ u, y)
+    assert aux["semantic"].item() == pytest.approx(sem.item(), rel=1e-5)
+    assert with_sem.item() == pytest.approx((want + 0.4 * sem).item(), rel=1e-5)
+    assert aux["model_loss"].item() == pytest.approx(with_sem.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["gp", "lp"])
@@ -154,12 +170,13 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     loss=st.sampled_from(["gp", "clip"]),
     channels=st.sampled_from([(3, 3), (1, 3)]),
     content=st.sampled_from([0.0, 0.5]),
+    semantic=st.booleans(),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content):
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, semantic):
     cs, ct = channels
     content = content if cs == ct else 0.0  # the content loss needs one channel count
     x_s, y_s, x_t = domains(cs, ct, seed=seed)
-    ref, fast = pair(loss, seed, cs=cs, ct=ct, content_weight=content)
+    ref, fast = pair(loss, seed, cs=cs, ct=ct, content_weight=content, semantic=semantic)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
@@ -173,7 +190,7 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content):
 def compiled():
     fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), not what this tests
-    return pair("gp", 0, compile=True, threads=1)[1]
+    return pair("gp", 0, compile=True, threads=1, semantic=True)[1]  # the frozen classifier in the graph too
 
 
 @pytest.mark.slow
@@ -181,7 +198,9 @@ def compiled():
 @given(seed=st.integers(0, 2**16))
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     x_s, y_s, x_t = domains(seed=seed)
-    ref = pixelda.ReferencePixelDATrainer(*tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE)
+    ref = pixelda.ReferencePixelDATrainer(
+        *tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE, **compiled.semantic_settings
+    )
     compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
     with no_recompile_once_warm():
         compiled.fit(x_s, x_t, 3, labels=y_s, progress=False)
@@ -255,6 +274,14 @@ def test_bad_input_is_refused_with_one_line():
         ref.fit(x_s, x_t, 1, labels=torch.full_like(y_s, K))
     with pytest.raises(ValueError, match="target: the domain is empty"):
         ref.fit(x_s, x_t[:0], 1, labels=y_s)
+    with pytest.raises(ValueError, match="semantic must be a torch.nn.Module .a classifier of target-like images"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), ref.config, semantic=lambda x: x)
+    seven = nn.Sequential(nn.Flatten(), nn.Linear(192, 7))  # 7 classes, the task classifier's 4
+    wrong = pixelda.ReferencePixelDATrainer(*tiny_nets(0), ref.config, semantic=seven)
+    with pytest.raises(ValueError, match=r"semantic: the frozen classifier returns shape \(2, 7\) on adapted images"):
+        wrong.fit(x_s, x_t, 1, labels=y_s)
+    with pytest.raises(ValueError, match="semantic_weight must be a non-negative finite number"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), ref.config, semantic_weight=-1.0)
     with pytest.raises(ValueError, match="one size, got 8x8 .source. and 16x16 .target."):
         ref.fit(x_s, torch.zeros(4, 3, 16, 16, dtype=torch.uint8), 1, labels=y_s)
     with pytest.raises(ValueError, match=r"generator: calling it on source images \(2, 1, 8, 8\)"):

@@ -30,8 +30,8 @@ ADAPT_HELP = {
     "--weight": "lambda: the domain term's weight (default: the method's, fastwgan.uses.adapt.WEIGHTS)",
     "--clf-steps": "wdgrl / dann: extractor + classifier updates per critic round (default: the method's)",
     "--entropy-weight": "wdgrl / dann: VADA's weight on the target predictions' entropy (default 0: off)",
-    "--no-shift": "wdgrl / dann: no random 1-pixel shifts of the batches (default: shifted, the source-only "
-    "classifier's augmentation, fastwgan.uses.adapt.SHIFT)",
+    "--shift": "wdgrl / dann: random 1-pixel shifts of both domains' batches, the source-only classifier's "
+    "augmentation (default off, as in the paper: fastwgan.uses.adapt.SHIFT)",
     "--source-epochs": "wdgrl / dann: epochs of source-only training before the alignment (default 20; 0: from "
     "scratch, which the alignment can wreck)",
     "--eval-data": "labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
@@ -42,7 +42,7 @@ ADAPT_HELP = {
 #: What the run folder's kind is, per method (resume checks it).
 KINDS = {"wdgrl": "adaptation", "dann": "adaptation", "pixelda": "pixelda"}
 #: The settings of adaptation runs written before issue 24 (then the only method and its defaults); runs written
-#: before the shifts (``fastwgan.uses.adapt.SHIFT``) trained without them.
+#: before the ``shift`` option trained without shifts.
 OLD_RUN = {"method": "wdgrl", "weight": 1.0, "clf_steps": 1, "entropy_weight": 0.0, "shift": False}
 
 
@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
     ad.add_argument("--weight", type=float, default=None, help=h["--weight"])
     ad.add_argument("--clf-steps", type=positive, default=None, help=h["--clf-steps"])
     ad.add_argument("--entropy-weight", type=float, default=0.0, help=h["--entropy-weight"])
-    ad.add_argument("--no-shift", action="store_true", help=h["--no-shift"])
+    ad.add_argument("--shift", action="store_true", help=h["--shift"])
     ad.add_argument("--source-epochs", type=int, default=20, help=h["--source-epochs"])
     ad.add_argument("--eval-data", default=None, metavar="SOURCE", help=h["--eval-data"])
     add_config_options(ad, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["adapt"])))
@@ -132,16 +132,16 @@ def cmd_adapt(args) -> int:
     else:
         method = args.method
         if method == "pixelda" and (
-            args.weight is not None or args.clf_steps is not None or args.entropy_weight or args.no_shift
+            args.weight is not None or args.clf_steps is not None or args.entropy_weight or args.shift
         ):
-            raise ValueError("--weight, --clf-steps, --entropy-weight and --no-shift are for --method wdgrl / dann")
+            raise ValueError("--weight, --clf-steps, --entropy-weight and --shift are for --method wdgrl / dann")
         cfg = _config(args, method)
         settings = {
             "method": method,
             "weight": args.weight,
             "clf_steps": args.clf_steps,
             "entropy_weight": args.entropy_weight,
-            "shift": not args.no_shift,
+            "shift": args.shift,
         }
         size = {"image_size": args.image_size, "channels": args.channels, "resize": args.resize}
         source, target = args.source, args.target

@@ -8,7 +8,7 @@ A feature extractor f_g: x -> h (B, F) and a classifier f_c: h -> logits (B, K) 
 learns to defeat it, so that features of unlabelled target images x_t come to look like source features and the
 classifier carries over. One step, on one source and one target batch:
 
-    x_s <- shift(x_s, s_s), x_t <- shift(x_t, s_t)                      (``shift``, default on: 1-pixel shifts)
+    x_s <- shift(x_s, s_s), x_t <- shift(x_t, s_t)                      (``shift`` only: 1-pixel shifts)
     h_s = f_g(x_s), h_t = f_g(x_t)                                      (no gradient: f_g is fixed here)
     n_critic times, eps ~ U[0, 1]^B:
         WDGRL: L_wd   = mean f_w(h_s) - mean f_w(h_t)
@@ -41,9 +41,8 @@ idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (WDGRL wit
 s_s = randint(-1, 2, (B, 2)), s_t = randint(-1, 2, (B, 2)) (``shift`` only).
 
 shift(x, s) moves each image by its (dy, dx), the border filled with -1 (``fastwgan.uses.domains.shift_images``):
-the source-only classifier's augmentation (``fastwgan.eval.classifier.train_classifier``), also PixelDA's, so the
-extractor is aligned and trained under the augmentation it was warm-started with (``SHIFT``; ours, for one
-augmentation across the benchmark's arms).
+the source-only classifier's augmentation (``fastwgan.eval.classifier.train_classifier``), also PixelDA's; off by
+default (``SHIFT``: the paper trains without augmentation, and measured here it did not help WDGRL).
 
 ``ReferenceAdaptTrainer`` is the eager oracle; ``AdaptTrainer`` keeps the critic's parameters in one flat buffer
 and the extractor's and classifier's in another, updates them with the fused optimizer, and runs each update

@@ -266,8 +266,7 @@ class ReferenceAdaptTrainer(AdaptBase):
         method: "wdgrl" (a Wasserstein critic) or "dann" (a domain classifier; gradient reversal).
         clf_steps: extractor + classifier updates per critic round (None: ``CLF_STEPS[method]``).
         entropy_weight: VADA's weight on the entropy of the target predictions (0: off).
-        shift: random 1-pixel shifts of both domains' batches (``SHIFT``, default on; False: the images as they
-            are, as runs written before it).
+        shift: random 1-pixel shifts of both domains' batches (default ``SHIFT``, off: the paper's setting).
     """
 
     name = "reference"

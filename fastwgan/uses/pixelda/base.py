@@ -14,7 +14,7 @@ from ...core.images import as_float, to_uint8
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
 from ..domains import DomainTrainerBase, TensorDomains, check_domain
-from .losses import ADV_WEIGHT, CONTENT_WEIGHT, PRETRAIN_EPOCHS, SHIFT, TASK_WEIGHT
+from .losses import ADV_WEIGHT, CONTENT_WEIGHT, PRETRAIN_EPOCHS, SEMANTIC_WEIGHT, SHIFT, TASK_WEIGHT
 
 
 def _weight(name: str, v) -> float:
@@ -42,6 +42,7 @@ class PixelDABase(DomainTrainerBase):
                 ("task_adapted", "CE on adapted source"),
                 ("task_source", "CE on source"),
                 ("content", "content PMSE"),
+                ("semantic", "semantic CE (frozen classifier)"),
             ),
         ),
         ("target accuracy", (("target_accuracy", "held-out target accuracy (evaluators)"),)),
@@ -60,8 +61,18 @@ class PixelDABase(DomainTrainerBase):
         noise_dim: int | None = None,
         shift: bool = SHIFT,
         pretrain_epochs: int = PRETRAIN_EPOCHS,
+        semantic: nn.Module | None = None,
+        semantic_weight: float = SEMANTIC_WEIGHT,
     ):
         super().__init__(config)
+        if semantic is not None and not isinstance(semantic, nn.Module):
+            raise ValueError(
+                "semantic must be a torch.nn.Module (a classifier of target-like images), got "
+                f"{type(semantic).__name__}"
+            )
+        self.semantic_weight = _weight("semantic_weight", semantic_weight)
+        # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
+        self.semantic = None if semantic is None else semantic.to(self.device).eval().requires_grad_(False)
         check_networks(config, {"generator": generator, "critic": critic, "classifier": classifier}, ("critic",))
         self.adv_weight = _weight("adv_weight", adv_weight)
         self.task_weight = _weight("task_weight", task_weight)
@@ -93,6 +104,7 @@ class PixelDABase(DomainTrainerBase):
             "task_adapted",
             "task_source",
             "content",
+            *(("semantic",) if semantic is not None else ()),
         )
         self.num_classes: int | None = None
         # CE(T(x_s), y_s) needs source images shaped like target images: decided by check_domains (first fit)
@@ -106,6 +118,11 @@ class PixelDABase(DomainTrainerBase):
     def loss_settings(self) -> tuple:
         """``model_loss``'s weights after its tensors: (alpha, beta, gamma, source_task), for both twins."""
         return self.adv_weight, self.task_weight, self.content_weight, self.source_task
+
+    @property
+    def semantic_settings(self) -> dict:
+        """``model_loss``'s semantic keywords, for both twins."""
+        return {"semantic": self.semantic, "semantic_weight": self.semantic_weight}
 
     def _networks(self):
         return {**self.model, "critic": self.critic}
@@ -164,6 +181,18 @@ class PixelDABase(DomainTrainerBase):
         if logits.dim() != 2 or logits.shape[0] != 2:
             raise ValueError(f"classifier: returns shape {tuple(logits.shape)}; it must return logits (B, K)")
         self.num_classes = logits.shape[1]
+        if self.semantic is not None:
+            sem = probe(
+                self.semantic,
+                fake,
+                None,
+                lambda e: f"semantic: calling the classifier on adapted images {tuple(fake.shape)} failed: {e}",
+            )
+            if tuple(sem.shape) != tuple(logits.shape):
+                raise ValueError(
+                    f"semantic: the frozen classifier returns shape {tuple(sem.shape)} on adapted images, the task "
+                    f"classifier {tuple(logits.shape)}: both must give logits over the same classes"
+                )
         y = check_labels(labels, len(s), num_classes=self.num_classes, what="labels")
         self.source_task = s.shape[1] == t.shape[1]
         self.shapes = (tuple(s.shape[1:]), tuple(t.shape[1:]))
@@ -249,6 +278,7 @@ class PixelDABase(DomainTrainerBase):
             "content_weight": self.content_weight,
             "shift": self.shift,
             "pretrain_epochs": self.pretrain_epochs,
+            "semantic_weight": self.semantic_weight if self.semantic is not None else None,
             "noise_dim": self.noise_dim,
             "num_classes": self.num_classes,
             "source_task": self.source_task,

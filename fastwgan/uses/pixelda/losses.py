@@ -15,6 +15,9 @@ TASK_WEIGHT = 1.0  # beta: the task cross-entropies' weight (ours, not tuned)
 CONTENT_WEIGHT = 0.0  # gamma: the content-similarity (PMSE) weight (off by default: ours; the paper masks it)
 PRETRAIN_EPOCHS = 40  # T's warm start on the source alone (ours: the source-only baseline's recipe, 40 epochs)
 SHIFT = True  # random 1-pixel shifts of the G/T update's source batch (ours: the source-only baseline's augmentation)
+#: the semantic term's weight when a frozen classifier is given (``semantic=``): CyCADA's lambda_sem, 1 (Hoffman et
+#: al. 2018; the translation trainer's too)
+SEMANTIC_WEIGHT = 1.0
 
 
 def pmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -57,6 +60,9 @@ def model_loss(
     content_weight: float,
     source_task: bool = True,
     shift: torch.Tensor | None = None,
+    *,
+    semantic=None,
+    semantic_weight: float = 0.0,
 ):
     """L_GT, a function of the generator's and the task classifier's parameters (package docstring):
 
@@ -67,9 +73,12 @@ def model_loss(
         x_s (B, C, H, W) in [-1, 1], y_s (B,) int64, z (B, noise_dim).
         source_task: include CE(T(x_s), y_s) (needs source images shaped like target images).
         shift: (B, 2) per-image 1-pixel shifts applied to x_s first (``shift_images``; augmentation), or None.
+        semantic: a frozen classifier (images -> logits (B, K)) or None: with it, CyCADA's semantic consistency
+            ``semantic_weight * CE(f(G(x_s, z)), y_s)`` is added (G must keep the TRUE source class as a classifier
+            that does not train with it reads it; T, training with G, could learn to read whatever G makes).
     Returns:
-        (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"}: detached 0-d tensors, the
-        terms unweighted; task_source 0 without ``source_task``, content 0 when its weight is 0)
+        (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"[, "semantic"]}: detached 0-d
+        tensors, the terms unweighted; task_source 0 without ``source_task``, content 0 when its weight is 0)
     """
     if shift is not None:
         x_s = shift_images(x_s, shift)  # both task terms see the shifted digit (G keeps its position)
@@ -84,10 +93,13 @@ def model_loss(
         content = pmse(fake, x_s)
         total = total + content_weight * content
     aux = {
-        "model_loss": total.detach(),
         "adversarial": adversarial.detach(),
         "task_adapted": task_adapted.detach(),
         "task_source": task_source.detach(),
         "content": content.detach(),
     }
-    return total, aux
+    if semantic is not None:
+        sem = F.cross_entropy(semantic(fake).float(), y_s)
+        total = total + semantic_weight * sem
+        aux["semantic"] = sem.detach()
+    return total, {"model_loss": total.detach(), **aux}

@@ -32,6 +32,9 @@ class ReferencePixelDATrainer(PixelDABase):
         config: ``TrainConfig`` (loss, optimizer, lr_d for the critic, lr_g for G and T, betas, n_critic,
             gp_weight, batch_size, seed, device).
         adv_weight, task_weight, content_weight: alpha, beta, gamma of L_GT (package docstring).
+        semantic: optional, a frozen classifier of target-like images (e.g. the source-only classifier): CyCADA's
+            semantic consistency, ``semantic_weight`` (default 1, CyCADA's) x CE(semantic(G(x_s, z)), y_s) added
+            to L_GT. Not saved with the run: give it again to resume.
         noise_dim: z's size (default: the generator's ``noise_dim``, else 10).
     """
 
@@ -64,7 +67,15 @@ class ReferencePixelDATrainer(PixelDABase):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
         with frozen(self.critic):  # no critic gradients in the G/T phase
             loss, aux = model_loss(
-                self.generator, self.classifier, critic_scores(self.critic), x_s, y, z, *self.loss_settings, shift
+                self.generator,
+                self.classifier,
+                critic_scores(self.critic),
+                x_s,
+                y,
+                z,
+                *self.loss_settings,
+                shift,
+                **self.semantic_settings,
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -156,6 +167,7 @@ class PixelDATrainer(PixelDABase):
                 z,
                 *self.loss_settings,
                 shift,
+                **self.semantic_settings,
             )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat), g_bufs)
