@@ -242,7 +242,12 @@ def run(args) -> dict:
     shifts = {}
     for shift in args.shifts:
         d = data(shift)
-        runs = [one_seed(shift, s, d, args) for s in args.seeds]
+        runs = []
+        for s in args.seeds:
+            runs.append(one_seed(shift, s, d, args))
+            if args.json:  # a long run keeps what it has measured (the per-seed records so far)
+                partial = {**shifts, shift: {"runs": runs}}
+                args.json.with_suffix(".partial.json").write_text(json.dumps({"shifts": partial}) + "\n")
         shifts[shift] = {"runs": runs, **summarise(runs)}
     settings = {k: getattr(args, k) for k in ("seeds", "cyclegan_seeds", "epochs", "adapt_steps", "pixelda_steps")}
     settings.update(translate_steps=args.translate_steps, arms=args.arms, compile=not args.no_compile)
