@@ -63,7 +63,10 @@ must read G's adaptations as their source class. Why (measured on the benchmark'
 oracle read for diagnosis only): without it, G's adaptations lose the class on two of the three shifts (the
 oracle reads 0.88 of raw held-out UCI digits as their class but 0.60-0.66 of their adaptations to MNIST; 0.95-0.96
 of raw gray digits but 0.33-0.45 of their adaptations to digits-m), because T trains with G and learns to read
-what G makes. Off unless a classifier is given.
+what G makes. With it (benchmark arm ``pixelda_sem``, the source-only classifier as f, seeds 0 and 1, 1000
+steps) the oracle reads 0.71 / 0.77 / 0.55 of the adaptations (without: 0.65 / 0.63 / 0.39), but T's target
+accuracy moves by at most 0.01 and the critic's W-estimate ends higher: G keeps the class and stays further from
+the target's look, which is what limits T at this budget. Off unless a classifier is given.
 Optimizers: ``TrainConfig``'s (the "wgan-gp" preset: Adam 1e-4, betas (0, 0.9), lambda 10, n_critic 5).
 
 The random stream (one CPU generator seeded with ``config.seed``), per step, in this order:
