@@ -42,7 +42,11 @@ def trainer(kind: str, threads=1):
     if kind == "adapt":
         extractor = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU())
         critic = fw.models.mlp((16,), 1, hidden=16, depth=1)[1]
-        return adapt.AdaptTrainer(extractor, nn.Linear(16, 10), critic, cfg, compile=False, threads=threads)
+        # shift on: its per-image (B, 2) draws are sharded on their batch dim too (vector_draws)
+        trainer = adapt.AdaptTrainer(
+            extractor, nn.Linear(16, 10), critic, cfg, compile=False, threads=threads, shift=True
+        )
+        return trainer
     G, D = fw.models.mlp((1, 8, 8), 8, hidden=16, depth=1)
     enc = anomaly.encoder_for(G.spec)
     ecfg = anomaly.EncoderConfig(batch_size=BATCH, lr=LR)

@@ -248,8 +248,12 @@ class DomainTrainerBase(Engine):
         self._copy_outputs = compile and compile_mode == "reduce-overhead"
 
     # ------------------------------------------------------------------ the engine's hooks
+    #: the draw's entries of per-sample vectors, (..., B, k): their batch dim is -2, the others' the last
+    vector_draws: tuple[str, ...] = ()
+
     def _draw(self, source) -> dict[str, torch.Tensor]:
-        return {k: self.shard(v) for k, v in self._draw_rows(source.sizes).items()}
+        rows = self._draw_rows(source.sizes)
+        return {k: self.shard(v, -2 if k in self.vector_draws else -1) for k, v in rows.items()}
 
     def _step(self, source, draw) -> dict[str, torch.Tensor]:
         domains, draw = source.next(draw)

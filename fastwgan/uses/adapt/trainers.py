@@ -145,6 +145,7 @@ class AdaptBase(DomainTrainerBase):
         return s, y, t
 
     rows = (("idx_s",), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
+    vector_draws = ("shift_s", "shift_t")  # (B, 2) each
     labelled = 0  # the source: a loader yields (x, y)
 
     def batches_per_step(self, domain: int) -> int:
@@ -161,11 +162,6 @@ class AdaptBase(DomainTrainerBase):
             draw["shift_s"] = torch.randint(-1, 2, (b, 2), generator=g)
             draw["shift_t"] = torch.randint(-1, 2, (b, 2), generator=g)
         return draw
-
-    def _draw(self, source):
-        # shift_s / shift_t (B, 2): their batch dim is not the last, so shard them on dim -2
-        rows = self._draw_rows(source.sizes)
-        return {k: self.shard(v, -2 if k.startswith("shift") else -1) for k, v in rows.items()}
 
     def _train_step(self, domains, draw):
         src_s, y_s, src_t = domains

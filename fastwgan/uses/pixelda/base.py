@@ -199,6 +199,7 @@ class PixelDABase(DomainTrainerBase):
         return s, y, t
 
     rows = (("idx_s", "gen_s"), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
+    vector_draws = ("z", "z_gen", "shift")  # z (.., B, noise_dim), shift (B, 2)
     labelled = 0  # the source: a loader yields (x, y)
 
     def batches_per_step(self, domain: int) -> int:
@@ -224,11 +225,6 @@ class PixelDABase(DomainTrainerBase):
         if self.shift:
             draw["shift"] = torch.randint(-1, 2, (b, 2), generator=g)  # (dy, dx) per image of the G/T batch
         return draw
-
-    def _draw(self, source):
-        # z (.., B, noise_dim) and shift (B, 2): their batch dim is not the last, so shard them on dim -2
-        rows = self._draw_rows(source.sizes)
-        return {k: self.shard(v, -2 if k.startswith("z") or k == "shift" else -1) for k, v in rows.items()}
 
     def _train_step(self, domains, draw):
         src_s, y_s, src_t = domains
