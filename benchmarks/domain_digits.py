@@ -13,6 +13,9 @@ Arms (target labels are used by the oracle and the test only, never for choosing
     dann         fastwgan.uses.adapt, method "dann", from source_only's weights (the defaults: lambda 1)
     wdgrl        fastwgan.uses.adapt, method "wdgrl", from source_only's weights (the defaults: lambda 0.1,
                  clf_steps 1, Adam(1e-4, betas (0.9, 0.999)), n_critic 5, gamma 10: the public port's, lambda ours)
+    wdgrl_dirtt  wdgrl's classifier refined by DIRT-T (fastwgan.uses.adapt, method "dirtt": the target's conditional
+                 entropy, VAT, the KL from the teacher; the official code's settings, adapt.CONFIGS["dirtt"]),
+                 --refine-steps more steps (the wdgrl arm's classifier is the start when both run)
     wdgrl_ent    the same, plus VADA's target-entropy term at its official code's weight
                  (entropy_weight = adapt.VADA_ENTROPY_WEIGHT, 1e-2)
     pixelda      fastwgan.uses.pixelda (a WGAN-GP critic on target vs G(x_s, z); its task classifier T is the
@@ -39,6 +42,7 @@ fraction of the source-only -> oracle gap closed, wall times.
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import sys
@@ -57,12 +61,13 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
-ARMS = ("source_only", "dann", "wdgrl", "wdgrl_ent", "pixelda", "pixelda_sem", "cyclegan", "oracle")
-ADAPTED = ("dann", "wdgrl", "wdgrl_ent", "pixelda", "pixelda_sem", "cyclegan")
+ARMS = ("source_only", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_sem", "cyclegan", "oracle")
+ADAPTED = ("dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_sem", "cyclegan")
 LABELS = {
     "source_only": "source only",
     "dann": "DANN",
     "wdgrl": "WDGRL",
+    "wdgrl_dirtt": "WDGRL + DIRT-T refinement",
     "wdgrl_ent": "WDGRL + target entropy",
     "pixelda": "PixelDA-W (pixel level)",
     "pixelda_sem": "PixelDA-W + semantic (frozen source classifier)",
@@ -81,6 +86,7 @@ def _options(a):
     a.add_argument("--cyclegan-seeds", type=int, default=2, help="the CycleGAN arm runs on the first N seeds")
     a.add_argument("--epochs", type=int, default=20, help="classifier epochs (source only, oracle, on translations)")
     a.add_argument("--adapt-steps", type=int, default=3000, help="WDGRL steps (DANN: clf_steps x as many)")
+    a.add_argument("--refine-steps", type=int, default=3000, help="DIRT-T steps after WDGRL (wdgrl_dirtt)")
     a.add_argument("--pixelda-steps", type=int, default=2000)
     a.add_argument("--translate-steps", type=int, default=1000)
     a.add_argument("--no-compile", action="store_true", help="eager fast trainers (smoke runs)")
@@ -128,8 +134,9 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     out["oracle_on_source"] = acc(clf_d, xs_test, ys_test)  # how well the oracle reads the raw source: the
     # reference for oracle_on_<arm>, the pixel-level arms' adaptations of the same images
 
+    trainers = {}
     for arm in ("dann", "wdgrl", "wdgrl_ent"):
-        if arm not in args.arms:
+        if arm not in args.arms and not (arm == "wdgrl" and "wdgrl_dirtt" in args.arms):
             continue
         method = "dann" if arm == "dann" else "wdgrl"
 
@@ -144,10 +151,23 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
             )
             return tr.fit(xs, xt, steps, labels=ys, log_every=100, progress=False)
 
-        tr = timed(arm, run_adapt)
+        tr = trainers[arm] = timed(arm, run_adapt)
         out[arm] = tr.accuracy(xt_test, yt_test)
         out[f"{arm}_on_source"] = tr.accuracy(xs_test, ys_test)
         out[f"{arm}_history"] = tr.history[-1]
+
+    if "wdgrl_dirtt" in args.arms:
+
+        def run_refine(tr=trainers["wdgrl"]):
+            nets = copy.deepcopy(tr.extractor), copy.deepcopy(tr.classifier)
+            cfg = adapt.default_config("dirtt", seed=seed)
+            tr_r = adapt.AdaptTrainer(*nets, None, cfg, method="dirtt", compile=compile)
+            return tr_r.fit(xs, xt, args.refine_steps, labels=ys, log_every=100, progress=False)
+
+        tr = timed("wdgrl_dirtt", run_refine)
+        out["wdgrl_dirtt"] = tr.accuracy(xt_test, yt_test)
+        out["wdgrl_dirtt_on_source"] = tr.accuracy(xs_test, ys_test)
+        out["wdgrl_dirtt_history"] = tr.history[-1]
 
     for arm in ("pixelda", "pixelda_sem"):
         if arm not in args.arms:
@@ -251,6 +271,7 @@ def run(args) -> dict:
         shifts[shift] = {"runs": runs, **summarise(runs)}
     settings = {k: getattr(args, k) for k in ("seeds", "cyclegan_seeds", "epochs", "adapt_steps", "pixelda_steps")}
     settings.update(translate_steps=args.translate_steps, arms=args.arms, compile=not args.no_compile)
+    settings["refine_steps"] = args.refine_steps
     settings["adapt_shift"] = args.adapt_shift  # DANN / WDGRL on 1-pixel-shifted batches (results before: without)
     return {
         "study": "domain_digits",
@@ -265,6 +286,7 @@ def run(args) -> dict:
 ARM_SETTINGS = {
     "dann": ("adapt_steps", "adapt_shift"),
     "wdgrl": ("adapt_steps", "adapt_shift"),
+    "wdgrl_dirtt": ("adapt_steps", "adapt_shift", "refine_steps"),
     "wdgrl_ent": ("adapt_steps", "adapt_shift"),
     "pixelda": ("pixelda_steps",),
     "pixelda_sem": ("pixelda_steps",),

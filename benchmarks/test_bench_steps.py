@@ -323,6 +323,7 @@ class DomainCase:
 DOMAIN_CASES = (
     DomainCase("wdgrl", 64),
     DomainCase("pixelda", 64),
+    DomainCase("dirtt", 64),
 )  # conftest parametrises `domain_case` with these, in every profile
 
 
@@ -395,7 +396,35 @@ def _pixelda(case, device: str, plain_loop):
     return cfg, make, draw
 
 
-DOMAIN_BUILDERS = {"wdgrl": _wdgrl, "pixelda": _pixelda}
+def _dirtt(case, device: str, plain_loop):
+    """DIRT-T's refinement (fastwgan.uses.adapt, method "dirtt") at the official code's settings: (config,
+    make(provider), draw). The teacher is the starting weights (the trainers take it at their first step)."""
+    from fastwgan.uses import adapt
+
+    cfg = adapt.default_config("dirtt", batch_size=case.batch, device=device)
+    x_s, x_t = _digits(case), _digits(case).flip(0)
+    y_s = torch.randint(0, 10, (N_DATA,), generator=torch.Generator().manual_seed(1))
+    radius = adapt.vat_radius(tuple(x_t.shape[1:]))
+
+    def make(provider):
+        torch.manual_seed(0)  # every provider starts from the same weights
+        extractor, head, _ = adapt.digit_networks(case.channels, image_size=case.image_size)
+        if provider == "loop":
+            loop = plain_loop.PlainDIRTT(extractor, head, cfg, adapt.WEIGHTS["dirtt"], radius)
+            return loop, loop.prepare(x_s, y_s, x_t), loop.train_step
+        cls = adapt.ReferenceAdaptTrainer if provider == "reference" else adapt.AdaptTrainer
+        trainer = cls(extractor, head, None, cfg, method="dirtt")
+        return trainer, trainer.domain_source((x_s, y_s, x_t), trainer.check_domains), trainer._step
+
+    def draw(gen):  # the adaptation trainers' stream, method "dirtt" (fastwgan.uses.adapt docstring)
+        b = cfg.batch_size
+        idx_s, idx_t = (torch.randint(0, N_DATA, (b,), generator=gen) for _ in range(2))
+        return {"idx_s": idx_s, "idx_t": idx_t, "vat_d": torch.randn(1, b, x_t[0].numel(), generator=gen)}
+
+    return cfg, make, draw
+
+
+DOMAIN_BUILDERS = {"wdgrl": _wdgrl, "pixelda": _pixelda, "dirtt": _dirtt}
 
 
 @pytest.mark.parametrize("provider", ["fastwgan", "reference"])

@@ -1,6 +1,7 @@
-"""Wasserstein feature alignment (fastwgan.uses.adapt, WDGRL): the losses on analytic cases, the penalty at the paper's
-points reaching the critic, the fast trainer equal to the eager oracle (eager and compiled, no recompiles), and
-one-line refusals of bad input (labels missing, mismatched domains, an empty domain)."""
+"""Feature alignment (fastwgan.uses.adapt: WDGRL, DANN, DIRT-T's refinement): the losses on analytic cases, the
+penalty at the paper's points reaching the critic, VAT's direction against a float64 finite difference, the teacher
+kept and refreshed, the fast trainer equal to the eager oracle (eager and compiled, no recompiles), and one-line
+refusals of bad input (labels missing, mismatched domains, an empty domain, a critic where none is trained)."""
 
 import pytest
 import torch
@@ -44,14 +45,21 @@ def tiny_nets(seed, channels=3):
     )
 
 
+def nets_for(seed, method="wdgrl"):
+    """tiny_nets, without the critic for DIRT-T (it trains none)."""
+    e, c, d = tiny_nets(seed)
+    return e, c, None if method == "dirtt" else d
+
+
 def pair(loss, seed, compile=False, config=None, threads="auto", **method):
     """The twins on tiny networks; ``method``: the trainers' method, clf_steps, entropy_weight (default WDGRL,
     clf_steps 1)."""
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
     method = {"clf_steps": 1, **method}
+    m = method.get("method", "wdgrl")
     return (
-        adapt.ReferenceAdaptTrainer(*tiny_nets(seed), cfg, 0.5, **method),
-        adapt.AdaptTrainer(*tiny_nets(seed), cfg, 0.5, compile=compile, threads=threads, **method),
+        adapt.ReferenceAdaptTrainer(*nets_for(seed, m), cfg, 0.5, **method),
+        adapt.AdaptTrainer(*nets_for(seed, m), cfg, 0.5, compile=compile, threads=threads, **method),
     )
 
 
@@ -120,6 +128,50 @@ def test_the_entropy_term_is_the_target_predictions_entropy():
     assert aux["feature_norm_t"].item() == pytest.approx(x_t.norm(dim=1).mean().item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("calculus", ["eager", "functional"])
+def test_vat_direction_is_the_limit_of_the_papers_power_step(calculus):
+    # the exact H d against the official finite step, taken in float64 (where xi = 1e-6 is not lost to rounding)
+    calc = objectives.EAGER if calculus == "eager" else objectives.compiled_calculus("torch", "torch")
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(256, K))
+    g = torch.Generator().manual_seed(2)
+    x, d = torch.randn(6, 3, 8, 8, generator=g), torch.randn(6, 3, 8, 8, generator=g)
+    r = adapt.vat_direction(net, x, d, net(x), calc)
+    assert r.shape == x.shape and not r.requires_grad
+    torch.testing.assert_close(r.flatten(1).norm(dim=1), torch.ones(6))
+    net64, x64 = net.double(), x.double()
+    step = (1e-6 * d.double() / d.double().flatten(1).norm(dim=1).view(-1, 1, 1, 1)).requires_grad_(True)
+    p = F.log_softmax(net64(x64), dim=1).detach()
+    kl = (p.exp() * (p - F.log_softmax(net64(x64 + step), dim=1))).sum()
+    (fd,) = torch.autograd.grad(kl, step)
+    cos = (F.normalize(fd.flatten(1), dim=1) * r.double().flatten(1)).sum(1)
+    assert cos.min() > 0.9999, cos
+
+
+def test_refinement_loss_is_entropy_plus_vat_plus_weighted_teacher_kl():
+    torch.manual_seed(0)
+    extract, classify, _ = tiny_nets(0)
+    x_s, y_s, x_t = domains(seed=4)
+    x_s, x_t, d = fw.data.to_float(x_s[:5]), fw.data.to_float(x_t[:5]), torch.randn(5, 3, 8, 8)
+    logits = classify(extract(x_t))
+    teacher = logits.detach() + torch.randn(5, K)
+    loss, aux = adapt.refinement_loss(extract, classify, teacher, x_s, y_s[:5], x_t, d, 0.7, 0.0)
+    p, lq = F.softmax(teacher, 1), F.log_softmax(logits, 1)
+    kl = (p * (p.log() - lq)).sum(1).mean()
+    entropy = -(lq.exp() * lq).sum(1).mean()
+    assert aux["vat"].item() == pytest.approx(0.0, abs=1e-6)  # radius 0: no perturbation
+    assert aux["teacher_kl"].item() == pytest.approx(kl.item(), rel=1e-5)
+    assert aux["target_entropy"].item() == pytest.approx(entropy.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((entropy + 0.7 * kl).item(), rel=1e-5)
+    ce = F.cross_entropy(classify(extract(x_s)), y_s[:5])
+    assert aux["classifier_loss"].item() == pytest.approx(ce.item(), rel=1e-5)
+    # the source is only read: no gradient reaches the classifier from it
+    loss_t, _ = adapt.refinement_loss(extract, classify, teacher, x_s, y_s[:5], x_t, d, 0.7, 1.5)
+    x_s2 = torch.zeros_like(x_s)
+    loss_t2, aux2 = adapt.refinement_loss(extract, classify, teacher, x_s2, y_s[:5], x_t, d, 0.7, 1.5)
+    assert loss_t.item() == pytest.approx(loss_t2.item(), rel=1e-6) and aux2["vat"] > 0
+
+
 def test_the_defaults_name_the_published_settings():
     cfg = adapt.default_config("wdgrl")
     assert (cfg.optimizer, cfg.betas, cfg.lr_d, cfg.lr_g, cfg.n_critic, cfg.gp_weight) == (
@@ -134,6 +186,10 @@ def test_the_defaults_name_the_published_settings():
     assert (t.method, t.weight, t.clf_steps, t.entropy_weight, t.shift) == ("wdgrl", 0.1, 1, 0.0, False)
     d = adapt.ReferenceAdaptTrainer(*tiny_nets(0), adapt.default_config("dann"), method="dann")
     assert (d.weight, d.clf_steps, d.config.n_critic) == (1.0, 1, 1)
+    r = adapt.ReferenceAdaptTrainer(*nets_for(0, "dirtt"), adapt.default_config("dirtt"), method="dirtt")
+    assert (r.weight, r.config.optimizer, r.config.lr_g, r.config.betas) == (1.0, "adam", 1e-3, (0.5, 0.999))
+    assert adapt.TEACHER_EVERY == 5000 and adapt.vat_radius((3, 32, 32)) == 3.5
+    assert adapt.vat_radius((1, 8, 8)) == pytest.approx(3.5 / 48**0.5)
 
 
 def test_the_step_trains_on_both_batches_shifted_by_the_streams_draws():
@@ -176,7 +232,8 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, en
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
-    assert_close_modules(ref.critic, fast.critic, what="critic.")
+    if method != "dirtt":
+        assert_close_modules(ref.critic, fast.critic, what="critic.")
     assert_close_modules(ref.model, fast.model, what="model.")
     torch.testing.assert_close(fast.predict(x_t), ref.predict(x_t))
 
@@ -203,6 +260,30 @@ def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     assert_close_modules(ref.model, compiled.model, what="model.")
 
 
+@pytest.mark.slow
+@given(seed=st.integers(0, 2**16))
+def test_compiled_refinement_matches_the_oracle_without_recompiles(seed):
+    # DIRT-T's step (VAT's Jacobian-vector product inside the parameters' gradient) as one compiled graph
+    x_s, y_s, x_t = domains(seed=seed)
+    fast = _compiled_dirtt()
+    ref = adapt.ReferenceAdaptTrainer(*nets_for(seed, "dirtt"), fast.config, 0.5, clf_steps=1, method="dirtt")
+    fast.load_state_dict(ref.state_dict())
+    with no_recompile_once_warm():
+        fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    assert_same_history(ref, fast)
+    assert_close_modules(ref.model, fast.model, what="model.")
+
+
+_DIRTT = []
+
+
+def _compiled_dirtt():
+    if not _DIRTT:
+        _DIRTT.append(pair("gp", 0, compile=True, threads=1, method="dirtt")[1])
+    return _DIRTT[0]
+
+
 @pytest.mark.parametrize("method", adapt.METHODS)
 def test_a_resumed_run_continues_exactly(tmp_path, method):
     x_s, y_s, x_t = domains(seed=6)
@@ -211,12 +292,33 @@ def test_a_resumed_run_continues_exactly(tmp_path, method):
     first = pair("gp", 6, method=method, clf_steps=2)[1]
     first.fit(x_s, x_t, 2, labels=y_s, out=tmp_path / "run", progress=False)
     # other initial weights: everything comes from the checkpoint (into the other twin)
-    ref = adapt.ReferenceAdaptTrainer(*tiny_nets(99), first.config, 0.5, method=method, clf_steps=2)
+    ref = adapt.ReferenceAdaptTrainer(*nets_for(99, method), first.config, 0.5, method=method, clf_steps=2)
     ref.load_state_dict(fw.checkpoint.load(tmp_path / "run"))
+    if method == "dirtt":  # the teacher is the run's first weights, from the checkpoint
+        assert ref.teacher_step == 0
+        for k, v in straight.teacher.items():
+            torch.testing.assert_close(ref.teacher[k], v)
     ref.fit(x_s, x_t, 4, labels=y_s, out=tmp_path / "run", progress=False)
     assert [h["step"] for h in ref.history] == [1, 2, 3, 4]
     assert_same_history(ref, straight)
     assert_close_modules(ref.model, straight.model, what="model.")
+
+
+def test_the_teacher_is_the_start_then_refreshed_every_teacher_every_steps(monkeypatch):
+    monkeypatch.setattr(adapt.trainers, "TEACHER_EVERY", 3)
+    x_s, y_s, x_t = domains(seed=8)
+    ref = pair("gp", 8, method="dirtt")[0]
+    start = {k: p.detach().clone() for k, p in ref.model.named_parameters()}
+    ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
+    assert ref.teacher_step == 0
+    for k, v in start.items():
+        torch.testing.assert_close(ref.teacher[k], v)
+    at3 = {k: p.detach().clone() for k, p in ref.model.named_parameters()}
+    assert any(not torch.equal(at3[k], v) for k, v in start.items())
+    ref.fit(x_s, x_t, 5, labels=y_s, progress=False)
+    assert ref.teacher_step == 3
+    for k, v in at3.items():
+        torch.testing.assert_close(ref.teacher[k], v)
 
 
 def test_digit_networks_carry_the_digit_classifier():
@@ -255,3 +357,7 @@ def test_bad_input_is_refused_with_one_line():
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), clf_steps=0)
     with pytest.raises(ValueError, match="shift must be True or False, got 1"):
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), shift=1)
+    with pytest.raises(ValueError, match="critic: method 'dirtt' trains no critic: give critic=None"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), method="dirtt")
+    with pytest.raises(ValueError, match="critic: method 'wdgrl' trains a domain critic on the features"):
+        adapt.AdaptTrainer(*nets_for(0, "dirtt"), fw.TrainConfig(), compile=False)

@@ -138,6 +138,28 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
 
 
+def test_adapt_dirtt_refines_an_earlier_runs_classifier(tmp_path, capsys):
+    base = ["--source", "mnist-5k-heldout", "--target", "digits-heldout", "--image-size", "8", "--resize", "box"]
+    base += ["--batch-size", "8", "--eval-data", "digits-heldout", "--no-compile", "--no-progress"]
+    first, second = tmp_path / "wdgrl", tmp_path / "dirtt"
+    assert main(["adapt", *base, "--out", str(first), "--steps", "2", "--source-epochs", "1"]) == 0
+    argv = ["adapt", "--method", "dirtt", "--init", str(first), *base, "--out", str(second), "--steps", "2"]
+    assert main(argv) == 0
+    m1, m2 = (json.loads((r / "metrics.json").read_text()) for r in (first, second))
+    assert m2["init_target_accuracy"] == m1["target_accuracy"]  # it starts from the wdgrl run's classifier
+    cfg = json.loads((second / "config.json").read_text())
+    assert cfg["method"] == "dirtt" and cfg["init"] == str(first) and cfg["config"]["lr_g"] == 1e-3
+    assert main(["adapt", "--resume", str(second), "--steps", "3", "--no-compile", "--no-progress"]) == 0
+    assert json.loads((second / "metrics.json").read_text())["step"] == 3
+    # --init refuses a missing run and one whose classifier does not fit (3 channels here), one line each
+    bad = ["adapt", "--method", "dirtt", "--source", "digits", "--target", "digits", "--channels", "3"]
+    for init, needle in ((tmp_path / "nothing", "does not exist"), (first, "does not fit these networks")):
+        capsys.readouterr()
+        assert main([*bad, "--init", str(init), "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and "--init" in err[0], err
+
+
 @pytest.mark.parametrize(
     "argv,needle",
     [
@@ -163,7 +185,7 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
                 "--out",
                 "{tmp}/p",
             ],
-            "--weight, --clf-steps, --entropy-weight and --shift are for --method wdgrl / dann",
+            "--weight, --clf-steps, --entropy-weight, --shift and --init are for --method wdgrl / dann / dirtt",
         ),
         (
             ["translate", "train", "--source", "digits", "--target", "toy:8gaussians", "--out", "{tmp}/t"],

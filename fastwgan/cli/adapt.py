@@ -1,6 +1,8 @@
 """``fastwgan adapt``: train a classifier on labelled source images that works on unlabelled target images, by
 feature alignment (``--method wdgrl | dann``, ``fastwgan.uses.adapt``, after source-only training of the same
-extractor and classifier) or at the pixel level (``--method pixelda``, ``fastwgan.uses.pixelda``)."""
+extractor and classifier, or from an earlier run's classifier: ``--init``), DIRT-T's refinement on the target
+(``--method dirtt``, typically ``--init`` a wdgrl run) or at the pixel level (``--method pixelda``,
+``fastwgan.uses.pixelda``)."""
 
 from __future__ import annotations
 
@@ -17,15 +19,20 @@ from .options import add_command, add_config_options, config_from_args, fit_opti
 
 #: The help of ``adapt`` and of its options.
 ADAPT_HELP = {
-    "help": "domain adaptation of a classifier (WDGRL, DANN, PixelDA)",
+    "help": "domain adaptation of a classifier (WDGRL, DANN, DIRT-T, PixelDA)",
     "description": "Train a classifier on labelled --source images that works on unlabelled --target images. "
     "--method wdgrl (a Wasserstein critic on the features) or dann (a domain classifier, gradient reversal) "
     "first trains the extractor + classifier on the source labels (--source-epochs), then aligns the features "
-    "(fastwgan.uses.adapt); --method pixelda trains a generator G(x_s, z) against a Wasserstein critic on target "
+    "(fastwgan.uses.adapt); --method dirtt refines a classifier on the target alone (DIRT-T: the target's "
+    "conditional entropy, VAT and the KL from a teacher), best from an earlier run's (--init); --method pixelda "
+    "trains a generator G(x_s, z) against a Wasserstein critic on target "
     "images and the classifier jointly on source and adapted images (fastwgan.uses.pixelda). Writes a run folder "
     "with the adapted classifier (classifier.safetensors) and, with --eval-data, its target accuracy and the "
     "source-only classifier's (metrics.json).",
-    "--method": "wdgrl (default), dann or pixelda",
+    "--method": "wdgrl (default), dann, dirtt or pixelda",
+    "--init": "wdgrl / dann / dirtt: start the extractor + classifier from an earlier fastwgan adapt run's "
+    "classifier.safetensors (the run folder or the file) instead of training them on the source first "
+    "(e.g. --method dirtt --init <a wdgrl run>: WDGRL, then DIRT-T's refinement)",
     "--channels": "convert both domains' channels",
     "--weight": "lambda: the domain term's weight (default: the method's, fastwgan.uses.adapt.WEIGHTS)",
     "--clf-steps": "wdgrl / dann: extractor + classifier updates per critic round (default: the method's)",
@@ -40,7 +47,7 @@ ADAPT_HELP = {
 
 
 #: What the run folder's kind is, per method (resume checks it).
-KINDS = {"wdgrl": "adaptation", "dann": "adaptation", "pixelda": "pixelda"}
+KINDS = {"wdgrl": "adaptation", "dann": "adaptation", "dirtt": "adaptation", "pixelda": "pixelda"}
 #: The settings of adaptation runs written before issue 24 (then the only method and its defaults); runs written
 #: before the ``shift`` option trained without shifts.
 OLD_RUN = {"method": "wdgrl", "weight": 1.0, "clf_steps": 1, "entropy_weight": 0.0, "shift": False}
@@ -57,6 +64,7 @@ def add_parser(sub) -> None:
     ad.add_argument("--entropy-weight", type=float, default=0.0, help=h["--entropy-weight"])
     ad.add_argument("--shift", action="store_true", help=h["--shift"])
     ad.add_argument("--source-epochs", type=int, default=20, help=h["--source-epochs"])
+    ad.add_argument("--init", default=None, metavar="RUN", help=h["--init"])
     ad.add_argument("--eval-data", default=None, metavar="SOURCE", help=h["--eval-data"])
     add_config_options(ad, skip=GAN_ONLY, rename=dict(zip(("lr_d", "lr_g"), LR_HELP["adapt"])))
 
@@ -81,11 +89,36 @@ def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
     if method == "pixelda":
         return pixelda.digit_networks(c, c, num_classes=k, image_size=size)
     extractor, head, critic = adapt.digit_networks(c, num_classes=k, image_size=size)
-    if args is not None and args.source_epochs > 0:
+    critic = None if method == "dirtt" else critic  # DIRT-T trains no critic
+    if args is not None and args.init:
+        _load_classifier(args.init, torch.nn.ModuleDict({"extractor": extractor, "classifier": head}))
+    elif args is not None and args.source_epochs > 0:
         model = torch.nn.Sequential(extractor, head)
         classifier.train_classifier(xs, ys, epochs=args.source_epochs, seed=cfg.seed, model=model)
         model.train()
     return extractor, head, critic
+
+
+def _load_classifier(path: str, model: torch.nn.Module) -> None:
+    """--init: an adapt run's classifier.safetensors (the run folder or the file) into ``model``, or one line."""
+    from pathlib import Path
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    p = p / "classifier.safetensors" if p.is_dir() else p
+    if not p.is_file():
+        raise FileNotFoundError(f"--init: {p} does not exist (give a fastwgan adapt run folder or its classifier)")
+    try:
+        weights = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"--init: {p} is not a readable safetensors file ({e})") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise ValueError(f"--init: {p} does not fit these networks (other data or sizes?): {first}") from None
 
 
 def _trainer(method: str, nets, cfg: TrainConfig, settings: dict, args):
@@ -132,9 +165,11 @@ def cmd_adapt(args) -> int:
     else:
         method = args.method
         if method == "pixelda" and (
-            args.weight is not None or args.clf_steps is not None or args.entropy_weight or args.shift
+            args.weight is not None or args.clf_steps is not None or args.entropy_weight or args.shift or args.init
         ):
-            raise ValueError("--weight, --clf-steps, --entropy-weight and --shift are for --method wdgrl / dann")
+            raise ValueError(
+                "--weight, --clf-steps, --entropy-weight, --shift and --init are for --method wdgrl / dann / dirtt"
+            )
         cfg = _config(args, method)
         settings = {
             "method": method,
@@ -168,11 +203,12 @@ def cmd_adapt(args) -> int:
     if args.resume:
         trainer.load_state_dict(checkpoint.load(out))
     elif evaluate is not None and method != "pixelda":
-        metrics["source_only_target_accuracy"] = evaluate(trainer)["target_accuracy"]
+        start = "init_target_accuracy" if args.init else "source_only_target_accuracy"  # where it starts from
+        metrics[start] = evaluate(trainer)["target_accuracy"]
     run_config = {
         "data": {"source": source, "target": target, **size, "eval": args.eval_data, "shape": list(xs.shape[1:])},
         "steps": args.steps,
-        **({} if args.resume or method == "pixelda" else {"source_epochs": args.source_epochs}),
+        **({} if args.resume or method == "pixelda" else {"source_epochs": args.source_epochs, "init": args.init}),
     }
     print(
         f"fastwgan adapt: {method}, {trainer.name} trainer, {len(xs)} labelled source images ({k} classes) -> "

@@ -1,7 +1,8 @@
 """Feature alignment for unsupervised domain adaptation on one extractor and classifier, two methods:
 WDGRL (Shen, Qu, Zhang & Yu 2018, "Wasserstein distance guided representation learning for domain adaptation",
 AAAI, Algorithm 1) and DANN (Ganin et al. 2016, "Domain-adversarial training of neural networks", JMLR), the
-non-Wasserstein baseline WDGRL claims to beat.
+non-Wasserstein baseline WDGRL claims to beat; and DIRT-T's refinement of an adapted classifier on the target alone
+(``method="dirtt"``, below).
 
 A feature extractor f_g: x -> h (B, F) and a classifier f_c: h -> logits (B, K) learn from labelled source data
 (x_s, y_s); a domain network f_w: h -> (B,) on the features tells the source from the target, and the extractor
@@ -22,6 +23,19 @@ classifier carries over. One step, on one source and one target batch:
             + entropy_weight * mean_t H(softmax f_c(h_t))               (VADA's target entropy, Shu et al. 2018)
         L_c = cross-entropy of f_c(f_g(x_s)) against y_s
 
+DIRT-T (Shu, Bui, Narui & Ermon 2018, "A DIRT-T approach to unsupervised domain adaptation", ICLR: the refinement
+that follows its VADA; here it follows WDGRL or DANN, or any classifier): no critic (``critic=None``); from the
+classifier it starts with, on target batches only (the source batch is read for the logged cross-entropy):
+
+    teacher <- f (the parameters at the first step, then every ``TEACHER_EVERY`` steps)
+    clf_steps times, d ~ N(0, I) of the batch's shape:
+        r = radius * unit(H d), H = J^T F J: VAT's power step from d in its limit xi -> 0 (``vat_direction``)
+        L = H(f(x_t)) + KL(f(x_t) || f(x_t + r)) + weight * KL(teacher(x_t) || f(x_t))    (f(x_t) fixed in the KLs)
+        theta_c, theta_g <- Adam step on L
+
+with the official code's settings (``CONFIGS["dirtt"]``: Adam 1e-3, betas (0.5, 0.999); weight 1 = its beta / lambda_t;
+the radius its 3.5 at 32x32x3 scaled to the images' size, ``vat_radius``).
+
 H, the paper's h-hat, holds the source and target features themselves beside the interpolates: eps in
 {1, 0, u}. The WDGRL critic's objective is ``fastwgan.gan.objectives.critic_objective`` (real = source features,
 fake = target features), the same the GAN and translation critics use, through the same fused ops in the fast
@@ -38,7 +52,8 @@ Logged beside the losses: the target predictions' entropy and the mean feature n
 
 The random stream (one CPU generator seeded with ``config.seed``), per step: idx_s = randint(0, N_s, (B,)),
 idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (WDGRL with gp / lp only), then
-s_s = randint(-1, 2, (B, 2)), s_t = randint(-1, 2, (B, 2)) (``shift`` only).
+s_s = randint(-1, 2, (B, 2)), s_t = randint(-1, 2, (B, 2)) (``shift`` only), then d = randn(clf_steps, B, C H W)
+(DIRT-T only).
 
 shift(x, s) moves each image by its (dy, dx), the border filled with -1 (``fastwgan.uses.domains.shift_images``):
 the source-only classifier's augmentation (``fastwgan.eval.classifier.train_classifier``), also PixelDA's; off by
@@ -54,13 +69,18 @@ from .losses import (
     CONFIGS,
     METHODS,
     SHIFT,
+    TEACHER_EVERY,
     VADA_ENTROPY_WEIGHT,
+    VAT_RADIUS,
     WEIGHT,
     WEIGHTS,
     alignment_loss,
     default_config,
     digit_networks,
     domain_critic_loss,
+    refinement_loss,
+    vat_direction,
+    vat_radius,
 )
 from .trainers import AdaptBase, AdaptTrainer, ReferenceAdaptTrainer
 
@@ -70,6 +90,11 @@ __all__ = [
     "AdaptBase",
     "domain_critic_loss",
     "alignment_loss",
+    "refinement_loss",
+    "vat_direction",
+    "vat_radius",
+    "TEACHER_EVERY",
+    "VAT_RADIUS",
     "digit_networks",
     "WEIGHT",
     "WEIGHTS",

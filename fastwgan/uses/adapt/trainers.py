@@ -1,5 +1,6 @@
-"""The two WDGRL trainers on the engine: the eager oracle ``ReferenceAdaptTrainer`` (autograd, torch.optim) and
-the fast ``AdaptTrainer`` (flat buffers, the fused optimizer, each update one compiled graph), and what they share.
+"""The two adaptation trainers (WDGRL, DANN, DIRT-T's refinement) on the engine: the eager oracle
+``ReferenceAdaptTrainer`` (autograd, torch.optim) and the fast ``AdaptTrainer`` (flat buffers, the fused optimizer,
+each update one compiled graph), and what they share.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
 from ..domains import DomainTrainerBase, as_function, check_domain, critic_scores, owned, shift_images
-from .losses import CLF_STEPS, SHIFT, WEIGHTS, alignment_loss, check_method, domain_critic_loss
+from .losses import (
+    CLF_STEPS,
+    SHIFT,
+    TEACHER_EVERY,
+    WEIGHTS,
+    alignment_loss,
+    check_method,
+    domain_critic_loss,
+    refinement_loss,
+    vat_radius,
+)
 
 
 class AdaptBase(DomainTrainerBase):
@@ -39,6 +50,8 @@ class AdaptBase(DomainTrainerBase):
                 ("wd", "W-distance term"),
                 ("domain_loss", "domain cross-entropy (DANN)"),
                 ("target_entropy", "entropy of target predictions"),
+                ("vat", "VAT: KL under the adversarial perturbation (DIRT-T)"),
+                ("teacher_kl", "KL from the teacher (DIRT-T)"),
             ),
         ),
         ("features", (("feature_norm_s", "mean |h| source"), ("feature_norm_t", "mean |h| target"))),
@@ -49,7 +62,7 @@ class AdaptBase(DomainTrainerBase):
         self,
         extractor: nn.Module,
         classifier: nn.Module,
-        critic: nn.Module,
+        critic: nn.Module | None,
         config: TrainConfig,
         weight: float | None = None,
         *,
@@ -63,7 +76,15 @@ class AdaptBase(DomainTrainerBase):
             raise ValueError(f"shift must be True or False, got {shift!r}")
         self.shift = shift
         self.method = check_method(method)
-        check_networks(config, {"extractor": extractor, "classifier": classifier, "critic": critic}, ("critic",))
+        refine = method == "dirtt"
+        if refine != (critic is None):
+            raise ValueError(
+                "critic: method 'dirtt' trains no critic: give critic=None"
+                if refine
+                else f"critic: method {method!r} trains a domain critic on the features: give one (a module)"
+            )
+        nets = {"extractor": extractor, "classifier": classifier, **({} if refine else {"critic": critic})}
+        check_networks(config, nets, () if refine else ("critic",))
         weight = WEIGHTS[method] if weight is None else weight
         for name, v in (("weight", weight), ("entropy_weight", entropy_weight)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
@@ -74,19 +95,27 @@ class AdaptBase(DomainTrainerBase):
         self.weight, self.entropy_weight, self.clf_steps = float(weight), float(entropy_weight), clf_steps
         dev = self.device
         self.model = nn.ModuleDict({"extractor": extractor, "classifier": classifier}).to(dev)
-        self.critic = critic.to(dev)
+        self.critic = None if refine else critic.to(dev)
         dann = method == "dann"
+        refine_metrics = ("model_loss", "classifier_loss", "vat", "teacher_kl", "target_entropy")
         self.metrics = (
-            "critic_loss",
-            *(("domain_accuracy",) if dann else ("w_estimate", *(("gp",) if config.uses_penalty else ()))),
-            "model_loss",
-            "classifier_loss",
-            "domain_loss" if dann else "wd",
-            "target_entropy",
-            "feature_norm_s",
-            "feature_norm_t",
+            refine_metrics + ("feature_norm_s", "feature_norm_t")
+            if refine
+            else (
+                "critic_loss",
+                *(("domain_accuracy",) if dann else ("w_estimate", *(("gp",) if config.uses_penalty else ()))),
+                "model_loss",
+                "classifier_loss",
+                "domain_loss" if dann else "wd",
+                "target_entropy",
+                "feature_norm_s",
+                "feature_norm_t",
+            )
         )
         self.num_classes: int | None = None
+        self.radius: float | None = None  # DIRT-T's VAT radius for the images' shape (check_domains)
+        self.teacher: dict | None = None  # DIRT-T: {name: tensor} of the model's parameters, copied at teacher_step
+        self.teacher_step: int | None = None
 
     extractor = property(lambda self: self.model["extractor"])
     classifier = property(lambda self: self.model["classifier"])
@@ -97,7 +126,7 @@ class AdaptBase(DomainTrainerBase):
         return self.weight, self.method, self.entropy_weight
 
     def _networks(self):
-        return {**self.model, "critic": self.critic}
+        return {**self.model, **({} if self.critic is None else {"critic": self.critic})}
 
     def check_domains(self, source, labels, target):
         """Check the labelled source set, its labels and the target set against the networks: images
@@ -123,7 +152,8 @@ class AdaptBase(DomainTrainerBase):
             None,
             lambda e: f"extractor: calling it on a source batch of shape {tuple(x.shape)} failed: {e}",
         )
-        logits, score = (
+        nets = (("classifier", self.classifier),) + ((("critic", self.critic),) if self.critic is not None else ())
+        logits, *score = (
             probe(
                 net,
                 h,
@@ -132,20 +162,21 @@ class AdaptBase(DomainTrainerBase):
                     f"{what}: calling it on the extractor's features of shape {tuple(h.shape)} failed: {e}"
                 ),
             )
-            for what, net in (("classifier", self.classifier), ("critic", self.critic))
+            for what, net in nets
         )
         if h.dim() != 2:
             raise ValueError(f"extractor: returns shape {tuple(h.shape)}; it must return features (B, F)")
         if logits.dim() != 2 or logits.shape[0] != 2:
             raise ValueError(f"classifier: returns shape {tuple(logits.shape)}; it must return logits (B, K)")
-        if tuple(score.shape) not in ((2,), (2, 1)):
-            raise ValueError(f"critic: returns shape {tuple(score.shape)} for 2 feature vectors; one score each")
+        if score and tuple(score[0].shape) not in ((2,), (2, 1)):
+            raise ValueError(f"critic: returns shape {tuple(score[0].shape)} for 2 feature vectors; one score each")
+        self.radius, self._sample_numel = vat_radius(tuple(s.shape[1:])), s[0].numel()
         self.num_classes = logits.shape[1]
         y = check_labels(labels, len(s), num_classes=self.num_classes, what="labels")
         return s, y, t
 
     rows = (("idx_s",), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
-    vector_draws = ("shift_s", "shift_t")  # (B, 2) each
+    vector_draws = ("shift_s", "shift_t", "vat_d")  # (B, 2) each; DIRT-T's VAT directions (B, C H W)
     labelled = 0  # the source: a loader yields (x, y)
 
     def batches_per_step(self, domain: int) -> int:
@@ -161,6 +192,8 @@ class AdaptBase(DomainTrainerBase):
         if self.shift:  # (dy, dx) per image of each domain's batch
             draw["shift_s"] = torch.randint(-1, 2, (b, 2), generator=g)
             draw["shift_t"] = torch.randint(-1, 2, (b, 2), generator=g)
+        if self.method == "dirtt":  # VAT's random starting directions, one per target image, clf_steps of them
+            draw["vat_d"] = torch.randn(self.clf_steps, b, self._sample_numel, generator=g)
         return draw
 
     def _train_step(self, domains, draw):
@@ -170,6 +203,12 @@ class AdaptBase(DomainTrainerBase):
         if self.shift:  # the critic's features and the extractor's update see the same shifted batches
             x_s, x_t = shift_images(x_s, draw["shift_s"]), shift_images(x_t, draw["shift_t"])
         y = y_s[draw["idx_s"]]
+        if self.method == "dirtt":
+            if self.teacher_step is None or self.step - self.teacher_step >= TEACHER_EVERY:
+                self._set_teacher({k: p.detach().clone() for k, p in self.model.named_parameters()}, self.step)
+            for k in range(self.clf_steps):
+                m = self._refine_update(x_s, y, x_t, draw["vat_d"][k].view_as(x_t))
+            return m
         h_s, h_t = self._features(x_s, x_t)
         eps = draw.get("eps")
         ms = [self._critic_update(h_s, h_t, None if eps is None else eps[k]) for k in range(self.config.n_critic)]
@@ -238,7 +277,37 @@ class AdaptBase(DomainTrainerBase):
         y = check_labels(labels, len(x), what="labels")
         return float((self.predict(x) == y).float().mean())
 
+    # ------------------------------------------------------------------ DIRT-T's teacher
+    def _set_teacher(self, params: dict, step: int) -> None:
+        """The teacher: ``params`` ({name: tensor} of the model's parameters), copied at ``step``."""
+        self.teacher, self.teacher_step = params, step
+
+    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits (B, K) of images x (floats), no gradient (DIRT-T; after the first step)."""
+        with torch.no_grad():
+            h = as_function(self.extractor, self.teacher, "extractor")(x)
+            return as_function(self.classifier, self.teacher, "classifier")(h).float()
+
+    def state_dict(self, with_history: bool = True) -> dict:
+        state = super().state_dict(with_history)
+        if self.teacher is not None:  # DIRT-T
+            state["teacher"] = {"step": self.teacher_step, "params": {k: v.clone() for k, v in self.teacher.items()}}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        t = state.get("teacher")
+        self.teacher, self.teacher_step = None, None  # none yet: taken at the next step (DIRT-T)
+        if t is not None:
+            names = {k for k, _ in self.model.named_parameters()}
+            if set(t["params"]) != names:
+                raise ValueError("load_state_dict: the checkpoint's teacher does not match this model's parameters")
+            self._set_teacher({k: v.to(self.device).clone() for k, v in t["params"].items()}, int(t["step"]))
+
     def _features(self, x_s, x_t):
+        raise NotImplementedError
+
+    def _refine_update(self, x_s, y_s, x_t, d) -> dict:
         raise NotImplementedError
 
     def _critic_update(self, h_s, h_t, eps) -> dict:
@@ -269,9 +338,12 @@ class ReferenceAdaptTrainer(AdaptBase):
 
     def __init__(self, extractor, classifier, critic, config: TrainConfig, weight: float | None = None, **kw):
         super().__init__(extractor, classifier, critic, config, weight, **kw)
-        self.opt_d = torch_optimizer(config, self.critic.parameters(), config.lr_d)
         self.opt_m = torch_optimizer(config, self.model.parameters(), config.lr_g)
-        self.groups = TorchGroups({"critic": self.opt_d, "model": self.opt_m})
+        if self.critic is None:  # DIRT-T
+            self.groups = TorchGroups({"model": self.opt_m})
+        else:
+            self.opt_d = torch_optimizer(config, self.critic.parameters(), config.lr_d)
+            self.groups = TorchGroups({"critic": self.opt_d, "model": self.opt_m})
 
     def _features(self, x_s, x_t):
         with torch.no_grad():
@@ -293,6 +365,14 @@ class ReferenceAdaptTrainer(AdaptBase):
         )
         torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         aux["critic_loss"] = loss.detach()
+        return aux
+
+    def _refine_update(self, x_s, y_s, x_t, d):
+        teacher = self.teacher_logits(x_t)
+        loss, aux = refinement_loss(
+            self.extractor, self.classifier, teacher, x_s, y_s, x_t, d, self.weight, self.radius
+        )
+        torch_step(self.opt_m, loss)
         return aux
 
     def _model_update(self, x_s, y_s, x_t):
@@ -333,13 +413,19 @@ class AdaptTrainer(AdaptBase):
         super().__init__(extractor, classifier, critic, config, weight, **kw)
 
         cfg, dev = config, self.device
-        groups = {"critic": (self.critic, cfg.lr_d), "model": (self.model, cfg.lr_g)}
+        groups = {"model": (self.model, cfg.lr_g)}
+        if self.critic is not None:
+            groups["critic"] = (self.critic, cfg.lr_d)
         self.setup_fast(impl, compile, compile_mode, threads, groups)
-        self.flat_d, self.flat_m = self.groups.flat["critic"], self.groups.flat["model"]
+        self.flat_d, self.flat_m = self.groups.flat.get("critic"), self.groups.flat["model"]
+        self.teacher_flat: torch.Tensor | None = None  # DIRT-T: the teacher's parameters, flat_m's layout
         wrap = (lambda fn: compile_step(fn, compile_mode, dev)) if compile else (lambda fn: fn)
-        self._features_fn = wrap(self._features_step)
-        self._critic_fn = wrap(self._critic_step)
-        self._model_fn = wrap(self._model_step)
+        if self.critic is None:
+            self._refine_fn = wrap(self._refine_step)
+        else:
+            self._features_fn = wrap(self._features_step)
+            self._critic_fn = wrap(self._critic_step)
+            self._model_fn = wrap(self._model_step)
 
     def _features_step(self, m_flat, x_s, x_t):
         with torch.no_grad():
@@ -390,6 +476,43 @@ class AdaptTrainer(AdaptBase):
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))
         self.optim.update(self.flat_m, m_flat, list(grads.values()), state, lr)
         return aux
+
+    def _set_teacher(self, params: dict, step: int) -> None:
+        self.teacher_flat = torch.cat([params[n].reshape(-1) for n in self.flat_m.names]).to(self.flat_m.data)
+        super()._set_teacher(self.flat_m.unflatten(self.teacher_flat), step)
+
+    def _refine_step(self, m_flat, t_flat, state, lr, x_s, y_s, x_t, d):
+        t_params = self.flat_m.unflatten(t_flat)
+        with torch.no_grad():
+            teacher = as_function(self.classifier, t_params, "classifier")(
+                as_function(self.extractor, t_params, "extractor")(x_t)
+            ).float()
+
+        def loss_fn(m_params):
+            return refinement_loss(
+                as_function(self.extractor, m_params, "extractor"),
+                as_function(self.classifier, m_params, "classifier"),
+                teacher,
+                x_s,
+                y_s,
+                x_t,
+                d,
+                self.weight,
+                self.radius,
+                self.calculus,
+            )
+
+        grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat))
+        self.optim.update(self.flat_m, m_flat, list(grads.values()), state, lr)
+        return aux
+
+    def _refine_update(self, x_s, y_s, x_t, d):
+        return owned(
+            self._refine_fn(
+                self.flat_m.data, self.teacher_flat, self.opt_state["model"], self.lr["model"], x_s, y_s, x_t, d
+            ),
+            self._copy_outputs,
+        )
 
     def _features(self, x_s, x_t):
         return owned(self._features_fn(self.flat_m.data, x_s, x_t), self._copy_outputs)
