@@ -29,20 +29,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import torchrun_uses as uses  # noqa: E402  (the trainers and data of this file and of the torchrun script)
 
-KINDS = ("translate", "adapt", "encoder")
+KINDS = ("translate", "adapt", "dirtt", "encoder")
 
 
 def loaders(kind: str, batch: int) -> tuple:
     """The kind's data as DataLoaders (no shuffling: the order is the epoch's alone, so a resume replays it)."""
     data = uses.data(kind)
-    if kind == "adapt":
+    if kind in uses.LABELLED:
         (s, y, t) = data
         return DataLoader(TensorDataset(s, y), batch_size=batch), None, DataLoader(TensorDataset(t), batch_size=batch)
     return tuple(DataLoader(TensorDataset(d), batch_size=batch) for d in data)
 
 
 def fit(trainer, kind, data, steps, **kw):
-    if kind == "adapt":
+    if kind in uses.LABELLED:
         s, y, t = data
         return trainer.fit(s, t, steps, labels=y, progress=False, **kw)
     return trainer.fit(*data, steps, progress=False, **kw)

@@ -2,8 +2,9 @@
 
     torchrun --standalone --nproc-per-node 2 tests/torchrun_uses.py KIND OUT    (or: python tests/torchrun_uses.py ...)
 
-trains the fast KIND trainer ("translate", "adapt" or "encoder") for STEPS steps on the same global batches, in
-one process or split over the ranks (gloo), and rank 0 writes the final checkpoint to OUT.
+trains the fast KIND trainer ("translate", "adapt", "dirtt" (adapt's DIRT-T refinement) or "encoder") for STEPS
+steps on the same global batches, in one process or split over the ranks (gloo), and rank 0 writes the final
+checkpoint to OUT.
 """
 
 import sys
@@ -18,13 +19,14 @@ BATCH = 8
 STEPS = 3
 N_CRITIC = 2
 LR = 1e-3
+LABELLED = ("adapt", "dirtt")  # the kinds whose source is labelled
 
 
 def data(kind: str) -> tuple:
     """40 images per domain (a labelled source's labels after it)."""
     if kind == "translate":
         return fw.data.load("digits-train")[:40], fw.data.load("digits-m-train")[:40]
-    if kind == "adapt":
+    if kind in LABELLED:
         s, y = fw.data.load("digits-train", channels=3, labels=True)
         return s[:40], y[:40], fw.data.load("digits-m-train")[:40]
     return (fw.data.load("digits-train")[:40],)
@@ -47,6 +49,11 @@ def trainer(kind: str, threads=1):
             extractor, nn.Linear(16, 10), critic, cfg, compile=False, threads=threads, shift=True
         )
         return trainer
+    if kind == "dirtt":  # no critic; its VAT directions (clf_steps, B, C H W) are sharded on their batch dim too
+        extractor = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU())
+        return adapt.AdaptTrainer(
+            extractor, nn.Linear(16, 10), None, cfg, compile=False, threads=threads, method="dirtt"
+        )
     G, D = fw.models.mlp((1, 8, 8), 8, hidden=16, depth=1)
     enc = anomaly.encoder_for(G.spec)
     ecfg = anomaly.EncoderConfig(batch_size=BATCH, lr=LR)
@@ -63,7 +70,7 @@ def main(kind: str, out: str) -> None:
         dist.init_process_group("gloo")
     t = trainer(kind)
     d = data(kind)
-    if kind == "adapt":
+    if kind in LABELLED:
         t.fit(d[0], d[2], STEPS, labels=d[1], log_every=1, progress=False)
     else:
         t.fit(*d, STEPS, log_every=1, progress=False)
