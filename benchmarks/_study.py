@@ -57,9 +57,10 @@ def validation_split(x, y, digit: int, protocol: str, n_val: int):
     return x[tr][normal_rows(y[tr], digit, protocol)], x[val], ~normal_rows(y[val], digit, protocol)
 
 
-def digits_validation_setting(digit: int, seed: int = 0, n_val: int = 400):
+def digits_validation_setting(digit: int, seed: int = 0, n_val: int = 400, model: str = "mlp", width: int = 256):
     """The digit studies' setting (critic_knn_choice.py, fanogan_diagnosis.py): ``validation_split`` of digits-train,
-    all-vs-one, and a WGAN-GP (the bundled MLPs of width 256, EMA 0.999, eager) built to train on the normal rest.
+    all-vs-one, and a WGAN-GP (the bundled ``model``, MLPs of ``width`` hidden units or a DCGAN of ``width`` base
+    channels, EMA 0.999, eager) built to train on the normal rest.
 
     Returns:
         (normal training images, validation images, their anomalous mask, the untrained fastwgan.Trainer)
@@ -71,5 +72,6 @@ def digits_validation_setting(digit: int, seed: int = 0, n_val: int = 400):
     normal, xv, anom = validation_split(*fw.data.digits_split("train"), digit, "all-vs-one", n_val)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed)
     torch.manual_seed(seed)
-    G, D = fw.models.build("mlp", (1, 8, 8), cfg.latent_dim, hidden=256)
+    size = {"hidden": width} if model == "mlp" else {"width": width}
+    G, D = fw.models.build(model, (1, 8, 8), cfg.latent_dim, **size)
     return normal, xv, anom, fw.Trainer(G, D, cfg, ema_decay=0.999, compile=False)

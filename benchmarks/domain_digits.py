@@ -20,6 +20,7 @@ Arms (target labels are used by the oracle and the test only, never for choosing
                  (entropy_weight = adapt.VADA_ENTROPY_WEIGHT, 1e-2)
     pixelda      fastwgan.uses.pixelda (a WGAN-GP critic on target vs G(x_s, z); its task classifier T is the
                  output), the package defaults but T's warm start: --epochs, as the source-only arm
+    pixelda_dirtt  pixelda's task classifier T refined by DIRT-T as wdgrl_dirtt (the pixelda arm's T when both run)
     pixelda_sem  the same with CyCADA's semantic term: source_only's classifier, frozen, must read G(x_s, z) as y_s
                  (semantic = that classifier, semantic_weight = pixelda.SEMANTIC_WEIGHT, 1)
     cyclegan     fastwgan.uses.translate (CycleGAN with WGAN-GP critics, CyCADA's digit weights: cycle 1,
@@ -61,8 +62,9 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
-ARMS = ("source_only", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_sem", "cyclegan", "oracle")
-ADAPTED = ("dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_sem", "cyclegan")
+ARMS = ("source_only", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_dirtt", "pixelda_sem")
+ARMS += ("cyclegan", "oracle")
+ADAPTED = ARMS[1:-1]
 LABELS = {
     "source_only": "source only",
     "dann": "DANN",
@@ -70,6 +72,7 @@ LABELS = {
     "wdgrl_dirtt": "WDGRL + DIRT-T refinement",
     "wdgrl_ent": "WDGRL + target entropy",
     "pixelda": "PixelDA-W (pixel level)",
+    "pixelda_dirtt": "PixelDA-W + DIRT-T refinement of T",
     "pixelda_sem": "PixelDA-W + semantic (frozen source classifier)",
     "cyclegan": "CycleGAN-W + semantic",
     "oracle": "target oracle",
@@ -156,21 +159,23 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
         out[f"{arm}_on_source"] = tr.accuracy(xs_test, ys_test)
         out[f"{arm}_history"] = tr.history[-1]
 
-    if "wdgrl_dirtt" in args.arms:
-
-        def run_refine(tr=trainers["wdgrl"]):
-            nets = copy.deepcopy(tr.extractor), copy.deepcopy(tr.classifier)
+    def refine(arm, extractor, head):  # DIRT-T from copies of an adapted extractor and classifier
+        def run_refine():
+            nets = copy.deepcopy(extractor), copy.deepcopy(head)
             cfg = adapt.default_config("dirtt", seed=seed)
             tr_r = adapt.AdaptTrainer(*nets, None, cfg, method="dirtt", compile=compile)
             return tr_r.fit(xs, xt, args.refine_steps, labels=ys, log_every=100, progress=False)
 
-        tr = timed("wdgrl_dirtt", run_refine)
-        out["wdgrl_dirtt"] = tr.accuracy(xt_test, yt_test)
-        out["wdgrl_dirtt_on_source"] = tr.accuracy(xs_test, ys_test)
-        out["wdgrl_dirtt_history"] = tr.history[-1]
+        tr = timed(arm, run_refine)
+        out[arm] = tr.accuracy(xt_test, yt_test)
+        out[f"{arm}_on_source"] = tr.accuracy(xs_test, ys_test)
+        out[f"{arm}_history"] = tr.history[-1]
+
+    if "wdgrl_dirtt" in args.arms:
+        refine("wdgrl_dirtt", trainers["wdgrl"].extractor, trainers["wdgrl"].classifier)
 
     for arm in ("pixelda", "pixelda_sem"):
-        if arm not in args.arms:
+        if arm not in args.arms and not (arm == "pixelda" and "pixelda_dirtt" in args.arms):
             continue
 
         def run_pixelda(arm=arm):
@@ -184,6 +189,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
             return tr.fit(xs, xt, args.pixelda_steps, labels=ys, log_every=100, progress=False)
 
         tr_p = timed(arm, run_pixelda)
+        if arm == "pixelda" and "pixelda_dirtt" in args.arms:  # T: a DigitClassifier (body: the features)
+            refine("pixelda_dirtt", tr_p.classifier.body, tr_p.classifier.head)
         out[arm] = tr_p.accuracy(xt_test, yt_test)
         out[f"{arm}_history"] = tr_p.history[-1]
         # do the adapted images carry their digit in the target's look? the oracle reads G(held-out source)
@@ -287,6 +294,7 @@ ARM_SETTINGS = {
     "dann": ("adapt_steps", "adapt_shift"),
     "wdgrl": ("adapt_steps", "adapt_shift"),
     "wdgrl_dirtt": ("adapt_steps", "adapt_shift", "refine_steps"),
+    "pixelda_dirtt": ("pixelda_steps", "refine_steps"),
     "wdgrl_ent": ("adapt_steps", "adapt_shift"),
     "pixelda": ("pixelda_steps",),
     "pixelda_sem": ("pixelda_steps",),
@@ -362,18 +370,19 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shifts = result["shifts"]
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    width = 0.8 / len(ARMS)
-    for j, k in enumerate(ARMS):
+    shifts = dict(sorted(result["shifts"].items(), key=lambda kv: SHIFTS.index(kv[0])))
+    arms = [k for k in ARMS if any(k in s["summary"] for s in shifts.values())]  # the arms this result ran
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(arms)
+    for j, k in enumerate(arms):
         xs = [i for i, s in enumerate(shifts.values()) if k in s["summary"]]
         m = [s["summary"][k]["mean"] for s in shifts.values() if k in s["summary"]]
         e = [s["summary"][k]["std"] for s in shifts.values() if k in s["summary"]]
-        ax.bar([x + (j - len(ARMS) / 2 + 0.5) * width for x in xs], m, width, yerr=e, label=LABELS[k])
+        ax.bar([x + (j - len(arms) / 2 + 0.5) * width for x in xs], m, width, yerr=e, label=LABELS[k])
     ax.set_xticks(range(len(shifts)), list(shifts))
     ax.set_ylabel("target test accuracy")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=3, loc="lower center")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
