@@ -71,14 +71,19 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
         )
         # the data streams from host memory (device_data_bytes=0): every training set, whatever its size, runs the
         # same compiled graphs, so one compile serves all digits and protocols
-        gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0, compile=not args.no_compile)
+        compile = not (args.no_compile or args.from_critics)
+        gan = fw.Trainer(G, D, cfg, ema_decay=0.999, device_data_bytes=0, compile=compile)
         for step in args.checkpoints:
-            gan.fit(normal_train, step, progress=False)
+            name = f"{protocol}_{digit}_seed{seed}_step{step}.pt"
+            if args.from_critics:  # a critic kept by an earlier run (--keep): scored again, nothing trained
+                gan.critic.load_state_dict(torch.load(args.from_critics / name, weights_only=True))
+            else:
+                gan.fit(normal_train, step, progress=False)
             crit = -gan.critic_score(xs).double()
             ck = anomaly.critic_knn_scores(gan.critic, normal_train, xs)
             if args.keep:  # the critic, for scoring other feature spaces later without training again
                 args.keep.mkdir(parents=True, exist_ok=True)
-                torch.save(gan.critic.state_dict(), args.keep / f"{protocol}_{digit}_seed{seed}_step{step}.pt")
+                torch.save(gan.critic.state_dict(), args.keep / name)
             run = {
                 "seed": seed,
                 "step": step,
@@ -160,6 +165,8 @@ def merge(results: list[dict]) -> dict:
 def run(args) -> dict:
     if args.merge:
         return merge([json.loads(p.read_text()) for p in args.merge])
+    if args.from_critics:
+        args.no_fanogan = True  # the encoders need the generators, which --keep does not keep
     if args.quick:
         args.digits, args.seeds, args.gan_steps, args.checkpoints = args.digits[:2], args.seeds[:1], 20, [10, 20]
         args.encoder_steps, args.width = 10, 32
@@ -174,7 +181,7 @@ def run(args) -> dict:
     return {
         "rows": rows,
         "settings": {
-            k: getattr(args, k)
+            k: str(v) if isinstance(v := getattr(args, k), Path) else v
             for k in (
                 "protocols",
                 "digits",
@@ -187,6 +194,7 @@ def run(args) -> dict:
                 "data",
                 "test_data",
                 "no_fanogan",
+                "from_critics",
             )
         },
         "environment": environment(),
@@ -262,6 +270,12 @@ def _options(a) -> None:
     a.add_argument("--test-data", default=None, help="labelled held-out images, with --data")
     a.add_argument("--no-fanogan", action="store_true", help="no encoders: critic, knn and critic-knn only (cheaper)")
     a.add_argument("--keep", type=Path, default=None, help="save each checkpoint's critic (state dict) in this folder")
+    a.add_argument(
+        "--from-critics",
+        type=Path,
+        default=None,
+        help="score the critics an earlier run kept (--keep DIR) instead of training: critic, knn, critic-knn",
+    )
     a.add_argument("--merge", type=Path, nargs="+", default=None, help="merge stored results (no training)")
 
 
