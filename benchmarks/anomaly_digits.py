@@ -41,7 +41,7 @@ from fastwgan.eval import metrics  # noqa: E402
 from fastwgan.uses import anomaly  # noqa: E402
 
 PROTOCOLS = ("all-vs-one", "one-vs-rest")
-METHODS = ("fanogan", "critic", "knn", "critic-knn")
+METHODS = ("fanogan", "critic", "knn", "knn-k5", "critic-knn")
 PER_CHECKPOINT = ("fanogan", "critic", "critic-knn")  # the methods that depend on the trained GAN
 
 
@@ -50,6 +50,7 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
     normal = normal_rows(ys, digit, protocol)
     test_n, test_a = xs[normal], xs[~normal]
     knn = anomaly.knn_scores(normal_train, xs)
+    knn5 = anomaly.knn_scores(normal_train, xs, k=5)
     out = {
         "protocol": protocol,
         "digit": digit,
@@ -57,6 +58,7 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
         "n_normal": len(test_n),
         "n_anomalous": len(test_a),
         "knn": metrics.auroc(knn[~normal], knn[normal]),
+        "knn-k5": metrics.auroc(knn5[~normal], knn5[normal]),
         "runs": [],
     }
     t0 = time.perf_counter()
@@ -80,7 +82,7 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
             else:
                 gan.fit(normal_train, step, progress=False)
             crit = -gan.critic_score(xs).double()
-            ck = anomaly.critic_knn_scores(gan.critic, normal_train, xs)
+            ck = anomaly.critic_knn_scores(gan.critic, normal_train, xs, **args.critic_knn)
             if args.keep:  # the critic, for scoring other feature spaces later without training again
                 args.keep.mkdir(parents=True, exist_ok=True)
                 torch.save(gan.critic.state_dict(), args.keep / name)
@@ -130,6 +132,7 @@ def _load(args):
 
 #: the settings runs must share to be merged
 SAME_IN_A_MERGE = ("gan_steps", "checkpoints", "encoder_steps", "width", "model", "data", "test_data", "no_fanogan")
+SAME_IN_A_MERGE += ("critic_knn",)
 
 
 def merge(results: list[dict]) -> dict:
@@ -165,6 +168,10 @@ def merge(results: list[dict]) -> dict:
 def run(args) -> dict:
     if args.merge:
         return merge([json.loads(p.read_text()) for p in args.merge])
+    args.critic_knn = {"k": args.critic_knn_k or anomaly.CRITIC_KNN_K}
+    args.critic_knn["normalize"] = (
+        anomaly.CRITIC_KNN_NORMALIZE if args.critic_knn_norm is None else args.critic_knn_norm
+    )
     if args.from_critics:
         args.no_fanogan = True  # the encoders need the generators, which --keep does not keep
     if args.quick:
@@ -195,6 +202,7 @@ def run(args) -> dict:
                 "test_data",
                 "no_fanogan",
                 "from_critics",
+                "critic_knn",
             )
         },
         "environment": environment(),
@@ -275,6 +283,13 @@ def _options(a) -> None:
         type=Path,
         default=None,
         help="score the critics an earlier run kept (--keep DIR) instead of training: critic, knn, critic-knn",
+    )
+    a.add_argument("--critic-knn-k", type=int, default=None, help="critic-knn's k (default anomaly.CRITIC_KNN_K)")
+    a.add_argument(
+        "--critic-knn-norm",
+        type=lambda v: {"l2": True, "raw": False}[v],
+        default=None,
+        help="l2 | raw: each layer L2-normalised per image or not (default anomaly.CRITIC_KNN_NORMALIZE)",
     )
     a.add_argument("--merge", type=Path, nargs="+", default=None, help="merge stored results (no training)")
 

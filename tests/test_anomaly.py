@@ -281,9 +281,23 @@ def test_benchmark_runs_on_idx_files(tmp_path):
     q = bench("--merge", str(out), str(tmp_path / "ovr.json"))
     assert q.returncode != 0 and "no_fanogan" in q.stderr
     # another seed of the same row: its runs join the row's, the figures over all of them; a seed twice is refused
-    q = bench(*quick, "--protocols", "one-vs-rest", "--no-fanogan", "--seeds", "1", "--json", str(tmp_path / "s1.json"))
+    kept = str(tmp_path / "kept")
+    s1_args = [*quick, "--protocols", "one-vs-rest", "--no-fanogan", "--seeds", "1"]
+    q = bench(*s1_args, "--keep", kept, "--json", str(tmp_path / "s1.json"))
     assert q.returncode == 0, q.stderr[-2000:]
     (s1,) = json.loads((tmp_path / "s1.json").read_text())["rows"]
+    # the kept critics scored again (no training): the same figures; another critic-knn setting is another result
+    q = bench(*s1_args, "--from-critics", kept, "--json", str(tmp_path / "again.json"))
+    assert q.returncode == 0, q.stderr[-2000:]
+    (again,) = json.loads((tmp_path / "again.json").read_text())["rows"]
+    assert [r["critic-knn"] for r in again["runs"]] == [r["critic-knn"] for r in s1["runs"]]
+    assert again["knn-k5"] == s1["knn-k5"] and 0 <= s1["knn-k5"] <= 1
+    q = bench(*s1_args, "--from-critics", kept, "--critic-knn-k", "5", "--critic-knn-norm", "raw")
+    assert q.returncode == 0, q.stderr[-2000:]
+    q = bench(*s1_args, "--from-critics", kept, "--critic-knn-k", "5", "--json", str(tmp_path / "k5.json"))
+    assert json.loads((tmp_path / "k5.json").read_text())["settings"]["critic_knn"] == {"k": 5, "normalize": True}
+    q = bench("--merge", str(tmp_path / "s1.json"), str(tmp_path / "k5.json"))
+    assert q.returncode != 0 and "critic_knn" in q.stderr
     q = bench("--merge", str(tmp_path / "ovr.json"), str(tmp_path / "s1.json"), "--json", str(tmp_path / "seeds.json"))
     assert q.returncode == 0, q.stderr[-2000:]
     (row,) = json.loads((tmp_path / "seeds.json").read_text())["rows"]
