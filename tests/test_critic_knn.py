@@ -69,7 +69,7 @@ def test_critic_knn_matches_brute_force(seed, n_train, n_x, k, chunk, normalize,
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train, torch.zeros(n_train)), batch_size=chunk)
     torch.testing.assert_close(anomaly.critic_knn_scores(D, loader, x, k, normalize=normalize), got)
     # a training image is at distance 0 from itself
-    assert anomaly.critic_knn_scores(D, train, train[:3], normalize=normalize).abs().max() < 1e-4
+    assert anomaly.critic_knn_scores(D, train, train[:3], 1, normalize=normalize).abs().max() < 1e-4
 
 
 class UserCritic(nn.Module):
@@ -89,9 +89,10 @@ def test_user_critic_feature_layer_and_conditional_critic():
     torch.manual_seed(0)
     train, x = images(g, 30, (1, 8, 8)), images(g, 7, (1, 8, 8))
     critic = UserCritic()
-    want = brute_force(lambda v: [critic.trunk[:2](v).flatten(1)], train, x, 2, True)
+    norm = anomaly.CRITIC_KNN_NORMALIZE  # the default
+    want = brute_force(lambda v: [critic.trunk[:2](v).flatten(1)], train, x, 2, norm)
     torch.testing.assert_close(anomaly.critic_knn_scores(critic, train, x, 2, layers="trunk.1"), want)
-    two = brute_force(lambda v: [critic.trunk[:1](v).flatten(1), critic.trunk[:2](v).flatten(1)], train, x, 1, True)
+    two = brute_force(lambda v: [critic.trunk[:1](v).flatten(1), critic.trunk[:2](v).flatten(1)], train, x, 1, norm)
     torch.testing.assert_close(anomaly.critic_knn_scores(critic, train, x, 1, layers=["trunk.0", "trunk.1"]), two)
     with pytest.raises(ValueError, match="no features"):
         anomaly.critic_knn_scores(critic, train, x)
@@ -100,12 +101,13 @@ def test_user_critic_feature_layer_and_conditional_critic():
     # a convolutional critic: its LeakyReLU feature maps, flattened
     dc = fw.models.dcgan(8, 1, 8)[1]
     torch.testing.assert_close(
-        anomaly.critic_knn_scores(dc, train, x), brute_force(hidden_layers(dc.body), train, x, 1, True)
+        anomaly.critic_knn_scores(dc, train, x),
+        brute_force(hidden_layers(dc.body), train, x, anomaly.CRITIC_KNN_K, norm),
     )
     # a projection critic D(x, y) = psi(phi(x)) + <embed(y), phi(x)>: phi needs no class
     _, cond = models.mlp((1, 8, 8), 4, hidden=16, num_classes=10)
     torch.testing.assert_close(
-        anomaly.critic_knn_scores(cond, train, x, 3), brute_force(hidden_layers(cond.body), train, x, 3, True)
+        anomaly.critic_knn_scores(cond, train, x, 3), brute_force(hidden_layers(cond.body), train, x, 3, norm)
     )
 
 

@@ -17,9 +17,10 @@ from .encoder import EncoderConfig, critic_features, encoder_for
 from .training import EncoderTrainer
 
 METHODS = ("fanogan", "critic", "knn", "critic-knn")
-#: critic-knn's neighbours and normalisation (ours, measured: the package docstring)
-CRITIC_KNN_K = 1
-CRITIC_KNN_NORMALIZE = True
+#: critic-knn's neighbours and normalisation (ours, measured: the package docstring): the mean distance to the 5
+#: nearest training images, the hidden activations concatenated as they are
+CRITIC_KNN_K = 5
+CRITIC_KNN_NORMALIZE = False
 ENCODER_DIR = "encoder"  # where `fastwgan encode` keeps the encoder inside a run folder
 
 
