@@ -305,7 +305,7 @@ def test_a_resumed_run_continues_exactly(tmp_path, method):
 
 
 def test_the_teacher_is_the_start_then_refreshed_every_teacher_every_steps(monkeypatch):
-    monkeypatch.setattr(adapt.trainers, "TEACHER_EVERY", 3)
+    monkeypatch.setattr(adapt.base, "TEACHER_EVERY", 3)
     x_s, y_s, x_t = domains(seed=8)
     ref = pair("gp", 8, method="dirtt")[0]
     start = {k: p.detach().clone() for k, p in ref.model.named_parameters()}

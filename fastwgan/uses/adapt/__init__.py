@@ -64,6 +64,7 @@ and the extractor's and classifier's in another, updates them with the fused opt
 as one compiled graph. The losses are written once (``domain_critic_loss``, ``alignment_loss``).
 """
 
+from .base import AdaptBase
 from .losses import (
     CLF_STEPS,
     CONFIGS,
@@ -82,7 +83,7 @@ from .losses import (
     vat_direction,
     vat_radius,
 )
-from .trainers import AdaptBase, AdaptTrainer, ReferenceAdaptTrainer
+from .trainers import AdaptTrainer, ReferenceAdaptTrainer
 
 __all__ = [
     "AdaptTrainer",
