@@ -269,11 +269,13 @@ class AdaptBase(DomainTrainerBase):
         """The teacher: ``params`` ({name: tensor} of the model's parameters), copied at ``step``."""
         self.teacher, self.teacher_step = params, step
 
-    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's logits (B, K) of images x (floats), no gradient (DIRT-T; after the first step)."""
+    def teacher_logits(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """The teacher's logits (B, K) of images x (floats), no gradient (DIRT-T; after the first step): the model
+        with ``params`` ({name: tensor}; default the teacher's, ``self.teacher``)."""
+        params = self.teacher if params is None else params
         with torch.no_grad():
-            h = as_function(self.extractor, self.teacher, "extractor")(x)
-            return as_function(self.classifier, self.teacher, "classifier")(h).float()
+            h = as_function(self.extractor, params, "extractor")(x)
+            return as_function(self.classifier, params, "classifier")(h).float()
 
     def state_dict(self, with_history: bool = True) -> dict:
         state = super().state_dict(with_history)

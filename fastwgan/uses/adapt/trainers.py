@@ -183,11 +183,7 @@ class AdaptTrainer(AdaptBase):
         super()._set_teacher(self.flat_m.unflatten(self.teacher_flat), step)
 
     def _refine_step(self, m_flat, t_flat, state, lr, x_s, y_s, x_t, d):
-        t_params = self.flat_m.unflatten(t_flat)
-        with torch.no_grad():
-            teacher = as_function(self.classifier, t_params, "classifier")(
-                as_function(self.extractor, t_params, "extractor")(x_t)
-            ).float()
+        teacher = self.teacher_logits(x_t, self.flat_m.unflatten(t_flat))  # the graph's input, not self.teacher
 
         def loss_fn(m_params):
             return refinement_loss(
