@@ -44,7 +44,9 @@ domain and started from chance. Shifts, a warm-started T and a generator that st
 (``PixelDAGenerator``'s ``skip``: out = tanh(atanh(0.98 x_s) + conv(h)), the last conv zero-initialised; ours, the
 usual residual translator trick) each helped on validation: T 0.27 -> 0.49 at 250-500 steps against 0.42 for source
 only and 0.84 for the oracle. That is still far from closing the gap: G does not learn digits-m's texture in
-500-1000 steps (W-estimate ~1.4 at step 500, its outputs still speckled), the open problem for this size and budget.
+500-1000 steps (W-estimate ~1.4 at step 500, its outputs still speckled), the open problem at this size. More
+steps do not solve it (``benchmarks/pixelda_diagnosis.py``, seed 0, up to 4000-4500 steps): the critic's W-estimate
+rises throughout, with the task loss or without it, and T's target accuracy stays flat or falls.
 Test (500 steps, chosen settings unchanged, seeds 0 / 1): digits -> digits-m 0.508 / 0.502 (source only 0.480 /
 0.448, target oracle 0.868 / 0.846); MNIST 8x8 -> digits 0.930 / 0.936 (0.908 / 0.912, 0.986 / 0.988): a gain on
 both, closing 7-14% and 28-32% of the gap, not the half we aimed at.
