@@ -144,6 +144,8 @@ def merge(results: list[dict]) -> dict:
     for r in results[1:]:
         for k in SAME_IN_A_MERGE:  # .get: results stored before --no-fanogan have no such key, and ran f-AnoGAN
             a, b = out["settings"].get(k, False), r["settings"].get(k, False)
+            if k == "critic_knn" and a and b:  # results stored before --critic-knn-pixels added no pixels
+                a, b = {"pixels": False, **a}, {"pixels": False, **b}
             if a != b:
                 raise SystemExit(f"merge: the runs differ in {k}: {a} vs {b}")
         rows = {(row["protocol"], row["digit"]): row for row in out["rows"]}
@@ -172,6 +174,7 @@ def run(args) -> dict:
     args.critic_knn["normalize"] = (
         anomaly.CRITIC_KNN_NORMALIZE if args.critic_knn_norm is None else args.critic_knn_norm
     )
+    args.critic_knn["pixels"] = anomaly.CRITIC_KNN_PIXELS if args.critic_knn_pixels is None else args.critic_knn_pixels
     if args.from_critics:
         args.no_fanogan = True  # the encoders need the generators, which --keep does not keep
     if args.quick:
@@ -290,6 +293,12 @@ def _options(a) -> None:
         type=lambda v: {"l2": True, "raw": False}[v],
         default=None,
         help="l2 | raw: each layer L2-normalised per image or not (default anomaly.CRITIC_KNN_NORMALIZE)",
+    )
+    a.add_argument(
+        "--critic-knn-pixels",
+        type=lambda v: {"yes": True, "no": False}[v],
+        default=None,
+        help="yes | no: add the pixel k-NN distance, each in its training unit (default anomaly.CRITIC_KNN_PIXELS)",
     )
     a.add_argument("--merge", type=Path, nargs="+", default=None, help="merge stored results (no training)")
 

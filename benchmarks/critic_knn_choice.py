@@ -77,8 +77,9 @@ def main(digit: int = 3, seed: int = 0) -> None:
         print(f"step {step}: " + ", ".join(f"{k} {v}" for k, v in res.items()), flush=True)
 
 
-def all_digits(model: str, width: int, seed: int = 0) -> None:
-    """--all-digits (module docstring)."""
+def all_digits(model: str, width: int, seed: int = 0, keep: Path | None = None, reuse: Path | None = None) -> None:
+    """--all-digits (module docstring); ``keep``: save each checkpoint's critic there; ``reuse``: read them from
+    there instead of training (the same scores, no GAN steps)."""
     torch.set_num_threads(1)
     totals: dict[str, list[float]] = {}
     for digit in range(10):
@@ -88,18 +89,29 @@ def all_digits(model: str, width: int, seed: int = 0) -> None:
             return metrics.auroc(s[anom], s[~anom])
 
         for step in (1000, 1500, 2000):
-            gan.fit(normal, step, progress=False)
+            path = f"digit{digit}_step{step}.pt"
+            if reuse is not None:
+                gan.critic.load_state_dict(torch.load(reuse / path))
+            else:
+                gan.fit(normal, step, progress=False)
+                if keep is not None:
+                    keep.mkdir(parents=True, exist_ok=True)
+                    torch.save(gan.critic.state_dict(), keep / path)
             res = {f"pixel knn k{k}": auroc(anomaly.knn_scores(normal, xv, k=k)) for k in (1, 5)}
             critic = gan.critic.eval()
-            hidden = anomaly.critic_embedding(critic)
+            hidden = anomaly.critic_embedding(critic, normalize=True)  # explicit: the default changed to raw
+            raw = anomaly.critic_embedding(critic, normalize=False)
             spaces = {
                 "hidden l2": hidden,
                 "hidden+pixels l2": lambda x: torch.cat([hidden(x), F.normalize(x.flatten(1).float(), dim=1)], 1),
-                "hidden raw": anomaly.critic_embedding(critic, normalize=False),
+                "hidden raw": raw,
             }
             for name, embed in spaces.items():
                 for k in (1, 5):
                     res[f"{name} k{k}"] = auroc(anomaly.knn_scores(normal, xv, k=k, embed=embed))
+            for k in (1, 5):  # the two k-NN distances, each in its own training unit, added
+                d = anomaly.critic_knn_scores(critic, normal, xv, k, normalize=False, pixels=True)
+                res[f"raw+pixel distances k{k}"] = auroc(d)
             critic.train()
             for key, v in res.items():
                 totals.setdefault(key, []).append(v)
@@ -112,8 +124,10 @@ if __name__ == "__main__":
     a.add_argument("--all-digits", action="store_true")
     a.add_argument("--model", default="dcgan", choices=("mlp", "dcgan"))
     a.add_argument("--width", type=int, default=32)
+    a.add_argument("--keep", type=Path, default=None, help="--all-digits: save each checkpoint's critic here")
+    a.add_argument("--from-critics", type=Path, default=None, help="--all-digits: score the critics --keep saved")
     args = a.parse_args()
     if args.all_digits:
-        all_digits(args.model, args.width)
+        all_digits(args.model, args.width, keep=args.keep, reuse=args.from_critics)
     else:
         main()

@@ -292,10 +292,11 @@ def test_benchmark_runs_on_idx_files(tmp_path):
     (again,) = json.loads((tmp_path / "again.json").read_text())["rows"]
     assert [r["critic-knn"] for r in again["runs"]] == [r["critic-knn"] for r in s1["runs"]]
     assert again["knn-k5"] == s1["knn-k5"] and 0 <= s1["knn-k5"] <= 1
-    other = ["--critic-knn-k", "2", "--critic-knn-norm", "l2", "--json", str(tmp_path / "k2.json")]
-    q = bench(*s1_args, "--from-critics", kept, *other)
+    other = ["--critic-knn-k", "2", "--critic-knn-norm", "l2", "--critic-knn-pixels", "no"]
+    q = bench(*s1_args, "--from-critics", kept, *other, "--json", str(tmp_path / "k2.json"))
     assert q.returncode == 0, q.stderr[-2000:]
-    assert json.loads((tmp_path / "k2.json").read_text())["settings"]["critic_knn"] == {"k": 2, "normalize": True}
+    settings = json.loads((tmp_path / "k2.json").read_text())["settings"]["critic_knn"]
+    assert settings == {"k": 2, "normalize": True, "pixels": False}
     q = bench("--merge", str(tmp_path / "s1.json"), str(tmp_path / "k2.json"))
     assert q.returncode != 0 and "critic_knn" in q.stderr
     q = bench("--merge", str(tmp_path / "ovr.json"), str(tmp_path / "s1.json"), "--json", str(tmp_path / "seeds.json"))

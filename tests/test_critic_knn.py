@@ -32,15 +32,36 @@ def hidden_layers(body):
     return f
 
 
-def brute_force(layers, train, x, k, normalize):
-    """Every distance at once, in double: the definition. ``layers``: images -> list of (B, F_l)."""
+def brute_force(layers, train, x, k, normalize, pixels=False, chunk=1024):
+    """Every distance at once, in double: the definition. ``layers``: images -> list of (B, F_l). With ``pixels``,
+    each space's distance over the training images' own leave-one-out k-NN distance there (measured on the first
+    ``chunk``'s evenly spaced images), the two added."""
 
     def embed(v):
         with torch.no_grad():
             hs = [h.double() for h in layers(fw.data.to_float(v))]
         return torch.cat([F.normalize(h, dim=1) if normalize else h for h in hs], 1)
 
-    return torch.cdist(embed(x), embed(train)).topk(k, dim=1, largest=False).values.mean(1)
+    def knn(e, q, kk):
+        return torch.cdist(e(q), e(train)).topk(kk, dim=1, largest=False).values
+
+    d = knn(embed, x, k).mean(1)
+    if not pixels:
+        return d
+    first = train[:chunk]
+    sub = first[torch.linspace(0, len(first) - 1, min(anomaly.scores.SCALE_SAMPLE, len(first))).long()]
+    kk = min(k + 1, len(train))  # the image itself at 0, then its k nearest others (all, when fewer)
+
+    def unit(e):
+        return knn(e, sub, kk).sum(1).mean() / (kk - 1)
+
+    def pix(v):
+        return fw.data.to_float(v).flatten(1).double()
+
+    return d / unit(embed) + knn(pix, x, k).mean(1) / unit(pix)
+
+
+DEFAULTS = (anomaly.CRITIC_KNN_NORMALIZE, anomaly.CRITIC_KNN_PIXELS)  # normalize, pixels
 
 
 def images(g, n, shape):
@@ -64,12 +85,40 @@ def test_critic_knn_matches_brute_force(seed, n_train, n_x, k, chunk, normalize,
     _, D = models.mlp((1, side, side), 4, hidden=8)
     train, x = images(g, n_train, (1, side, side)), images(g, n_x, (1, side, side))
     want = brute_force(hidden_layers(D.body), train, x, k, normalize)
-    got = anomaly.critic_knn_scores(D, train, x, k, normalize=normalize, chunk=chunk)
+    got = anomaly.critic_knn_scores(D, train, x, k, normalize=normalize, pixels=False, chunk=chunk)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train, torch.zeros(n_train)), batch_size=chunk)
-    torch.testing.assert_close(anomaly.critic_knn_scores(D, loader, x, k, normalize=normalize), got)
+    torch.testing.assert_close(anomaly.critic_knn_scores(D, loader, x, k, normalize=normalize, pixels=False), got)
     # a training image is at distance 0 from itself
-    assert anomaly.critic_knn_scores(D, train, train[:3], 1, normalize=normalize).abs().max() < 1e-4
+    assert anomaly.critic_knn_scores(D, train, train[:3], 1, normalize=normalize, pixels=False).abs().max() < 1e-4
+
+
+@settings(deadline=None)
+@given(
+    seed=st.integers(0, 2**20),
+    n_train=st.integers(2, 40),
+    n_x=st.integers(1, 9),  # the pixels-added score
+    k=st.integers(1, 4),
+    chunk=st.integers(2, 17),
+    side=st.integers(2, 5),
+)
+def test_critic_knn_with_pixels_matches_brute_force(seed, n_train, n_x, k, chunk, side):
+    """pixels=True: each space's k-NN distance divided by the training images' own (leave-one-out) k-NN distance
+    there, measured on the first chunk's evenly spaced images, and the two added; a DataLoader gives the same."""
+    k = min(k, n_train)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    _, D = models.mlp((1, side, side), 4, hidden=8)
+    train, x = images(g, n_train, (1, side, side)), images(g, n_x, (1, side, side))
+    want = brute_force(hidden_layers(D.body), train, x, k, False, pixels=True, chunk=chunk)
+    got = anomaly.critic_knn_scores(D, train, x, k, normalize=False, pixels=True, chunk=chunk)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train, torch.zeros(n_train)), batch_size=chunk)
+    torch.testing.assert_close(anomaly.critic_knn_scores(D, loader, x, k, normalize=False, pixels=True), got)
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        anomaly.critic_knn_scores(D, iter([train]), x, k, pixels=True)
+    with pytest.raises(ValueError, match="2 training images or more, got 1"):
+        anomaly.critic_knn_scores(D, train[:1], x, 1, pixels=True)
 
 
 class UserCritic(nn.Module):
@@ -89,10 +138,12 @@ def test_user_critic_feature_layer_and_conditional_critic():
     torch.manual_seed(0)
     train, x = images(g, 30, (1, 8, 8)), images(g, 7, (1, 8, 8))
     critic = UserCritic()
-    norm = anomaly.CRITIC_KNN_NORMALIZE  # the default
-    want = brute_force(lambda v: [critic.trunk[:2](v).flatten(1)], train, x, 2, norm)
+    norm, pix = anomaly.CRITIC_KNN_NORMALIZE, anomaly.CRITIC_KNN_PIXELS  # the defaults
+    want = brute_force(lambda v: [critic.trunk[:2](v).flatten(1)], train, x, 2, norm, pix)
     torch.testing.assert_close(anomaly.critic_knn_scores(critic, train, x, 2, layers="trunk.1"), want)
-    two = brute_force(lambda v: [critic.trunk[:1](v).flatten(1), critic.trunk[:2](v).flatten(1)], train, x, 1, norm)
+    two = brute_force(
+        lambda v: [critic.trunk[:1](v).flatten(1), critic.trunk[:2](v).flatten(1)], train, x, 1, norm, pix
+    )
     torch.testing.assert_close(anomaly.critic_knn_scores(critic, train, x, 1, layers=["trunk.0", "trunk.1"]), two)
     with pytest.raises(ValueError, match="no features"):
         anomaly.critic_knn_scores(critic, train, x)
@@ -102,12 +153,12 @@ def test_user_critic_feature_layer_and_conditional_critic():
     dc = fw.models.dcgan(8, 1, 8)[1]
     torch.testing.assert_close(
         anomaly.critic_knn_scores(dc, train, x),
-        brute_force(hidden_layers(dc.body), train, x, anomaly.CRITIC_KNN_K, norm),
+        brute_force(hidden_layers(dc.body), train, x, anomaly.CRITIC_KNN_K, norm, pix),
     )
     # a projection critic D(x, y) = psi(phi(x)) + <embed(y), phi(x)>: phi needs no class
     _, cond = models.mlp((1, 8, 8), 4, hidden=16, num_classes=10)
     torch.testing.assert_close(
-        anomaly.critic_knn_scores(cond, train, x, 3), brute_force(hidden_layers(cond.body), train, x, 3, norm)
+        anomaly.critic_knn_scores(cond, train, x, 3), brute_force(hidden_layers(cond.body), train, x, 3, norm, pix)
     )
 
 
@@ -119,7 +170,15 @@ def test_score_entry_and_bad_input():
     train, x = images(g, 20, (1, 8, 8)), images(g, 5, (1, 8, 8))
     s = anomaly.score("critic-knn", x, trainer=trainer, train=train)["score"]
     torch.testing.assert_close(
-        s, brute_force(hidden_layers(D.body), train, x, anomaly.CRITIC_KNN_K, anomaly.CRITIC_KNN_NORMALIZE)
+        s,
+        brute_force(
+            hidden_layers(D.body),
+            train,
+            x,
+            anomaly.CRITIC_KNN_K,
+            anomaly.CRITIC_KNN_NORMALIZE,
+            anomaly.CRITIC_KNN_PIXELS,
+        ),
     )
     assert s.dtype == torch.float64 and s.shape == (5,)
     with pytest.raises(ValueError, match="'critic-knn' needs the training images"):

@@ -20,7 +20,8 @@ SCORE_HELP = {
     "help": "anomaly scores for images (higher = more anomalous), as CSV",
     "description": "Score each input for anomaly, higher = more anomalous, by --method: fanogan (f-AnoGAN: G(E(x)) "
     "residuals; needs `fastwgan encode RUN` first), critic (minus the critic's output), knn (distance to the "
-    "nearest training images) or critic-knn (that distance in the critic's feature space). Writes "
+    "nearest training images) or critic-knn (that distance in the critic's feature space, plus the pixel one, each "
+    "in its training unit). Writes "
     "index,name,score rows (fanogan adds image,feature: the two residuals).",
     "usage": "fastwgan score [-h] RUN INPUT [--method fanogan|critic|knn|critic-knn] [--k N] [--features-layer NAME] "
     "[--class K] "
@@ -30,9 +31,9 @@ SCORE_HELP = {
     "--out": "CSV file (default: print to stdout)",
     "--class": "class-conditional runs: score every input as class K (default: the input's own labels)",
     "--method": "fanogan, critic (default), knn or critic-knn; every method: higher = more anomalous",
-    "--k": "knn, critic-knn: neighbours averaged (default 1)",
-    "--features-layer": "critic-knn: the critic's submodule whose output is the feature space (default: the bundled "
-    "critics' penultimate features)",
+    "--k": "knn, critic-knn: neighbours averaged (default 1 for knn, 5 for critic-knn)",
+    "--features-layer": "critic-knn: the critic's submodule whose output is the feature space (default: every hidden "
+    "activation of the bundled critics)",
     "--anomalous-class": "INPUT's classes that count as anomalies (INPUT must carry labels, e.g. digits-heldout): "
     "adds an `anomalous` column and prints the AUROC (leave-one-class-out: the class the run never saw)",
     "--labels": "ground truth, 1 = anomalous, one per input (.npy, or text with one 0/1 per line): adds an "

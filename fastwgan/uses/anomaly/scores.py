@@ -18,9 +18,12 @@ from .training import EncoderTrainer
 
 METHODS = ("fanogan", "critic", "knn", "critic-knn")
 #: critic-knn's neighbours and normalisation (ours, measured: the package docstring): the mean distance to the 5
-#: nearest training images, the hidden activations concatenated as they are
+#: nearest training images, the hidden activations concatenated as they are, the pixel distance added
 CRITIC_KNN_K = 5
 CRITIC_KNN_NORMALIZE = False
+#: add the pixel k-NN distance, each space's distance in its own training unit (``self_scale``)
+CRITIC_KNN_PIXELS = True
+SCALE_SAMPLE = 500  # the training images ``self_scale`` measures (evenly spaced in the first chunk)
 ENCODER_DIR = "encoder"  # where `fastwgan encode` keeps the encoder inside a run folder
 
 
@@ -37,16 +40,23 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024, embed=None) -> torch.Ten
     Returns:
         (len(x),) float64, higher = farther from every training image = more anomalous.
     """
+    best, seen = _nearest(train, x, k, chunk, embed)
+    if seen < k:
+        raise ValueError(f"knn: k={k} but only {seen} training images")
+    return torch.cat([b.mean(1) for b in best]) if best else torch.zeros(0, dtype=torch.float64)
+
+
+@torch.no_grad()
+def _nearest(train, x, k: int, chunk: int, embed):
+    """(per query chunk: its (q, <= k) smallest distances to the training images, the number of training images)."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"knn: k must be a positive integer, got {k!r}")
     x = torch.as_tensor(x)
     embed = embed or (lambda f: f)
-    chunks = (train[j : j + chunk] for j in range(0, len(train), chunk)) if isinstance(train, torch.Tensor) else train
     q = None  # the query chunks' (q, F) features, made once the first training chunk's shape is checked
     best = [None] * len(range(0, len(x), chunk))  # per query chunk: (q, <= k) smallest distances so far
     seen = 0
-    for t in chunks:
-        t = t[0] if isinstance(t, (tuple, list)) else t  # (x, y) batches: the images
+    for t in _chunks(train, chunk):
         if tuple(t.shape[1:]) != tuple(x.shape[1:]):
             raise ValueError(
                 f"knn: inputs of shape {tuple(x.shape[1:])} but training images of shape {tuple(t.shape[1:])}"
@@ -59,9 +69,31 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024, embed=None) -> torch.Ten
             d = torch.cdist(qi, t)  # (q, t)
             d = d if best[i] is None else torch.cat([best[i], d], 1)
             best[i] = d.topk(min(k, d.shape[1]), dim=1, largest=False).values
-    if seen < k:
-        raise ValueError(f"knn: k={k} but only {seen} training images")
-    return torch.cat([b.mean(1) for b in best]) if best else torch.zeros(0, dtype=torch.float64)
+    return best, seen
+
+
+def _chunks(train, chunk: int):
+    """The training images in chunks: slices of a tensor, or the items of an iterable (of (x, y) batches: x)."""
+    if isinstance(train, torch.Tensor):
+        yield from (train[j : j + chunk] for j in range(0, len(train), chunk))
+        return
+    for t in train:
+        yield t[0] if isinstance(t, (tuple, list)) else t
+
+
+def self_scale(train, k: int, embed=None, n: int = SCALE_SAMPLE, chunk: int = 1024) -> torch.Tensor:
+    """The typical k-NN distance among the training images themselves, in pixel space or ``embed``'s: the mean, over
+    ``n`` evenly spaced images of the first training chunk, of the mean distance to their k nearest OTHER training
+    images (leave-one-out; all of them when there are k or fewer). The unit in which ``critic_knn_scores`` adds two
+    spaces' distances."""
+    first = next(iter(_chunks(train, chunk)), None)
+    if first is None:
+        raise ValueError("knn: no training images")
+    sub = first[torch.linspace(0, len(first) - 1, min(n, len(first))).long()]
+    best, seen = _nearest(train, sub, k + 1, chunk, embed)  # each image is its own nearest, at 0
+    if seen < 2:
+        raise ValueError(f"knn: the training images' own k-NN distance needs 2 training images or more, got {seen}")
+    return torch.cat([b.sum(1) for b in best]).mean() / (min(k + 1, seen) - 1)
 
 
 #: the activation modules whose outputs make critic-knn's default feature space
@@ -128,18 +160,32 @@ def critic_knn_scores(
     *,
     layers: str | list[str] | None = None,
     normalize: bool = CRITIC_KNN_NORMALIZE,
+    pixels: bool = CRITIC_KNN_PIXELS,
     chunk: int = 1024,
 ) -> torch.Tensor:
     """critic-knn: the mean distance from each sample of ``x`` to its ``k`` nearest training images in the critic's
-    feature space (``critic_embedding``), the training images streamed in chunks as ``knn_scores`` does.
+    feature space (``critic_embedding``), the training images streamed in chunks as ``knn_scores`` does. With
+    ``pixels``, plus the same distance in pixel space, each divided by its space's ``self_scale`` (the training
+    images' own k-NN distance there) so that neither space's units decide; the training images are then read
+    several times, so ``train`` must be a tensor or a re-iterable (a DataLoader), not a one-shot iterator.
 
     Returns:
         (len(x),) float64, higher = more anomalous.
     """
+    if pixels and iter(train) is train:
+        raise ValueError(
+            "critic-knn with pixels=True reads the training images several times: give a tensor or a DataLoader, "
+            "not a one-shot iterator"
+        )
     was_training = critic.training
     critic.eval()
     try:
-        return knn_scores(train, x, k=k, chunk=chunk, embed=critic_embedding(critic, layers, normalize))
+        embed = critic_embedding(critic, layers, normalize)
+        d = knn_scores(train, x, k=k, chunk=chunk, embed=embed)
+        if not pixels:
+            return d
+        d = d / self_scale(train, k, embed, chunk=chunk)
+        return d + knn_scores(train, x, k=k, chunk=chunk) / self_scale(train, k, chunk=chunk)
     finally:
         critic.train(was_training)
 
