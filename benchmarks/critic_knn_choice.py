@@ -10,11 +10,13 @@ the training images, k 1 or 5.
 
 --all-digits: the same validation split with every digit left out in turn (all-vs-one), the critic of --model
 (the benchmark's DCGAN of width 32 by default) read at steps 1000, 1500, 2000 through ``anomaly.critic_embedding``
-(every hidden activation, as critic-knn does), with and without the pixels as one more L2-normalised layer, k 1 or
-5; prints each digit's validation AUROCs and the mean over digits x checkpoints (a broader check of the choice
-than the one digit above, still on training images only):
+(every hidden activation, as critic-knn does), L2-normalised or raw, with and without the pixels as one more
+L2-normalised layer, and the raw critic distance plus the pixel one, each in its training unit (critic-knn's
+``pixels=True``), k 1 or 5; prints each digit's validation AUROCs and the mean over digits x checkpoints (a broader
+check of the choice than the one digit above, still on training images only). ``--keep DIR`` saves each
+checkpoint's critic, ``--from-critics DIR`` scores saved ones without training (the same numbers):
 
-    .venv/bin/python benchmarks/critic_knn_choice.py --all-digits [--model dcgan --width 32]
+    .venv/bin/python benchmarks/critic_knn_choice.py --all-digits [--model dcgan --width 32] [--keep DIR]
 """
 
 import argparse
