@@ -8,6 +8,7 @@ for diagnosis only: nothing is chosen from them).
              notask   task_weight 0: G trains against the critic alone (does the adversarial game close at all?)
              lrg1e3   G's learning rate 1e-3 (the paper's base rate) instead of the WGAN-GP preset's 1e-4
              nobn     G without batch norm
+             paperg   G at the paper's MNIST -> MNIST-M size: 64 filters, 6 residual blocks (ours: width 32, 3)
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
 """
@@ -28,7 +29,7 @@ from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
-VARIANTS = ("base", "notask", "lrg1e3", "nobn")
+VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg")
 
 
 def main(shift: str, steps: int, variant: str, seed: int = 0) -> None:
@@ -37,7 +38,8 @@ def main(shift: str, steps: int, variant: str, seed: int = 0) -> None:
     c = xs.shape[1]
     oracle = classifier.train_classifier(xt, yt, epochs=20, seed=seed)
     torch.manual_seed(seed)
-    nets = pixelda.digit_networks(c, c, norm="none" if variant == "nobn" else "batch")
+    size = {"width": 64, "blocks": 6} if variant == "paperg" else {}
+    nets = pixelda.digit_networks(c, c, norm="none" if variant == "nobn" else "batch", **size)
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64, lr_g=lr_g)
     task = 0.0 if variant == "notask" else pixelda.TASK_WEIGHT
