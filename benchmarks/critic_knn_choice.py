@@ -12,7 +12,8 @@ the training images, k 1 or 5.
 (the benchmark's DCGAN of width 32 by default) read at steps 1000, 1500, 2000 through ``anomaly.critic_embedding``
 (every hidden activation, as critic-knn does), L2-normalised or raw, with and without the pixels as one more
 L2-normalised layer, and the raw critic distance plus the pixel one, each in its training unit (critic-knn's
-``pixels=True``), k 1 or 5; prints each digit's validation AUROCs and the mean over digits x checkpoints (a broader
+``pixels=True``), and each hidden layer as a space of its own in its training unit, with and without the pixels
+(``per_layer=True``), k 1 or 5; prints each digit's validation AUROCs and the mean over digits x checkpoints (a broader
 check of the choice than the one digit above, still on training images only). ``--keep DIR`` saves each
 checkpoint's critic, ``--from-critics DIR`` scores saved ones without training (the same numbers):
 
@@ -114,6 +115,10 @@ def all_digits(model: str, width: int, seed: int = 0, keep: Path | None = None, 
             for k in (1, 5):  # the two k-NN distances, each in its own training unit, added
                 d = anomaly.critic_knn_scores(critic, normal, xv, k, normalize=False, pixels=True)
                 res[f"raw+pixel distances k{k}"] = auroc(d)
+            for k in (1, 5):  # every layer a space of its own, each in its training unit, with and without the pixels
+                for pix in (False, True):
+                    d = anomaly.critic_knn_scores(critic, normal, xv, k, normalize=False, pixels=pix, per_layer=True)
+                    res[f"per-layer{'+pixels' if pix else ''} k{k}"] = auroc(d)
             critic.train()
             for key, v in res.items():
                 totals.setdefault(key, []).append(v)

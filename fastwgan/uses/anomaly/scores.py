@@ -23,6 +23,8 @@ CRITIC_KNN_K = 5
 CRITIC_KNN_NORMALIZE = False
 #: add the pixel k-NN distance, each space's distance in its own training unit (``self_scale``)
 CRITIC_KNN_PIXELS = True
+#: one space per feature map, each in its own training unit, instead of one concatenation (a candidate: measured)
+CRITIC_KNN_PER_LAYER = False
 SCALE_SAMPLE = 500  # the training images ``self_scale`` measures (evenly spaced in the first chunk)
 ENCODER_DIR = "encoder"  # where `fastwgan encode` keeps the encoder inside a run folder
 
@@ -40,36 +42,61 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024, embed=None) -> torch.Ten
     Returns:
         (len(x),) float64, higher = farther from every training image = more anomalous.
     """
-    best, seen = _nearest(train, x, k, chunk, embed)
-    if seen < k:
-        raise ValueError(f"knn: k={k} but only {seen} training images")
-    return torch.cat([b.mean(1) for b in best]) if best else torch.zeros(0, dtype=torch.float64)
+    (d,), _ = _space_scores(train, x, k, chunk, lambda v: [(embed or _pixels)(v)], scale=False)
+    return d
+
+
+def _pixels(v: torch.Tensor) -> torch.Tensor:
+    return v
 
 
 @torch.no_grad()
-def _nearest(train, x, k: int, chunk: int, embed):
-    """(per query chunk: its (q, <= k) smallest distances to the training images, the number of training images)."""
+def _space_scores(train, x, k: int, chunk: int, embed, scale: bool, n: int = SCALE_SAMPLE):
+    """One pass over the training images, any number of feature spaces: ``embed`` maps float images to a list of
+    (B, F_s), one per space. Per space, the mean distance from each sample of ``x`` to its ``k`` nearest training
+    images, and with ``scale`` the space's ``self_scale`` (the training images' own leave-one-out k-NN distance,
+    over ``n`` evenly spaced images of the first chunk: they join the queries when that chunk arrives, at k + 1
+    neighbours, the first being the image itself).
+
+    Returns:
+        ([per space: (len(x),) float64], [per space: its scale, a 0-d float64] or None)
+    """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"knn: k must be a positive integer, got {k!r}")
     x = torch.as_tensor(x)
-    embed = embed or (lambda f: f)
-    q = None  # the query chunks' (q, F) features, made once the first training chunk's shape is checked
-    best = [None] * len(range(0, len(x), chunk))  # per query chunk: (q, <= k) smallest distances so far
-    seen = 0
+    kk = k + 1 if scale else k
+    q = None  # per space, per query chunk: (q, F_s) features (x's chunks, then the scale sample's), made at chunk 1
+    best = None  # per space, per query chunk: (q, <= kk) smallest distances so far, ascending
+    seen, n_x = 0, len(range(0, len(x), chunk))
     for t in _chunks(train, chunk):
         if tuple(t.shape[1:]) != tuple(x.shape[1:]):
             raise ValueError(
                 f"knn: inputs of shape {tuple(x.shape[1:])} but training images of shape {tuple(t.shape[1:])}"
             )
-        if q is None:
-            q = [embed(as_float(x[i : i + chunk])).flatten(1).double() for i in range(0, len(x), chunk)]
         seen += len(t)
-        t = embed(as_float(t)).flatten(1).double()
-        for i, qi in enumerate(q):
-            d = torch.cdist(qi, t)  # (q, t)
-            d = d if best[i] is None else torch.cat([best[i], d], 1)
-            best[i] = d.topk(min(k, d.shape[1]), dim=1, largest=False).values
-    return best, seen
+        spaces = [h.flatten(1).double() for h in embed(as_float(t))]
+        if q is None:
+            queries = [x[i : i + chunk] for i in range(0, len(x), chunk)]
+            if scale:  # the scale sample: evenly spaced images of this first chunk, after x's chunks
+                queries.append(t[torch.linspace(0, len(t) - 1, min(n, len(t))).long()])
+            feats = [embed(as_float(qc)) for qc in queries]
+            q = [[f[s].flatten(1).double() for f in feats] for s in range(len(spaces))]
+            best = [[None] * len(queries) for _ in spaces]
+        for s, ts in enumerate(spaces):
+            for i, qi in enumerate(q[s]):
+                d = torch.cdist(qi, ts)  # (q, t)
+                d = d if best[s][i] is None else torch.cat([best[s][i], d], 1)
+                best[s][i] = d.topk(min(kk, d.shape[1]), dim=1, largest=False).values
+    if seen < k:
+        raise ValueError(f"knn: k={k} but only {seen} training images")
+    if scale and seen < 2:
+        raise ValueError(f"knn: the training images' own k-NN distance needs 2 training images or more, got {seen}")
+    scores = [
+        torch.cat([b[:, :k] for b in bs[:n_x]]).mean(1) if n_x else torch.zeros(0, dtype=torch.float64) for bs in best
+    ]
+    if not scale:
+        return scores, None
+    return scores, [bs[n_x].sum(1).mean() / (min(kk, seen) - 1) for bs in best]
 
 
 def _chunks(train, chunk: int):
@@ -84,16 +111,13 @@ def _chunks(train, chunk: int):
 def self_scale(train, k: int, embed=None, n: int = SCALE_SAMPLE, chunk: int = 1024) -> torch.Tensor:
     """The typical k-NN distance among the training images themselves, in pixel space or ``embed``'s: the mean, over
     ``n`` evenly spaced images of the first training chunk, of the mean distance to their k nearest OTHER training
-    images (leave-one-out; all of them when there are k or fewer). The unit in which ``critic_knn_scores`` adds two
+    images (leave-one-out; all of them when there are k or fewer). The unit in which ``critic_knn_scores`` adds
     spaces' distances."""
     first = next(iter(_chunks(train, chunk)), None)
     if first is None:
         raise ValueError("knn: no training images")
-    sub = first[torch.linspace(0, len(first) - 1, min(n, len(first))).long()]
-    best, seen = _nearest(train, sub, k + 1, chunk, embed)  # each image is its own nearest, at 0
-    if seen < 2:
-        raise ValueError(f"knn: the training images' own k-NN distance needs 2 training images or more, got {seen}")
-    return torch.cat([b.sum(1) for b in best]).mean() / (min(k + 1, seen) - 1)
+    _, (unit,) = _space_scores(train, first[:0], k, chunk, lambda v: [(embed or _pixels)(v)], True, n)
+    return unit
 
 
 #: the activation modules whose outputs make critic-knn's default feature space
@@ -135,19 +159,19 @@ def critic_layers(critic: nn.Module, layers: str | list[str] | None = None):
     return f
 
 
-def critic_embedding(critic, layers=None, normalize: bool = CRITIC_KNN_NORMALIZE, device=None):
+def critic_embedding(critic, layers=None, normalize: bool = CRITIC_KNN_NORMALIZE, device=None, split: bool = False):
     """The critic's feature space as an ``embed`` for ``knn_scores``: the feature maps of ``critic_layers``, each row
-    of each scaled to unit L2 norm when ``normalize`` (so every layer weighs alike), concatenated; computed on
-    ``device`` (default: the critic's), returned on the CPU."""
+    of each scaled to unit L2 norm when ``normalize`` (so every layer weighs alike), concatenated (``split``: the
+    list of them, one space per layer); computed on ``device`` (default: the critic's), returned on the CPU."""
     f = critic_layers(critic, layers)
     if device is None:
         device = next(critic.parameters()).device
 
-    def embed(x: torch.Tensor) -> torch.Tensor:
+    def embed(x: torch.Tensor):
         hs = [h.float() for h in f(x.to(device))]
         if normalize:
             hs = [torch.nn.functional.normalize(h, dim=1) for h in hs]
-        return torch.cat(hs, 1).cpu()
+        return [h.cpu() for h in hs] if split else torch.cat(hs, 1).cpu()
 
     return embed
 
@@ -161,31 +185,31 @@ def critic_knn_scores(
     layers: str | list[str] | None = None,
     normalize: bool = CRITIC_KNN_NORMALIZE,
     pixels: bool = CRITIC_KNN_PIXELS,
+    per_layer: bool = CRITIC_KNN_PER_LAYER,
     chunk: int = 1024,
 ) -> torch.Tensor:
     """critic-knn: the mean distance from each sample of ``x`` to its ``k`` nearest training images in the critic's
-    feature space (``critic_embedding``), the training images streamed in chunks as ``knn_scores`` does. With
-    ``pixels``, plus the same distance in pixel space, each divided by its space's ``self_scale`` (the training
-    images' own k-NN distance there) so that neither space's units decide; the training images are then read
-    several times, so ``train`` must be a tensor or a re-iterable (a DataLoader), not a one-shot iterator.
+    feature space (``critic_embedding``), the training images streamed once, in chunks, as ``knn_scores`` does.
+    With ``pixels``, plus the same distance in pixel space; with ``per_layer``, each feature map is a space of its
+    own instead of one concatenation. Where there are two spaces or more, each one's distance is divided by its
+    ``self_scale`` (the training images' own k-NN distance there) before they are added, so that no space's units
+    decide.
 
     Returns:
         (len(x),) float64, higher = more anomalous.
     """
-    if pixels and iter(train) is train:
-        raise ValueError(
-            "critic-knn with pixels=True reads the training images several times: give a tensor or a DataLoader, "
-            "not a one-shot iterator"
-        )
     was_training = critic.training
     critic.eval()
     try:
-        embed = critic_embedding(critic, layers, normalize)
-        d = knn_scores(train, x, k=k, chunk=chunk, embed=embed)
-        if not pixels:
-            return d
-        d = d / self_scale(train, k, embed, chunk=chunk)
-        return d + knn_scores(train, x, k=k, chunk=chunk) / self_scale(train, k, chunk=chunk)
+        features = critic_embedding(critic, layers, normalize, split=True)
+
+        def embed(v: torch.Tensor) -> list[torch.Tensor]:
+            hs = features(v)
+            return (hs if per_layer else [torch.cat(hs, 1)]) + ([v] if pixels else [])
+
+        several = pixels or per_layer  # (one feature map and no pixels: one space, scaled or not the same ranking)
+        ds, units = _space_scores(train, x, k, chunk, embed, scale=several)
+        return sum(d / u for d, u in zip(ds, units)) if several else ds[0]
     finally:
         critic.train(was_training)
 
