@@ -9,6 +9,10 @@ for diagnosis only: nothing is chosen from them).
              lrg1e3   G's learning rate 1e-3 (the paper's base rate) instead of the WGAN-GP preset's 1e-4
              nobn     G without batch norm
              paperg   G at the paper's MNIST -> MNIST-M size: 64 filters, 6 residual blocks (ours: width 32, 3)
+             inoise   instance noise: the critic reads its inputs (target, adapted and interpolated images) plus
+                      N(0, 0.2^2) per pixel while training (PixelDA's appendix adds Gaussian noise to its
+                      discriminator; the 0.2 is ours: a tenth of the [-1, 1] range)
+             ms       MSGAN's mode-seeking term (Mao et al. 2019) at weight 1, their code's: G must use its noise
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
 """
@@ -29,10 +33,36 @@ from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
-VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg")
+VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms")
+NOISE_STD = 0.2
 
 
-def main(shift: str, steps: int, variant: str, seed: int = 0) -> None:
+class InstanceNoise(torch.nn.Module):
+    """A critic that reads x + N(0, std^2) while training (``inoise``), x as it is in eval mode."""
+
+    def __init__(self, critic: torch.nn.Module, std: float = NOISE_STD):
+        super().__init__()
+        self.critic, self.std = critic, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x + self.std * torch.randn_like(x) if self.training else x)
+
+
+def noise_use(tr, xs, xt) -> dict:
+    """Does G use its noise? The mean absolute difference between two adaptations of the same source images under
+    two noise draws (``z_effect``), beside that between two random target images (``target_spread``) and between
+    an adaptation and its source image (``source_shift``), all in [-1, 1] units per pixel."""
+    a, b = (fw.data.to_float(tr.adapt(xs, seed=s)) for s in (1, 2))
+    t = fw.data.to_float(xt)
+    src = fw.data.to_float(xs).expand_as(a)
+    return {
+        "z_effect": (a - b).abs().mean().item(),
+        "target_spread": (t - t.roll(1, 0)).abs().mean().item(),
+        "source_shift": (a - src).abs().mean().item(),
+    }
+
+
+def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None = None) -> None:
     torch.set_num_threads(1)
     xs, ys, xs_test, ys_test, xt, yt, xt_test, yt_test = dd.data(shift)
     c = xs.shape[1]
@@ -40,10 +70,15 @@ def main(shift: str, steps: int, variant: str, seed: int = 0) -> None:
     torch.manual_seed(seed)
     size = {"width": 64, "blocks": 6} if variant == "paperg" else {}
     nets = pixelda.digit_networks(c, c, norm="none" if variant == "nobn" else "batch", **size)
+    if variant == "inoise":
+        nets = (nets[0], InstanceNoise(nets[1]), nets[2])
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64, lr_g=lr_g)
     task = 0.0 if variant == "notask" else pixelda.TASK_WEIGHT
-    tr = pixelda.PixelDATrainer(*nets, cfg, task_weight=task, pretrain_epochs=20, compile=True)
+    diversity = 1.0 if variant == "ms" else 0.0
+    tr = pixelda.PixelDATrainer(
+        *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True
+    )
     print(json.dumps({"shift": shift, "variant": variant, "seed": seed, "environment": environment()}), flush=True)
     t0 = time.time()
     for k in range(500, steps + 1, 500):
@@ -56,9 +91,15 @@ def main(shift: str, steps: int, variant: str, seed: int = 0) -> None:
             "task_adapted": tr.history[-1]["task_adapted"],
             "target_acc": tr.accuracy(xt_test, yt_test),
             "oracle_on_G": classifier.accuracy(oracle, tr.adapt(xs_test, seed=seed), ys_test),
+            **noise_use(tr, xs_test, xt_test),
             "wall_s": time.time() - t0,
         }
         print(json.dumps(row), flush=True)
+    if grid is not None:  # 10 held-out source images, two adaptations of each (noise seeds 1, 2), 10 target images
+        rows = [xs_test[:10], tr.adapt(xs_test[:10], seed=1), tr.adapt(xs_test[:10], seed=2), xt_test[:10]]
+        c = max(r.shape[1] for r in rows)
+        rows = [fw.data.to_float(r).expand(-1, c, -1, -1) for r in rows]
+        fw.data.save_grid(torch.cat(rows), grid, nrow=10, scale=4)
 
 
 if __name__ == "__main__":
@@ -67,5 +108,6 @@ if __name__ == "__main__":
     a.add_argument("--steps", type=int, default=5000)
     a.add_argument("--variant", default="base", choices=VARIANTS)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--grid", type=Path, default=None, help="write source / G(x, z1) / G(x, z2) / target rows here")
     args = a.parse_args()
-    main(args.shift, args.steps, args.variant, args.seed)
+    main(args.shift, args.steps, args.variant, args.seed, args.grid)

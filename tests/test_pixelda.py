@@ -152,6 +152,16 @@ def test_model_loss_is_the_papers_sum(source_task):
     assert aux["semantic"].item() == pytest.approx(sem.item(), rel=1e-5)
     assert with_sem.item() == pytest.approx((want + 0.4 * sem).item(), rel=1e-5)
     assert aux["model_loss"].item() == pytest.approx(with_sem.item(), rel=1e-6)
+    # MSGAN's mode-seeking term: weight / (mean|G(x, z2) - G(x, z)| / mean|z2 - z| + 1e-5); this G moves by
+    # half of the noise's change, so the ratio is 0.5 whatever z and z2 are
+    half = lambda x, z: x * 2 + 0.5 * z  # noqa: E731
+    z2 = torch.randn(5, 3, generator=g)
+    base, _ = pixelda.model_loss(half, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task)
+    div, aux = pixelda.model_loss(half, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task, z2=z2, diversity_weight=0.6)
+    assert aux["diversity"].item() == pytest.approx(0.5, rel=1e-5)
+    assert div.item() == pytest.approx(base.item() + 0.6 / (0.5 + 1e-5), rel=1e-5)
+    with pytest.raises(ValueError, match="diversity_weight > 0 needs a second noise draw z2"):
+        pixelda.model_loss(half, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task, diversity_weight=0.6)
 
 
 @pytest.mark.parametrize("loss", ["gp", "lp"])
@@ -171,12 +181,13 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     channels=st.sampled_from([(3, 3), (1, 3)]),
     content=st.sampled_from([0.0, 0.5]),
     semantic=st.booleans(),
+    diversity=st.sampled_from([0.0, 0.8]),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, semantic):
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, semantic, diversity):
     cs, ct = channels
     content = content if cs == ct else 0.0  # the content loss needs one channel count
     x_s, y_s, x_t = domains(cs, ct, seed=seed)
-    ref, fast = pair(loss, seed, cs=cs, ct=ct, content_weight=content, semantic=semantic)
+    ref, fast = pair(loss, seed, cs=cs, ct=ct, content_weight=content, semantic=semantic, diversity_weight=diversity)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
@@ -190,7 +201,8 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, se
 def compiled():
     fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), not what this tests
-    return pair("gp", 0, compile=True, threads=1, semantic=True)[1]  # the frozen classifier in the graph too
+    # the frozen classifier and the mode-seeking term's second G pass in the graph too
+    return pair("gp", 0, compile=True, threads=1, semantic=True, diversity_weight=0.8)[1]
 
 
 @pytest.mark.slow

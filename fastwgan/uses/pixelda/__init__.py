@@ -16,6 +16,7 @@ The method's output is T (``predict``, ``accuracy``); ``adapt`` shows what G doe
                + beta (CE(T(G(x_s, z)), y_s) + CE(T(x_s), y_s))                           task, both inputs
                + gamma PMSE(G(x_s, z), x_s)                                               content (optional)
                + lambda_sem CE(f(G(x_s, z)), y_s)            semantic (optional: f a frozen classifier, ``semantic=``)
+               + lambda_ms / (mean|G(x_s, z2) - G(x_s, z)| / mean|z2 - z| + 1e-5)     mode seeking (optional)
         one optimizer step over G and T together (lr_g)
 
 L_W is ``fastwgan.gan.objectives.critic_objective`` (-W, plus lambda times the per-sample penalty at x_hat =
@@ -69,6 +70,12 @@ what G makes. With it (benchmark arm ``pixelda_sem``, the source-only classifier
 steps) the oracle reads 0.71 / 0.77 / 0.55 of the adaptations (without: 0.65 / 0.63 / 0.39), but T's target
 accuracy moves by at most 0.01 and the critic's W-estimate ends higher: G keeps the class and stays further from
 the target's look, which is what limits T at this budget. Off unless a classifier is given.
+The mode-seeking term (Mao et al. 2019, "Mode seeking generative adversarial networks for diverse image
+synthesis", eq. 3 in their code's form, lambda_ms 1 there): off (``DIVERSITY_WEIGHT`` 0; ours, measured with
+``benchmarks/pixelda_diagnosis.py --variant ms``, seed 0): without it G all but ignores z (on digits -> digits-m
+two draws move its output by 0.09 per pixel, two target images differ by 0.60); with it G uses z (0.39-0.43) and
+the critic's W-estimate falls, but T's target accuracy does not rise (0.45-0.49 on digits -> digits-m) and falls
+on MNIST -> digits (0.876 at 1500 steps, base 0.87-0.91).
 Optimizers: ``TrainConfig``'s (the "wgan-gp" preset: Adam 1e-4, betas (0, 0.9), lambda 10, n_critic 5).
 
 The random stream (one CPU generator seeded with ``config.seed``), per step, in this order:
@@ -77,6 +84,7 @@ The random stream (one CPU generator seeded with ``config.seed``), per step, in 
                                z[k] = 2 rand(B, noise_dim) - 1; eps[k] = rand(B)             (gp / lp only)
     gen_s = randint(0, N_s, (B,)); z_gen = 2 rand(B, noise_dim) - 1                           the G/T update
     shift = randint(-1, 2, (B, 2))                                                            (``shift`` only)
+    z_div = 2 rand(B, noise_dim) - 1                      the mode-seeking term's second draw (``diversity_weight`` > 0)
 
 The losses are written once (``critic_loss``, ``model_loss``) and shared by the eager oracle
 ``ReferencePixelDATrainer`` (autograd, torch.optim) and the fast ``PixelDATrainer`` (the critic's parameters in one
@@ -88,6 +96,7 @@ from .base import PixelDABase
 from .losses import (
     ADV_WEIGHT,
     CONTENT_WEIGHT,
+    DIVERSITY_WEIGHT,
     PRETRAIN_EPOCHS,
     SEMANTIC_WEIGHT,
     SHIFT,
@@ -117,6 +126,7 @@ __all__ = [
     "CONTENT_WEIGHT",
     "SHIFT",
     "SEMANTIC_WEIGHT",
+    "DIVERSITY_WEIGHT",
     "PRETRAIN_EPOCHS",
     "NOISE_DIM",
 ]

@@ -14,7 +14,7 @@ from ...core.images import as_float, to_uint8
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
 from ..domains import DomainTrainerBase, TensorDomains, check_domain
-from .losses import ADV_WEIGHT, CONTENT_WEIGHT, PRETRAIN_EPOCHS, SEMANTIC_WEIGHT, SHIFT, TASK_WEIGHT
+from .losses import ADV_WEIGHT, CONTENT_WEIGHT, DIVERSITY_WEIGHT, PRETRAIN_EPOCHS, SEMANTIC_WEIGHT, SHIFT, TASK_WEIGHT
 
 
 def _weight(name: str, v) -> float:
@@ -63,8 +63,10 @@ class PixelDABase(DomainTrainerBase):
         pretrain_epochs: int = PRETRAIN_EPOCHS,
         semantic: nn.Module | None = None,
         semantic_weight: float = SEMANTIC_WEIGHT,
+        diversity_weight: float = DIVERSITY_WEIGHT,
     ):
         super().__init__(config)
+        self.diversity_weight = _weight("diversity_weight", diversity_weight)
         if semantic is not None and not isinstance(semantic, nn.Module):
             raise ValueError(
                 "semantic must be a torch.nn.Module (a classifier of target-like images), got "
@@ -105,6 +107,7 @@ class PixelDABase(DomainTrainerBase):
             "task_source",
             "content",
             *(("semantic",) if semantic is not None else ()),
+            *(("diversity",) if self.diversity_weight else ()),
         )
         self.num_classes: int | None = None
         # CE(T(x_s), y_s) needs source images shaped like target images: decided by check_domains (first fit)
@@ -121,8 +124,12 @@ class PixelDABase(DomainTrainerBase):
 
     @property
     def semantic_settings(self) -> dict:
-        """``model_loss``'s semantic keywords, for both twins."""
-        return {"semantic": self.semantic, "semantic_weight": self.semantic_weight}
+        """``model_loss``'s semantic and diversity weights (keywords), for both twins."""
+        return {
+            "semantic": self.semantic,
+            "semantic_weight": self.semantic_weight,
+            "diversity_weight": self.diversity_weight,
+        }
 
     def _networks(self):
         return {**self.model, "critic": self.critic}
@@ -199,7 +206,7 @@ class PixelDABase(DomainTrainerBase):
         return s, y, t
 
     rows = (("idx_s", "gen_s"), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
-    vector_draws = ("z", "z_gen", "shift")  # z (.., B, noise_dim), shift (B, 2)
+    vector_draws = ("z", "z_gen", "shift", "z_div")  # z (.., B, noise_dim), shift (B, 2)
     labelled = 0  # the source: a loader yields (x, y)
 
     def batches_per_step(self, domain: int) -> int:
@@ -224,6 +231,8 @@ class PixelDABase(DomainTrainerBase):
         draw["z_gen"] = torch.rand(b, nz, generator=g) * 2 - 1
         if self.shift:
             draw["shift"] = torch.randint(-1, 2, (b, 2), generator=g)  # (dy, dx) per image of the G/T batch
+        if self.diversity_weight:  # the mode-seeking term's second noise draw (last: the other draws unchanged)
+            draw["z_div"] = torch.rand(b, nz, generator=g) * 2 - 1
         return draw
 
     def _train_step(self, domains, draw):
@@ -237,13 +246,13 @@ class PixelDABase(DomainTrainerBase):
             for k in range(self.config.n_critic)
         ]
         out = {key: torch.stack([m[key] for m in ms]).mean() for key in ms[0]}
-        out.update(self._model_update(src_s, y_s, draw["gen_s"], draw["z_gen"], draw.get("shift")))
+        out.update(self._model_update(src_s, y_s, draw["gen_s"], draw["z_gen"], draw.get("shift"), draw.get("z_div")))
         return out
 
     def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps) -> dict:
         raise NotImplementedError
 
-    def _model_update(self, src_s, y_s, idx_s, z, shift) -> dict:
+    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div) -> dict:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
@@ -275,6 +284,7 @@ class PixelDABase(DomainTrainerBase):
             "shift": self.shift,
             "pretrain_epochs": self.pretrain_epochs,
             "semantic_weight": self.semantic_weight if self.semantic is not None else None,
+            "diversity_weight": self.diversity_weight,
             "noise_dim": self.noise_dim,
             "num_classes": self.num_classes,
             "source_task": self.source_task,

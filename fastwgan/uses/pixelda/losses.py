@@ -18,6 +18,9 @@ SHIFT = True  # random 1-pixel shifts of the G/T update's source batch (ours: th
 #: the semantic term's weight when a frozen classifier is given (``semantic=``): CyCADA's lambda_sem, 1 (Hoffman et
 #: al. 2018; the translation trainer's too)
 SEMANTIC_WEIGHT = 1.0
+#: the mode-seeking term's weight (Mao et al. 2019, MSGAN): 0 = off (measured: the package docstring)
+DIVERSITY_WEIGHT = 0.0
+DIVERSITY_EPS = 1e-5  # MSGAN's official code: 1 / (ratio + 1e-5)
 
 
 def pmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -63,6 +66,8 @@ def model_loss(
     *,
     semantic=None,
     semantic_weight: float = 0.0,
+    z2: torch.Tensor | None = None,
+    diversity_weight: float = 0.0,
 ):
     """L_GT, a function of the generator's and the task classifier's parameters (package docstring):
 
@@ -76,9 +81,14 @@ def model_loss(
         semantic: a frozen classifier (images -> logits (B, K)) or None: with it, CyCADA's semantic consistency
             ``semantic_weight * CE(f(G(x_s, z)), y_s)`` is added (G must keep the TRUE source class as a classifier
             that does not train with it reads it; T, training with G, could learn to read whatever G makes).
+        z2, diversity_weight: a second noise draw (B, noise_dim) and the weight of MSGAN's mode-seeking term
+            ``diversity_weight / (mean|G(x_s, z2) - G(x_s, z)| / mean|z2 - z| + 1e-5)`` (Mao et al. 2019, eq. 3 as
+            their code writes it): G must make different images of one source image under different noise (a
+            generator that ignores z draws every target texture alike). Used when the weight is > 0.
     Returns:
-        (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"[, "semantic"]}: detached 0-d
-        tensors, the terms unweighted; task_source 0 without ``source_task``, content 0 when its weight is 0)
+        (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"[, "semantic"][,
+        "diversity"]}: detached 0-d tensors, the terms unweighted (diversity: the ratio); task_source 0 without
+        ``source_task``, content 0 when its weight is 0)
     """
     if shift is not None:
         x_s = shift_images(x_s, shift)  # both task terms see the shifted digit (G keeps its position)
@@ -102,4 +112,10 @@ def model_loss(
         sem = F.cross_entropy(semantic(fake).float(), y_s)
         total = total + semantic_weight * sem
         aux["semantic"] = sem.detach()
+    if diversity_weight:
+        if z2 is None:
+            raise ValueError("model_loss: diversity_weight > 0 needs a second noise draw z2")
+        ratio = (generate(x_s, z2) - fake).abs().mean() / (z2 - z).abs().mean()
+        total = total + diversity_weight / (ratio + DIVERSITY_EPS)
+        aux["diversity"] = ratio.detach()
     return total, {"model_loss": total.detach(), **aux}

@@ -63,7 +63,7 @@ class ReferencePixelDATrainer(PixelDABase):
         torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         return aux
 
-    def _model_update(self, src_s, y_s, idx_s, z, shift):
+    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
         with frozen(self.critic):  # no critic gradients in the G/T phase
             loss, aux = model_loss(
@@ -76,6 +76,7 @@ class ReferencePixelDATrainer(PixelDABase):
                 *self.loss_settings,
                 shift,
                 **self.semantic_settings,
+                z2=z_div,
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -153,7 +154,7 @@ class PixelDATrainer(PixelDABase):
         self.optim.update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
         return aux
 
-    def _model_step(self, m_flat, d_flat, g_bufs, state, lr, src_s, y_s, idx_s, z, shift):
+    def _model_step(self, m_flat, d_flat, g_bufs, state, lr, src_s, y_s, idx_s, z, shift, z_div):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
         score = critic_scores(as_function(self.critic, self.flat_d.unflatten(d_flat.detach())))
 
@@ -168,6 +169,7 @@ class PixelDATrainer(PixelDABase):
                 *self.loss_settings,
                 shift,
                 **self.semantic_settings,
+                z2=z_div,
             )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat), g_bufs)
@@ -192,7 +194,7 @@ class PixelDATrainer(PixelDABase):
             self._copy_outputs,
         )
 
-    def _model_update(self, src_s, y_s, idx_s, z, shift):
+    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div):
         return owned(
             self._model_fn(
                 self.flat_m.data,
@@ -205,6 +207,7 @@ class PixelDATrainer(PixelDABase):
                 idx_s,
                 z,
                 shift,
+                z_div,
             ),
             self._copy_outputs,
         )
@@ -242,6 +245,7 @@ def load_pixelda(run, *, compile: bool = False, device: str | None = None, threa
         noise_dim=cfg_json["noise_dim"],
         shift=bool(cfg_json.get("shift", False)),
         pretrain_epochs=int(cfg_json.get("pretrain_epochs", 0)),
+        diversity_weight=float(cfg_json.get("diversity_weight", 0.0)),  # runs before the term had none
         compile=compile,
         threads=threads,
     )
