@@ -39,6 +39,25 @@ def check_domain(x, what: str, *, channels: int | None = None, size: tuple[int, 
     return x
 
 
+def need_labels(labels, trains: str) -> None:
+    """The one-line error when a method that trains on labelled source data gets none (``trains``: what it trains,
+    e.g. "adaptation trains the classifier")."""
+    if labels is None:
+        raise ValueError(f"labels: {trains} on labelled source data: give labels= (one class id per source image)")
+
+
+def check_logits(logits: torch.Tensor, what: str = "classifier") -> None:
+    """A probe batch of 2 must give logits (2, K)."""
+    if logits.dim() != 2 or logits.shape[0] != 2:
+        raise ValueError(f"{what}: returns shape {tuple(logits.shape)}; it must return logits (B, K)")
+
+
+def check_scores(score: torch.Tensor, inputs: str) -> None:
+    """A critic's probe batch of 2 (``inputs``: "images", "feature vectors") must give one score each."""
+    if tuple(score.shape) not in ((2,), (2, 1)):
+        raise ValueError(f"critic: returns shape {tuple(score.shape)} for 2 {inputs}; a critic returns one score each")
+
+
 def shift_images(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Each image moved by its own (dy, dx) in {-1, 0, 1}^2, the vacated border filled with -1 (background): the
     1-pixel random shifts of ``fastwgan.eval.classifier.train_classifier``, drawn per image (the augmentation

@@ -13,7 +13,15 @@ from ...core.engine import FitOptions
 from ...core.images import as_float
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
-from ..domains import DomainTrainerBase, as_function, check_domain, shift_images
+from ..domains import (
+    DomainTrainerBase,
+    as_function,
+    check_domain,
+    check_logits,
+    check_scores,
+    need_labels,
+    shift_images,
+)
 from .losses import CLF_STEPS, SHIFT, TEACHER_EVERY, WEIGHTS, check_method, vat_radius
 
 
@@ -120,11 +128,7 @@ class AdaptBase(DomainTrainerBase):
         (N, C, H, W) with N >= 1 in both, labels (N_s,) in 0..K-1 where K is the classifier's output size, the
         extractor taking both domains to (B, F) features the classifier and the critic take. Returns
         (source, labels, target)."""
-        if labels is None:
-            raise ValueError(
-                "labels: adaptation trains the classifier on labelled source data: give labels= (one "
-                "class id per source image)"
-            )
+        need_labels(labels, "adaptation trains the classifier")
         s, t = check_domain(source, "source"), check_domain(target, "target")
         if s.shape[1:] != t.shape[1:]:
             raise ValueError(
@@ -153,10 +157,9 @@ class AdaptBase(DomainTrainerBase):
         )
         if h.dim() != 2:
             raise ValueError(f"extractor: returns shape {tuple(h.shape)}; it must return features (B, F)")
-        if logits.dim() != 2 or logits.shape[0] != 2:
-            raise ValueError(f"classifier: returns shape {tuple(logits.shape)}; it must return logits (B, K)")
-        if score and tuple(score[0].shape) not in ((2,), (2, 1)):
-            raise ValueError(f"critic: returns shape {tuple(score[0].shape)} for 2 feature vectors; one score each")
+        check_logits(logits)
+        if score:
+            check_scores(score[0], "feature vectors")
         self.radius, self._sample_numel = vat_radius(tuple(s.shape[1:])), s[0].numel()
         self.num_classes = logits.shape[1]
         y = check_labels(labels, len(s), num_classes=self.num_classes, what="labels")

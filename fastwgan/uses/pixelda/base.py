@@ -13,7 +13,7 @@ from ...core.engine import FitOptions
 from ...core.images import as_float, to_uint8
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
-from ..domains import DomainTrainerBase, TensorDomains, check_domain
+from ..domains import DomainTrainerBase, TensorDomains, check_domain, check_logits, check_scores, need_labels
 from .losses import ADV_WEIGHT, CONTENT_WEIGHT, DIVERSITY_WEIGHT, PRETRAIN_EPOCHS, SEMANTIC_WEIGHT, SHIFT, TASK_WEIGHT
 
 
@@ -140,11 +140,7 @@ class PixelDABase(DomainTrainerBase):
         runs: images (N, C, H, W), N >= 1, one H x W in both; G(x_s, z) shaped like target images; one critic
         score per target image; T's logits (B, K) on adapted images; labels (N_s,) in 0..K-1. One-line errors name
         the network and the shapes. Returns (source, labels, target)."""
-        if labels is None:
-            raise ValueError(
-                "labels: PixelDA trains the task classifier on labelled source data: give labels= (one class id "
-                "per source image)"
-            )
+        need_labels(labels, "PixelDA trains the task classifier")
         s, t = check_domain(source, "source"), check_domain(target, "target")
         if s.shape[2:] != t.shape[2:]:
             raise ValueError(
@@ -175,18 +171,14 @@ class PixelDABase(DomainTrainerBase):
         score = probe(
             self.critic, xt, None, lambda e: f"critic: calling it on target images {tuple(xt.shape)} failed: {e}"
         )
-        if tuple(score.shape) not in ((2,), (2, 1)):
-            raise ValueError(
-                f"critic: returns shape {tuple(score.shape)} for 2 images; a critic returns one score each"
-            )
+        check_scores(score, "images")
         logits = probe(
             self.classifier,
             fake,
             None,
             lambda e: f"classifier: calling it on adapted images {tuple(fake.shape)} failed: {e}",
         )
-        if logits.dim() != 2 or logits.shape[0] != 2:
-            raise ValueError(f"classifier: returns shape {tuple(logits.shape)}; it must return logits (B, K)")
+        check_logits(logits)
         self.num_classes = logits.shape[1]
         if self.semantic is not None:
             sem = probe(
