@@ -13,6 +13,8 @@ for diagnosis only: nothing is chosen from them).
                       N(0, 0.2^2) per pixel while training (PixelDA's appendix adds Gaussian noise to its
                       discriminator; the 0.2 is ours: a tenth of the [-1, 1] range)
              ms       MSGAN's mode-seeking term (Mao et al. 2019) at weight 1, their code's: G must use its noise
+             patch    a patch critic (PatchGAN's idea, Isola et al. 2017): two 3x3 convs at full resolution and a 1x1
+                      conv score each 5x5 patch, the mean is the image's score; it judges local look, not layout
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
 """
@@ -33,7 +35,7 @@ from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
-VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms")
+VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch")
 NOISE_STD = 0.2
 
 
@@ -46,6 +48,26 @@ class InstanceNoise(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x + self.std * torch.randn_like(x) if self.training else x)
+
+
+def patch_critic(channels: int, width: int = 64) -> torch.nn.Module:
+    """``patch``: conv3x3(width) - LeakyReLU - conv3x3(2 width) - LeakyReLU - conv1x1(1), stride 1, padding 1 (a
+    5x5 receptive field per output), the score the mean over positions; no normalisation (WGAN-GP)."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * width, 1, 1),
+        nn.Flatten(),
+        Mean(),
+    )
+
+
+class Mean(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(1)
 
 
 def noise_use(tr, xs, xt) -> dict:
@@ -70,6 +92,8 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     torch.manual_seed(seed)
     size = {"width": 64, "blocks": 6} if variant == "paperg" else {}
     nets = pixelda.digit_networks(c, c, norm="none" if variant == "nobn" else "batch", **size)
+    if variant == "patch":
+        nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
     if variant == "inoise":
         nets = (nets[0], InstanceNoise(nets[1]), nets[2])
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
