@@ -32,10 +32,10 @@ def hidden_layers(body):
     return f
 
 
-def brute_force(layers, train, x, k, normalize, pixels=False, chunk=1024):
+def brute_force(layers, train, x, k, normalize, pixels=False, chunk=1024, per_layer=False):
     """Every distance at once, in double: the definition. ``layers``: images -> list of (B, F_l). With ``pixels``,
     each space's distance over the training images' own leave-one-out k-NN distance there (measured on the first
-    ``chunk``'s evenly spaced images), the two added."""
+    ``chunk``'s evenly spaced images), the two added; with ``per_layer``, each layer is a space of its own."""
 
     def embed(v):
         with torch.no_grad():
@@ -46,7 +46,7 @@ def brute_force(layers, train, x, k, normalize, pixels=False, chunk=1024):
         return torch.cdist(e(q), e(train)).topk(kk, dim=1, largest=False).values
 
     d = knn(embed, x, k).mean(1)
-    if not pixels:
+    if not (pixels or per_layer):
         return d
     first = train[:chunk]
     sub = first[torch.linspace(0, len(first) - 1, min(anomaly.scores.SCALE_SAMPLE, len(first))).long()]
@@ -58,7 +58,19 @@ def brute_force(layers, train, x, k, normalize, pixels=False, chunk=1024):
     def pix(v):
         return fw.data.to_float(v).flatten(1).double()
 
-    return d / unit(embed) + knn(pix, x, k).mean(1) / unit(pix)
+    def layer(i):
+        return lambda v: embed_layers(v)[i]
+
+    def embed_layers(v):
+        with torch.no_grad():
+            return [h.double() for h in layers(fw.data.to_float(v))]
+
+    if per_layer:
+        spaces = [layer(i) for i in range(len(embed_layers(train[:1])))]
+    else:
+        spaces = [embed]
+    spaces += [pix] if pixels else []
+    return sum(knn(e, x, k).mean(1) / unit(e) for e in spaces)
 
 
 DEFAULTS = (anomaly.CRITIC_KNN_NORMALIZE, anomaly.CRITIC_KNN_PIXELS)  # normalize, pixels
@@ -120,6 +132,11 @@ def test_critic_knn_with_pixels_matches_brute_force(seed, n_train, n_x, k, chunk
     torch.testing.assert_close(anomaly.critic_knn_scores(D, chunks, x, k, normalize=False, pixels=True), got)
     with pytest.raises(ValueError, match="2 training images or more, got 1"):
         anomaly.critic_knn_scores(D, train[:1], x, 1, pixels=True)
+    # per_layer: each hidden layer a space of its own, in its own unit, with and without the pixels
+    for pix in (False, True):
+        want = brute_force(hidden_layers(D.body), train, x, k, False, pixels=pix, chunk=chunk, per_layer=True)
+        got = anomaly.critic_knn_scores(D, train, x, k, normalize=False, pixels=pix, per_layer=True, chunk=chunk)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 class UserCritic(nn.Module):
