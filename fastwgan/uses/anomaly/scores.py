@@ -42,12 +42,13 @@ def knn_scores(train, x, k: int = 1, chunk: int = 1024, embed=None) -> torch.Ten
     Returns:
         (len(x),) float64, higher = farther from every training image = more anomalous.
     """
-    (d,), _ = _space_scores(train, x, k, chunk, lambda v: [(embed or _pixels)(v)], scale=False)
+    (d,), _ = _space_scores(train, x, k, chunk, _one_space(embed), scale=False)
     return d
 
 
-def _pixels(v: torch.Tensor) -> torch.Tensor:
-    return v
+def _one_space(embed):
+    """``knn_scores``' ``embed`` (None: the pixels) as ``_space_scores`` takes it: a list of one space."""
+    return lambda v: [v if embed is None else embed(v)]
 
 
 @torch.no_grad()
@@ -76,12 +77,15 @@ def _space_scores(train, x, k: int, chunk: int, embed, scale: bool, n: int = SCA
         seen += len(t)
         spaces = [h.flatten(1).double() for h in embed(as_float(t))]
         if q is None:
-            queries = [x[i : i + chunk] for i in range(0, len(x), chunk)]
-            if scale:  # the scale sample: evenly spaced images of this first chunk, after x's chunks
-                queries.append(t[torch.linspace(0, len(t) - 1, min(n, len(t))).long()])
-            feats = [embed(as_float(qc)) for qc in queries]
-            q = [[f[s].flatten(1).double() for f in feats] for s in range(len(spaces))]
-            best = [[None] * len(queries) for _ in spaces]
+            feats = [
+                [h.flatten(1).double() for h in embed(as_float(x[i : i + chunk]))] for i in range(0, len(x), chunk)
+            ]
+            q = [[f[s] for f in feats] for s in range(len(spaces))]
+            if scale:  # the scale sample: evenly spaced images of this first chunk (its features), after x's chunks
+                pick = torch.linspace(0, len(t) - 1, min(n, len(t))).long()
+                for qs, ts in zip(q, spaces):
+                    qs.append(ts[pick])
+            best = [[None] * len(qs) for qs in q]
         for s, ts in enumerate(spaces):
             for i, qi in enumerate(q[s]):
                 d = torch.cdist(qi, ts)  # (q, t)
@@ -116,7 +120,7 @@ def self_scale(train, k: int, embed=None, n: int = SCALE_SAMPLE, chunk: int = 10
     first = next(iter(_chunks(train, chunk)), None)
     if first is None:
         raise ValueError("knn: no training images")
-    _, (unit,) = _space_scores(train, first[:0], k, chunk, lambda v: [(embed or _pixels)(v)], True, n)
+    _, (unit,) = _space_scores(train, first[:0], k, chunk, _one_space(embed), True, n)
     return unit
 
 
