@@ -211,7 +211,7 @@ def compiled():
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     x_s, y_s, x_t = domains(seed=seed)
     ref = pixelda.ReferencePixelDATrainer(
-        *tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE, **compiled.semantic_settings
+        *tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE, **compiled.loss_keywords
     )
     compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
     with no_recompile_once_warm():

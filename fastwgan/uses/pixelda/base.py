@@ -123,7 +123,7 @@ class PixelDABase(DomainTrainerBase):
         return self.adv_weight, self.task_weight, self.content_weight, self.source_task
 
     @property
-    def semantic_settings(self) -> dict:
+    def loss_keywords(self) -> dict:
         """``model_loss``'s semantic and diversity weights (keywords), for both twins."""
         return {
             "semantic": self.semantic,

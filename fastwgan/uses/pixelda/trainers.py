@@ -75,7 +75,7 @@ class ReferencePixelDATrainer(PixelDABase):
                 z,
                 *self.loss_settings,
                 shift,
-                **self.semantic_settings,
+                **self.loss_keywords,
                 z2=z_div,
             )
             torch_step(self.opt_m, loss)
@@ -168,7 +168,7 @@ class PixelDATrainer(PixelDABase):
                 z,
                 *self.loss_settings,
                 shift,
-                **self.semantic_settings,
+                **self.loss_keywords,
                 z2=z_div,
             )
 
