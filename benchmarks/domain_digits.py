@@ -21,6 +21,8 @@ Arms (target labels are used by the oracle and the test only, never for choosing
     pixelda      fastwgan.uses.pixelda (a WGAN-GP critic on target vs G(x_s, z); its task classifier T is the
                  output), the package defaults but T's warm start: --epochs, as the source-only arm
     pixelda_dirtt  pixelda's task classifier T refined by DIRT-T as wdgrl_dirtt (the pixelda arm's T when both run)
+    pixelda_wdgrl  CyCADA's pixel + feature levels: WDGRL (as the wdgrl arm, --adapt-steps) from pixelda's T, its
+                 source the adapted source images G(x_s, z) (one draw each) with the source labels (pixelda's run)
     pixelda_sem  the same with CyCADA's semantic term: source_only's classifier, frozen, must read G(x_s, z) as y_s
                  (semantic = that classifier, semantic_weight = pixelda.SEMANTIC_WEIGHT, 1)
     cyclegan     fastwgan.uses.translate (CycleGAN with WGAN-GP critics, CyCADA's digit weights: cycle 1,
@@ -62,7 +64,8 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
-ARMS = ("source_only", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_dirtt", "pixelda_sem")
+ARMS = ("source_only", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_dirtt", "pixelda_wdgrl")
+ARMS += ("pixelda_sem",)
 ARMS += ("cyclegan", "oracle")
 ADAPTED = ARMS[1:-1]
 LABELS = {
@@ -73,6 +76,7 @@ LABELS = {
     "wdgrl_ent": "WDGRL + target entropy",
     "pixelda": "PixelDA-W (pixel level)",
     "pixelda_dirtt": "PixelDA-W + DIRT-T refinement of T",
+    "pixelda_wdgrl": "PixelDA-W, then WDGRL on G(source)",
     "pixelda_sem": "PixelDA-W + semantic (frozen source classifier)",
     "cyclegan": "CycleGAN-W + semantic",
     "oracle": "target oracle",
@@ -110,11 +114,11 @@ def data(shift: str):
     return (*domain(s, "train", c), *domain(s, "heldout", c), *domain(t, "train", c), *domain(t, "heldout", c))
 
 
-def warm(nets, clf):
-    extractor, head, critic = nets
-    extractor.load_state_dict(clf.body.state_dict())
-    head.load_state_dict(clf.head.state_dict())
-    return extractor, head, critic
+def warm(nets, extractor, head):
+    """The adaptation networks (extractor, head, critic) with a classifier's weights (its extractor and head)."""
+    nets[0].load_state_dict(extractor.state_dict())
+    nets[1].load_state_dict(head.state_dict())
+    return nets
 
 
 def one_seed(shift: str, seed: int, d, args) -> dict:
@@ -137,27 +141,27 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     out["oracle_on_source"] = acc(clf_d, xs_test, ys_test)  # how well the oracle reads the raw source: the
     # reference for oracle_on_<arm>, the pixel-level arms' adaptations of the same images
 
-    trainers = {}
-    for arm in ("dann", "wdgrl", "wdgrl_ent"):
-        if arm not in args.arms and not (arm == "wdgrl" and "wdgrl_dirtt" in args.arms):
-            continue
-        method = "dann" if arm == "dann" else "wdgrl"
-
-        def run_adapt(method=method, arm=arm):
+    def align(arm, extractor, head, source, method="wdgrl"):  # DANN / WDGRL from a classifier's weights
+        def run_adapt():
             torch.manual_seed(seed)
-            nets = warm(adapt.digit_networks(c), clf_a)
+            nets = warm(adapt.digit_networks(c), extractor, head)
             cfg = adapt.default_config(method, seed=seed)
             steps = args.adapt_steps * (adapt.CLF_STEPS["wdgrl"] if method == "dann" else 1)
             ent = adapt.VADA_ENTROPY_WEIGHT if arm == "wdgrl_ent" else 0.0
             tr = adapt.AdaptTrainer(
                 *nets, cfg, method=method, entropy_weight=ent, shift=args.adapt_shift, compile=compile
             )
-            return tr.fit(xs, xt, steps, labels=ys, log_every=100, progress=False)
+            return tr.fit(source, xt, steps, labels=ys, log_every=100, progress=False)
 
         tr = trainers[arm] = timed(arm, run_adapt)
         out[arm] = tr.accuracy(xt_test, yt_test)
         out[f"{arm}_on_source"] = tr.accuracy(xs_test, ys_test)
         out[f"{arm}_history"] = tr.history[-1]
+
+    trainers = {}
+    for arm in ("dann", "wdgrl", "wdgrl_ent"):
+        if arm in args.arms or (arm == "wdgrl" and "wdgrl_dirtt" in args.arms):
+            align(arm, clf_a.body, clf_a.head, xs, method="dann" if arm == "dann" else "wdgrl")
 
     def refine(arm, extractor, head):  # DIRT-T from copies of an adapted extractor and classifier
         def run_refine():
@@ -175,7 +179,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
         refine("wdgrl_dirtt", trainers["wdgrl"].extractor, trainers["wdgrl"].classifier)
 
     for arm in ("pixelda", "pixelda_sem"):
-        if arm not in args.arms and not (arm == "pixelda" and "pixelda_dirtt" in args.arms):
+        needs_p = {"pixelda_dirtt", "pixelda_wdgrl"} & set(args.arms)
+        if arm not in args.arms and not (arm == "pixelda" and needs_p):
             continue
 
         def run_pixelda(arm=arm):
@@ -191,6 +196,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
         tr_p = timed(arm, run_pixelda)
         if arm == "pixelda" and "pixelda_dirtt" in args.arms:  # T: a DigitClassifier (body: the features)
             refine("pixelda_dirtt", tr_p.classifier.body, tr_p.classifier.head)
+        if arm == "pixelda" and "pixelda_wdgrl" in args.arms:
+            align("pixelda_wdgrl", tr_p.classifier.body, tr_p.classifier.head, tr_p.adapt(xs, seed=seed))
         out[arm] = tr_p.accuracy(xt_test, yt_test)
         out[f"{arm}_history"] = tr_p.history[-1]
         # do the adapted images carry their digit in the target's look? the oracle reads G(held-out source)
@@ -295,6 +302,7 @@ ARM_SETTINGS = {
     "wdgrl": ("adapt_steps", "adapt_shift"),
     "wdgrl_dirtt": ("adapt_steps", "adapt_shift", "refine_steps"),
     "pixelda_dirtt": ("pixelda_steps", "refine_steps"),
+    "pixelda_wdgrl": ("pixelda_steps", "adapt_steps", "adapt_shift"),
     "wdgrl_ent": ("adapt_steps", "adapt_shift"),
     "pixelda": ("pixelda_steps",),
     "pixelda_sem": ("pixelda_steps",),

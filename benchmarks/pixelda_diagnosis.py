@@ -17,6 +17,12 @@ for diagnosis only: nothing is chosen from them).
                       conv score each 5x5 patch, the mean is the image's score; it judges local look, not layout
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
+    .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
+
+--ceiling (digits -> digits-m only): what a perfect G would give. digits-m is made as |texture - digit| per channel
+(``fastwgan.data.bundled.digits_m``), so a G that had learned the shift exactly would hand T |texture' - x_s| with
+textures T never saw (other texture seeds); the classifier recipe trained on that with the source labels, tested on
+digits-m-heldout, is the pixel-level route's ceiling.
 """
 
 import argparse
@@ -84,6 +90,18 @@ def noise_use(tr, xs, xt) -> dict:
     }
 
 
+def ceiling(seed: int = 0, texture_seeds=(101, 102)) -> None:
+    from fastwgan.data.bundled import colour_textures
+
+    torch.set_num_threads(1)
+    xs, ys, _, _, _, _, xt_test, yt_test = dd.data("digits->digits-m")
+    for t in texture_seeds:
+        perfect = (colour_textures(len(xs), xs.shape[-1], seed=t).int() - xs.int()).abs().to(torch.uint8)
+        clf = classifier.train_classifier(perfect, ys, epochs=20, seed=seed)
+        acc = classifier.accuracy(clf, xt_test, yt_test)
+        print(json.dumps({"ceiling": "perfect G", "texture_seed": t, "seed": seed, "target_acc": acc}), flush=True)
+
+
 def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None = None) -> None:
     torch.set_num_threads(1)
     xs, ys, xs_test, ys_test, xt, yt, xt_test, yt_test = dd.data(shift)
@@ -133,5 +151,10 @@ if __name__ == "__main__":
     a.add_argument("--variant", default="base", choices=VARIANTS)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--grid", type=Path, default=None, help="write source / G(x, z1) / G(x, z2) / target rows here")
+    a.add_argument("--ceiling", action="store_true", help="T on |texture - x_s| (digits -> digits-m): a perfect G")
     args = a.parse_args()
+    if args.ceiling:
+        if args.shift != "digits->digits-m":
+            a.error("--ceiling is defined for digits->digits-m (the shift whose recipe is known)")
+        sys.exit(ceiling(args.seed))
     main(args.shift, args.steps, args.variant, args.seed, args.grid)
