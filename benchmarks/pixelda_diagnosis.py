@@ -15,6 +15,9 @@ for diagnosis only: nothing is chosen from them).
              ms       MSGAN's mode-seeking term (Mao et al. 2019) at weight 1, their code's: G must use its noise
              patch    a patch critic (PatchGAN's idea, Isola et al. 2017): two 3x3 convs at full resolution and a 1x1
                       conv score each 5x5 patch, the mean is the image's score; it judges local look, not layout
+             zwide    G's noise 32-d into 8 channels (the paper's: 10-d into 1): room to carry a look to every pixel
+                      (fastwgan's unconditional WGAN-GP learns digits-m's look from 128-d noise, W-estimate ~0.7)
+             zwide_ms zwide with ms's mode-seeking term
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
@@ -41,7 +44,7 @@ from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
-VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch")
+VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "zwide_ms")
 NOISE_STD = 0.2
 
 
@@ -109,6 +112,8 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     oracle = classifier.train_classifier(xt, yt, epochs=20, seed=seed)
     torch.manual_seed(seed)
     size = {"width": 64, "blocks": 6} if variant == "paperg" else {}
+    if variant.startswith("zwide"):
+        size = {"noise_dim": 32, "noise_channels": 8}
     nets = pixelda.digit_networks(c, c, norm="none" if variant == "nobn" else "batch", **size)
     if variant == "patch":
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
@@ -117,7 +122,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64, lr_g=lr_g)
     task = 0.0 if variant == "notask" else pixelda.TASK_WEIGHT
-    diversity = 1.0 if variant == "ms" else 0.0
+    diversity = 1.0 if variant in ("ms", "zwide_ms") else 0.0
     tr = pixelda.PixelDATrainer(
         *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True
     )

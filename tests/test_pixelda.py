@@ -103,8 +103,9 @@ def test_shift_images_moves_each_image_like_the_classifiers_shift():
 
 def test_the_skip_generator_starts_as_the_identity():
     torch.manual_seed(0)
-    for cs, ct in ((3, 3), (1, 3), (1, 1)):
-        g = pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ)
+    for cs, ct, k in ((3, 3, 1), (1, 3, 1), (1, 1, 1), (3, 3, 4)):  # k: the noise's channels
+        g = pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ, noise_channels=k)
+        assert g.head[0].in_channels == cs + k and g.noise.out_features == k * 64
         x = torch.rand(5, cs, 8, 8) * 2 - 1
         torch.testing.assert_close(g(x, torch.rand(5, NZ)), (0.98 * x).expand(-1, ct, -1, -1))
     with pytest.raises(ValueError, match="channels_in must be 1 or channels_out"):
@@ -259,7 +260,7 @@ def test_loader_input_trains_like_the_oracle_on_the_same_loaders():
 def test_digit_networks_and_a_run_folder_read_back(tmp_path):
     x_s, y_s, x_t = domains(1, 3, seed=5)
     torch.manual_seed(0)
-    nets = pixelda.digit_networks(1, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ)
+    nets = pixelda.digit_networks(1, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ, noise_channels=2)
     assert nets[0](torch.zeros(2, 1, 8, 8), torch.zeros(2, NZ)).shape == (2, 3, 8, 8)
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=5, n_critic=1)
     t = pixelda.PixelDATrainer(*nets, cfg, compile=False).fit(
@@ -270,6 +271,7 @@ def test_digit_networks_and_a_run_folder_read_back(tmp_path):
     torch.testing.assert_close(back.adapt(x_s), t.adapt(x_s))
     assert t.adapt(x_s).dtype == torch.uint8 and t.adapt(x_s).shape == (len(x_s), 3, 8, 8)
     assert not back.source_task  # 1-channel source, 3-channel target
+    assert back.generator.spec["noise_channels"] == 2
     with pytest.raises(ValueError, match="adapt: images have 3 channels but the networks take 1"):
         back.adapt(x_t)
 

@@ -35,7 +35,7 @@ class PixelDAGenerator(nn.Module):
     """G(x_s, z): (B, channels_in, S, S) source images in [-1, 1] and (B, noise_dim) noise -> (B, channels_out, S,
     S) adapted images in [-1, 1], at full resolution (no down-sampling):
 
-        z -> Linear(noise_dim, S S) -> (B, 1, S, S)                      one extra channel
+        z -> Linear(noise_dim, K S S) -> (B, K, S, S)                    K = noise_channels extra channels
         concat(x_s, that) -> conv3x3(width) -> ReLU                       (B, width, S, S)
         ``blocks`` residual blocks (conv-BN-ReLU-conv-BN, + x)            same
         conv3x3(channels_out) -> tanh                                     (B, channels_out, S, S)
@@ -43,8 +43,9 @@ class PixelDAGenerator(nn.Module):
             to channels_out when it has 1 channel: G starts as (nearly) the identity (ours; package docstring)
 
     The paper's MNIST -> MNIST-M generator: 64 filters, 6 residual blocks, z 10-d uniform; ``digit_networks``'
-    defaults are smaller (ours, for 8x8 digits on a CPU). ``norm="none"`` drops the batch norm. ``spec`` rebuilds
-    it: ``PixelDAGenerator(**spec)``.
+    defaults are smaller (ours, for 8x8 digits on a CPU). The paper feeds z as one channel (``noise_channels`` 1,
+    the default); more give G room to carry a look (a colour, a texture) to every pixel. ``norm="none"`` drops the
+    batch norm. ``spec`` rebuilds it: ``PixelDAGenerator(**spec)`` (specs saved before ``noise_channels``: 1).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class PixelDAGenerator(nn.Module):
         noise_dim: int = NOISE_DIM,
         norm: str = "batch",
         skip: bool = True,
+        noise_channels: int = 1,
     ):
         super().__init__()
         for name, v in (
@@ -65,6 +67,7 @@ class PixelDAGenerator(nn.Module):
             ("image_size", image_size),
             ("width", width),
             ("noise_dim", noise_dim),
+            ("noise_channels", noise_channels),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"PixelDAGenerator: {name} must be a positive integer, got {v!r}")
@@ -88,10 +91,11 @@ class PixelDAGenerator(nn.Module):
             "noise_dim": noise_dim,
             "norm": norm,
             "skip": skip,
+            "noise_channels": noise_channels,
         }
-        self.noise_dim, self.image_size = noise_dim, image_size
-        self.noise = nn.Linear(noise_dim, image_size * image_size)
-        self.head = nn.Sequential(nn.Conv2d(channels_in + 1, width, 3, padding=1), nn.ReLU())
+        self.noise_dim, self.image_size, self.noise_channels = noise_dim, image_size, noise_channels
+        self.noise = nn.Linear(noise_dim, noise_channels * image_size * image_size)
+        self.head = nn.Sequential(nn.Conv2d(channels_in + noise_channels, width, 3, padding=1), nn.ReLU())
         self.blocks = nn.Sequential(*[_ResidualBlock(width, norm) for _ in range(blocks)])
         self.skip, self.channels_out = skip, channels_out
         if skip:
@@ -104,7 +108,7 @@ class PixelDAGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         s = self.image_size
-        n = self.noise(z).view(-1, 1, s, s)  # (B, 1, S, S): the noise as one extra channel
+        n = self.noise(z).view(-1, self.noise_channels, s, s)  # (B, K, S, S): the noise as K extra channels
         out = self.tail(self.blocks(self.head(torch.cat([x, n], 1))))
         if not self.skip:
             return out
@@ -132,10 +136,12 @@ def digit_networks(
     noise_dim: int = NOISE_DIM,
     norm: str = "batch",
     skip: bool = True,
+    noise_channels: int = 1,
 ):
     """The bundled PixelDA networks for small images. Seed torch before calling.
 
-    generator: ``PixelDAGenerator(channels_s, channels_t, image_size, width, blocks, noise_dim, norm)`` (width 32
+    generator: ``PixelDAGenerator(channels_s, channels_t, image_size, width, blocks, noise_dim, norm, skip,
+        noise_channels)`` (width 32
         and 3 blocks: ours, sized to train in minutes on a 2-core CPU; the paper's are 64 and 6).
     critic: fastwgan's DCGAN critic on target images (``fastwgan.gan.models.build("dcgan", ...)``, no
         normalisation, as WGAN-GP needs) where DCGAN has the size (8, 16, 28, 32, 64), else the MLP critic.
@@ -147,7 +153,7 @@ def digit_networks(
     """
     from ...gan.models import DCGAN_SIZES, build
 
-    gen = PixelDAGenerator(channels_s, channels_t, image_size, width, blocks, noise_dim, norm, skip)
+    gen = PixelDAGenerator(channels_s, channels_t, image_size, width, blocks, noise_dim, norm, skip, noise_channels)
     kind = "dcgan" if image_size in DCGAN_SIZES and channels_t in (1, 3) else "mlp"
     _, critic = build(kind, (channels_t, image_size, image_size), latent_dim=1)
     return gen, critic, digit_classifier(channels_t, num_classes, image_size)
