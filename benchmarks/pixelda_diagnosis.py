@@ -18,6 +18,9 @@ for diagnosis only: nothing is chosen from them).
              zwide    G's noise 32-d into 8 channels (the paper's: 10-d into 1): room to carry a look to every pixel
                       (fastwgan's unconditional WGAN-GP learns digits-m's look from 128-d noise, W-estimate ~0.7)
              zwide_ms zwide with ms's mode-seeking term
+             linskip  G's global skip without the squashing: x + conv(h) (the conv zero at the start, as the
+                      package's tanh(atanh(0.98 x) + conv(h))), whose gradient at the +-0.98 that most pixels of
+                      a digit start at is 1, not tanh's 1 - 0.98^2 = 0.04
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
@@ -44,7 +47,7 @@ from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
-VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "zwide_ms")
+VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "zwide_ms", "linskip")
 NOISE_STD = 0.2
 
 
@@ -77,6 +80,15 @@ def patch_critic(channels: int, width: int = 64) -> torch.nn.Module:
 class Mean(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(1)
+
+
+class LinearSkip(pixelda.PixelDAGenerator):
+    """``linskip``: the bundled generator (skip on: its last conv zero-initialised) with out = x + conv(h)."""
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        s = self.image_size
+        n = self.noise(z).view(-1, self.noise_channels, s, s)
+        return x.expand(-1, self.channels_out, -1, -1) + self.tail(self.blocks(self.head(torch.cat([x, n], 1))))
 
 
 def noise_use(tr, xs, xt) -> dict:
@@ -115,6 +127,9 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     if variant.startswith("zwide"):
         size = {"noise_dim": 32, "noise_channels": 8}
     nets = pixelda.digit_networks(c, c, norm="none" if variant == "nobn" else "batch", **size)
+    if variant == "linskip":
+        g = nets[0]
+        g.__class__ = LinearSkip  # the same parameters, drawn as the base run's: only the output map differs
     if variant == "patch":
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
     if variant == "inoise":
