@@ -21,6 +21,9 @@ for diagnosis only: nothing is chosen from them).
              linskip  G's global skip without the squashing: x + conv(h) (the conv zero at the start, as the
                       package's tanh(atanh(0.98 x) + conv(h))), whose gradient at the +-0.98 that most pixels of
                       a digit start at is 1, not tanh's 1 - 0.98^2 = 0.04
+             mbstd    ProGAN's minibatch standard deviation (Karras et al. 2018, with WGAN-GP): the critic reads each
+                      batch with one more channel, the mean over pixels of the std over the batch, so it can see a
+                      batch painted in one tint (a 1x1 conv mixes it in, started as the identity on the image)
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
@@ -47,7 +50,20 @@ from fastwgan.core.run import environment  # noqa: E402
 from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
-VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "zwide_ms", "linskip")
+VARIANTS = (
+    "base",
+    "notask",
+    "lrg1e3",
+    "nobn",
+    "paperg",
+    "inoise",
+    "ms",
+    "patch",
+    "zwide",
+    "zwide_ms",
+    "linskip",
+    "mbstd",
+)
 NOISE_STD = 0.2
 
 
@@ -91,6 +107,22 @@ class LinearSkip(pixelda.PixelDAGenerator):
         return x.expand(-1, self.channels_out, -1, -1) + self.tail(self.blocks(self.head(torch.cat([x, n], 1))))
 
 
+class MinibatchStd(torch.nn.Module):
+    """``mbstd``: critic(mix(concat(x, s))), s = mean over (C, H, W) of the batch's std, one constant channel."""
+
+    def __init__(self, critic: torch.nn.Module, channels: int):
+        super().__init__()
+        self.critic, self.mix = critic, torch.nn.Conv2d(channels + 1, channels, 1)
+        with torch.no_grad():
+            self.mix.weight.zero_()
+            self.mix.weight[:, :channels, 0, 0] = torch.eye(channels)
+            self.mix.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = (x.var(0, unbiased=False) + 1e-8).sqrt().mean()
+        return self.critic(self.mix(torch.cat([x, s.expand(x.shape[0], 1, *x.shape[2:])], 1)))
+
+
 def noise_use(tr, xs, xt) -> dict:
     """Does G use its noise? The mean absolute difference between two adaptations of the same source images under
     two noise draws (``z_effect``), beside that between two random target images (``target_spread``) and between
@@ -132,6 +164,8 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         g.__class__ = LinearSkip  # the same parameters, drawn as the base run's: only the output map differs
     if variant == "patch":
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
+    if variant == "mbstd":
+        nets = (nets[0], MinibatchStd(nets[1], xt.shape[1]), nets[2])
     if variant == "inoise":
         nets = (nets[0], InstanceNoise(nets[1]), nets[2])
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
