@@ -41,8 +41,8 @@ from fastwgan.eval import metrics  # noqa: E402
 from fastwgan.uses import anomaly  # noqa: E402
 
 PROTOCOLS = ("all-vs-one", "one-vs-rest")
-METHODS = ("fanogan", "critic", "knn", "knn-k5", "critic-knn")
-PER_CHECKPOINT = ("fanogan", "critic", "critic-knn")  # the methods that depend on the trained GAN
+METHODS = ("fanogan", "fanogan-raw", "critic", "knn", "knn-k5", "critic-knn")
+PER_CHECKPOINT = ("fanogan", "fanogan-raw", "critic", "critic-knn")  # the methods that depend on the trained GAN
 
 
 def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
@@ -92,9 +92,14 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
                 "critic": metrics.auroc(crit[~normal], crit[normal]),
                 "critic-knn": metrics.auroc(ck[~normal], ck[normal]),
             }
-            if not args.no_fanogan:
+            # f-AnoGAN on the EMA generator (what `sample` and `fastwgan encode` use), and with --fanogan-raw also on
+            # the raw one (the trained weights, no average): "fanogan-raw"
+            generators = {"": gan.sampling_generator()} if not args.no_fanogan else {}
+            if args.fanogan_raw and generators:
+                generators["-raw"] = gan.generator
+            for tag, g in generators.items():
                 et = anomaly.EncoderTrainer(
-                    gan.sampling_generator(),
+                    g,
                     gan.critic,
                     anomaly.encoder_for(G.spec, seed=seed),
                     anomaly.EncoderConfig(seed=seed),
@@ -102,7 +107,8 @@ def one_digit(protocol, digit, seeds, xt, yt, xs, ys, args) -> dict:
                 )
                 et.fit(normal_train, args.encoder_steps, progress=False)
                 fan = et.score(xs)["score"]
-                run.update(fanogan=metrics.auroc(fan[~normal], fan[normal]), encoder_loss=et.history[-1]["loss"])
+                run[f"fanogan{tag}"] = metrics.auroc(fan[~normal], fan[normal])
+                run[f"encoder_loss{tag}"] = et.history[-1]["loss"]
             out["runs"].append(run)
     out["wall_s"] = time.perf_counter() - t0
     summarize(out)
@@ -132,7 +138,7 @@ def _load(args):
 
 #: the settings runs must share to be merged
 SAME_IN_A_MERGE = ("gan_steps", "checkpoints", "encoder_steps", "width", "model", "data", "test_data", "no_fanogan")
-SAME_IN_A_MERGE += ("critic_knn",)
+SAME_IN_A_MERGE += ("critic_knn", "fanogan_raw")
 
 
 def merge(results: list[dict]) -> dict:
@@ -206,6 +212,7 @@ def run(args) -> dict:
                 "no_fanogan",
                 "from_critics",
                 "critic_knn",
+                "fanogan_raw",
             )
         },
         "environment": environment(),
@@ -280,6 +287,7 @@ def _options(a) -> None:
     a.add_argument("--data", default=None, help="labelled training images (e.g. an MNIST IDX file); default digits")
     a.add_argument("--test-data", default=None, help="labelled held-out images, with --data")
     a.add_argument("--no-fanogan", action="store_true", help="no encoders: critic, knn and critic-knn only (cheaper)")
+    a.add_argument("--fanogan-raw", action="store_true", help="f-AnoGAN on the raw generator too (fanogan-raw)")
     a.add_argument("--keep", type=Path, default=None, help="save each checkpoint's critic (state dict) in this folder")
     a.add_argument(
         "--from-critics",
