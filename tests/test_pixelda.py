@@ -3,6 +3,7 @@ cases, the penalty's gradient reaching the critic, the fast trainer equal to the
 no recompiles; batch norm in the generator included), exact resume, DataLoader input, a run folder read back, and
 one-line refusals of bad input."""
 
+import json
 import math
 
 import pytest
@@ -274,6 +275,24 @@ def test_digit_networks_and_a_run_folder_read_back(tmp_path):
     assert back.generator.spec["noise_channels"] == 2
     with pytest.raises(ValueError, match="adapt: images have 3 channels but the networks take 1"):
         back.adapt(x_t)
+
+
+def test_a_run_written_before_noise_channels_reads_back(tmp_path):
+    # config.json of runs before PixelDAGenerator(noise_channels=) has no such key in the generator's spec: 1
+    x_s, y_s, x_t = domains(3, 3, seed=6)
+    torch.manual_seed(0)
+    nets = pixelda.digit_networks(3, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ)
+    cfg = fw.TrainConfig.preset("wgan-gp", batch_size=5, n_critic=1)
+    t = pixelda.PixelDATrainer(*nets, cfg, compile=False).fit(
+        x_s, x_t, 1, labels=y_s, out=tmp_path / "r", progress=False
+    )
+    path = tmp_path / "r" / "config.json"
+    cfg_json = json.loads(path.read_text())
+    del cfg_json["networks"]["generator"]["noise_channels"]
+    path.write_text(json.dumps(cfg_json))
+    back = pixelda.load_pixelda(tmp_path / "r")
+    assert back.generator.noise_channels == 1
+    torch.testing.assert_close(back.adapt(x_s, seed=2), t.adapt(x_s, seed=2))
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -44,7 +44,8 @@ class PixelDAGenerator(nn.Module):
 
     The paper's MNIST -> MNIST-M generator: 64 filters, 6 residual blocks, z 10-d uniform; ``digit_networks``'
     defaults are smaller (ours, for 8x8 digits on a CPU). The paper feeds z as one channel (``noise_channels`` 1,
-    the default); more give G room to carry a look (a colour, a texture) to every pixel. ``norm="none"`` drops the
+    the default); more give G room to carry a look (a colour, a texture) to every pixel (32-d noise into 8
+    channels measured on the digit shifts: no gain, docs/domain-adaptation.md). ``norm="none"`` drops the
     batch norm. ``spec`` rebuilds it: ``PixelDAGenerator(**spec)`` (specs saved before ``noise_channels``: 1).
     """
 
@@ -141,8 +142,8 @@ def digit_networks(
     """The bundled PixelDA networks for small images. Seed torch before calling.
 
     generator: ``PixelDAGenerator(channels_s, channels_t, image_size, width, blocks, noise_dim, norm, skip,
-        noise_channels)`` (width 32
-        and 3 blocks: ours, sized to train in minutes on a 2-core CPU; the paper's are 64 and 6).
+        noise_channels)`` (width 32 and 3 blocks: ours, sized to train in minutes on a 2-core CPU; the paper's are
+        64 and 6).
     critic: fastwgan's DCGAN critic on target images (``fastwgan.gan.models.build("dcgan", ...)``, no
         normalisation, as WGAN-GP needs) where DCGAN has the size (8, 16, 28, 32, 64), else the MLP critic.
     classifier: ``digit_classifier(channels_t, num_classes, image_size)`` (DigitClassifier).
