@@ -134,6 +134,13 @@ def colour_textures(n: int, size: int = 8, seed: int = DIGITS_M_SEED) -> torch.T
     return (t.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def texture_blend(x: torch.Tensor, seed: int = DIGITS_M_SEED) -> torch.Tensor:
+    """MNIST-M's blend: |colour_textures(len(x), S, seed)[i] - x[i]| per channel, uint8 (N, 3, S, S), for uint8
+    digits ``x`` (N, 1 or 3, S, S) (one channel broadcast over RGB)."""
+    tex = colour_textures(len(x), x.shape[-1], seed)
+    return (tex.to(torch.int16) - x.to(torch.int16)).abs().to(torch.uint8)
+
+
 def digits_m(part: str = "all", seed: int = DIGITS_M_SEED) -> tuple[torch.Tensor, torch.Tensor]:
     """The bundled digits made the way MNIST-M is made from MNIST (Ganin et al. 2016): each digit blended with a
     colour patch as |patch - digit| per channel, the patches being `colour_textures` (offline, seeded).
@@ -151,8 +158,7 @@ def digits_m(part: str = "all", seed: int = DIGITS_M_SEED) -> tuple[torch.Tensor
     if part not in ("all", "train", "heldout"):
         raise DataError(f"digits_m: part must be 'all', 'train' or 'heldout', got {part!r}")
     x, y = load_digits(return_labels=True)
-    tex = colour_textures(len(x), x.shape[-1], seed)
-    img = (tex.to(torch.int16) - x.to(torch.int16)).abs().to(torch.uint8)
+    img = texture_blend(x, seed)
     if part == "all":
         return img, y
     idx = _split_index(part, len(x))

@@ -107,10 +107,14 @@ class PixelDAGenerator(nn.Module):
         else:
             self.tail = nn.Sequential(nn.Conv2d(width, channels_out, 3, padding=1), nn.Tanh())
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """tail(blocks(head(concat(x, noise channels)))): the output before the global skip."""
         s = self.image_size
         n = self.noise(z).view(-1, self.noise_channels, s, s)  # (B, K, S, S): the noise as K extra channels
-        out = self.tail(self.blocks(self.head(torch.cat([x, n], 1))))
+        return self.tail(self.blocks(self.head(torch.cat([x, n], 1))))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        out = self.body(x, z)
         if not self.skip:
             return out
         base = torch.atanh(SKIP_SCALE * x).expand(-1, self.channels_out, -1, -1)  # (B, C_out, S, S)
