@@ -23,6 +23,16 @@ for diagnosis only: nothing is chosen from them).
              mbstd    ProGAN's minibatch standard deviation (Karras et al. 2018, with WGAN-GP): the critic reads each
                       batch with one more channel, the mean over pixels of the std over the batch, so it can see a
                       batch painted in one tint (a 1x1 conv mixes it in, started as the identity on the image)
+             modulate G(x, z) = tanh(A(z) * atanh(0.98 x) + B(z) + conv(h)): the bundled G plus per-image, per-pixel
+                      gain and offset maps drawn from the noise alone by an MLP (10 -> 128 -> 2 C S S, its last layer
+                      zero: G starts as the base run's); a look (tint, texture) that cannot depend on the digit,
+                      which a blend shift (MNIST-M's |photo - digit|: in [-1, 1] units ~ x (1 - 2 photo)) is
+             uncond   a control: G is fastwgan's unconditional DCGAN generator (128-d noise, the source image
+                      ignored), task weight 0: does this trainer close the game with a G that closes it in
+                      ``fastwgan train`` (W-estimate 0.65-0.76 on digits-m)?
+             encdec   another generator family: that DCGAN generator drawing from [z (64-d), E(x_s) (64-d)], E a
+                      small conv encoder of the source image (conv3x3(32) - LReLU - conv4x4 stride 2 (64) - LReLU
+                      - Linear(64)); the task term as in base (it is what keeps the class in E's code)
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
@@ -50,6 +60,7 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
+VARIANTS += ("modulate", "uncond", "encdec")
 NOISE_STD = 0.2
 
 
@@ -89,6 +100,64 @@ class LinearSkip(pixelda.PixelDAGenerator):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return x.expand(-1, self.channels_out, -1, -1) + self.body(x, z)
+
+
+class Modulated(pixelda.PixelDAGenerator):
+    """``modulate``: tanh(A(z) atanh(0.98 x) + B(z) + body(x, z)), (A - 1, B) = mod(z) zero at the start."""
+
+    def add_modulation(self, hidden: int = 128) -> "Modulated":
+        c, s = self.channels_out, self.image_size
+        self.mod = torch.nn.Sequential(
+            torch.nn.Linear(self.noise_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2 * c * s * s)
+        )
+        torch.nn.init.zeros_(self.mod[2].weight)
+        torch.nn.init.zeros_(self.mod[2].bias)
+        return self
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        c, s = self.channels_out, self.image_size
+        a, b = self.mod(z).view(-1, 2, c, s, s).unbind(1)  # (B, C, S, S) each
+        base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, c, -1, -1)
+        return torch.tanh((1 + a) * base + b + self.body(x, z))
+
+
+class Unconditional(torch.nn.Module):
+    """``uncond``: G(x, z) = dcgan_G(z), 128-d noise."""
+
+    noise_dim = 128
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        from fastwgan.gan.models import build
+
+        self.g = build("dcgan", (channels, size, size), latent_dim=self.noise_dim)[0]
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.g(z)
+
+
+class EncoderDecoder(torch.nn.Module):
+    """``encdec``: G(x, z) = dcgan_G(concat(z, E(x))), z 64-d, E(x) 64-d."""
+
+    noise_dim = 64
+
+    def __init__(self, channels_in: int, channels: int, size: int, code: int = 64):
+        super().__init__()
+        from fastwgan.gan.models import build
+
+        nn = torch.nn
+        self.enc = nn.Sequential(
+            nn.Conv2d(channels_in, 32, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(64 * (size // 2) ** 2, code),
+        )
+        self.g = build("dcgan", (channels, size, size), latent_dim=self.noise_dim + code)[0]
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.g(torch.cat([z, self.enc(x)], 1))
 
 
 class MinibatchStd(torch.nn.Module):
@@ -146,6 +215,14 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     if variant == "linskip":
         g = nets[0]
         g.__class__ = LinearSkip  # the same parameters, drawn as the base run's: only the output map differs
+    if variant == "modulate":
+        g = nets[0]
+        g.__class__ = Modulated  # the base run's parameters, drawn first, plus the modulation MLP
+        g.add_modulation()
+    if variant == "uncond":
+        nets = (Unconditional(xt.shape[1], xt.shape[-1]), nets[1], nets[2])
+    if variant == "encdec":
+        nets = (EncoderDecoder(xs.shape[1], xt.shape[1], xt.shape[-1]), nets[1], nets[2])
     if variant == "patch":
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
     if variant == "mbstd":
@@ -154,7 +231,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         nets = (nets[0], InstanceNoise(nets[1]), nets[2])
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64, lr_g=lr_g)
-    task = 0.0 if variant == "notask" else pixelda.TASK_WEIGHT
+    task = 0.0 if variant in ("notask", "uncond") else pixelda.TASK_WEIGHT
     diversity = 1.0 if variant == "ms" else 0.0
     tr = pixelda.PixelDATrainer(
         *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True
