@@ -33,6 +33,9 @@ for diagnosis only: nothing is chosen from them).
              encdec   another generator family: that DCGAN generator drawing from [z (64-d), E(x_s) (64-d)], E a
                       small conv encoder of the source image (conv3x3(32) - LReLU - conv4x4 stride 2 (64) - LReLU
                       - Linear(64)); the task term as in base (it is what keeps the class in E's code)
+             encdec_sem      encdec plus CyCADA's semantic term (``semantic=`` the source-only classifier, frozen)
+             encdec_semfree  encdec_sem with T's loss NOT fed back into G (T reads G's outputs detached): the class
+                      is kept by the frozen classifier alone, so G and T cannot agree on a private code
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
@@ -60,7 +63,7 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
-VARIANTS += ("modulate", "uncond", "encdec")
+VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree")
 NOISE_STD = 0.2
 
 
@@ -160,6 +163,19 @@ class EncoderDecoder(torch.nn.Module):
         return self.g(torch.cat([z, self.enc(x)], 1))
 
 
+def no_task_feedback() -> None:
+    """``encdec_semfree``: every PixelDA step from here on computes T's terms on detached images, so T's loss
+    trains T and never G (both twins call ``pixelda.trainers.model_loss``)."""
+    from fastwgan.uses.pixelda import trainers
+
+    loss = trainers.model_loss
+
+    def detached(generate, classify, *a, **kw):
+        return loss(generate, lambda x: classify(x.detach()), *a, **kw)
+
+    trainers.model_loss = detached
+
+
 class MinibatchStd(torch.nn.Module):
     """``mbstd``: critic(mix(concat(x, s))), s = mean over (C, H, W) of the batch's std, one constant channel."""
 
@@ -221,7 +237,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         g.add_modulation()
     if variant == "uncond":
         nets = (Unconditional(xt.shape[1], xt.shape[-1]), nets[1], nets[2])
-    if variant == "encdec":
+    if variant.startswith("encdec"):
         nets = (EncoderDecoder(xs.shape[1], xt.shape[1], xt.shape[-1]), nets[1], nets[2])
     if variant == "patch":
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
@@ -233,8 +249,13 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64, lr_g=lr_g)
     task = 0.0 if variant in ("notask", "uncond") else pixelda.TASK_WEIGHT
     diversity = 1.0 if variant == "ms" else 0.0
+    sem = {}
+    if variant in ("encdec_sem", "encdec_semfree"):
+        sem = {"semantic": classifier.train_classifier(xs, ys, epochs=20, seed=seed)}
+    if variant == "encdec_semfree":
+        no_task_feedback()
     tr = pixelda.PixelDATrainer(
-        *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True
+        *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True, **sem
     )
     print(json.dumps({"shift": shift, "variant": variant, "seed": seed, "environment": environment()}), flush=True)
     t0 = time.time()
