@@ -33,6 +33,17 @@ for diagnosis only: nothing is chosen from them).
              encdec   another generator family: that DCGAN generator drawing from [z (64-d), E(x_s) (64-d)], E a
                       small conv encoder of the source image (conv3x3(32) - LReLU - conv4x4 stride 2 (64) - LReLU
                       - Linear(64)); the task term as in base (it is what keeps the class in E's code)
+             modonly  G(x, z) = tanh(A(z) atanh(0.98 x) + B(z)) alone (modulate without the residual network): an
+                      appearance-only generator, per-pixel gain and offset maps from the noise, that cannot move a
+                      stroke, so the class is kept by construction
+             modonly_free    modonly with T's loss not fed back into G (as encdec_semfree, no semantic term: the
+                      class needs no keeping); G answers to the critic alone
+             pixelwise  G(x, z)[p] = m(x[p], U(z)[p]): a noise-drawn appearance field U (fastwgan's unconditional
+                      DCGAN generator, 64-d noise, 3 channels) and a per-pixel MLP m (1x1 convs, 32 wide, tanh out)
+                      reading each pixel of the source with the field at that pixel: appearance only (no stroke
+                      can move), any per-pixel blend (|photo - digit| included), not only monotone gains
+             pixelskip  pixelwise started as the identity: tanh(atanh(0.98 x) + m(x, U(z))), m's last 1x1 conv zero,
+                      no tanh inside m (the package G's global skip)
              encdec_sem      encdec plus CyCADA's semantic term (``semantic=`` the source-only classifier, frozen)
              encdec_semfree  encdec_sem with T's loss NOT fed back into G (T reads G's outputs detached): the class
                       is kept by the frozen classifier alone, so G and T cannot agree on a private code
@@ -63,7 +74,8 @@ from fastwgan.eval import classifier  # noqa: E402
 from fastwgan.uses import pixelda  # noqa: E402
 
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
-VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree")
+VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree", "modonly", "modonly_free")
+VARIANTS += ("pixelwise", "pixelskip")
 NOISE_STD = 0.2
 
 
@@ -122,6 +134,56 @@ class Modulated(pixelda.PixelDAGenerator):
         a, b = self.mod(z).view(-1, 2, c, s, s).unbind(1)  # (B, C, S, S) each
         base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, c, -1, -1)
         return torch.tanh((1 + a) * base + b + self.body(x, z))
+
+
+class ModulateOnly(torch.nn.Module):
+    """``modonly``: tanh(A(z) atanh(0.98 x) + B(z)), (A - 1, B) = MLP(z) (10 -> 128 -> 2 C S S), zero at the start."""
+
+    noise_dim = pixelda.NOISE_DIM
+
+    def __init__(self, channels: int, size: int, hidden: int = 128):
+        super().__init__()
+        self.c, self.s = channels, size
+        self.mod = torch.nn.Sequential(
+            torch.nn.Linear(self.noise_dim, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, 2 * channels * size * size),
+        )
+        torch.nn.init.zeros_(self.mod[2].weight)
+        torch.nn.init.zeros_(self.mod[2].bias)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        a, b = self.mod(z).view(-1, 2, self.c, self.s, self.s).unbind(1)  # (B, C, S, S) each
+        base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, self.c, -1, -1)
+        return torch.tanh((1 + a) * base + b)
+
+
+class Pixelwise(torch.nn.Module):
+    """``pixelwise``: tanh(1x1 MLP(concat(x, U(z)))), U = dcgan_G (3 channels, 64-d noise)."""
+
+    noise_dim = 64
+
+    def __init__(self, channels_in: int, channels: int, size: int, width: int = 32, skip: bool = False):
+        super().__init__()
+        from fastwgan.gan.models import build
+
+        nn = torch.nn
+        self.field = build("dcgan", (3, size, size), latent_dim=self.noise_dim)[0]
+        last = nn.Conv2d(width, channels, 1)
+        self.m = nn.Sequential(
+            nn.Conv2d(channels_in + 3, width, 1), nn.ReLU(), nn.Conv2d(width, width, 1), nn.ReLU(), last
+        )
+        self.skip, self.channels = skip, channels
+        if skip:  # pixelskip: G starts as (nearly) the identity
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        out = self.m(torch.cat([x, self.field(z)], 1))
+        if not self.skip:
+            return torch.tanh(out)
+        base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, self.channels, -1, -1)
+        return torch.tanh(base + out)
 
 
 class Unconditional(torch.nn.Module):
@@ -235,6 +297,11 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         g = nets[0]
         g.__class__ = Modulated  # the base run's parameters, drawn first, plus the modulation MLP
         g.add_modulation()
+    if variant.startswith("modonly"):
+        nets = (ModulateOnly(xt.shape[1], xt.shape[-1]), nets[1], nets[2])
+    if variant in ("pixelwise", "pixelskip"):
+        g = Pixelwise(xs.shape[1], xt.shape[1], xt.shape[-1], skip=variant == "pixelskip")
+        nets = (g, nets[1], nets[2])
     if variant == "uncond":
         nets = (Unconditional(xt.shape[1], xt.shape[-1]), nets[1], nets[2])
     if variant.startswith("encdec"):
@@ -250,9 +317,9 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     task = 0.0 if variant in ("notask", "uncond") else pixelda.TASK_WEIGHT
     diversity = 1.0 if variant == "ms" else 0.0
     sem = {}
-    if variant in ("encdec_sem", "encdec_semfree"):
+    if variant in ("encdec_sem", "encdec_semfree", "modonly", "modonly_free", "pixelwise", "pixelskip"):
         sem = {"semantic": classifier.train_classifier(xs, ys, epochs=20, seed=seed)}
-    if variant == "encdec_semfree":
+    if variant in ("encdec_semfree", "modonly_free"):
         no_task_feedback()
     tr = pixelda.PixelDATrainer(
         *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True, **sem
