@@ -16,6 +16,7 @@ Arms (target labels are used by the oracle and the test only, never for choosing
                  [-0.5, 0.5] drawn per channel, clamped to [-1, 1] (``photometric``; ours, set once from how
                  digits-m is made (a blend can turn a stroke darker than its background), not tuned, applied
                  unchanged to every shift)
+    wdgrl_photo  WDGRL (as the wdgrl arm) from source_photo's classifier, its source the augmented images
     dann         fastwgan.uses.adapt, method "dann", from source_only's weights (the defaults: lambda 1)
     wdgrl        fastwgan.uses.adapt, method "wdgrl", from source_only's weights (the defaults: lambda 0.1,
                  clf_steps 1, Adam(1e-4, betas (0.9, 0.999)), n_critic 5, gamma 10: the public port's, lambda ours)
@@ -72,12 +73,13 @@ from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
 ARMS = ("source_only", "source_photo", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_dirtt")
 ARMS += ("pixelda_wdgrl",)
-ARMS += ("pixelda_sem",)
+ARMS += ("pixelda_sem", "wdgrl_photo")
 ARMS += ("cyclegan", "oracle")
 ADAPTED = ARMS[1:-1]
 LABELS = {
     "source_only": "source only",
     "source_photo": "source only + photometric augmentation",
+    "wdgrl_photo": "WDGRL from that, on the augmented source",
     "dann": "DANN",
     "wdgrl": "WDGRL",
     "wdgrl_dirtt": "WDGRL + DIRT-T refinement",
@@ -161,7 +163,7 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     clf_a = timed("source_only", lambda: classifier.train_classifier(xs, ys, epochs=args.epochs, seed=seed))
     out["source_only"] = acc(clf_a, xt_test, yt_test)
     out["source_only_on_source"] = acc(clf_a, xs_test, ys_test)
-    if "source_photo" in args.arms:
+    if {"source_photo", "wdgrl_photo"} & set(args.arms):
         xa, ya = photometric(xs, ys, seed)
         steps = args.epochs * -(-len(xs) // 64)  # source_only's budget: its epochs' batches of 64
         clf_p = timed("source_photo", lambda: classifier.train_classifier(xa, ya, steps=steps, seed=seed))
@@ -172,7 +174,7 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     out["oracle_on_source"] = acc(clf_d, xs_test, ys_test)  # how well the oracle reads the raw source: the
     # reference for oracle_on_<arm>, the pixel-level arms' adaptations of the same images
 
-    def align(arm, extractor, head, source, method="wdgrl"):  # DANN / WDGRL from a classifier's weights
+    def align(arm, extractor, head, source, method="wdgrl", labels=None):  # DANN / WDGRL from a classifier
         def run_adapt():
             torch.manual_seed(seed)
             nets = warm(adapt.digit_networks(c), extractor, head)
@@ -182,7 +184,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
             tr = adapt.AdaptTrainer(
                 *nets, cfg, method=method, entropy_weight=ent, shift=args.adapt_shift, compile=compile
             )
-            return tr.fit(source, xt, steps, labels=ys, log_every=100, progress=False)
+            y = ys if labels is None else labels  # the source's labels (augmented copies: theirs)
+            return tr.fit(source, xt, steps, labels=y, log_every=100, progress=False)
 
         tr = trainers[arm] = timed(arm, run_adapt)
         out[arm] = tr.accuracy(xt_test, yt_test)
@@ -193,6 +196,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     for arm in ("dann", "wdgrl", "wdgrl_ent"):
         if arm in args.arms or (arm == "wdgrl" and "wdgrl_dirtt" in args.arms):
             align(arm, clf_a.body, clf_a.head, xs, method="dann" if arm == "dann" else "wdgrl")
+    if "wdgrl_photo" in args.arms:
+        align("wdgrl_photo", clf_p.body, clf_p.head, xa, labels=ya)
 
     def refine(arm, extractor, head):  # DIRT-T from copies of an adapted extractor and classifier
         def run_refine():
@@ -330,6 +335,7 @@ def run(args) -> dict:
 #: the settings each adapted arm's results depend on (``merge`` takes them from the run that trained the arm)
 ARM_SETTINGS = {
     "source_photo": ("epochs",),
+    "wdgrl_photo": ("epochs", "adapt_steps", "adapt_shift"),
     "dann": ("adapt_steps", "adapt_shift"),
     "wdgrl": ("adapt_steps", "adapt_shift"),
     "wdgrl_dirtt": ("adapt_steps", "adapt_shift", "refine_steps"),

@@ -117,23 +117,37 @@ class LinearSkip(pixelda.PixelDAGenerator):
         return x.expand(-1, self.channels_out, -1, -1) + self.body(x, z)
 
 
+def gain_offset_mlp(noise_dim: int, channels: int, size: int, hidden: int = 128) -> torch.nn.Module:
+    """z -> (A - 1, B) as one (B, 2 C S S) vector: Linear(noise_dim, hidden) - ReLU - Linear, the last zero (so
+    A = 1, B = 0 at the start)."""
+    nn = torch.nn
+    mlp = nn.Sequential(nn.Linear(noise_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * channels * size * size))
+    nn.init.zeros_(mlp[2].weight)
+    nn.init.zeros_(mlp[2].bias)
+    return mlp
+
+
+def skip_base(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """The package G's skip input: atanh(0.98 x), repeated to ``channels``."""
+    return torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, channels, -1, -1)
+
+
+def modulated(mlp: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    """A(z) atanh(0.98 x) + B(z), before the tanh."""
+    a, b = mlp(z).view(-1, 2, channels, size, size).unbind(1)  # (B, C, S, S) each
+    return (1 + a) * skip_base(x, channels) + b
+
+
 class Modulated(pixelda.PixelDAGenerator):
     """``modulate``: tanh(A(z) atanh(0.98 x) + B(z) + body(x, z)), (A - 1, B) = mod(z) zero at the start."""
 
-    def add_modulation(self, hidden: int = 128) -> "Modulated":
-        c, s = self.channels_out, self.image_size
-        self.mod = torch.nn.Sequential(
-            torch.nn.Linear(self.noise_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2 * c * s * s)
-        )
-        torch.nn.init.zeros_(self.mod[2].weight)
-        torch.nn.init.zeros_(self.mod[2].bias)
+    def add_modulation(self) -> "Modulated":
+        self.mod = gain_offset_mlp(self.noise_dim, self.channels_out, self.image_size)
         return self
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        c, s = self.channels_out, self.image_size
-        a, b = self.mod(z).view(-1, 2, c, s, s).unbind(1)  # (B, C, S, S) each
-        base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, c, -1, -1)
-        return torch.tanh((1 + a) * base + b + self.body(x, z))
+        m = modulated(self.mod, x, z, self.channels_out, self.image_size)
+        return torch.tanh(m + self.body(x, z))
 
 
 class ModulateOnly(torch.nn.Module):
@@ -141,21 +155,13 @@ class ModulateOnly(torch.nn.Module):
 
     noise_dim = pixelda.NOISE_DIM
 
-    def __init__(self, channels: int, size: int, hidden: int = 128):
+    def __init__(self, channels: int, size: int):
         super().__init__()
         self.c, self.s = channels, size
-        self.mod = torch.nn.Sequential(
-            torch.nn.Linear(self.noise_dim, hidden),
-            torch.nn.ReLU(),
-            torch.nn.Linear(hidden, 2 * channels * size * size),
-        )
-        torch.nn.init.zeros_(self.mod[2].weight)
-        torch.nn.init.zeros_(self.mod[2].bias)
+        self.mod = gain_offset_mlp(self.noise_dim, channels, size)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        a, b = self.mod(z).view(-1, 2, self.c, self.s, self.s).unbind(1)  # (B, C, S, S) each
-        base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, self.c, -1, -1)
-        return torch.tanh((1 + a) * base + b)
+        return torch.tanh(modulated(self.mod, x, z, self.c, self.s))
 
 
 class Pixelwise(torch.nn.Module):
@@ -182,8 +188,7 @@ class Pixelwise(torch.nn.Module):
         out = self.m(torch.cat([x, self.field(z)], 1))
         if not self.skip:
             return torch.tanh(out)
-        base = torch.atanh(pixelda.networks.SKIP_SCALE * x).expand(-1, self.channels, -1, -1)
-        return torch.tanh(base + out)
+        return torch.tanh(skip_base(x, self.channels) + out)
 
 
 class Unconditional(torch.nn.Module):
