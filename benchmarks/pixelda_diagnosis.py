@@ -35,9 +35,10 @@ for diagnosis only: nothing is chosen from them).
                       - Linear(64)); the task term as in base (it is what keeps the class in E's code)
              modonly  G(x, z) = tanh(A(z) atanh(0.98 x) + B(z)) alone (modulate without the residual network): an
                       appearance-only generator, per-pixel gain and offset maps from the noise, that cannot move a
-                      stroke, so the class is kept by construction
-             modonly_free    modonly with T's loss not fed back into G (as encdec_semfree, no semantic term: the
-                      class needs no keeping); G answers to the critic alone
+                      stroke, so the class is kept by construction; run with CyCADA's semantic term (as
+                      encdec_sem), as are modonly_free, pixelwise and pixelskip
+             modonly_free    modonly with T's loss not fed back into G (as encdec_semfree): G answers to the critic
+                      and the frozen semantic classifier
              pixelwise  G(x, z)[p] = m(x[p], U(z)[p]): a noise-drawn appearance field U (fastwgan's unconditional
                       DCGAN generator, 64-d noise, 3 channels) and a per-pixel MLP m (1x1 convs, 32 wide, tanh out)
                       reading each pixel of the source with the field at that pixel: appearance only (no stroke
@@ -321,7 +322,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64, lr_g=lr_g)
     task = 0.0 if variant in ("notask", "uncond") else pixelda.TASK_WEIGHT
     diversity = 1.0 if variant == "ms" else 0.0
-    sem = {}
+    sem = {}  # CyCADA's semantic term: the encdec_sem* variants and the four appearance-only ones
     if variant in ("encdec_sem", "encdec_semfree", "modonly", "modonly_free", "pixelwise", "pixelskip"):
         sem = {"semantic": classifier.train_classifier(xs, ys, epochs=20, seed=seed)}
     if variant in ("encdec_semfree", "modonly_free"):
