@@ -10,13 +10,14 @@ architecture (fastwgan.eval.classifier.DigitClassifier, 8x8) trained several way
 Arms (target labels are used by the oracle and the test only, never for choosing anything):
 
     source_only  the classifier on source labels (epochs, Adam 1e-3, 1-pixel shifts)
-    source_photo a second baseline, no target images at all: source_only's classifier and budget (the same number
-                 of steps) on the source with photometric augmentation, PHOTO_COPIES copies of each image, each
-                 with one polarity drawn per image (x or -x, even odds), a gain in [0.3, 1] and an offset in
-                 [-0.5, 0.5] drawn per channel, clamped to [-1, 1] (``photometric``; ours, set once from how
-                 digits-m is made (a blend can turn a stroke darker than its background), not tuned, applied
-                 unchanged to every shift)
-    wdgrl_photo  WDGRL (as the wdgrl arm) from source_photo's classifier, its source the augmented images
+    source_photo a second baseline, no target images at all: source_only's recipe and budget with the package's
+                 photometric augmentation (``train_classifier(photometric=True)``: on every batch one polarity
+                 per image (x or -x, even odds), a gain in [0.3, 1] and an offset in [-0.5, 0.5] per channel,
+                 clamped to [-1, 1]; ``fastwgan.core.images.photometric_draw``: ours, set once from how digits-m
+                 is made (a blend can turn a stroke darker than its background), not tuned, applied unchanged
+                 to every shift)
+    wdgrl_photo  WDGRL (as the wdgrl arm) from source_photo's classifier, with the same augmentation of the
+                 source batches (``AdaptTrainer(photometric=True)``; ``fastwgan adapt --photometric``)
     dann         fastwgan.uses.adapt, method "dann", from source_only's weights (the defaults: lambda 1)
     wdgrl        fastwgan.uses.adapt, method "wdgrl", from source_only's weights (the defaults: lambda 0.1,
                  clf_steps 1, Adam(1e-4, betas (0.9, 0.999)), n_critic 5, gamma 10: the public port's, lambda ours)
@@ -32,6 +33,9 @@ Arms (target labels are used by the oracle and the test only, never for choosing
                  source the adapted source images G(x_s, z) (one draw each) with the source labels (pixelda's run)
     pixelda_sem  the same with CyCADA's semantic term: source_only's classifier, frozen, must read G(x_s, z) as y_s
                  (semantic = that classifier, semantic_weight = pixelda.SEMANTIC_WEIGHT, 1)
+    pixelda_photo  pixelda with the photometric augmentation of the source batches (``PixelDATrainer(photometric=
+                 True)``: G adapts augmented source images, T trains on them and on G's output, T's warm start is
+                 source_photo's recipe; ``fastwgan adapt --method pixelda --photometric``)
     cyclegan     fastwgan.uses.translate (CycleGAN with WGAN-GP critics, CyCADA's digit weights: cycle 1,
                  identity 0, semantic 1 with the TRUE source labels for s -> t); the classifier trained on
                  G_st(source) with the source labels (--cyclegan-seeds: fewer seeds, it is the slowest arm)
@@ -73,13 +77,14 @@ from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
 ARMS = ("source_only", "source_photo", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_dirtt")
 ARMS += ("pixelda_wdgrl",)
-ARMS += ("pixelda_sem", "wdgrl_photo")
+ARMS += ("pixelda_sem", "wdgrl_photo", "pixelda_photo")
 ARMS += ("cyclegan", "oracle")
 ADAPTED = ARMS[1:-1]
 LABELS = {
     "source_only": "source only",
     "source_photo": "source only + photometric augmentation",
     "wdgrl_photo": "WDGRL from that, on the augmented source",
+    "pixelda_photo": "PixelDA-W on the augmented source",
     "dann": "DANN",
     "wdgrl": "WDGRL",
     "wdgrl_dirtt": "WDGRL + DIRT-T refinement",
@@ -124,23 +129,6 @@ def data(shift: str):
     return (*domain(s, "train", c), *domain(s, "heldout", c), *domain(t, "train", c), *domain(t, "heldout", c))
 
 
-PHOTO_COPIES = 4
-
-
-def photometric(x: torch.Tensor, y: torch.Tensor, seed: int, copies: int = PHOTO_COPIES):
-    """``source_photo``'s training set: ``copies`` photometric variants of every image of ``x`` (N, C, H, W)
-    (floats in [-1, 1]: sign * gain * x + offset, clamped; the docstring's ranges) and the labels repeated."""
-    g = torch.Generator().manual_seed(seed)
-    x = fw.data.to_float(x)
-    n, c = x.shape[:2]
-    out = []
-    for _ in range(copies):
-        sign = torch.where(torch.rand(n, 1, 1, 1, generator=g) < 0.5, -1.0, 1.0)
-        gain = sign * (0.3 + 0.7 * torch.rand(n, c, 1, 1, generator=g))
-        out.append((gain * x + torch.rand(n, c, 1, 1, generator=g) - 0.5).clamp(-1, 1))
-    return torch.cat(out), y.repeat(copies)
-
-
 def warm(nets, extractor, head):
     """The adaptation networks (extractor, head, critic) with a classifier's weights (its extractor and head)."""
     nets[0].load_state_dict(extractor.state_dict())
@@ -164,9 +152,8 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     out["source_only"] = acc(clf_a, xt_test, yt_test)
     out["source_only_on_source"] = acc(clf_a, xs_test, ys_test)
     if {"source_photo", "wdgrl_photo"} & set(args.arms):
-        xa, ya = photometric(xs, ys, seed)
-        steps = args.epochs * -(-len(xs) // 64)  # source_only's budget: its epochs' batches of 64
-        clf_p = timed("source_photo", lambda: classifier.train_classifier(xa, ya, steps=steps, seed=seed))
+        photo = lambda: classifier.train_classifier(xs, ys, epochs=args.epochs, seed=seed, photometric=True)  # noqa: E731
+        clf_p = timed("source_photo", photo)
         out["source_photo"] = acc(clf_p, xt_test, yt_test)
         out["source_photo_on_source"] = acc(clf_p, xs_test, ys_test)
     clf_d = timed("oracle", lambda: classifier.train_classifier(xt, yt, epochs=args.epochs, seed=seed))
@@ -174,18 +161,24 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     out["oracle_on_source"] = acc(clf_d, xs_test, ys_test)  # how well the oracle reads the raw source: the
     # reference for oracle_on_<arm>, the pixel-level arms' adaptations of the same images
 
-    def align(arm, extractor, head, source, method="wdgrl", labels=None):  # DANN / WDGRL from a classifier
+    def align(arm, extractor, head, source, method="wdgrl"):  # DANN / WDGRL from a classifier
         def run_adapt():
             torch.manual_seed(seed)
             nets = warm(adapt.digit_networks(c), extractor, head)
             cfg = adapt.default_config(method, seed=seed)
             steps = args.adapt_steps * (adapt.CLF_STEPS["wdgrl"] if method == "dann" else 1)
             ent = adapt.VADA_ENTROPY_WEIGHT if arm == "wdgrl_ent" else 0.0
+            photo = arm == "wdgrl_photo"  # the source batches augmented as source_photo's were
             tr = adapt.AdaptTrainer(
-                *nets, cfg, method=method, entropy_weight=ent, shift=args.adapt_shift, compile=compile
+                *nets,
+                cfg,
+                method=method,
+                entropy_weight=ent,
+                shift=args.adapt_shift,
+                photometric=photo,
+                compile=compile,
             )
-            y = ys if labels is None else labels  # the source's labels (augmented copies: theirs)
-            return tr.fit(source, xt, steps, labels=y, log_every=100, progress=False)
+            return tr.fit(source, xt, steps, labels=ys, log_every=100, progress=False)
 
         tr = trainers[arm] = timed(arm, run_adapt)
         out[arm] = tr.accuracy(xt_test, yt_test)
@@ -197,7 +190,7 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
         if arm in args.arms or (arm == "wdgrl" and "wdgrl_dirtt" in args.arms):
             align(arm, clf_a.body, clf_a.head, xs, method="dann" if arm == "dann" else "wdgrl")
     if "wdgrl_photo" in args.arms:
-        align("wdgrl_photo", clf_p.body, clf_p.head, xa, labels=ya)
+        align("wdgrl_photo", clf_p.body, clf_p.head, xs)
 
     def refine(arm, extractor, head):  # DIRT-T from copies of an adapted extractor and classifier
         def run_refine():
@@ -214,7 +207,7 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     if "wdgrl_dirtt" in args.arms:
         refine("wdgrl_dirtt", trainers["wdgrl"].extractor, trainers["wdgrl"].classifier)
 
-    for arm in ("pixelda", "pixelda_sem"):
+    for arm in ("pixelda", "pixelda_sem", "pixelda_photo"):
         needs_p = {"pixelda_dirtt", "pixelda_wdgrl"} & set(args.arms)
         if arm not in args.arms and not (arm == "pixelda" and needs_p):
             continue
@@ -226,7 +219,10 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
             # CyCADA's semantic term: the source-only arm's classifier, frozen, must read G(x_s, z) as y_s
             sem = {"semantic": clf_a} if arm == "pixelda_sem" else {}
             # T's warm start: the source-only arm's recipe and budget (train_classifier, --epochs)
-            tr = pixelda.PixelDATrainer(*nets, cfg, pretrain_epochs=args.epochs, compile=compile, **sem)
+            photo = arm == "pixelda_photo"  # G adapts augmented source images; T's warm start as source_photo's
+            tr = pixelda.PixelDATrainer(
+                *nets, cfg, pretrain_epochs=args.epochs, photometric=photo, compile=compile, **sem
+            )
             return tr.fit(xs, xt, args.pixelda_steps, labels=ys, log_every=100, progress=False)
 
         tr_p = timed(arm, run_pixelda)
@@ -344,6 +340,7 @@ ARM_SETTINGS = {
     "wdgrl_ent": ("adapt_steps", "adapt_shift"),
     "pixelda": ("pixelda_steps",),
     "pixelda_sem": ("pixelda_steps",),
+    "pixelda_photo": ("epochs", "pixelda_steps"),
     "cyclegan": ("translate_steps", "cyclegan_seeds"),
 }
 
@@ -352,25 +349,40 @@ ARM_SETTINGS = {
 OLD_SETTINGS = {"adapt_shift": False}
 
 
+def _seeds(result: dict, shift: str) -> list[int]:
+    """The seeds of a result's runs of ``shift``, in order (merged results keep them per shift)."""
+    return result["shifts"][shift].get("seeds", result["settings"]["seeds"])
+
+
 def merge(results: list[dict]) -> dict:
-    """One result from several runs of other arms on the same seeds: each run's per-seed records are merged by
-    (shift, seed), later files adding arms; the source-only and oracle arms must agree (same seeds, same code)."""
+    """One result from several runs: each run's per-seed records are merged by (shift, seed), later files adding
+    arms or seeds; where two runs trained the same seed, the source-only and oracle arms must agree (same seeds,
+    same code)."""
     out = json.loads(json.dumps(results[0]))
     out["merged_from"] = [r.get("command") for r in results]
+    for shift in out["shifts"]:
+        out["shifts"][shift]["seeds"] = _seeds(results[0], shift)
     for r in results[1:]:
         out["settings"]["arms"] = sorted(set(out["settings"]["arms"]) | set(r["settings"]["arms"]))
+        out["settings"]["seeds"] = sorted(set(out["settings"]["seeds"]) | set(r["settings"]["seeds"]))
         for arm in r["settings"]["arms"]:  # an arm's budget is the one of the run that trained it
             out["settings"].update({k: r["settings"].get(k, OLD_SETTINGS.get(k)) for k in ARM_SETTINGS[arm]})
         for shift, s in r["shifts"].items():
             if shift not in out["shifts"]:
-                out["shifts"][shift] = s
+                out["shifts"][shift] = {**s, "seeds": _seeds(r, shift)}
                 continue
-            mine = out["shifts"][shift]["runs"]
-            for a, b in zip(mine, s["runs"]):
+            mine = out["shifts"][shift]
+            by_seed = dict(zip(mine["seeds"], mine["runs"]))
+            for seed, b in zip(_seeds(r, shift), s["runs"]):
+                a = by_seed.setdefault(seed, b)
+                if a is b:
+                    continue
                 if abs(a["source_only"] - b["source_only"]) > 1e-6:
-                    raise SystemExit(f"merge: {shift}: source-only differs between runs ({a} vs {b})")
+                    raise SystemExit(f"merge: {shift} seed {seed}: source-only differs between runs ({a} vs {b})")
                 a.update({k: v for k, v in b.items() if k != "wall_s"})
                 a["wall_s"].update(b["wall_s"])
+            mine["seeds"] = sorted(by_seed)
+            mine["runs"] = [by_seed[k] for k in mine["seeds"]]
     for shift, s in out["shifts"].items():
         s.update(summarise(s["runs"]))
     return out

@@ -210,6 +210,30 @@ def test_the_step_trains_on_both_batches_shifted_by_the_streams_draws():
     assert not torch.equal(a, to_float(x_s[idx_s]))  # the shifts moved something
 
 
+def test_the_photometric_step_varies_the_source_batch_by_the_streams_draws():
+    # after the shifts in the stream: a sign per image, then a gain and an offset per image and channel; only the
+    # source batch changes (the target is what the classifier must read as it is)
+    x_s, y_s, x_t = domains(seed=5)
+    ref, seen = pair("gp", 5, shift=True, photometric=True)[0], []
+    features = ref._features
+    ref._features = lambda a, b: seen.append((a, b)) or features(a, b)
+    ref.fit(x_s, x_t, 1, labels=y_s, progress=False)
+    g = torch.Generator().manual_seed(5)
+    b, k, c = ref.config.batch_size, ref.config.n_critic, x_s.shape[1]
+    idx_s, idx_t = torch.randint(0, len(x_s), (b,), generator=g), torch.randint(0, len(x_t), (b,), generator=g)
+    torch.rand(k, b, generator=g)  # eps
+    s_s, s_t = torch.randint(-1, 2, (b, 2), generator=g), torch.randint(-1, 2, (b, 2), generator=g)
+    sign = torch.where(torch.rand(b, 1, generator=g) < 0.5, -1.0, 1.0)
+    gain, offset = sign * (0.3 + 0.7 * torch.rand(b, c, generator=g)), torch.rand(b, c, generator=g) - 0.5
+    (a, t), to_float = seen[0], fw.data.to_float
+    shifted = shift_images(to_float(x_s[idx_s]), s_s)
+    torch.testing.assert_close(a, (gain[:, :, None, None] * shifted + offset[:, :, None, None]).clamp(-1, 1))
+    torch.testing.assert_close(t, shift_images(to_float(x_t[idx_t]), s_t))
+    assert ((gain < 0).all(1) | (gain > 0).all(1)).all() and 0 < (gain < 0).float().mean() < 1  # polarity per image
+    assert ((gain.abs() >= 0.3) & (gain.abs() <= 1) & (offset.abs() <= 0.5)).all()
+    assert ref.photometric and adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig()).photometric is False
+
+
 @pytest.mark.parametrize("loss", ["gp", "lp"])
 def test_the_penalty_gradient_reaches_the_critic(loss):
     g = torch.Generator().manual_seed(3)
@@ -225,10 +249,12 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     clf_steps=st.integers(1, 3),
     entropy_weight=st.sampled_from([0.0, 0.3]),
     shift=st.booleans(),
+    photometric=st.booleans(),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, entropy_weight, shift):
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, method, clf_steps, entropy_weight, shift, photometric):
     x_s, y_s, x_t = domains(seed=seed)
-    ref, fast = pair(loss, seed, method=method, clf_steps=clf_steps, entropy_weight=entropy_weight, shift=shift)
+    kw = {"clf_steps": clf_steps, "entropy_weight": entropy_weight, "shift": shift, "photometric": photometric}
+    ref, fast = pair(loss, seed, method=method, **kw)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
@@ -357,6 +383,8 @@ def test_bad_input_is_refused_with_one_line():
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), clf_steps=0)
     with pytest.raises(ValueError, match="shift must be True or False, got 1"):
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), shift=1)
+    with pytest.raises(ValueError, match="photometric must be True or False, got 'yes'"):
+        adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), photometric="yes")
     with pytest.raises(ValueError, match="critic: method 'dirtt' trains no critic: give critic=None"):
         adapt.ReferenceAdaptTrainer(*tiny_nets(0), fw.TrainConfig(), method="dirtt")
     with pytest.raises(ValueError, match="critic: method 'wdgrl' trains a domain critic on the features"):

@@ -115,7 +115,7 @@ def test_adapt_writes_the_classifier_and_its_target_accuracy(tmp_path, capsys):
     weights = load_file(str(run / "classifier.safetensors"))
     assert "extractor.0.weight" in weights and "classifier.weight" in weights
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["kind"] == "adaptation" and cfg["shift"] is False  # adapt.SHIFT, the default
+    assert cfg["kind"] == "adaptation" and cfg["shift"] is False and cfg["photometric"] is False  # the defaults
     assert main(["adapt", "--resume", str(run), "--steps", "3", "--no-compile", "--no-progress"]) == 0
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
 
@@ -126,13 +126,14 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
     argv = ["adapt", "--method", method, "--source", "mnist-5k-heldout", "--target", "digits-heldout"]
     argv += ["--image-size", "8", "--resize", "box", "--out", str(run), "--steps", "2", "--batch-size", "8"]
     argv += ["--source-epochs", "1", "--eval-data", "digits-heldout", "--no-compile", "--no-progress"]
-    assert main(argv + (["--shift"] if method == "dann" else [])) == 0
+    assert main(argv + (["--shift", "--photometric"] if method == "dann" else ["--photometric"])) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     cfg = json.loads((run / "config.json").read_text())
     assert metrics["method"] == method and 0 <= metrics["target_accuracy"] <= 1
     if method == "dann":  # started from a source-trained classifier, whose target accuracy is reported
         assert 0 <= metrics["source_only_target_accuracy"] <= 1 and cfg["method"] == "dann"
         assert cfg["config"]["betas"] == [0.9, 0.999] and cfg["source_epochs"] == 1 and cfg["shift"] is True
+    assert cfg["photometric"] is True  # the source-only start and the adaptation: the resume below keeps it
     assert cfg["kind"] == ("pixelda" if method == "pixelda" else "adaptation")
     assert main(["adapt", "--resume", str(run), "--steps", "3", "--no-compile", "--no-progress"]) == 0
     assert json.loads((run / "metrics.json").read_text())["step"] == 3

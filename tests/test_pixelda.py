@@ -42,12 +42,12 @@ def domains(cs=3, ct=3, n=20, seed=0):
     )
 
 
-def tiny_nets(seed, cs=3, ct=3):
+def tiny_nets(seed, cs=3, ct=3, skip=True):
     """The bundled generator at its smallest (batch norm kept) and MLP-sized critic and classifier: every part of
     the step at a compile cost of seconds."""
     torch.manual_seed(seed)
     return (
-        pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ),
+        pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ, skip=skip),
         nn.Sequential(nn.Flatten(), nn.Linear(ct * 64, 8), nn.Tanh(), nn.Linear(8, 1)),
         nn.Sequential(nn.Conv2d(ct, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, K)),
     )
@@ -59,13 +59,14 @@ def frozen_classifier(ct=3, seed=11):
     return nn.Sequential(nn.Flatten(), nn.Linear(ct * 64, K))
 
 
-def pair(loss, seed, compile=False, config=None, threads="auto", cs=3, ct=3, semantic=False, **kw):
+def pair(loss, seed, compile=False, config=None, threads="auto", cs=3, ct=3, semantic=False, skip=True, **kw):
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
     kw = {"task_weight": 0.5, "pretrain_epochs": PRE, **kw}
     sem = (lambda: {"semantic": frozen_classifier(ct), "semantic_weight": 0.7}) if semantic else dict
+    nets = lambda: tiny_nets(seed, cs, ct, skip)  # noqa: E731
     return (
-        pixelda.ReferencePixelDATrainer(*tiny_nets(seed, cs, ct), cfg, **kw, **sem()),
-        pixelda.PixelDATrainer(*tiny_nets(seed, cs, ct), cfg, compile=compile, threads=threads, **kw, **sem()),
+        pixelda.ReferencePixelDATrainer(*nets(), cfg, **kw, **sem()),
+        pixelda.PixelDATrainer(*nets(), cfg, compile=compile, threads=threads, **kw, **sem()),
     )
 
 
@@ -166,6 +167,27 @@ def test_model_loss_is_the_papers_sum(source_task):
         pixelda.model_loss(half, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task, diversity_weight=0.6)
 
 
+def test_model_loss_sees_the_photometric_source_after_the_shift():
+    # photo = (gain, offset): clamp(gain * shift(x_s) + offset, -1, 1) in place of x_s in every term, so G, T and the
+    # content loss see the varied source; the border the shift leaves (-1, background) is varied like the rest
+    g = torch.Generator().manual_seed(4)
+    x_s = torch.rand(5, 3, 8, 8, generator=g) * 2 - 1
+    z, y = torch.randn(5, 3 * 64, generator=g), torch.randint(0, 3, (5,), generator=g)
+    s = torch.randint(-1, 2, (5, 2), generator=g)
+    gain, offset = torch.rand(5, 3, generator=g) * 2 - 1, torch.rand(5, 3, generator=g) - 0.5
+    w = torch.randn(3 * 64, 3, generator=g)
+    gen = lambda x, z: (x + 0.1 * z.view_as(x)).tanh()  # noqa: E731
+    clf, score = (lambda x: x.flatten(1) @ w), (lambda x: x.flatten(1).sum(1))
+    settings = (0.3, 0.7, 0.2, True)
+    got, aux = pixelda.model_loss(gen, clf, score, x_s, y, z, *settings, s, photo=(gain, offset))
+    varied = (gain[:, :, None, None] * pixelda.shift_images(x_s, s) + offset[:, :, None, None]).clamp(-1, 1)
+    want, want_aux = pixelda.model_loss(gen, clf, score, varied, y, z, *settings)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert aux["task_source"].item() == pytest.approx(want_aux["task_source"].item(), rel=1e-6)
+    plain, _ = pixelda.model_loss(gen, clf, score, x_s, y, z, *settings, s)
+    assert abs(plain.item() - got.item()) > 1e-3  # the augmentation changed the loss
+
+
 @pytest.mark.parametrize("loss", ["gp", "lp"])
 def test_the_penalty_gradient_reaches_the_critic(loss):
     g = torch.Generator().manual_seed(3)
@@ -184,12 +206,14 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     content=st.sampled_from([0.0, 0.5]),
     semantic=st.booleans(),
     diversity=st.sampled_from([0.0, 0.8]),
+    photometric=st.booleans(),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, semantic, diversity):
+def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, semantic, diversity, photometric):
     cs, ct = channels
     content = content if cs == ct else 0.0  # the content loss needs one channel count
     x_s, y_s, x_t = domains(cs, ct, seed=seed)
-    ref, fast = pair(loss, seed, cs=cs, ct=ct, content_weight=content, semantic=semantic, diversity_weight=diversity)
+    kw = {"content_weight": content, "semantic": semantic, "diversity_weight": diversity, "photometric": photometric}
+    ref, fast = pair(loss, seed, cs=cs, ct=ct, **kw)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
     assert_same_history(ref, fast)
@@ -203,8 +227,13 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, se
 def compiled():
     fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), not what this tests
-    # the frozen classifier and the mode-seeking term's second G pass in the graph too
-    return pair("gp", 0, compile=True, threads=1, semantic=True, diversity_weight=0.8)[1]
+    # the frozen classifier, the mode-seeking term's second G pass and the photometric source in the graph too.
+    # G without the identity start (skip=False): with it, G's last conv starts at zero, so step 1 sends no gradient
+    # upstream and step 2's upstream gradients are products with lr-sized weights, which Adam (beta1 0) turns into
+    # full +-1.4 lr steps whatever their size: where they cancel, their sign is a coin flip between inductor's
+    # arithmetic and eager's (found: 4 of 122 drawn seeds, one to three elements of G 2.75 lr apart, with the
+    # photometric source and without; skip=False: 0 of 122, strict). The eager test above covers the skip.
+    return pair("gp", 0, compile=True, threads=1, semantic=True, diversity_weight=0.8, photometric=True, skip=False)[1]
 
 
 @pytest.mark.slow
@@ -213,7 +242,12 @@ def compiled():
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     x_s, y_s, x_t = domains(seed=seed)
     ref = pixelda.ReferencePixelDATrainer(
-        *tiny_nets(seed), compiled.config, task_weight=0.5, pretrain_epochs=PRE, **compiled.loss_keywords
+        *tiny_nets(seed, skip=False),
+        compiled.config,
+        task_weight=0.5,
+        pretrain_epochs=PRE,
+        photometric=compiled.photometric,
+        **compiled.loss_keywords,
     )
     compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
     with no_recompile_once_warm():
@@ -264,10 +298,11 @@ def test_digit_networks_and_a_run_folder_read_back(tmp_path):
     nets = pixelda.digit_networks(1, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ, noise_channels=2)
     assert nets[0](torch.zeros(2, 1, 8, 8), torch.zeros(2, NZ)).shape == (2, 3, 8, 8)
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=5, n_critic=1)
-    t = pixelda.PixelDATrainer(*nets, cfg, compile=False).fit(
+    t = pixelda.PixelDATrainer(*nets, cfg, photometric=True, compile=False).fit(
         x_s, x_t, 1, labels=y_s, out=tmp_path / "r", progress=False
     )
     back = pixelda.load_pixelda(tmp_path / "r")
+    assert back.photometric  # config.json keeps the option: a resumed run goes on with it
     torch.testing.assert_close(back.predict(x_t), t.predict(x_t))
     torch.testing.assert_close(back.adapt(x_s), t.adapt(x_s))
     assert t.adapt(x_s).dtype == torch.uint8 and t.adapt(x_s).shape == (len(x_s), 3, 8, 8)
@@ -289,9 +324,10 @@ def test_a_run_written_before_noise_channels_reads_back(tmp_path):
     path = tmp_path / "r" / "config.json"
     cfg_json = json.loads(path.read_text())
     del cfg_json["networks"]["generator"]["noise_channels"]
+    del cfg_json["photometric"]  # nor the photometric option (off then)
     path.write_text(json.dumps(cfg_json))
     back = pixelda.load_pixelda(tmp_path / "r")
-    assert back.generator.noise_channels == 1
+    assert back.generator.noise_channels == 1 and back.photometric is False
     torch.testing.assert_close(back.adapt(x_s, seed=2), t.adapt(x_s, seed=2))
 
 
@@ -329,6 +365,8 @@ def test_bad_input_is_refused_with_one_line():
         pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), pretrain_epochs=-1)
     with pytest.raises(ValueError, match="shift must be True or False"):
         pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), shift=1)
+    with pytest.raises(ValueError, match="photometric must be True or False, got 1"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), photometric=1)
     with pytest.raises(ValueError, match="noise_dim: the generator takes 3-d noise, got noise_dim=5"):
         pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), noise_dim=5)
     bn_critic = nn.Sequential(nn.Flatten(), nn.Linear(192, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))

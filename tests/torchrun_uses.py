@@ -44,9 +44,9 @@ def trainer(kind: str, threads=1):
     if kind == "adapt":
         extractor = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU())
         critic = fw.models.mlp((16,), 1, hidden=16, depth=1)[1]
-        # shift on: its per-image (B, 2) draws are sharded on their batch dim too (vector_draws)
+        # shift and photometric on: their per-image (B, 2) / (B, C) draws are sharded on their batch dim too
         trainer = adapt.AdaptTrainer(
-            extractor, nn.Linear(16, 10), critic, cfg, compile=False, threads=threads, shift=True
+            extractor, nn.Linear(16, 10), critic, cfg, compile=False, threads=threads, shift=True, photometric=True
         )
         return trainer
     if kind == "dirtt":  # no critic; its VAT directions (clf_steps, B, C H W) are sharded on their batch dim too

@@ -39,6 +39,9 @@ ADAPT_HELP = {
     "--entropy-weight": "wdgrl / dann: VADA's weight on the target predictions' entropy (default 0: off)",
     "--shift": "wdgrl / dann: random 1-pixel shifts of both domains' batches, the source-only classifier's "
     "augmentation (default off, as in the paper: fastwgan.uses.adapt.SHIFT)",
+    "--photometric": "a random polarity, gain and offset per source image and channel, in the source-only "
+    "training (pixelda: T's warm start) and in the adaptation (for a target whose colours or polarity the source never "
+    "shows, e.g. gray digits -> digits-m; it costs accuracy between gray digit sets; default off)",
     "--source-epochs": "wdgrl / dann: epochs of source-only training before the alignment (default 20; 0: from "
     "scratch, which the alignment can wreck)",
     "--eval-data": "labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
@@ -49,8 +52,15 @@ ADAPT_HELP = {
 #: What the run folder's kind is, per method (resume checks it).
 KINDS = {"wdgrl": "adaptation", "dann": "adaptation", "dirtt": "adaptation", "pixelda": "pixelda"}
 #: The settings of adaptation runs written before issue 24 (then the only method and its defaults); runs written
-#: before the ``shift`` option trained without shifts.
-OLD_RUN = {"method": "wdgrl", "weight": 1.0, "clf_steps": 1, "entropy_weight": 0.0, "shift": False}
+#: before the ``shift`` / ``photometric`` options trained without them.
+OLD_RUN = {
+    "method": "wdgrl",
+    "weight": 1.0,
+    "clf_steps": 1,
+    "entropy_weight": 0.0,
+    "shift": False,
+    "photometric": False,
+}
 
 
 def add_parser(sub) -> None:
@@ -63,6 +73,7 @@ def add_parser(sub) -> None:
     ad.add_argument("--clf-steps", type=positive, default=None, help=h["--clf-steps"])
     ad.add_argument("--entropy-weight", type=float, default=0.0, help=h["--entropy-weight"])
     ad.add_argument("--shift", action="store_true", help=h["--shift"])
+    ad.add_argument("--photometric", action="store_true", help=h["--photometric"])
     ad.add_argument("--source-epochs", type=int, default=20, help=h["--source-epochs"])
     ad.add_argument("--init", default=None, metavar="RUN", help=h["--init"])
     ad.add_argument("--eval-data", default=None, metavar="SOURCE", help=h["--eval-data"])
@@ -79,7 +90,7 @@ def _config(args, method: str) -> TrainConfig:
     return adapt.default_config(method, **given_config_options(args))
 
 
-def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
+def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys, photometric: bool = False):
     """The bundled networks, seeded; the feature methods' extractor + classifier trained on the source first."""
     from ..eval import classifier
     from ..uses import adapt, pixelda
@@ -94,7 +105,9 @@ def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
         _load_classifier(args.init, torch.nn.ModuleDict({"extractor": extractor, "classifier": head}))
     elif args is not None and args.source_epochs > 0:
         model = torch.nn.Sequential(extractor, head)
-        classifier.train_classifier(xs, ys, epochs=args.source_epochs, seed=cfg.seed, model=model)
+        classifier.train_classifier(
+            xs, ys, epochs=args.source_epochs, seed=cfg.seed, photometric=photometric, model=model
+        )
         model.train()
     return extractor, head, critic
 
@@ -128,7 +141,7 @@ def _trainer(method: str, nets, cfg: TrainConfig, settings: dict, args):
     kw = {"compile": not args.no_compile, "threads": args.threads} if fast else {}
     if method == "pixelda":
         cls = pixelda.PixelDATrainer if fast else pixelda.ReferencePixelDATrainer
-        return cls(*nets, cfg, **kw)
+        return cls(*nets, cfg, photometric=settings["photometric"], **kw)
     cls = adapt.AdaptTrainer if fast else adapt.ReferenceAdaptTrainer
     return cls(
         *nets,
@@ -138,6 +151,7 @@ def _trainer(method: str, nets, cfg: TrainConfig, settings: dict, args):
         clf_steps=settings["clf_steps"],
         entropy_weight=settings["entropy_weight"],
         shift=settings["shift"],
+        photometric=settings["photometric"],
         **kw,
     )
 
@@ -177,6 +191,7 @@ def cmd_adapt(args) -> int:
             "clf_steps": args.clf_steps,
             "entropy_weight": args.entropy_weight,
             "shift": args.shift,
+            "photometric": args.photometric,
         }
         size = {"image_size": args.image_size, "channels": args.channels, "resize": args.resize}
         source, target = args.source, args.target
@@ -197,7 +212,7 @@ def cmd_adapt(args) -> int:
         xe, ye = load_domain(args.eval_data, "eval-data", labels=True, **size)
         evaluate = lambda tr: {"target_accuracy": tr.accuracy(xe, ye)}  # noqa: E731
     k = int(ys.max()) + 1
-    nets = _networks(method, xs, k, cfg, None if args.resume else args, ys)
+    nets = _networks(method, xs, k, cfg, None if args.resume else args, ys, settings.get("photometric", False))
     trainer = _trainer(method, nets, cfg, settings, args)
     metrics = {}
     if args.resume:

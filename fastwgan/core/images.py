@@ -12,7 +12,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["DataError", "to_float", "to_uint8", "make_grid", "save_grid", "save_image_folder", "save_npz"]
+__all__ = [
+    "DataError",
+    "to_float",
+    "to_uint8",
+    "photometric_images",
+    "photometric_draw",
+    "make_grid",
+    "save_grid",
+    "save_image_folder",
+    "save_npz",
+]
 
 
 class DataError(ValueError):
@@ -54,6 +64,31 @@ def check_samples(x, what: str, *, images: bool = False) -> torch.Tensor:
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise DataError(f"{what}: contains NaN or inf values")
     return x
+
+
+#: The photometric augmentation's ranges (``photometric_draw``; ours, set once from how digits-m is made: a blend
+#: with a texture can leave a stroke darker than its background, so the polarity flips with even odds; not tuned).
+PHOTO_GAIN = (0.3, 1.0)
+PHOTO_OFFSET = 0.5
+
+
+def photometric_draw(n: int, channels: int, generator: torch.Generator | None = None):
+    """One photometric change per image and channel for ``photometric_images``: (gain, offset), each (n, channels), the
+    gain's sign one draw per image (-1 or +1, even odds; the polarity), its size U[PHOTO_GAIN] and the offset
+    U[-PHOTO_OFFSET, PHOTO_OFFSET] per channel, drawn in that order from ``generator`` (three ``rand`` calls)."""
+    sign = torch.where(torch.rand(n, 1, generator=generator) < 0.5, -1.0, 1.0)
+    lo, hi = PHOTO_GAIN
+    gain = sign * (lo + (hi - lo) * torch.rand(n, channels, generator=generator))
+    offset = 2 * PHOTO_OFFSET * torch.rand(n, channels, generator=generator) - PHOTO_OFFSET
+    return gain, offset
+
+
+def photometric_images(x: torch.Tensor, gain: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Images x (B, C, H, W) in [-1, 1] with a per-image, per-channel gain and offset ((B, C) each, e.g. from
+    ``photometric_draw``): gain * x + offset, clamped to [-1, 1]. The augmentation that makes a classifier
+    read a digit whatever its colours and polarity (``train_classifier(photometric=True)``, the adaptation
+    trainers' ``photometric``)."""
+    return (gain[:, :, None, None] * x + offset[:, :, None, None]).clamp(-1, 1)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.images import photometric_draw, photometric_images
+
 __all__ = [
     "DigitClassifier",
     "train_classifier",
@@ -103,6 +105,7 @@ def train_classifier(
     seed: int = SEED,
     batch_size: int = 64,
     shift: bool = True,
+    photometric: bool = False,
     model: nn.Module | None = None,
 ) -> DigitClassifier:
     """Train a DigitClassifier on digits ``x`` (N, C, 8, 8), C = 1 or 3 (uint8 or float in [-1, 1]), with labels
@@ -112,7 +115,10 @@ def train_classifier(
     Args:
         epochs: passes over x; steps: optimizer steps instead (whole epochs of reshuffled batches until then), for
             comparing training sets of different sizes at the same cost. Exactly one of them.
-        seed: initialisation, batch order and shifts.
+        seed: initialisation, batch order, shifts and photometric draws.
+        photometric: a random polarity, gain and offset per image and channel on every batch (after the shift;
+            ``fastwgan.core.images.photometric_images``): for a target domain whose colours or polarity the source never
+            shows (digits -> digits-m), off by default (it costs the shifts between gray digit sets).
         model: train this module (images (N, C, H, W) -> logits, e.g. ``fastwgan.uses.adapt.digit_networks``'s
             extractor and classifier in an ``nn.Sequential``; any square size) instead of a new DigitClassifier.
     Returns:
@@ -145,6 +151,8 @@ def train_classifier(
                 break
             idx = perm[i : i + batch_size]
             xb = _shift(x[idx], g) if shift else x[idx]
+            if photometric:
+                xb = photometric_images(xb, *photometric_draw(len(xb), channels, g))
             loss = nn.functional.cross_entropy(model(xb.to(dev)).float(), y[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -10,6 +10,7 @@ learns to defeat it, so that features of unlabelled target images x_t come to lo
 classifier carries over. One step, on one source and one target batch:
 
     x_s <- shift(x_s, s_s), x_t <- shift(x_t, s_t)                      (``shift`` only: 1-pixel shifts)
+    x_s <- clamp(a_s x_s + b_s, -1, 1)            (``photometric`` only: a_s, b_s (B, C), ``photometric_draw``)
     h_s = f_g(x_s), h_t = f_g(x_t)                                      (no gradient: f_g is fixed here)
     n_critic times, eps ~ U[0, 1]^B:
         WDGRL: L_wd   = mean f_w(h_s) - mean f_w(h_t)
@@ -52,12 +53,18 @@ Logged beside the losses: the target predictions' entropy and the mean feature n
 
 The random stream (one CPU generator seeded with ``config.seed``), per step: idx_s = randint(0, N_s, (B,)),
 idx_t = randint(0, N_t, (B,)), then eps[k] = rand(B) for k < n_critic (WDGRL with gp / lp only), then
-s_s = randint(-1, 2, (B, 2)), s_t = randint(-1, 2, (B, 2)) (``shift`` only), then d = randn(clf_steps, B, C H W)
-(DIRT-T only).
+s_s = randint(-1, 2, (B, 2)), s_t = randint(-1, 2, (B, 2)) (``shift`` only), then the source's sign rand(B, 1),
+gain rand(B, C) and offset rand(B, C) (``photometric`` only), then d = randn(clf_steps, B, C H W) (DIRT-T only).
 
 shift(x, s) moves each image by its (dy, dx), the border filled with -1 (``fastwgan.uses.domains.shift_images``):
 the source-only classifier's augmentation (``fastwgan.eval.classifier.train_classifier``), also PixelDA's; off by
 default (``SHIFT``: the paper trains without augmentation, and measured here it did not help WDGRL).
+
+photometric: clamp(a_s x_s + b_s, -1, 1) with a polarity (the sign of a_s, one per image), a gain |a_s| in
+[0.3, 1] and an offset b_s in [-0.5, 0.5] per image and channel (``fastwgan.core.images.photometric_draw``): off
+by default; for a target whose colours or polarity the source never shows (gray digits -> digits-m), started from a
+classifier trained the same way (``train_classifier(photometric=True)``; ``fastwgan adapt --photometric`` does
+both). Measured in docs/domain-adaptation.md: on digits -> digits-m it lifts WDGRL from 16% to 86% of the gap.
 
 ``ReferenceAdaptTrainer`` is the eager oracle; ``AdaptTrainer`` keeps the critic's parameters in one flat buffer
 and the extractor's and classifier's in another, updates them with the fused optimizer, and runs each update

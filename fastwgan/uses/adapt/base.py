@@ -10,7 +10,7 @@ from torch import nn
 
 from ...core.config import TrainConfig
 from ...core.engine import FitOptions
-from ...core.images import as_float
+from ...core.images import as_float, photometric_draw, photometric_images
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
 from ..domains import (
@@ -65,11 +65,13 @@ class AdaptBase(DomainTrainerBase):
         clf_steps: int | None = None,
         entropy_weight: float = 0.0,
         shift: bool = SHIFT,
+        photometric: bool = False,
     ):
         super().__init__(config)
-        if not isinstance(shift, bool):
-            raise ValueError(f"shift must be True or False, got {shift!r}")
-        self.shift = shift
+        for name, v in (("shift", shift), ("photometric", photometric)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{name} must be True or False, got {v!r}")
+        self.shift, self.photometric = shift, photometric
         self.method = check_method(method)
         refine = method == "dirtt"
         if refine != (critic is None):
@@ -161,12 +163,14 @@ class AdaptBase(DomainTrainerBase):
         if score:
             check_scores(score[0], "feature vectors")
         self.radius, self._sample_numel = vat_radius(tuple(s.shape[1:])), s[0].numel()
+        self._channels = s.shape[1]
         self.num_classes = logits.shape[1]
         y = check_labels(labels, len(s), num_classes=self.num_classes, what="labels")
         return s, y, t
 
     rows = (("idx_s",), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
-    vector_draws = ("shift_s", "shift_t", "vat_d")  # (B, 2) each; DIRT-T's VAT directions (B, C H W)
+    # (B, 2) each; the source's photometric gain and offset (B, C) each; DIRT-T's VAT directions (B, C H W)
+    vector_draws = ("shift_s", "shift_t", "gain_s", "offset_s", "vat_d")
     labelled = 0  # the source: a loader yields (x, y)
 
     def batches_per_step(self, domain: int) -> int:
@@ -182,6 +186,8 @@ class AdaptBase(DomainTrainerBase):
         if self.shift:  # (dy, dx) per image of each domain's batch
             draw["shift_s"] = torch.randint(-1, 2, (b, 2), generator=g)
             draw["shift_t"] = torch.randint(-1, 2, (b, 2), generator=g)
+        if self.photometric:  # a polarity, gain and offset per source image and channel
+            draw["gain_s"], draw["offset_s"] = photometric_draw(b, self._channels, g)
         if self.method == "dirtt":  # VAT's random starting directions, one per target image, clf_steps of them
             draw["vat_d"] = torch.randn(self.clf_steps, b, self._sample_numel, generator=g)
         return draw
@@ -192,6 +198,8 @@ class AdaptBase(DomainTrainerBase):
         x_s, x_t = as_float(src_s[draw["idx_s"]]), as_float(src_t[draw["idx_t"]])
         if self.shift:  # the critic's features and the extractor's update see the same shifted batches
             x_s, x_t = shift_images(x_s, draw["shift_s"]), shift_images(x_t, draw["shift_t"])
+        if self.photometric:  # the source's colours and polarity varied; the critic sees the same batch
+            x_s = photometric_images(x_s, draw["gain_s"], draw["offset_s"])
         y = y_s[draw["idx_s"]]
         if self.method == "dirtt":
             if self.teacher_step is None or self.step - self.teacher_step >= TEACHER_EVERY:
@@ -234,6 +242,7 @@ class AdaptBase(DomainTrainerBase):
             "clf_steps": self.clf_steps,
             "entropy_weight": self.entropy_weight,
             "shift": self.shift,
+            "photometric": self.photometric,
             "num_classes": self.num_classes,
             **(opts.run_config or {}),
         }

@@ -33,6 +33,10 @@ class ReferenceAdaptTrainer(AdaptBase):
         clf_steps: extractor + classifier updates per critic round (None: ``CLF_STEPS[method]``).
         entropy_weight: VADA's weight on the entropy of the target predictions (0: off).
         shift: random 1-pixel shifts of both domains' batches (default ``SHIFT``, off: the paper's setting).
+        photometric: a random polarity, gain and offset per source image and channel in every step
+            (``fastwgan.core.images.photometric_images``; off by default). For a target whose colours or
+            polarity the source never shows: start from a classifier trained the same way
+            (``train_classifier(photometric=True)``); measured in docs/domain-adaptation.md.
     """
 
     name = "reference"

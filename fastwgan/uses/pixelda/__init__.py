@@ -12,12 +12,17 @@ The method's output is T (``predict``, ``accuracy``); ``adapt`` shows what G doe
         L_D = L_W(D; real x_t, fake G(x_s, z), eps)              G fixed (no gradient into it)
         one optimizer step over D (lr_d); clip: clamp D
     once:            x_s, y_s ~ S, z; x_s <- shift(x_s, s), s ~ U{-1, 0, 1}^{B x 2}     (``shift``, default on)
+                     x_s <- clamp(a x_s + b, -1, 1), a, b (B, C_s)    (``photometric``, off; also each critic x_s)
         L_GT = alpha (-mean D(G(x_s, z)))                                                 adversarial
                + beta (CE(T(G(x_s, z)), y_s) + CE(T(x_s), y_s))                           task, both inputs
                + gamma PMSE(G(x_s, z), x_s)                                               content (optional)
                + lambda_sem CE(f(G(x_s, z)), y_s)            semantic (optional: f a frozen classifier, ``semantic=``)
                + lambda_ms / (mean|G(x_s, z2) - G(x_s, z)| / mean|z2 - z| + 1e-5)     mode seeking (optional)
         one optimizer step over G and T together (lr_g)
+
+``photometric`` (off by default) varies the source batches' polarity, gain and offset per image and channel
+(``fastwgan.core.images.photometric_draw``, drawn after the step's other draws; T's warm start too), for a
+target whose colours or polarity the source never shows; measured in docs/domain-adaptation.md.
 
 L_W is ``fastwgan.gan.objectives.critic_objective`` (-W, plus lambda times the per-sample penalty at x_hat =
 eps x_t + (1 - eps) G(x_s, z)), the objective the GAN, translation and adaptation critics use. PMSE(a, b) =

@@ -10,7 +10,7 @@ from torch import nn
 from ...core import rng
 from ...core.config import TrainConfig
 from ...core.engine import FitOptions
-from ...core.images import as_float, to_uint8
+from ...core.images import as_float, photometric_draw, to_uint8
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
 from ..domains import DomainTrainerBase, TensorDomains, check_domain, check_logits, check_scores, need_labels
@@ -60,6 +60,7 @@ class PixelDABase(DomainTrainerBase):
         content_weight: float = CONTENT_WEIGHT,
         noise_dim: int | None = None,
         shift: bool = SHIFT,
+        photometric: bool = False,
         pretrain_epochs: int = PRETRAIN_EPOCHS,
         semantic: nn.Module | None = None,
         semantic_weight: float = SEMANTIC_WEIGHT,
@@ -79,9 +80,10 @@ class PixelDABase(DomainTrainerBase):
         self.adv_weight = _weight("adv_weight", adv_weight)
         self.task_weight = _weight("task_weight", task_weight)
         self.content_weight = _weight("content_weight", content_weight)
-        if not isinstance(shift, bool):
-            raise ValueError(f"shift must be True or False, got {shift!r}")
-        self.shift = shift
+        for name, v in (("shift", shift), ("photometric", photometric)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{name} must be True or False, got {v!r}")
+        self.shift, self.photometric = shift, photometric
         if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int) or pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs must be a non-negative integer, got {pretrain_epochs!r}")
         self.pretrain_epochs = pretrain_epochs
@@ -198,7 +200,8 @@ class PixelDABase(DomainTrainerBase):
         return s, y, t
 
     rows = (("idx_s", "gen_s"), ("idx_t",))  # each domain's rows in a step's draw (DomainLoaders)
-    vector_draws = ("z", "z_gen", "shift", "z_div")  # z (.., B, noise_dim), shift (B, 2)
+    # z (.., B, noise_dim), shift (B, 2), the source's photometric gains and offsets (.., B, C_s)
+    vector_draws = ("z", "z_gen", "shift", "z_div", "gain", "offset", "gain_gen", "offset_gen")
     labelled = 0  # the source: a loader yields (x, y)
 
     def batches_per_step(self, domain: int) -> int:
@@ -225,26 +228,42 @@ class PixelDABase(DomainTrainerBase):
             draw["shift"] = torch.randint(-1, 2, (b, 2), generator=g)  # (dy, dx) per image of the G/T batch
         if self.diversity_weight:  # the mode-seeking term's second noise draw (last: the other draws unchanged)
             draw["z_div"] = torch.rand(b, nz, generator=g) * 2 - 1
+        if self.photometric:  # a polarity, gain and offset per source image and channel: critic batches, then G/T's
+            c = self.shapes[0][0]
+            critic_draws = [photometric_draw(b, c, g) for _ in range(cfg.n_critic)]
+            draw["gain"], draw["offset"] = (torch.stack(v) for v in zip(*critic_draws))
+            draw["gain_gen"], draw["offset_gen"] = photometric_draw(b, c, g)
         return draw
 
     def _train_step(self, domains, draw):
         src_s, y_s, src_t = domains
         draw = {k: v.to(self.device) for k, v in draw.items()}
-        eps = draw.get("eps")
+        eps, photo = draw.get("eps"), self.photometric
         ms = [
             self._critic_update(
-                src_s, draw["idx_s"][k], src_t, draw["idx_t"][k], draw["z"][k], None if eps is None else eps[k]
+                src_s,
+                draw["idx_s"][k],
+                src_t,
+                draw["idx_t"][k],
+                draw["z"][k],
+                None if eps is None else eps[k],
+                (draw["gain"][k], draw["offset"][k]) if photo else None,
             )
             for k in range(self.config.n_critic)
         ]
         out = {key: torch.stack([m[key] for m in ms]).mean() for key in ms[0]}
-        out.update(self._model_update(src_s, y_s, draw["gen_s"], draw["z_gen"], draw.get("shift"), draw.get("z_div")))
+        gen_photo = (draw["gain_gen"], draw["offset_gen"]) if photo else None
+        out.update(
+            self._model_update(
+                src_s, y_s, draw["gen_s"], draw["z_gen"], draw.get("shift"), draw.get("z_div"), gen_photo
+            )
+        )
         return out
 
-    def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps) -> dict:
+    def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps, photo) -> dict:
         raise NotImplementedError
 
-    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div) -> dict:
+    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div, photo) -> dict:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
@@ -274,6 +293,7 @@ class PixelDABase(DomainTrainerBase):
             "task_weight": self.task_weight,
             "content_weight": self.content_weight,
             "shift": self.shift,
+            "photometric": self.photometric,
             "pretrain_epochs": self.pretrain_epochs,
             "semantic_weight": self.semantic_weight if self.semantic is not None else None,
             "diversity_weight": self.diversity_weight,
@@ -290,7 +310,8 @@ class PixelDABase(DomainTrainerBase):
     def pretrain(self, source: torch.Tensor, labels: torch.Tensor) -> None:
         """Warm-start T on the labelled source alone (tensor input shaped like the target, at step 0):
         ``fastwgan.eval.classifier.train_classifier`` on T for ``pretrain_epochs`` (Adam 1e-3, 1-pixel shifts,
-        batches of ``config.batch_size``), seeded with ``config.seed + 3`` (not the step's stream)."""
+        the photometric augmentation with ``photometric``, batches of ``config.batch_size``), seeded with
+        ``config.seed + 3`` (not the step's stream)."""
         from ...eval.classifier import train_classifier
 
         cfg = self.config
@@ -299,6 +320,7 @@ class PixelDABase(DomainTrainerBase):
             labels,
             epochs=self.pretrain_epochs,
             seed=cfg.seed + 3,
+            photometric=self.photometric,
             batch_size=cfg.batch_size,
             model=self.classifier,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...core.images import photometric_images
 from ...gan import objectives
 from ..domains import shift_images
 
@@ -68,6 +69,7 @@ def model_loss(
     semantic_weight: float = 0.0,
     z2: torch.Tensor | None = None,
     diversity_weight: float = 0.0,
+    photo: tuple | None = None,
 ):
     """L_GT, a function of the generator's and the task classifier's parameters (package docstring):
 
@@ -85,6 +87,8 @@ def model_loss(
             ``diversity_weight / (mean|G(x_s, z2) - G(x_s, z)| / mean|z2 - z| + 1e-5)`` (Mao et al. 2019, eq. 3 as
             their code writes it): G must make different images of one source image under different noise (a
             generator that ignores z draws every target texture alike). Used when the weight is > 0.
+        photo: (gain, offset), (B, C_s) each, or None: the photometric augmentation of x_s after the shift
+            (``fastwgan.core.images.photometric_images``), so that G, T and the task terms see the varied source.
     Returns:
         (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"[, "semantic"][,
         "diversity"]}: detached 0-d tensors, the terms unweighted (diversity: the ratio); task_source 0 without
@@ -92,6 +96,8 @@ def model_loss(
     """
     if shift is not None:
         x_s = shift_images(x_s, shift)  # both task terms see the shifted digit (G keeps its position)
+    if photo is not None:
+        x_s = photometric_images(x_s, *photo)
     fake = generate(x_s, z)  # (B, C_t, H, W)
     adversarial = -score(fake).mean()
     task_adapted = F.cross_entropy(classify(fake).float(), y_s)

@@ -13,7 +13,7 @@ from torch.func import functional_call, grad_and_value
 from ...core import checkpoint
 from ...core.compile import compile_step
 from ...core.config import TrainConfig
-from ...core.images import as_float
+from ...core.images import as_float, photometric_images
 from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
 from ..domains import as_function, critic_scores, owned
 from .base import PixelDABase
@@ -54,16 +54,17 @@ class ReferencePixelDATrainer(PixelDABase):
         grads = torch.autograd.grad(loss, list(self.critic.parameters()))
         return torch.cat([g.reshape(-1) for g in grads]), aux
 
-    def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps):
+    def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps, photo):
         cfg = self.config
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])  # (B, C_s, H, W), (B, C_t, H, W)
+        x_s = x_s if photo is None else photometric_images(x_s, *photo)
         with torch.no_grad():
             fake = self.generator(x_s, z)  # G in train mode: batch norm on batch statistics, as in L_GT
         loss, aux = critic_loss(critic_scores(self.critic), x_t, fake, eps, cfg.loss, cfg.gp_weight)
         torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         return aux
 
-    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div):
+    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div, photo):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
         with frozen(self.critic):  # no critic gradients in the G/T phase
             loss, aux = model_loss(
@@ -77,6 +78,7 @@ class ReferencePixelDATrainer(PixelDABase):
                 shift,
                 **self.loss_keywords,
                 z2=z_div,
+                photo=photo,
             )
             torch_step(self.opt_m, loss)
         return aux
@@ -146,15 +148,16 @@ class PixelDATrainer(PixelDABase):
         grads, (_, aux) = self._critic_grad(self.flat_d.data, x_t, fake, eps)
         return torch.cat([g.reshape(-1) for g in grads.values()]), aux
 
-    def _critic_step(self, d_flat, m_flat, g_bufs, state, lr, src_s, idx_s, src_t, idx_t, z, eps):
+    def _critic_step(self, d_flat, m_flat, g_bufs, state, lr, src_s, idx_s, src_t, idx_t, z, eps, photo):
         x_s, x_t = as_float(src_s[idx_s]), as_float(src_t[idx_t])  # gathered + normalised on the device
+        x_s = x_s if photo is None else photometric_images(x_s, *photo)
         with torch.no_grad():
             fake = self._generate(self.flat_m.unflatten(m_flat), g_bufs)(x_s, z)  # (B, C_t, H, W)
         grads, (_, aux) = self._critic_grad(d_flat, x_t, fake, eps)
         self.optim.update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
         return aux
 
-    def _model_step(self, m_flat, d_flat, g_bufs, state, lr, src_s, y_s, idx_s, z, shift, z_div):
+    def _model_step(self, m_flat, d_flat, g_bufs, state, lr, src_s, y_s, idx_s, z, shift, z_div, photo):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
         score = critic_scores(as_function(self.critic, self.flat_d.unflatten(d_flat.detach())))
 
@@ -170,13 +173,14 @@ class PixelDATrainer(PixelDABase):
                 shift,
                 **self.loss_keywords,
                 z2=z_div,
+                photo=photo,
             )
 
         grads, (_, aux) = grad_and_value(loss_fn, has_aux=True)(self.flat_m.unflatten(m_flat), g_bufs)
         self.optim.update(self.flat_m, m_flat, list(grads.values()), state, lr)
         return aux
 
-    def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps):
+    def _critic_update(self, src_s, idx_s, src_t, idx_t, z, eps, photo):
         return owned(
             self._critic_fn(
                 self.flat_d.data,
@@ -190,11 +194,12 @@ class PixelDATrainer(PixelDABase):
                 idx_t,
                 z,
                 eps,
+                photo,
             ),
             self._copy_outputs,
         )
 
-    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div):
+    def _model_update(self, src_s, y_s, idx_s, z, shift, z_div, photo):
         return owned(
             self._model_fn(
                 self.flat_m.data,
@@ -208,6 +213,7 @@ class PixelDATrainer(PixelDABase):
                 z,
                 shift,
                 z_div,
+                photo,
             ),
             self._copy_outputs,
         )
@@ -244,6 +250,7 @@ def load_pixelda(run, *, compile: bool = False, device: str | None = None, threa
         content_weight=cfg_json["content_weight"],
         noise_dim=cfg_json["noise_dim"],
         shift=bool(cfg_json.get("shift", False)),
+        photometric=bool(cfg_json.get("photometric", False)),  # runs before the option had none
         pretrain_epochs=int(cfg_json.get("pretrain_epochs", 0)),
         diversity_weight=float(cfg_json.get("diversity_weight", 0.0)),  # runs before the term had none
         compile=compile,
