@@ -311,10 +311,16 @@ def run(args) -> dict:
         runs = []
         for s in args.seeds:
             runs.append(one_seed(shift, s, d, args))
-            if args.json:  # a long run keeps what it has measured (the per-seed records so far)
-                partial = {**shifts, shift: {"runs": runs}}
-                args.json.with_suffix(".partial.json").write_text(json.dumps({"shifts": partial}) + "\n")
-        shifts[shift] = {"runs": runs, **summarise(runs)}
+            if args.json:  # a long run keeps what it has measured: a result of the seeds so far (--merge takes it)
+                partial = result({**shifts, shift: {"runs": runs, "seeds": args.seeds[: len(runs)]}}, args)
+                args.json.with_suffix(".partial.json").write_text(json.dumps({**partial, "partial": True}) + "\n")
+        shifts[shift] = {"runs": runs, "seeds": list(args.seeds)}
+    return result(shifts, args)
+
+
+def result(shifts: dict, args) -> dict:
+    """The stored result of ``shifts`` ({shift: {"runs": per-seed records, "seeds": their seeds}}), summarised."""
+    shifts = {k: {**v, **summarise(v["runs"])} for k, v in shifts.items()}
     settings = {k: getattr(args, k) for k in ("seeds", "cyclegan_seeds", "epochs", "adapt_steps", "pixelda_steps")}
     settings.update(translate_steps=args.translate_steps, arms=args.arms, compile=not args.no_compile)
     settings["refine_steps"] = args.refine_steps

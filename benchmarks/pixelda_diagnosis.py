@@ -45,6 +45,11 @@ for diagnosis only: nothing is chosen from them).
                       can move), any per-pixel blend (|photo - digit| included), not only monotone gains
              pixelskip  pixelwise started as the identity: tanh(atanh(0.98 x) + m(x, U(z))), m's last 1x1 conv zero,
                       no tanh inside m (the package G's global skip)
+             photo    base with the photometric augmentation of the source (``photometric=True``: the benchmark's
+                      pixelda_photo arm, compiled)
+             photo_noadv  photo with the critic's term off (adv_weight 0): the same joint training of T on the
+                      augmented source and G's output, G kept near the identity by the task term alone; the
+                      control that tells what the adversarial game adds to photo
              encdec_sem      encdec plus CyCADA's semantic term (``semantic=`` the source-only classifier, frozen)
              encdec_semfree  encdec_sem with T's loss NOT fed back into G (T reads G's outputs detached): the class
                       is kept by the frozen classifier alone, so G and T cannot agree on a private code
@@ -76,7 +81,7 @@ from fastwgan.uses import pixelda  # noqa: E402
 
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
 VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree", "modonly", "modonly_free")
-VARIANTS += ("pixelwise", "pixelskip")
+VARIANTS += ("pixelwise", "pixelskip", "photo", "photo_noadv")
 NOISE_STD = 0.2
 
 
@@ -327,8 +332,18 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         sem = {"semantic": classifier.train_classifier(xs, ys, epochs=20, seed=seed)}
     if variant in ("encdec_semfree", "modonly_free"):
         no_task_feedback()
+    photo = variant.startswith("photo")
+    adv = 0.0 if variant == "photo_noadv" else pixelda.ADV_WEIGHT
     tr = pixelda.PixelDATrainer(
-        *nets, cfg, task_weight=task, pretrain_epochs=20, diversity_weight=diversity, compile=True, **sem
+        *nets,
+        cfg,
+        adv_weight=adv,
+        task_weight=task,
+        pretrain_epochs=20,
+        diversity_weight=diversity,
+        photometric=photo,
+        compile=True,
+        **sem,
     )
     print(json.dumps({"shift": shift, "variant": variant, "seed": seed, "environment": environment()}), flush=True)
     t0 = time.time()
