@@ -90,7 +90,7 @@ def _config(args, method: str) -> TrainConfig:
     return adapt.default_config(method, **given_config_options(args))
 
 
-def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys, photometric: bool = False):
+def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
     """The bundled networks, seeded; the feature methods' extractor + classifier trained on the source first."""
     from ..eval import classifier
     from ..uses import adapt, pixelda
@@ -106,7 +106,7 @@ def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys, photometric: 
     elif args is not None and args.source_epochs > 0:
         model = torch.nn.Sequential(extractor, head)
         classifier.train_classifier(
-            xs, ys, epochs=args.source_epochs, seed=cfg.seed, photometric=photometric, model=model
+            xs, ys, epochs=args.source_epochs, seed=cfg.seed, photometric=args.photometric, model=model
         )
         model.train()
     return extractor, head, critic
@@ -212,7 +212,7 @@ def cmd_adapt(args) -> int:
         xe, ye = load_domain(args.eval_data, "eval-data", labels=True, **size)
         evaluate = lambda tr: {"target_accuracy": tr.accuracy(xe, ye)}  # noqa: E731
     k = int(ys.max()) + 1
-    nets = _networks(method, xs, k, cfg, None if args.resume else args, ys, settings.get("photometric", False))
+    nets = _networks(method, xs, k, cfg, None if args.resume else args, ys)
     trainer = _trainer(method, nets, cfg, settings, args)
     metrics = {}
     if args.resume:

@@ -46,6 +46,13 @@ def need_labels(labels, trains: str) -> None:
         raise ValueError(f"labels: {trains} on labelled source data: give labels= (one class id per source image)")
 
 
+def check_flags(**flags) -> None:
+    """The one-line error for a switch (e.g. ``shift``, ``photometric``) given as anything but True or False."""
+    for name, v in flags.items():
+        if not isinstance(v, bool):
+            raise ValueError(f"{name} must be True or False, got {v!r}")
+
+
 def check_logits(logits: torch.Tensor, what: str = "classifier") -> None:
     """A probe batch of 2 must give logits (2, K)."""
     if logits.dim() != 2 or logits.shape[0] != 2:

@@ -17,6 +17,7 @@ from ..domains import (
     DomainTrainerBase,
     as_function,
     check_domain,
+    check_flags,
     check_logits,
     check_scores,
     need_labels,
@@ -68,9 +69,7 @@ class AdaptBase(DomainTrainerBase):
         photometric: bool = False,
     ):
         super().__init__(config)
-        for name, v in (("shift", shift), ("photometric", photometric)):
-            if not isinstance(v, bool):
-                raise ValueError(f"{name} must be True or False, got {v!r}")
+        check_flags(shift=shift, photometric=photometric)
         self.shift, self.photometric = shift, photometric
         self.method = check_method(method)
         refine = method == "dirtt"

@@ -13,7 +13,15 @@ from ...core.engine import FitOptions
 from ...core.images import as_float, photometric_draw, to_uint8
 from ...data import check_labels
 from ...gan.checks import check_networks, probe
-from ..domains import DomainTrainerBase, TensorDomains, check_domain, check_logits, check_scores, need_labels
+from ..domains import (
+    DomainTrainerBase,
+    TensorDomains,
+    check_domain,
+    check_flags,
+    check_logits,
+    check_scores,
+    need_labels,
+)
 from .losses import ADV_WEIGHT, CONTENT_WEIGHT, DIVERSITY_WEIGHT, PRETRAIN_EPOCHS, SEMANTIC_WEIGHT, SHIFT, TASK_WEIGHT
 
 
@@ -80,9 +88,7 @@ class PixelDABase(DomainTrainerBase):
         self.adv_weight = _weight("adv_weight", adv_weight)
         self.task_weight = _weight("task_weight", task_weight)
         self.content_weight = _weight("content_weight", content_weight)
-        for name, v in (("shift", shift), ("photometric", photometric)):
-            if not isinstance(v, bool):
-                raise ValueError(f"{name} must be True or False, got {v!r}")
+        check_flags(shift=shift, photometric=photometric)
         self.shift, self.photometric = shift, photometric
         if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int) or pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs must be a non-negative integer, got {pretrain_epochs!r}")
