@@ -81,7 +81,7 @@ from fastwgan.uses import pixelda  # noqa: E402
 
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
 VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree", "modonly", "modonly_free")
-VARIANTS += ("pixelwise", "pixelskip", "photo", "photo_noadv")
+VARIANTS += ("pixelwise", "pixelskip", "photo", "photo_noadv", "noshift")
 NOISE_STD = 0.2
 
 
@@ -337,6 +337,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     tr = pixelda.PixelDATrainer(
         *nets,
         cfg,
+        shift=variant != "noshift",
         adv_weight=adv,
         task_weight=task,
         pretrain_epochs=20,

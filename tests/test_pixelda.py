@@ -167,25 +167,37 @@ def test_model_loss_is_the_papers_sum(source_task):
         pixelda.model_loss(half, clf, score, x_s, y, z, 0.3, 0.7, 0.2, source_task, diversity_weight=0.6)
 
 
-def test_model_loss_sees_the_photometric_source_after_the_shift():
-    # photo = (gain, offset): clamp(gain * shift(x_s) + offset, -1, 1) in place of x_s in every term, so G, T and the
-    # content loss see the varied source; the border the shift leaves (-1, background) is varied like the rest
+def test_model_loss_shifts_only_what_the_classifier_sees():
+    # photo = (gain, offset): clamp(gain * x_s + offset, -1, 1) in place of x_s in every term (G, T, content);
+    # the shift is T's augmentation: T reads shift(x_s) and shift(G(x_s, z)), while the critic's score, the
+    # content and the semantic term see the unshifted G(x_s, z), the images the critic trains on
     g = torch.Generator().manual_seed(4)
     x_s = torch.rand(5, 3, 8, 8, generator=g) * 2 - 1
     z, y = torch.randn(5, 3 * 64, generator=g), torch.randint(0, 3, (5,), generator=g)
     s = torch.randint(-1, 2, (5, 2), generator=g)
+    s[0] = torch.tensor([1, -1])  # at least one image moves
     gain, offset = torch.rand(5, 3, generator=g) * 2 - 1, torch.rand(5, 3, generator=g) - 0.5
-    w = torch.randn(3 * 64, 3, generator=g)
+    w, u = torch.randn(3 * 64, 3, generator=g), torch.randn(3 * 64, 3, generator=g)
     gen = lambda x, z: (x + 0.1 * z.view_as(x)).tanh()  # noqa: E731
-    clf, score = (lambda x: x.flatten(1) @ w), (lambda x: x.flatten(1).sum(1))
-    settings = (0.3, 0.7, 0.2, True)
-    got, aux = pixelda.model_loss(gen, clf, score, x_s, y, z, *settings, s, photo=(gain, offset))
-    varied = (gain[:, :, None, None] * pixelda.shift_images(x_s, s) + offset[:, :, None, None]).clamp(-1, 1)
-    want, want_aux = pixelda.model_loss(gen, clf, score, varied, y, z, *settings)
-    assert got.item() == pytest.approx(want.item(), rel=1e-6)
-    assert aux["task_source"].item() == pytest.approx(want_aux["task_source"].item(), rel=1e-6)
-    plain, _ = pixelda.model_loss(gen, clf, score, x_s, y, z, *settings, s)
-    assert abs(plain.item() - got.item()) > 1e-3  # the augmentation changed the loss
+    clf, score, sem = (lambda x: x.flatten(1) @ w), (lambda x: (x.flatten(1) ** 2).sum(1)), (lambda x: x.flatten(1) @ u)
+    kw = {"semantic": sem, "semantic_weight": 0.4}
+    got, aux = pixelda.model_loss(gen, clf, score, x_s, y, z, 0.3, 0.7, 0.2, True, s, photo=(gain, offset), **kw)
+    varied = (gain[:, :, None, None] * x_s + offset[:, :, None, None]).clamp(-1, 1)
+    fake = gen(varied, z)
+    want = {
+        "adversarial": -score(fake).mean(),
+        "task_adapted": F.cross_entropy(clf(pixelda.shift_images(fake, s)), y),
+        "task_source": F.cross_entropy(clf(pixelda.shift_images(varied, s)), y),
+        "content": pixelda.pmse(fake, varied),
+        "semantic": F.cross_entropy(sem(fake), y),
+    }
+    for key, v in want.items():
+        assert aux[key].item() == pytest.approx(v.item(), rel=1e-5), key
+    total = 0.3 * want["adversarial"] + 0.7 * (want["task_adapted"] + want["task_source"]) + 0.2 * want["content"]
+    assert got.item() == pytest.approx((total + 0.4 * want["semantic"]).item(), rel=1e-5)
+    unshifted, un_aux = pixelda.model_loss(gen, clf, score, varied, y, z, 0.3, 0.7, 0.2, True, **kw)
+    assert un_aux["adversarial"].item() == pytest.approx(aux["adversarial"].item(), rel=1e-6)  # the critic's view
+    assert abs(un_aux["task_adapted"].item() - aux["task_adapted"].item()) > 1e-4  # T's view moved
 
 
 @pytest.mark.parametrize("loss", ["gp", "lp"])

@@ -15,7 +15,7 @@ ADV_WEIGHT = 1.0  # alpha: the adversarial term's weight (ours, not tuned: the p
 TASK_WEIGHT = 1.0  # beta: the task cross-entropies' weight (ours, not tuned)
 CONTENT_WEIGHT = 0.0  # gamma: the content-similarity (PMSE) weight (off by default: ours; the paper masks it)
 PRETRAIN_EPOCHS = 40  # T's warm start on the source alone (ours: the source-only baseline's recipe, 40 epochs)
-SHIFT = True  # random 1-pixel shifts of the G/T update's source batch (ours: the source-only baseline's augmentation)
+SHIFT = True  # random 1-pixel shifts of T's two inputs in the G/T update (ours: the source-only baseline's recipe)
 #: the semantic term's weight when a frozen classifier is given (``semantic=``): CyCADA's lambda_sem, 1 (Hoffman et
 #: al. 2018; the translation trainer's too)
 SEMANTIC_WEIGHT = 1.0
@@ -79,7 +79,10 @@ def model_loss(
         generate: (x_s, z) -> adapted images; classify: images -> logits (B, K); score: images -> (B,) (fixed).
         x_s (B, C, H, W) in [-1, 1], y_s (B,) int64, z (B, noise_dim).
         source_task: include CE(T(x_s), y_s) (needs source images shaped like target images).
-        shift: (B, 2) per-image 1-pixel shifts applied to x_s first (``shift_images``; augmentation), or None.
+        shift: (B, 2) per-image 1-pixel shifts (``shift_images``; T's augmentation), or None: applied to T's two
+            inputs, x_s and G(x_s, z), after G. The adversarial, content, semantic and mode-seeking terms see the
+            unshifted G(x_s, z), the images the critic trains on (shifting G's input instead gave the critic shifted
+            fakes it never trained on: at 8x8 a shift leaves an empty border row, which G was pushed to fill).
         semantic: a frozen classifier (images -> logits (B, K)) or None: with it, CyCADA's semantic consistency
             ``semantic_weight * CE(f(G(x_s, z)), y_s)`` is added (G must keep the TRUE source class as a classifier
             that does not train with it reads it; T, training with G, could learn to read whatever G makes).
@@ -87,22 +90,21 @@ def model_loss(
             ``diversity_weight / (mean|G(x_s, z2) - G(x_s, z)| / mean|z2 - z| + 1e-5)`` (Mao et al. 2019, eq. 3 as
             their code writes it): G must make different images of one source image under different noise (a
             generator that ignores z draws every target texture alike). Used when the weight is > 0.
-        photo: (gain, offset), (B, C_s) each, or None: the photometric augmentation of x_s after the shift
-            (``fastwgan.core.images.photometric_images``), so that G, T and the task terms see the varied source.
+        photo: (gain, offset), (B, C_s) each, or None: the photometric augmentation of x_s, before G and the shift
+            (``fastwgan.core.images.photometric_images``), so that G, T and every term see the varied source.
     Returns:
         (L_GT, {"model_loss", "adversarial", "task_adapted", "task_source", "content"[, "semantic"][,
         "diversity"]}: detached 0-d tensors, the terms unweighted (diversity: the ratio); task_source 0 without
         ``source_task``, content 0 when its weight is 0)
     """
-    if shift is not None:
-        x_s = shift_images(x_s, shift)  # both task terms see the shifted digit (G keeps its position)
     if photo is not None:
         x_s = photometric_images(x_s, *photo)
-    fake = generate(x_s, z)  # (B, C_t, H, W)
+    fake = generate(x_s, z)  # (B, C_t, H, W): the images the critic trains on, so the critic's score holds for them
     adversarial = -score(fake).mean()
-    task_adapted = F.cross_entropy(classify(fake).float(), y_s)
+    seen_s, seen_fake = (x_s, fake) if shift is None else (shift_images(x_s, shift), shift_images(fake, shift))
+    task_adapted = F.cross_entropy(classify(seen_fake).float(), y_s)  # T's augmentation: after G, not before
     zero = torch.zeros((), device=x_s.device)
-    task_source = F.cross_entropy(classify(x_s).float(), y_s) if source_task else zero
+    task_source = F.cross_entropy(classify(seen_s).float(), y_s) if source_task else zero
     total = adv_weight * adversarial + task_weight * (task_adapted + task_source)
     content = zero
     if content_weight:
