@@ -137,6 +137,13 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
     assert cfg["kind"] == ("pixelda" if method == "pixelda" else "adaptation")
     assert main(["adapt", "--resume", str(run), "--steps", "3", "--no-compile", "--no-progress"]) == 0
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
+    if method == "pixelda":  # DIRT-T's refinement starts from its task classifier T (G's weights left out)
+        refined = tmp_path / "refined"
+        argv = ["adapt", "--method", "dirtt", "--init", str(run), "--source", "mnist-5k-heldout", "--target"]
+        argv += ["digits-heldout", "--image-size", "8", "--resize", "box", "--out", str(refined), "--steps", "1"]
+        assert main(argv + ["--batch-size", "8", "--eval-data", "digits-heldout", "--no-compile", "--no-progress"]) == 0
+        got = json.loads((refined / "metrics.json").read_text())["init_target_accuracy"]
+        assert got == json.loads((run / "metrics.json").read_text())["target_accuracy"]
 
 
 def test_adapt_dirtt_refines_an_earlier_runs_classifier(tmp_path, capsys):

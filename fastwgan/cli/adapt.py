@@ -32,7 +32,7 @@ ADAPT_HELP = {
     "--method": "wdgrl (default), dann, dirtt or pixelda",
     "--init": "wdgrl / dann / dirtt: start the extractor + classifier from an earlier fastwgan adapt run's "
     "classifier.safetensors (the run folder or the file) instead of training them on the source first "
-    "(e.g. --method dirtt --init <a wdgrl run>: WDGRL, then DIRT-T's refinement)",
+    "(e.g. --method dirtt --init <a wdgrl run>: WDGRL, then DIRT-T's refinement; a pixelda run gives its T)",
     "--channels": "convert both domains' channels",
     "--weight": "lambda: the domain term's weight (default: the method's, fastwgan.uses.adapt.WEIGHTS)",
     "--clf-steps": "wdgrl / dann: extractor + classifier updates per critic round (default: the method's)",
@@ -113,7 +113,8 @@ def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
 
 
 def _load_classifier(path: str, model: torch.nn.Module) -> None:
-    """--init: an adapt run's classifier.safetensors (the run folder or the file) into ``model``, or one line."""
+    """--init: an adapt run's classifier.safetensors (the run folder or the file) into ``model``, or one line. A
+    pixelda run's holds G beside T: T's body and head are the extractor and classifier (``DigitClassifier``)."""
     from pathlib import Path
 
     from safetensors import SafetensorError
@@ -127,6 +128,9 @@ def _load_classifier(path: str, model: torch.nn.Module) -> None:
         weights = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"--init: {p} is not a readable safetensors file ({e})") from None
+    if any(k.startswith("generator.") for k in weights):  # a pixelda run: T (body + head) beside G
+        prefix = {"classifier.body.": "extractor.", "classifier.head.": "classifier."}
+        weights = {prefix[p] + k[len(p) :]: v for k, v in weights.items() for p in prefix if k.startswith(p)}
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
