@@ -101,10 +101,13 @@ def model_loss(
         x_s = photometric_images(x_s, *photo)
     fake = generate(x_s, z)  # (B, C_t, H, W): the images the critic trains on, so the critic's score holds for them
     adversarial = -score(fake).mean()
-    seen_s, seen_fake = (x_s, fake) if shift is None else (shift_images(x_s, shift), shift_images(fake, shift))
-    task_adapted = F.cross_entropy(classify(seen_fake).float(), y_s)  # T's augmentation: after G, not before
+    seen_fake = fake if shift is None else shift_images(fake, shift)  # T's augmentation: after G, not before
+    task_adapted = F.cross_entropy(classify(seen_fake).float(), y_s)
     zero = torch.zeros((), device=x_s.device)
-    task_source = F.cross_entropy(classify(seen_s).float(), y_s) if source_task else zero
+    task_source = zero
+    if source_task:
+        seen_s = x_s if shift is None else shift_images(x_s, shift)
+        task_source = F.cross_entropy(classify(seen_s).float(), y_s)
     total = adv_weight * adversarial + task_weight * (task_adapted + task_source)
     content = zero
     if content_weight:
