@@ -218,7 +218,7 @@ class PlainPixelDA:
     """Eager PixelDA steps as public PyTorch PixelDA code writes them, with a WGAN-GP critic: n_critic critic
     updates on target images against G(x_s, z) (the penalty via autograd.grad(create_graph=True) at interpolates),
     then one Adam step over G and T on alpha (-mean D(G(x_s, z))) + beta (CE(T(G(x_s, z)), y_s) + CE(T(x_s), y_s)),
-    the source batch shifted by its per-image 1-pixel draws first (fastwgan.uses.pixelda's settings).
+    T reading G(x_s, z) and x_s shifted by their per-image 1-pixel draws (fastwgan.uses.pixelda's settings).
 
     Args:
         generator: (x, z) -> images; critic: images -> (B,) or (B, 1); classifier: images -> logits (B, K).
@@ -261,10 +261,11 @@ class PlainPixelDA:
             critic_cost.backward()
             self.critic_optim.step()
         _set_requires_grad(critic, False)
-        x_s = shift_images(to_float(source[draw["gen_s"]]), draw["shift"])
+        x_s = to_float(source[draw["gen_s"]])
         y = labels[draw["gen_s"]]
-        fake = g(x_s, draw["z_gen"])
-        task = F.cross_entropy(self.classifier(fake), y) + F.cross_entropy(self.classifier(x_s), y)
+        fake = g(x_s, draw["z_gen"])  # unshifted, as the critic saw them; T reads both shifted
+        seen_fake, seen_s = shift_images(fake, draw["shift"]), shift_images(x_s, draw["shift"])
+        task = F.cross_entropy(self.classifier(seen_fake), y) + F.cross_entropy(self.classifier(seen_s), y)
         loss = self.adv_weight * -critic(fake).mean() + self.task_weight * task
         self.model_optim.zero_grad()
         loss.backward()
