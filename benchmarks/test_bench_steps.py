@@ -34,10 +34,11 @@ Providers:
 Two-domain cases (`DOMAIN_CASES`, every profile; `test_domain_step_vs_loop`): one step of a `fastwgan.uses` trainer,
 `fastwgan` (the fast trainer, compiled) and `reference` (its eager oracle), each interleaved with `loop`, that
 method's plain loop as its public PyTorch port writes it (plain_loop.py), all on the same networks, settings, data
-and draws. WDGRL: `adapt.default_config("wdgrl", batch_size=B)` (k_critic 5, k_clf 1, lambda 0.1, gamma 10,
-Adam 1e-4) and `adapt.digit_networks(C)` on random uint8 digits; one step = one `fit(..., add_steps=1)` step (the
-features, 5 critic updates, 10 extractor + classifier updates). A method is one `DomainCase` and one builder in
-`DOMAIN_BUILDERS` (and its loop in plain_loop.py).
+and draws (tests/test_gpu_check.py: each loop's step equals the reference trainer's). WDGRL:
+`adapt.default_config("wdgrl", batch_size=B)` (k_critic 5, k_clf 1, lambda 0.1, gamma 10, Adam 1e-4) and
+`adapt.digit_networks(C)` on random uint8 digits; one step = one `fit(..., add_steps=1)` step (the features, 5 critic
+updates, 10 extractor + classifier updates). A method is one `DomainCase` and one builder in `DOMAIN_BUILDERS` (and
+its loop in plain_loop.py).
 
 Timed: the provider's train step (`trainer._step(data, noise)`, the trainer's thread policy included;
 `PlainLoop.train_step`) + synchronise, one generator iteration per round; the random numbers are drawn in the

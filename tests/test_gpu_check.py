@@ -1,8 +1,9 @@
 """The benchmark baseline is honest and `make gpu-check` cannot rot.
 
 1. benchmarks/plain_loop.py (the `loop` provider: the plain eager loop of public WGAN / WGAN-GP scripts) makes the
-   same critic update as `ReferenceTrainer.critic_step` on the same inputs, and the same generator iteration from
-   the same `fastwgan.core.rng` draws: a baseline that computed something else would make every ratio to it meaningless.
+   same critic update as `ReferenceTrainer.critic_step` on the same inputs, and the same generator iteration from the
+   same `fastwgan.core.rng` draws: a baseline that computed something else would make every ratio to it meaningless.
+   The two-domain loops (PlainWDGRL, PlainPixelDA, PlainDIRTT) make the reference trainers' step likewise.
 2. `benchmarks/gpu_check.py --smoke` (what `make gpu-check SMOKE=1` runs) passes on CPU and leaves the benchmark
    JSON of all four CPU providers, the summary and the log; it never touches README.md or docs/benchmarks.md.
 """
