@@ -109,7 +109,7 @@ def _options(a):
     a.add_argument("--epochs", type=int, default=20, help="classifier epochs (source only, oracle, on translations)")
     a.add_argument("--adapt-steps", type=int, default=3000, help="WDGRL steps (DANN: clf_steps x as many)")
     a.add_argument("--refine-steps", type=int, default=3000, help="DIRT-T steps after WDGRL (wdgrl_dirtt)")
-    a.add_argument("--pixelda-steps", type=int, default=2000)
+    a.add_argument("--pixelda-steps", type=int, default=4000)
     a.add_argument("--translate-steps", type=int, default=1000)
     a.add_argument("--no-compile", action="store_true", help="eager fast trainers (smoke runs)")
     a.add_argument("--grid", type=Path, default=None, help="write seed 0's PixelDA / CycleGAN grid here")
