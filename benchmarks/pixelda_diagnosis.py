@@ -53,6 +53,16 @@ for diagnosis only: nothing is chosen from them).
              encdec_sem      encdec plus CyCADA's semantic term (``semantic=`` the source-only classifier, frozen)
              encdec_semfree  encdec_sem with T's loss NOT fed back into G (T reads G's outputs detached): the class
                       is kept by the frozen classifier alone, so G and T cannot agree on a private code
+             noshift  base without T's 1-pixel shifts (``shift=False``): what the augmentation adds in its place
+             nofeedback  base with T's loss not fed back into G (as encdec_semfree, the package's G): G answers to
+                      the critic alone, T learns from its detached outputs and the source
+             cond     base with a projection critic on T's (detached) class probabilities of each image it
+                      scores (``Projection``): the game made class-aware without target labels
+             condhard cond on the one-hot of T's reading (p's confidence, sharper on the adaptations T fits to
+                      their labels than on target images, cannot be what the critic scores)
+             content1 / content10  base with PixelDA's content-similarity term (PMSE of G(x_s, z) against x_s) at
+                      weight 1 / 10 (the package's default is 0): does anchoring G to its input keep the class
+                      evidence that G loses on digits -> MNIST-5k (a target oracle reads the raw source better)?
 
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --steps 5000 --variant base
     .venv/bin/python benchmarks/pixelda_diagnosis.py 'digits->digits-m' --ceiling
@@ -81,7 +91,8 @@ from fastwgan.uses import pixelda  # noqa: E402
 
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
 VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree", "modonly", "modonly_free")
-VARIANTS += ("pixelwise", "pixelskip", "photo", "photo_noadv", "noshift")
+VARIANTS += ("pixelwise", "pixelskip", "photo", "photo_noadv", "noshift", "content1", "content10", "nofeedback")
+VARIANTS += ("cond", "condhard")
 NOISE_STD = 0.2
 
 
@@ -94,6 +105,29 @@ class InstanceNoise(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x + self.std * torch.randn_like(x) if self.training else x)
+
+
+class Projection(torch.nn.Module):
+    """``cond``: a projection critic (Miyato & Koyama 2018) on T's class probabilities of the image it scores:
+    D(x) = w . h(x) + b + (p(x) E) . h(x), h the base critic's features, p = softmax(T(x)) detached (no gradient
+    through T, to the critic's input or to T), E zero at the start (the base critic). T is the trainer's task
+    classifier, held outside the module tree, so the critic's parameters are its own; on target images p is T's
+    reading, on adaptations it is close to the source label that T fits them to (CDAN's idea, Long et al. 2018:
+    align the class-conditional distributions, not only the marginals)."""
+
+    def __init__(self, critic: torch.nn.Module, classifier: torch.nn.Module, num_classes: int = 10, hard=False):
+        super().__init__()
+        self.hard = hard  # condhard: the one-hot of T's reading, so the confidence of p cannot tell images apart
+        self.features, self.out = critic.body[:-1], critic.body[-1]
+        self.embed = torch.nn.Linear(num_classes, self.out.in_features, bias=False)
+        torch.nn.init.zeros_(self.embed.weight)
+        object.__setattr__(self, "task", (classifier,))  # not a submodule: T's parameters stay T's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        logits = self.task[0](x.detach()).detach()
+        p = torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).to(h) if self.hard else logits.softmax(1)
+        return self.out(h) + (self.embed(p) * h).sum(1, keepdim=True)
 
 
 def patch_critic(channels: int, width: int = 64) -> torch.nn.Module:
@@ -321,6 +355,8 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
     if variant == "mbstd":
         nets = (nets[0], MinibatchStd(nets[1], xt.shape[1]), nets[2])
+    if variant in ("cond", "condhard"):
+        nets = (nets[0], Projection(nets[1], nets[2], hard=variant == "condhard"), nets[2])
     if variant == "inoise":
         nets = (nets[0], InstanceNoise(nets[1]), nets[2])
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
@@ -330,7 +366,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
     sem = {}  # CyCADA's semantic term: the encdec_sem* variants and the four appearance-only ones
     if variant in ("encdec_sem", "encdec_semfree", "modonly", "modonly_free", "pixelwise", "pixelskip"):
         sem = {"semantic": classifier.train_classifier(xs, ys, epochs=20, seed=seed)}
-    if variant in ("encdec_semfree", "modonly_free"):
+    if variant in ("encdec_semfree", "modonly_free", "nofeedback"):
         no_task_feedback()
     photo = variant.startswith("photo")
     adv = 0.0 if variant == "photo_noadv" else pixelda.ADV_WEIGHT
@@ -338,6 +374,7 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         *nets,
         cfg,
         shift=variant != "noshift",
+        content_weight={"content1": 1.0, "content10": 10.0}.get(variant, pixelda.CONTENT_WEIGHT),
         adv_weight=adv,
         task_weight=task,
         pretrain_epochs=20,
