@@ -58,6 +58,8 @@ for diagnosis only: nothing is chosen from them).
                       the critic alone, T learns from its detached outputs and the source
              cond     base with a projection critic on T's (detached) class probabilities of each image it
                       scores (``Projection``): the game made class-aware without target labels
+             condgp   cond with p a differentiable function of the critic's input (T's parameters detached):
+                      the gradient penalty then covers the class path too, so the critic stays 1-Lipschitz in x
              condhard cond on the one-hot of T's reading (p's confidence, sharper on the adaptations T fits to
                       their labels than on target images, cannot be what the critic scores)
              content1 / content10  base with PixelDA's content-similarity term (PMSE of G(x_s, z) against x_s) at
@@ -92,7 +94,7 @@ from fastwgan.uses import pixelda  # noqa: E402
 VARIANTS = ("base", "notask", "lrg1e3", "nobn", "paperg", "inoise", "ms", "patch", "zwide", "linskip", "mbstd")
 VARIANTS += ("modulate", "uncond", "encdec", "encdec_sem", "encdec_semfree", "modonly", "modonly_free")
 VARIANTS += ("pixelwise", "pixelskip", "photo", "photo_noadv", "noshift", "content1", "content10", "nofeedback")
-VARIANTS += ("cond", "condhard")
+VARIANTS += ("cond", "condhard", "condgp")
 NOISE_STD = 0.2
 
 
@@ -115,9 +117,12 @@ class Projection(torch.nn.Module):
     reading, on adaptations it is close to the source label that T fits them to (CDAN's idea, Long et al. 2018:
     align the class-conditional distributions, not only the marginals)."""
 
-    def __init__(self, critic: torch.nn.Module, classifier: torch.nn.Module, num_classes: int = 10, hard=False):
+    def __init__(self, critic, classifier, num_classes: int = 10, hard: bool = False, penalised: bool = False):
         super().__init__()
-        self.hard = hard  # condhard: the one-hot of T's reading, so the confidence of p cannot tell images apart
+        # condhard: the one-hot of T's reading, so the confidence of p cannot tell images apart
+        self.hard, self.penalised = hard, penalised
+        # condgp: p a differentiable function of x (T's parameters detached, so no critic or adversarial gradient
+        # reaches T): the critic is then one function of x, T inside it, and the penalty bounds all of it
         self.features, self.out = critic.body[:-1], critic.body[-1]
         self.embed = torch.nn.Linear(num_classes, self.out.in_features, bias=False)
         torch.nn.init.zeros_(self.embed.weight)
@@ -125,7 +130,12 @@ class Projection(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
-        logits = self.task[0](x.detach()).detach()
+        if self.penalised:
+            task = self.task[0]
+            frozen = {k: v.detach() for k, v in task.named_parameters()}
+            logits = torch.func.functional_call(task, frozen, (x,))
+        else:
+            logits = self.task[0](x.detach()).detach()
         p = torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).to(h) if self.hard else logits.softmax(1)
         return self.out(h) + (self.embed(p) * h).sum(1, keepdim=True)
 
@@ -355,8 +365,9 @@ def main(shift: str, steps: int, variant: str, seed: int = 0, grid: Path | None 
         nets = (nets[0], patch_critic(xt.shape[1]), nets[2])
     if variant == "mbstd":
         nets = (nets[0], MinibatchStd(nets[1], xt.shape[1]), nets[2])
-    if variant in ("cond", "condhard"):
-        nets = (nets[0], Projection(nets[1], nets[2], hard=variant == "condhard"), nets[2])
+    if variant in ("cond", "condhard", "condgp"):
+        proj = Projection(nets[1], nets[2], hard=variant == "condhard", penalised=variant == "condgp")
+        nets = (nets[0], proj, nets[2])
     if variant == "inoise":
         nets = (nets[0], InstanceNoise(nets[1]), nets[2])
     lr_g = {"lrg1e3": 1e-3}.get(variant, 1e-4)
