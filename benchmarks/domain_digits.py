@@ -33,6 +33,9 @@ Arms (target labels are used by the oracle and the test only, never for choosing
                  source the adapted source images G(x_s, z) (one draw each) with the source labels (pixelda's run)
     pixelda_sem  the same with CyCADA's semantic term: source_only's classifier, frozen, must read G(x_s, z) as y_s
                  (semantic = that classifier, semantic_weight = pixelda.SEMANTIC_WEIGHT, 1)
+    pixelda_cond  pixelda with the class-aware critic (``class_critic=True``: D(x, softmax(T(x))), a projection
+                 critic on T's reading, T frozen inside it and its gradient penalty; ``fastwgan adapt --method
+                 pixelda --class-critic``); pixelda_cond_dirtt: its T refined by DIRT-T as pixelda_dirtt
     pixelda_photo  pixelda with the photometric augmentation of the source batches (``PixelDATrainer(photometric=
                  True)``: G adapts augmented source images, T trains on them and on G's output, T's warm start is
                  source_photo's recipe; ``fastwgan adapt --method pixelda --photometric``)
@@ -77,7 +80,7 @@ from fastwgan.uses import adapt, pixelda, translate  # noqa: E402
 SHIFTS = ("mnist->digits", "digits->mnist", "digits->digits-m")
 ARMS = ("source_only", "source_photo", "dann", "wdgrl", "wdgrl_dirtt", "wdgrl_ent", "pixelda", "pixelda_dirtt")
 ARMS += ("pixelda_wdgrl",)
-ARMS += ("pixelda_sem", "wdgrl_photo", "pixelda_photo")
+ARMS += ("pixelda_sem", "wdgrl_photo", "pixelda_photo", "pixelda_cond", "pixelda_cond_dirtt")
 ARMS += ("cyclegan", "oracle")
 ADAPTED = ARMS[1:-1]
 LABELS = {
@@ -93,6 +96,8 @@ LABELS = {
     "pixelda_dirtt": "PixelDA-W + DIRT-T refinement of T",
     "pixelda_wdgrl": "PixelDA-W, then WDGRL on G(source)",
     "pixelda_sem": "PixelDA-W + semantic (frozen source classifier)",
+    "pixelda_cond": "PixelDA-W, class-aware critic",
+    "pixelda_cond_dirtt": "PixelDA-W, class-aware critic, + DIRT-T",
     "cyclegan": "CycleGAN-W + semantic",
     "oracle": "target oracle",
 }
@@ -207,27 +212,28 @@ def one_seed(shift: str, seed: int, d, args) -> dict:
     if "wdgrl_dirtt" in args.arms:
         refine("wdgrl_dirtt", trainers["wdgrl"].extractor, trainers["wdgrl"].classifier)
 
-    for arm in ("pixelda", "pixelda_sem", "pixelda_photo"):
-        needs_p = {"pixelda_dirtt", "pixelda_wdgrl"} & set(args.arms)
-        if arm not in args.arms and not (arm == "pixelda" and needs_p):
+    for arm in ("pixelda", "pixelda_sem", "pixelda_photo", "pixelda_cond"):
+        needs = {f"{arm}_dirtt"} | ({"pixelda_wdgrl"} if arm == "pixelda" else set())
+        if arm not in args.arms and not needs & set(args.arms):
             continue
 
         def run_pixelda(arm=arm):
             torch.manual_seed(seed)
-            nets = pixelda.digit_networks(c, c)
+            cond = arm == "pixelda_cond"  # the class-aware critic: D(x, softmax(T(x))), T frozen inside it
+            nets = pixelda.digit_networks(c, c, class_critic=cond)
             cfg = fw.TrainConfig.preset("wgan-gp", seed=seed, batch_size=64)
             # CyCADA's semantic term: the source-only arm's classifier, frozen, must read G(x_s, z) as y_s
             sem = {"semantic": clf_a} if arm == "pixelda_sem" else {}
             # T's warm start: the source-only arm's recipe and budget (train_classifier, --epochs)
             photo = arm == "pixelda_photo"  # G adapts augmented source images; T's warm start as source_photo's
             tr = pixelda.PixelDATrainer(
-                *nets, cfg, pretrain_epochs=args.epochs, photometric=photo, compile=compile, **sem
+                *nets, cfg, pretrain_epochs=args.epochs, photometric=photo, class_critic=cond, compile=compile, **sem
             )
             return tr.fit(xs, xt, args.pixelda_steps, labels=ys, log_every=100, progress=False)
 
         tr_p = timed(arm, run_pixelda)
-        if arm == "pixelda" and "pixelda_dirtt" in args.arms:  # T: a DigitClassifier (body: the features)
-            refine("pixelda_dirtt", tr_p.classifier.body, tr_p.classifier.head)
+        if f"{arm}_dirtt" in args.arms:  # T: a DigitClassifier (body: the features)
+            refine(f"{arm}_dirtt", tr_p.classifier.body, tr_p.classifier.head)
         if arm == "pixelda" and "pixelda_wdgrl" in args.arms:
             align("pixelda_wdgrl", tr_p.classifier.body, tr_p.classifier.head, tr_p.adapt(xs, seed=seed))
         out[arm] = tr_p.accuracy(xt_test, yt_test)
@@ -347,6 +353,8 @@ ARM_SETTINGS = {
     "pixelda": ("pixelda_steps",),
     "pixelda_sem": ("pixelda_steps",),
     "pixelda_photo": ("epochs", "pixelda_steps"),
+    "pixelda_cond": ("pixelda_steps",),
+    "pixelda_cond_dirtt": ("pixelda_steps", "refine_steps"),
     "cyclegan": ("translate_steps", "cyclegan_seeds"),
 }
 

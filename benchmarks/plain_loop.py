@@ -169,6 +169,10 @@ class PlainWDGRL:
         model = [*extractor.parameters(), *classifier.parameters()]
         self.clf_optim = torch.optim.Adam(model, lr=config.lr_g, betas=config.betas)
 
+    def networks(self) -> dict:
+        """{name: module}, named as the reference trainer's (tests compare them)."""
+        return {"extractor": self.extractor, "classifier": self.classifier, "critic": self.critic}
+
     def prepare(self, source: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> tuple:
         """The labelled source and the target on the device: uint8 (N, C, H, W) images, (N_s,) int64 labels."""
         return source.to(self.device), labels.to(self.device), target.to(self.device)
@@ -236,6 +240,10 @@ class PlainPixelDA:
         model = [*generator.parameters(), *classifier.parameters()]
         self.model_optim = torch.optim.Adam(model, lr=config.lr_g, betas=config.betas)
 
+    def networks(self) -> dict:
+        """{name: module}, named as the reference trainer's (tests compare them)."""
+        return {"generator": self.generator, "classifier": self.classifier, "critic": self.critic}
+
     def prepare(self, source: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> tuple:
         return source.to(self.device), labels.to(self.device), target.to(self.device)
 
@@ -296,6 +304,10 @@ class PlainDIRTT:
         self.model = nn.Sequential(extractor, classifier).to(self.device)
         self.teacher = copy.deepcopy(self.model).requires_grad_(False)
         self.optim = torch.optim.Adam(self.model.parameters(), lr=config.lr_g, betas=config.betas)
+
+    def networks(self) -> dict:
+        """{name: module}, named as the reference trainer's (tests compare them)."""
+        return {"extractor": self.model[0], "classifier": self.model[1]}
 
     def prepare(self, source: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> tuple:
         return source.to(self.device), labels.to(self.device), target.to(self.device)

@@ -126,7 +126,7 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
     argv = ["adapt", "--method", method, "--source", "mnist-5k-heldout", "--target", "digits-heldout"]
     argv += ["--image-size", "8", "--resize", "box", "--out", str(run), "--steps", "2", "--batch-size", "8"]
     argv += ["--source-epochs", "1", "--eval-data", "digits-heldout", "--no-compile", "--no-progress"]
-    assert main(argv + (["--shift", "--photometric"] if method == "dann" else ["--photometric"])) == 0
+    assert main(argv + (["--shift", "--photometric"] if method == "dann" else ["--photometric", "--class-critic"])) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     cfg = json.loads((run / "config.json").read_text())
     assert metrics["method"] == method and 0 <= metrics["target_accuracy"] <= 1
@@ -135,6 +135,8 @@ def test_adapt_methods_train_resume_and_report_the_source_only_start(tmp_path, m
         assert cfg["config"]["betas"] == [0.9, 0.999] and cfg["source_epochs"] == 1 and cfg["shift"] is True
     assert cfg["photometric"] is True  # the source-only start and the adaptation: the resume below keeps it
     assert cfg["kind"] == ("pixelda" if method == "pixelda" else "adaptation")
+    if method == "pixelda":  # the class-aware critic: a projection critic, rebuilt from its spec on resume
+        assert cfg["class_critic"] is True and cfg["networks"]["critic"]["conditioning"] == "projection"
     assert main(["adapt", "--resume", str(run), "--steps", "3", "--no-compile", "--no-progress"]) == 0
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
     if method == "pixelda":  # DIRT-T's refinement starts from its task classifier T (G's weights left out)
@@ -194,6 +196,10 @@ def test_adapt_dirtt_refines_an_earlier_runs_classifier(tmp_path, capsys):
                 "{tmp}/p",
             ],
             "--weight, --clf-steps, --entropy-weight, --shift and --init are for --method wdgrl / dann / dirtt",
+        ),
+        (
+            ["adapt", "--class-critic", "--source", "digits", "--target", "digits", "--out", "{tmp}/c"],
+            "--class-critic is for --method pixelda",
         ),
         (
             ["translate", "train", "--source", "digits", "--target", "toy:8gaussians", "--out", "{tmp}/t"],

@@ -26,13 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 N = 64  # dataset size
 
 
-def _plain_loop():
-    """benchmarks/plain_loop.py, loaded by path (benchmarks/ is not a package; the benchmarks' conftest does the
-    same)."""
-    spec = importlib.util.spec_from_file_location("fastwgan_bench_plain_loop", ROOT / "benchmarks" / "plain_loop.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _bench_module(stem: str):
+    """benchmarks/<stem>.py, loaded by path once (benchmarks/ is not a package; the benchmarks' conftest does the
+    same), registered in sys.modules first: dataclasses look their module up there."""
+    name = f"fastwgan_bench_{stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{stem}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 # case -> (config, model builder, dataset): the three kinds of step benchmark case at tiny sizes.
@@ -57,7 +59,7 @@ def _pair(name):
     torch.manual_seed(0)
     ref = fw.ReferenceTrainer(*build(), cfg)
     torch.manual_seed(0)
-    loop = _plain_loop().PlainLoop(*build(), cfg)
+    loop = _bench_module("plain_loop").PlainLoop(*build(), cfg)
     return cfg, ref, ref.batch_source(data), loop, loop.prepare(data)
 
 
@@ -109,36 +111,16 @@ def test_loop_generator_iteration_matches_reference(name):
             torch.testing.assert_close(p_loop, p_ref, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {net} {pname}: {m}")
 
 
-def _bench_steps():
-    """benchmarks/test_bench_steps.py, loaded by path for its two-domain builders (DOMAIN_BUILDERS)."""
-    name = "fastwgan_bench_steps"
-    if name not in sys.modules:  # registered first: its dataclasses look their module up there
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "test_bench_steps.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-def _domain_nets(method, trainer):
-    """The networks of a two-domain loop or reference trainer, in one order: {name: module}."""
-    if method == "pixelda":
-        return {k: getattr(trainer, k) for k in ("generator", "critic", "classifier")}
-    if isinstance(getattr(trainer, "model", None), torch.nn.Sequential):  # PlainDIRTT: (extractor, classifier)
-        return {"extractor": trainer.model[0], "classifier": trainer.model[1]}
-    names = ("extractor", "classifier") + (("critic",) if method == "wdgrl" else ())
-    return {k: getattr(trainer, k) for k in names}
-
-
 @pytest.mark.parametrize("method", ["wdgrl", "pixelda", "dirtt"])
 def test_domain_loop_step_matches_reference(method):
     # The two-domain `loop` providers (plain_loop.PlainWDGRL / PlainPixelDA / PlainDIRTT) against the reference
     # trainers, one step from the same weights, data and draws (the benchmark's own builders): the same model loss
     # and parameters close, so fastwgan / loop compares the same algorithm (PixelDA: T reads the shifted pair,
     # G and the critic the unshifted images; a loop shifting G's input instead is off by ~lr).
-    bench_steps = _bench_steps()
+    bench_steps = _bench_module("test_bench_steps")
     case = next(c for c in bench_steps.DOMAIN_CASES if c.method == method)
     case = type(case)(method, 16)  # a smaller batch: the same algorithm, quicker
-    cfg, make, draw = bench_steps.DOMAIN_BUILDERS[method](case, "cpu", _plain_loop())
+    cfg, make, draw = bench_steps.DOMAIN_BUILDERS[method](case, "cpu", _bench_module("plain_loop"))
     loop, loop_data, loop_step = make("loop")
     ref, ref_data, ref_step = make("reference")
     d = draw(rng.make_generator(cfg.seed))
@@ -147,7 +129,7 @@ def test_domain_loop_step_matches_reference(method):
     # Adam's first step moves each parameter by ~lr (lr * g / |g|), so rounding-level gradient differences move a
     # near-zero gradient's parameter by a fraction of lr (measured: 2e-6 with DIRT-T's lr 1e-3): 1% of one step
     tol = dict(rtol=1e-5, atol=max(PARAM_TOL["atol"], 0.01 * max(cfg.lr_g, cfg.lr_d)))
-    nets_loop, nets_ref = _domain_nets(method, loop), _domain_nets(method, ref)
+    nets_loop, nets_ref = loop.networks(), ref._networks()
     for net, m in nets_ref.items():
         pairs = list(zip(m.named_parameters(), nets_loop[net].parameters(), strict=True))
         for (pname, p_ref), p_loop in pairs:

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import fastwgan as fw
 from fastwgan.gan import objectives
+from fastwgan.gan.conditioning import ConditionalCritic, glorot_embedding
 from fastwgan.uses import pixelda
 
 K = 4
@@ -42,15 +43,16 @@ def domains(cs=3, ct=3, n=20, seed=0):
     )
 
 
-def tiny_nets(seed, cs=3, ct=3, skip=True):
+def tiny_nets(seed, cs=3, ct=3, skip=True, class_critic=False):
     """The bundled generator at its smallest (batch norm kept) and MLP-sized critic and classifier: every part of
-    the step at a compile cost of seconds."""
+    the step at a compile cost of seconds. ``class_critic``: the critic is fastwgan's projection critic D(x, p) on
+    the same body, its class embedding drawn (Glorot) so that the class path counts from the first step."""
     torch.manual_seed(seed)
-    return (
-        pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ, skip=skip),
-        nn.Sequential(nn.Flatten(), nn.Linear(ct * 64, 8), nn.Tanh(), nn.Linear(8, 1)),
-        nn.Sequential(nn.Conv2d(ct, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, K)),
-    )
+    gen = pixelda.PixelDAGenerator(cs, ct, 8, width=4, blocks=1, noise_dim=NZ, skip=skip)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(ct * 64, 8), nn.Tanh(), nn.Linear(8, 1))
+    if class_critic:
+        critic = ConditionalCritic(critic, (ct, 8, 8), "projection", glorot_embedding(K, 8))
+    return gen, critic, nn.Sequential(nn.Conv2d(ct, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(128, K))
 
 
 def frozen_classifier(ct=3, seed=11):
@@ -63,7 +65,7 @@ def pair(loss, seed, compile=False, config=None, threads="auto", cs=3, ct=3, sem
     cfg = fw.TrainConfig.preset(PRESETS[loss], loss=loss, batch_size=5, n_critic=2, seed=seed, **(config or {}))
     kw = {"task_weight": 0.5, "pretrain_epochs": PRE, **kw}
     sem = (lambda: {"semantic": frozen_classifier(ct), "semantic_weight": 0.7}) if semantic else dict
-    nets = lambda: tiny_nets(seed, cs, ct, skip)  # noqa: E731
+    nets = lambda: tiny_nets(seed, cs, ct, skip, kw.get("class_critic", False))  # noqa: E731
     return (
         pixelda.ReferencePixelDATrainer(*nets(), cfg, **kw, **sem()),
         pixelda.PixelDATrainer(*nets(), cfg, compile=compile, threads=threads, **kw, **sem()),
@@ -207,6 +209,52 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     assert_penalty_reaches_critic(lambda config: pair(loss, 0, config=config), x_t, fake, eps)
 
 
+def test_the_class_aware_critic_penalises_the_class_path_and_leaves_the_classifier_alone():
+    # D(x, softmax(T(x))): the penalty's input gradient is that of the whole function, T's path included (so the
+    # critic is kept 1-Lipschitz in x), in both twins; and no critic or adversarial gradient reaches T's parameters
+    x_s, y_s, x_t = domains(seed=7)
+    g = torch.Generator().manual_seed(7)
+    xt, fake, eps = torch.rand(5, 3, 8, 8, generator=g) * 2 - 1, torch.rand(5, 3, 8, 8, generator=g), torch.rand(5)
+    twins = pair("gp", 7, class_critic=True, task_weight=0.0, pretrain_epochs=0)
+    ref = twins[0]
+    x_hat = (eps.view(-1, 1, 1, 1) * xt + (1 - eps.view(-1, 1, 1, 1)) * fake).requires_grad_(True)
+
+    def norm(detach_p):
+        p = ref.classifier(x_hat).softmax(1)
+        grad = torch.autograd.grad(ref.critic(x_hat, p.detach() if detach_p else p).sum(), x_hat)[0]
+        return grad.flatten(1).norm(dim=1).mean().item()
+
+    assert abs(norm(False) - norm(True)) > 1e-3  # the class path moves the gradient
+    flat = []
+    for t in twins:
+        grads, aux = t.critic_gradient(xt, fake, eps)
+        assert math.isclose(aux["grad_norm"].item(), norm(False), rel_tol=1e-5)
+        flat.append(grads)
+    torch.testing.assert_close(flat[1], flat[0], rtol=1e-4, atol=1e-6)
+    for t in twins:  # task_weight 0: T's only gradient would be the adversarial term's, through the critic
+        before = [p.detach().clone() for p in t.classifier.parameters()]
+        g0 = [p.detach().clone() for p in t.generator.parameters()]
+        t.fit(x_s, x_t, 2, labels=y_s, progress=False)
+        assert all(torch.equal(a, b) for a, b in zip(before, t.classifier.parameters())), t.name
+        assert not all(torch.equal(a, b) for a, b in zip(g0, t.generator.parameters())), t.name
+
+
+def test_class_aware_takes_class_probabilities_and_starts_as_the_plain_critic():
+    torch.manual_seed(0)
+    _, plain, _ = pixelda.digit_networks(1, 1, num_classes=K)
+    torch.manual_seed(0)
+    _, aware, _ = pixelda.digit_networks(1, 1, num_classes=K, class_critic=True)
+    x, y = torch.rand(6, 1, 8, 8) * 2 - 1, torch.arange(6) % K
+    p = torch.softmax(torch.randn(6, K), 1)
+    torch.testing.assert_close(aware(x, p), plain(x).reshape(-1))  # E = 0: the unconditional critic at the start
+    nn.init.normal_(aware.embed.weight)
+    one_hot = F.one_hot(y, K).float()
+    torch.testing.assert_close(aware(x, one_hot), aware(x, y))  # a one-hot p is the label's embedding
+    mix = 0.3 * one_hot + 0.7 * F.one_hot((y + 1) % K, K).float()
+    torch.testing.assert_close(aware(x, mix), 0.3 * aware(x, y) + 0.7 * aware(x, (y + 1) % K))  # linear in p
+    assert aware.spec["num_classes"] == K and aware.spec["conditioning"] == "projection"
+
+
 # ------------------------------------------------------------------------------------------------ equivalence
 # 10 examples (the floor, conftest.MIN_EXAMPLES): each runs both twins eagerly (~1 s), and the file must stay
 # within a minute on a 2-core CPU
@@ -219,12 +267,16 @@ def test_the_penalty_gradient_reaches_the_critic(loss):
     semantic=st.booleans(),
     diversity=st.sampled_from([0.0, 0.8]),
     photometric=st.booleans(),
+    class_critic=st.booleans(),
 )
-def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, semantic, diversity, photometric):
+def test_fast_trainer_matches_the_oracle_eager(
+    seed, loss, channels, content, semantic, diversity, photometric, class_critic
+):
     cs, ct = channels
     content = content if cs == ct else 0.0  # the content loss needs one channel count
     x_s, y_s, x_t = domains(cs, ct, seed=seed)
     kw = {"content_weight": content, "semantic": semantic, "diversity_weight": diversity, "photometric": photometric}
+    kw["class_critic"] = class_critic
     ref, fast = pair(loss, seed, cs=cs, ct=ct, **kw)
     ref.fit(x_s, x_t, 3, labels=y_s, progress=False)
     fast.fit(x_s, x_t, 3, labels=y_s, progress=False)
@@ -235,8 +287,8 @@ def test_fast_trainer_matches_the_oracle_eager(seed, loss, channels, content, se
     torch.testing.assert_close(fast.adapt(x_s, seed=1).float(), ref.adapt(x_s, seed=1).float(), atol=1, rtol=0)
 
 
-@pytest.fixture(scope="module")
-def compiled():
+@pytest.fixture(scope="module", params=[False, True], ids=["critic", "class_critic"])
+def compiled(request):
     fresh_graph_counts()  # the graph counts below are this trainer's
     # threads=1: a new thread count is a new compile by design (fastwgan.core.threads), not what this tests
     # the frozen classifier, the mode-seeking term's second G pass and the photometric source in the graph too.
@@ -245,7 +297,9 @@ def compiled():
     # full +-1.4 lr steps whatever their size: where they cancel, their sign is a coin flip between inductor's
     # arithmetic and eager's (found: 4 of 122 drawn seeds, one to three elements of G 2.75 lr apart, with the
     # photometric source and without; skip=False: 0 of 122, strict). The eager test above covers the skip.
-    return pair("gp", 0, compile=True, threads=1, semantic=True, diversity_weight=0.8, photometric=True, skip=False)[1]
+    # and, with class_critic, T's reading inside the critic and inside its penalty.
+    kw = {"semantic": True, "diversity_weight": 0.8, "photometric": True, "class_critic": request.param}
+    return pair("gp", 0, compile=True, threads=1, skip=False, **kw)[1]
 
 
 @pytest.mark.slow
@@ -254,11 +308,12 @@ def compiled():
 def test_compiled_trainer_matches_the_oracle_without_recompiles(compiled, seed):
     x_s, y_s, x_t = domains(seed=seed)
     ref = pixelda.ReferencePixelDATrainer(
-        *tiny_nets(seed, skip=False),
+        *tiny_nets(seed, skip=False, class_critic=compiled.class_critic),
         compiled.config,
         task_weight=0.5,
         pretrain_epochs=PRE,
         photometric=compiled.photometric,
+        class_critic=compiled.class_critic,
         **compiled.loss_keywords,
     )
     compiled.load_state_dict(ref.state_dict())  # the drawn seed's networks, a fresh optimizer state and stream
@@ -304,17 +359,22 @@ def test_loader_input_trains_like_the_oracle_on_the_same_loaders():
         fast.fit(*loaders(), 4, labels=y_s, progress=False)
 
 
-def test_digit_networks_and_a_run_folder_read_back(tmp_path):
+@pytest.mark.parametrize("class_critic", [False, True])
+def test_digit_networks_and_a_run_folder_read_back(tmp_path, class_critic):
     x_s, y_s, x_t = domains(1, 3, seed=5)
     torch.manual_seed(0)
-    nets = pixelda.digit_networks(1, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ, noise_channels=2)
+    nets = pixelda.digit_networks(
+        1, 3, num_classes=K, width=4, blocks=1, noise_dim=NZ, noise_channels=2, class_critic=class_critic
+    )
     assert nets[0](torch.zeros(2, 1, 8, 8), torch.zeros(2, NZ)).shape == (2, 3, 8, 8)
     cfg = fw.TrainConfig.preset("wgan-gp", batch_size=5, n_critic=1)
-    t = pixelda.PixelDATrainer(*nets, cfg, photometric=True, compile=False).fit(
+    t = pixelda.PixelDATrainer(*nets, cfg, photometric=True, class_critic=class_critic, compile=False).fit(
         x_s, x_t, 1, labels=y_s, out=tmp_path / "r", progress=False
     )
     back = pixelda.load_pixelda(tmp_path / "r")
     assert back.photometric  # config.json keeps the option: a resumed run goes on with it
+    assert back.class_critic == class_critic and isinstance(back.critic, ConditionalCritic) == class_critic
+    assert_close_modules(t.critic, back.critic, what="critic.")
     torch.testing.assert_close(back.predict(x_t), t.predict(x_t))
     torch.testing.assert_close(back.adapt(x_s), t.adapt(x_s))
     assert t.adapt(x_s).dtype == torch.uint8 and t.adapt(x_s).shape == (len(x_s), 3, 8, 8)
@@ -322,6 +382,8 @@ def test_digit_networks_and_a_run_folder_read_back(tmp_path):
     assert back.generator.spec["noise_channels"] == 2
     with pytest.raises(ValueError, match="adapt: images have 3 channels but the networks take 1"):
         back.adapt(x_t)
+    back.fit(x_s, x_t, 2, labels=y_s, out=tmp_path / "r", progress=False)  # resumes, the options as they were
+    assert back.step == 2 and json.loads((tmp_path / "r" / "config.json").read_text())["class_critic"] == class_critic
 
 
 def test_a_run_written_before_noise_channels_reads_back(tmp_path):
@@ -337,9 +399,10 @@ def test_a_run_written_before_noise_channels_reads_back(tmp_path):
     cfg_json = json.loads(path.read_text())
     del cfg_json["networks"]["generator"]["noise_channels"]
     del cfg_json["photometric"]  # nor the photometric option (off then)
+    del cfg_json["class_critic"]  # nor the class-aware critic (off then)
     path.write_text(json.dumps(cfg_json))
     back = pixelda.load_pixelda(tmp_path / "r")
-    assert back.generator.noise_channels == 1 and back.photometric is False
+    assert back.generator.noise_channels == 1 and back.photometric is False and back.class_critic is False
     torch.testing.assert_close(back.adapt(x_s, seed=2), t.adapt(x_s, seed=2))
 
 
@@ -381,6 +444,14 @@ def test_bad_input_is_refused_with_one_line():
         pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), photometric=1)
     with pytest.raises(ValueError, match="noise_dim: the generator takes 3-d noise, got noise_dim=5"):
         pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), noise_dim=5)
+    with pytest.raises(ValueError, match="class_critic must be True or False, got 1"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0), fw.TrainConfig(), class_critic=1)
+    bn_task = nn.Sequential(nn.Flatten(), nn.Linear(192, 8), nn.BatchNorm1d(8), nn.Linear(8, K))
+    with pytest.raises(ValueError, match="class_critic: the critic reads the task classifier's class probabilities"):
+        pixelda.ReferencePixelDATrainer(*tiny_nets(0)[:2], bn_task, fw.TrainConfig(), class_critic=True)
+    blind = pixelda.ReferencePixelDATrainer(*tiny_nets(0), ref.config, class_critic=True)  # a critic of x alone
+    with pytest.raises(ValueError, match=r"critic: calling it on target images \(2, 3, 8, 8\) and class probabilities"):
+        blind.fit(x_s, x_t, 1, labels=y_s)
     bn_critic = nn.Sequential(nn.Flatten(), nn.Linear(192, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
     with pytest.raises(ValueError, match="critic: batch norm is not allowed with the 'gp' loss"):
         pixelda.ReferencePixelDATrainer(tiny_nets(0)[0], bn_critic, tiny_nets(0)[2], fw.TrainConfig())

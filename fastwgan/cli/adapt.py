@@ -42,6 +42,8 @@ ADAPT_HELP = {
     "--photometric": "a random polarity, gain and offset per source image and channel, in the source-only "
     "training (pixelda: T's warm start) and in the adaptation (for a target whose colours or polarity the source never "
     "shows, e.g. gray digits -> digits-m; it costs accuracy between gray digit sets; default off)",
+    "--class-critic": "pixelda: a class-aware critic, D(x, softmax(T(x))) with the task classifier T frozen inside it "
+    "and its gradient penalty (fastwgan.uses.pixelda's class_critic; measured in docs/domain-adaptation.md)",
     "--source-epochs": "wdgrl / dann: epochs of source-only training before the alignment (default 20; 0: from "
     "scratch, which the alignment can wreck)",
     "--eval-data": "labelled target-domain images for evaluation only (e.g. digits-m-heldout): the adapted "
@@ -60,6 +62,7 @@ OLD_RUN = {
     "entropy_weight": 0.0,
     "shift": False,
     "photometric": False,
+    "class_critic": False,
 }
 
 
@@ -74,6 +77,7 @@ def add_parser(sub) -> None:
     ad.add_argument("--entropy-weight", type=float, default=0.0, help=h["--entropy-weight"])
     ad.add_argument("--shift", action="store_true", help=h["--shift"])
     ad.add_argument("--photometric", action="store_true", help=h["--photometric"])
+    ad.add_argument("--class-critic", action="store_true", help=h["--class-critic"])
     ad.add_argument("--source-epochs", type=int, default=20, help=h["--source-epochs"])
     ad.add_argument("--init", default=None, metavar="RUN", help=h["--init"])
     ad.add_argument("--eval-data", default=None, metavar="SOURCE", help=h["--eval-data"])
@@ -90,7 +94,7 @@ def _config(args, method: str) -> TrainConfig:
     return adapt.default_config(method, **given_config_options(args))
 
 
-def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
+def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys, class_critic: bool = False):
     """The bundled networks, seeded; the feature methods' extractor + classifier trained on the source first."""
     from ..eval import classifier
     from ..uses import adapt, pixelda
@@ -98,7 +102,7 @@ def _networks(method: str, xs, k: int, cfg: TrainConfig, args, ys):
     torch.manual_seed(cfg.seed)
     c, size = xs.shape[1], xs.shape[2]
     if method == "pixelda":
-        return pixelda.digit_networks(c, c, num_classes=k, image_size=size)
+        return pixelda.digit_networks(c, c, num_classes=k, image_size=size, class_critic=class_critic)
     extractor, head, critic = adapt.digit_networks(c, num_classes=k, image_size=size)
     critic = None if method == "dirtt" else critic  # DIRT-T trains no critic
     if args is not None and args.init:
@@ -145,7 +149,7 @@ def _trainer(method: str, nets, cfg: TrainConfig, settings: dict, args):
     kw = {"compile": not args.no_compile, "threads": args.threads} if fast else {}
     if method == "pixelda":
         cls = pixelda.PixelDATrainer if fast else pixelda.ReferencePixelDATrainer
-        return cls(*nets, cfg, photometric=settings["photometric"], **kw)
+        return cls(*nets, cfg, photometric=settings["photometric"], class_critic=settings["class_critic"], **kw)
     cls = adapt.AdaptTrainer if fast else adapt.ReferenceAdaptTrainer
     return cls(
         *nets,
@@ -188,6 +192,8 @@ def cmd_adapt(args) -> int:
             raise ValueError(
                 "--weight, --clf-steps, --entropy-weight, --shift and --init are for --method wdgrl / dann / dirtt"
             )
+        if args.class_critic and method != "pixelda":
+            raise ValueError("--class-critic is for --method pixelda (the critic of G's adaptations)")
         cfg = _config(args, method)
         settings = {
             "method": method,
@@ -196,6 +202,7 @@ def cmd_adapt(args) -> int:
             "entropy_weight": args.entropy_weight,
             "shift": args.shift,
             "photometric": args.photometric,
+            "class_critic": args.class_critic,
         }
         size = {"image_size": args.image_size, "channels": args.channels, "resize": args.resize}
         source, target = args.source, args.target
@@ -216,7 +223,7 @@ def cmd_adapt(args) -> int:
         xe, ye = load_domain(args.eval_data, "eval-data", labels=True, **size)
         evaluate = lambda tr: {"target_accuracy": tr.accuracy(xe, ye)}  # noqa: E731
     k = int(ys.max()) + 1
-    nets = _networks(method, xs, k, cfg, None if args.resume else args, ys)
+    nets = _networks(method, xs, k, cfg, None if args.resume else args, ys, settings["class_critic"])
     trainer = _trainer(method, nets, cfg, settings, args)
     metrics = {}
     if args.resume:

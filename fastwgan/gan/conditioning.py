@@ -104,7 +104,9 @@ class ConditionalCritic(nn.Module):
     """Critic with class information: `body` as the unconditional critic's (same parameter names), plus a head.
 
     phi(x) = `features(x)` (B, F) is the body without its last linear layer psi = `head` (F -> 1).
-    "projection": `embed` = nn.Embedding(K, F); D(x, y) = psi(phi(x)) + <embed(y), phi(x)> -> (B,).
+    "projection": `embed` = nn.Embedding(K, F); D(x, y) = psi(phi(x)) + <embed(y), phi(x)> -> (B,). y is (B,) int64
+    class ids, or (B, K) float class probabilities p, whose embedding is the mixture p @ embed.weight (a classifier's
+    soft reading: ``fastwgan.uses.pixelda``'s class-aware critic).
     "acgan": `classifier` = nn.Linear(F, K); D(x, y=None) -> (psi(phi(x)) (B,), classifier(phi(x)) (B, K)).
     """
 
@@ -131,7 +133,8 @@ class ConditionalCritic(nn.Module):
             return score, self.classifier(h)  # (B,), (B, K)
         if y is None:
             raise ValueError("a projection critic needs the labels: call D(x, y)")
-        return score + (self.embed(y) * h).sum(dim=1)  # (B,): + <embed(y), phi(x)>
+        e = y.to(h.dtype) @ self.embed.weight if y.is_floating_point() else self.embed(y)  # (B, F)
+        return score + (e * h).sum(dim=1)  # (B,): + <embed(y), phi(x)>
 
 
 def body_features(body: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -79,14 +79,15 @@ def shift_images(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def as_function(module: nn.Module, params: dict, prefix: str | None = None):
-    """``module`` as a function of x with the parameters ``params`` ({name: tensor}, views of a flat buffer; with
-    ``prefix``, the entries of a ModuleDict's dict under ``prefix.``, the prefix removed) and its own buffers,
-    passed explicitly (torch.func refuses in-place updates of tensors a transformed function merely captures)."""
+    """``module`` as a function of its inputs (x, or several) with the parameters ``params`` ({name: tensor}, views
+    of a flat buffer; with ``prefix``, the entries of a ModuleDict's dict under ``prefix.``, the prefix removed) and
+    its own buffers, passed explicitly (torch.func refuses in-place updates of tensors a transformed function merely
+    captures)."""
     if prefix is not None:
         n = len(prefix) + 1
         params = {k[n:]: v for k, v in params.items() if k.startswith(prefix + ".")}
     bufs = dict(module.named_buffers())
-    return lambda x: functional_call(module, {**params, **bufs}, (x,))
+    return lambda *x: functional_call(module, {**params, **bufs}, x)
 
 
 def critic_scores(d):

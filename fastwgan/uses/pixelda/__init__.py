@@ -103,6 +103,7 @@ inner torch.func gradient; each update one compiled graph).
 from .base import PixelDABase
 from .losses import (
     ADV_WEIGHT,
+    CLASS_CRITIC,
     CONTENT_WEIGHT,
     DIVERSITY_WEIGHT,
     PRETRAIN_EPOCHS,
@@ -114,7 +115,7 @@ from .losses import (
     pmse,
     shift_images,
 )
-from .networks import NOISE_DIM, PixelDAGenerator, digit_classifier, digit_networks
+from .networks import NOISE_DIM, PixelDAGenerator, class_aware, digit_classifier, digit_networks
 from .trainers import PixelDATrainer, ReferencePixelDATrainer, load_pixelda
 
 __all__ = [
@@ -128,6 +129,7 @@ __all__ = [
     "shift_images",
     "digit_networks",
     "digit_classifier",
+    "class_aware",
     "load_pixelda",
     "ADV_WEIGHT",
     "TASK_WEIGHT",
@@ -136,5 +138,6 @@ __all__ = [
     "SEMANTIC_WEIGHT",
     "DIVERSITY_WEIGHT",
     "PRETRAIN_EPOCHS",
+    "CLASS_CRITIC",
     "NOISE_DIM",
 ]

@@ -20,9 +20,19 @@ from ..domains import (
     check_flags,
     check_logits,
     check_scores,
+    critic_scores,
     need_labels,
 )
-from .losses import ADV_WEIGHT, CONTENT_WEIGHT, DIVERSITY_WEIGHT, PRETRAIN_EPOCHS, SEMANTIC_WEIGHT, SHIFT, TASK_WEIGHT
+from .losses import (
+    ADV_WEIGHT,
+    CLASS_CRITIC,
+    CONTENT_WEIGHT,
+    DIVERSITY_WEIGHT,
+    PRETRAIN_EPOCHS,
+    SEMANTIC_WEIGHT,
+    SHIFT,
+    TASK_WEIGHT,
+)
 
 
 def _weight(name: str, v) -> float:
@@ -73,6 +83,7 @@ class PixelDABase(DomainTrainerBase):
         semantic: nn.Module | None = None,
         semantic_weight: float = SEMANTIC_WEIGHT,
         diversity_weight: float = DIVERSITY_WEIGHT,
+        class_critic: bool = CLASS_CRITIC,
     ):
         super().__init__(config)
         self.diversity_weight = _weight("diversity_weight", diversity_weight)
@@ -85,6 +96,14 @@ class PixelDABase(DomainTrainerBase):
         # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
         self.semantic = None if semantic is None else semantic.to(self.device).eval().requires_grad_(False)
         check_networks(config, {"generator": generator, "critic": critic, "classifier": classifier}, ("critic",))
+        check_flags(class_critic=class_critic)
+        if class_critic and any(True for _ in classifier.buffers()):
+            raise ValueError(
+                "class_critic: the critic reads the task classifier's class probabilities inside its gradient "
+                "penalty, so the classifier must have no buffers (batch norm); use one without, e.g. DigitClassifier"
+            )
+        # the critic scores D(x, softmax(T(x))) with T frozen (``scorer``): a class-aware game, penalty included
+        self.class_critic = class_critic
         self.adv_weight = _weight("adv_weight", adv_weight)
         self.task_weight = _weight("task_weight", task_weight)
         self.content_weight = _weight("content_weight", content_weight)
@@ -139,6 +158,15 @@ class PixelDABase(DomainTrainerBase):
             "diversity_weight": self.diversity_weight,
         }
 
+    def scorer(self, critic, classify):
+        """The critic as a function of images, (B,) fp32, for both losses: D(x), or with ``class_critic``
+        D(x, softmax(T(x))), ``classify`` being T with its parameters detached (T frozen inside the critic: no
+        critic or adversarial gradient reaches T's parameters). p is a function of x, so the gradient penalty covers
+        the class path and the critic stays 1-Lipschitz in x; G's adversarial gradient flows through T's reading."""
+        if not self.class_critic:
+            return critic_scores(critic)
+        return critic_scores(lambda x: critic(x, classify(x).float().softmax(1)))
+
     def _networks(self):
         return {**self.model, "critic": self.critic}
 
@@ -176,10 +204,6 @@ class PixelDABase(DomainTrainerBase):
                 f"generator: maps {tuple(xs.shape[1:])} source images to {tuple(fake.shape[1:])}, but target "
                 f"images are {tuple(t.shape[1:])}"
             )
-        score = probe(
-            self.critic, xt, None, lambda e: f"critic: calling it on target images {tuple(xt.shape)} failed: {e}"
-        )
-        check_scores(score, "images")
         logits = probe(
             self.classifier,
             fake,
@@ -188,6 +212,12 @@ class PixelDABase(DomainTrainerBase):
         )
         check_logits(logits)
         self.num_classes = logits.shape[1]
+        p = logits.float().softmax(1) if self.class_critic else None  # (2, K): the class-aware critic's 2nd input
+        with_p = "" if p is None else f" and class probabilities {tuple(p.shape)} (class_critic)"
+        score = probe(
+            self.critic, xt, p, lambda e: f"critic: calling it on target images {tuple(xt.shape)}{with_p} failed: {e}"
+        )
+        check_scores(score, "images")
         if self.semantic is not None:
             sem = probe(
                 self.semantic,
@@ -303,6 +333,7 @@ class PixelDABase(DomainTrainerBase):
             "pretrain_epochs": self.pretrain_epochs,
             "semantic_weight": self.semantic_weight if self.semantic is not None else None,
             "diversity_weight": self.diversity_weight,
+            "class_critic": self.class_critic,
             "noise_dim": self.noise_dim,
             "num_classes": self.num_classes,
             "source_task": self.source_task,

@@ -21,6 +21,10 @@ SHIFT = True  # random 1-pixel shifts of T's two inputs in the G/T update (ours:
 SEMANTIC_WEIGHT = 1.0
 #: the mode-seeking term's weight (Mao et al. 2019, MSGAN): 0 = off (measured: the package docstring)
 DIVERSITY_WEIGHT = 0.0
+#: the class-aware critic (``class_critic``): D(x, softmax(T(x))), a projection critic (Miyato & Koyama 2018) on the
+#: task classifier's reading, T frozen inside it and inside its gradient penalty (CDAN's idea, Long et al. 2018:
+#: align the class-conditional distributions, not only the marginals): off (measured: the package docstring)
+CLASS_CRITIC = False
 DIVERSITY_EPS = 1e-5  # MSGAN's official code: 1 / (ratio + 1e-5)
 
 

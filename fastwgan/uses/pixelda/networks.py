@@ -142,6 +142,7 @@ def digit_networks(
     norm: str = "batch",
     skip: bool = True,
     noise_channels: int = 1,
+    class_critic: bool = False,
 ):
     """The bundled PixelDA networks for small images. Seed torch before calling.
 
@@ -149,7 +150,8 @@ def digit_networks(
         noise_channels)`` (width 32 and 3 blocks: ours, sized to train in minutes on a 2-core CPU; the paper's are
         64 and 6).
     critic: fastwgan's DCGAN critic on target images (``fastwgan.gan.models.build("dcgan", ...)``, no
-        normalisation, as WGAN-GP needs) where DCGAN has the size (8, 16, 28, 32, 64), else the MLP critic.
+        normalisation, as WGAN-GP needs) where DCGAN has the size (8, 16, 28, 32, 64), else the MLP critic; with
+        ``class_critic``, made class-aware (``class_aware``) for the trainers' ``class_critic=True``.
     classifier: ``digit_classifier(channels_t, num_classes, image_size)`` (DigitClassifier).
     Each carries a ``spec`` (``load_pixelda`` rebuilds them from it).
 
@@ -161,4 +163,26 @@ def digit_networks(
     gen = PixelDAGenerator(channels_s, channels_t, image_size, width, blocks, noise_dim, norm, skip, noise_channels)
     kind = "dcgan" if image_size in DCGAN_SIZES and channels_t in (1, 3) else "mlp"
     _, critic = build(kind, (channels_t, image_size, image_size), latent_dim=1)
+    if class_critic:
+        critic = class_aware(critic, num_classes)
     return gen, critic, digit_classifier(channels_t, num_classes, image_size)
+
+
+def class_aware(critic: nn.Module, num_classes: int) -> nn.Module:
+    """A bundled unconditional critic (``fastwgan.gan.models.build``) as fastwgan's projection critic D(x, p) on
+    the same body, for ``class_critic=True``: D(x, p) = psi(phi(x)) + <p E, phi(x)>, p (B, K) the task classifier's
+    class probabilities. The body keeps its parameters as drawn (so a run pairs with the unconditional one) and E
+    starts at zero, drawing nothing from torch's generator: the critic starts as the unconditional one (ours, as
+    measured with ``benchmarks/pixelda_diagnosis.py --variant condgp``; Miyato & Koyama draw E Glorot uniform). Its
+    ``spec`` is the conditional critic's, which ``load_pixelda`` rebuilds."""
+    from ...gan.conditioning import ConditionalCritic
+
+    spec = getattr(critic, "spec", None)
+    body = getattr(critic, "body", None)
+    if spec is None or spec.get("num_classes") is not None or not isinstance(body, nn.Sequential):
+        raise ValueError("class_aware: expects an unconditional critic from fastwgan.gan.models.build")
+    features = body[-1].in_features
+    embed = nn.Embedding(num_classes, features, _weight=torch.zeros(num_classes, features))
+    out = ConditionalCritic(body, tuple(spec["data_shape"]), "projection", embed)
+    out.spec = {**spec, "num_classes": num_classes, "conditioning": "projection"}
+    return out

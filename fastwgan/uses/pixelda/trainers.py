@@ -15,7 +15,7 @@ from ...core.compile import compile_step
 from ...core.config import TrainConfig
 from ...core.images import as_float, photometric_images
 from ...core.optimizers import TorchGroups, frozen, torch_optimizer, torch_step
-from ..domains import as_function, critic_scores, owned
+from ..domains import as_function, owned
 from .base import PixelDABase
 from .losses import critic_loss, model_loss
 
@@ -47,10 +47,15 @@ class ReferencePixelDATrainer(PixelDABase):
         self.opt_m = torch_optimizer(config, self.model.parameters(), config.lr_g)
         self.groups = TorchGroups({"critic": self.opt_d, "model": self.opt_m})
 
+    def _score(self):
+        """The critic's score function (``scorer``), T frozen: its parameters detached."""
+        frozen_t = as_function(self.classifier, {k: v.detach() for k, v in self.classifier.named_parameters()})
+        return self.scorer(self.critic, frozen_t)
+
     def critic_gradient(self, x_t, fake, eps) -> tuple[torch.Tensor, dict]:
         """d L_D / d(critic parameters) as one flat tensor on a target batch and fakes, nothing updated (tests)."""
         cfg = self.config
-        loss, aux = critic_loss(critic_scores(self.critic), x_t, fake, eps, cfg.loss, cfg.gp_weight)
+        loss, aux = critic_loss(self._score(), x_t, fake, eps, cfg.loss, cfg.gp_weight)
         grads = torch.autograd.grad(loss, list(self.critic.parameters()))
         return torch.cat([g.reshape(-1) for g in grads]), aux
 
@@ -60,7 +65,7 @@ class ReferencePixelDATrainer(PixelDABase):
         x_s = x_s if photo is None else photometric_images(x_s, *photo)
         with torch.no_grad():
             fake = self.generator(x_s, z)  # G in train mode: batch norm on batch statistics, as in L_GT
-        loss, aux = critic_loss(critic_scores(self.critic), x_t, fake, eps, cfg.loss, cfg.gp_weight)
+        loss, aux = critic_loss(self._score(), x_t, fake, eps, cfg.loss, cfg.gp_weight)
         torch_step(self.opt_d, loss, self.critic.parameters() if cfg.loss == "clip" else None, cfg.clip_value)
         return aux
 
@@ -70,7 +75,7 @@ class ReferencePixelDATrainer(PixelDABase):
             loss, aux = model_loss(
                 self.generator,
                 self.classifier,
-                critic_scores(self.critic),
+                self._score(),
                 x_s,
                 y,
                 z,
@@ -134,18 +139,23 @@ class PixelDATrainer(PixelDABase):
         g_params = _entries(m_params, "generator")
         return lambda x, z: functional_call(self.generator, {**g_params, **g_bufs}, (x, z))
 
-    def _critic_grad(self, d_flat, x_t, fake, eps):
+    def _frozen_task(self, m_flat):
+        """T as a function of images with the model group's parameters ``m_flat`` detached (``scorer``)."""
+        return as_function(self.classifier, self.flat_m.unflatten(m_flat.detach()), "classifier")
+
+    def _critic_grad(self, d_flat, m_flat, x_t, fake, eps):
         cfg = self.config
+        task = self._frozen_task(m_flat)
 
         def loss_fn(d_params):
-            score = critic_scores(as_function(self.critic, d_params))
+            score = self.scorer(as_function(self.critic, d_params), task)
             return critic_loss(score, x_t, fake, eps, cfg.loss, cfg.gp_weight, self.calculus)
 
         return grad_and_value(loss_fn, has_aux=True)(self.flat_d.unflatten(d_flat))
 
     def critic_gradient(self, x_t, fake, eps) -> tuple[torch.Tensor, dict]:
         """d L_D / d(critic parameters) as one flat tensor on a target batch and fakes, nothing updated (tests)."""
-        grads, (_, aux) = self._critic_grad(self.flat_d.data, x_t, fake, eps)
+        grads, (_, aux) = self._critic_grad(self.flat_d.data, self.flat_m.data, x_t, fake, eps)
         return torch.cat([g.reshape(-1) for g in grads.values()]), aux
 
     def _critic_step(self, d_flat, m_flat, g_bufs, state, lr, src_s, idx_s, src_t, idx_t, z, eps, photo):
@@ -153,13 +163,13 @@ class PixelDATrainer(PixelDABase):
         x_s = x_s if photo is None else photometric_images(x_s, *photo)
         with torch.no_grad():
             fake = self._generate(self.flat_m.unflatten(m_flat), g_bufs)(x_s, z)  # (B, C_t, H, W)
-        grads, (_, aux) = self._critic_grad(d_flat, x_t, fake, eps)
+        grads, (_, aux) = self._critic_grad(d_flat, m_flat, x_t, fake, eps)
         self.optim.update(self.flat_d, d_flat, list(grads.values()), state, lr, clip=self.config.loss == "clip")
         return aux
 
     def _model_step(self, m_flat, d_flat, g_bufs, state, lr, src_s, y_s, idx_s, z, shift, z_div, photo):
         x_s, y = as_float(src_s[idx_s]), y_s[idx_s]
-        score = critic_scores(as_function(self.critic, self.flat_d.unflatten(d_flat.detach())))
+        score = self.scorer(as_function(self.critic, self.flat_d.unflatten(d_flat.detach())), self._frozen_task(m_flat))
 
         def loss_fn(m_params, bufs):  # G's buffers as an argument: batch norm updates them in place
             return model_loss(
@@ -253,6 +263,7 @@ def load_pixelda(run, *, compile: bool = False, device: str | None = None, threa
         photometric=bool(cfg_json.get("photometric", False)),  # runs before the option had none
         pretrain_epochs=int(cfg_json.get("pretrain_epochs", 0)),
         diversity_weight=float(cfg_json.get("diversity_weight", 0.0)),  # runs before the term had none
+        class_critic=bool(cfg_json.get("class_critic", False)),  # runs before the option had none
         compile=compile,
         threads=threads,
     )
