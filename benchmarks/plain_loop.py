@@ -228,12 +228,24 @@ class PlainPixelDA:
         generator: (x, z) -> images; critic: images -> (B,) or (B, 1); classifier: images -> logits (B, K).
         config: a ``fastwgan.TrainConfig`` with loss "gp" and optimizer "adam" (lr_d: D; lr_g: G and T).
         adv_weight, task_weight: alpha and beta.
+        class_critic: the critic is D(x, p), p = softmax(T(x)) with T's parameters detached (``functional_call``),
+            in every critic call, the penalty's included (fastwgan.uses.pixelda's ``class_critic``).
     """
 
-    def __init__(self, generator, critic, classifier, config: TrainConfig, adv_weight: float, task_weight: float):
+    def __init__(
+        self,
+        generator,
+        critic,
+        classifier,
+        config: TrainConfig,
+        adv_weight: float,
+        task_weight: float,
+        class_critic: bool = False,
+    ):
         if config.loss != "gp" or config.optimizer != "adam" or config.dtype != "float32":
             raise ValueError("PlainPixelDA: a gradient penalty and Adam in float32")
         self.config, self.adv_weight, self.task_weight = config, adv_weight, task_weight
+        self.class_critic = class_critic
         self.device = resolve_device(config.device)
         self.generator, self.critic, self.classifier = (m.to(self.device) for m in (generator, critic, classifier))
         self.critic_optim = torch.optim.Adam(critic.parameters(), lr=config.lr_d, betas=config.betas)
@@ -252,10 +264,11 @@ class PlainPixelDA:
         shift (B, 2): the PixelDA trainers' stream."""
         from fastwgan.uses.pixelda import shift_images
 
-        cfg, critic, g = self.config, self.critic, self.generator
+        cfg, g = self.config, self.generator
+        critic = self._class_aware if self.class_critic else self.critic
         source, labels, target = data
         draw = {k: v.to(self.device) for k, v in draw.items()}
-        _set_requires_grad(critic, True)
+        _set_requires_grad(self.critic, True)
         for k in range(cfg.n_critic):
             x_s, x_t = to_float(source[draw["idx_s"][k]]), to_float(target[draw["idx_t"][k]])
             with torch.no_grad():
@@ -268,7 +281,7 @@ class PlainPixelDA:
             self.critic_optim.zero_grad()
             critic_cost.backward()
             self.critic_optim.step()
-        _set_requires_grad(critic, False)
+        _set_requires_grad(self.critic, False)
         x_s = to_float(source[draw["gen_s"]])
         y = labels[draw["gen_s"]]
         fake = g(x_s, draw["z_gen"])  # unshifted, as the critic saw them; T reads both shifted
@@ -279,6 +292,11 @@ class PlainPixelDA:
         loss.backward()
         self.model_optim.step()
         return {"critic_loss": critic_cost.detach(), "model_loss": loss.detach()}
+
+    def _class_aware(self, x: torch.Tensor) -> torch.Tensor:
+        frozen = {k: v.detach() for k, v in self.classifier.named_parameters()}
+        p = F.softmax(torch.func.functional_call(self.classifier, frozen, (x,)), 1)
+        return self.critic(x, p)
 
 
 class PlainDIRTT:

@@ -324,6 +324,7 @@ class DomainCase:
 DOMAIN_CASES = (
     DomainCase("wdgrl", 64),
     DomainCase("pixelda", 64),
+    DomainCase("pixelda_cond", 64),
     DomainCase("dirtt", 64),
 )  # conftest parametrises `domain_case` with these, in every profile
 
@@ -363,8 +364,11 @@ def _wdgrl(case, device: str, plain_loop):
 
 
 def _pixelda(case, device: str, plain_loop):
-    """PixelDA (fastwgan.uses.pixelda) at its defaults, the wgan-gp preset: (config, make(provider), draw)."""
+    """PixelDA (fastwgan.uses.pixelda) at its defaults, the wgan-gp preset: (config, make(provider), draw); case
+    "pixelda_cond": with the class-aware critic (``class_critic=True``)."""
     from fastwgan.uses import pixelda
+
+    cond = case.method == "pixelda_cond"
 
     cfg = TrainConfig.preset("wgan-gp", batch_size=case.batch, device=device)
     x_s, x_t = _digits(case), _digits(case).flip(0)
@@ -372,12 +376,12 @@ def _pixelda(case, device: str, plain_loop):
 
     def make(provider):
         torch.manual_seed(0)  # every provider starts from the same weights
-        nets = pixelda.digit_networks(case.channels, case.channels, image_size=case.image_size)
+        nets = pixelda.digit_networks(case.channels, case.channels, image_size=case.image_size, class_critic=cond)
         if provider == "loop":
-            loop = plain_loop.PlainPixelDA(*nets, cfg, pixelda.ADV_WEIGHT, pixelda.TASK_WEIGHT)
+            loop = plain_loop.PlainPixelDA(*nets, cfg, pixelda.ADV_WEIGHT, pixelda.TASK_WEIGHT, class_critic=cond)
             return loop, loop.prepare(x_s, y_s, x_t), loop.train_step
         cls = pixelda.ReferencePixelDATrainer if provider == "reference" else pixelda.PixelDATrainer
-        trainer = cls(*nets, cfg, pretrain_epochs=0)
+        trainer = cls(*nets, cfg, pretrain_epochs=0, class_critic=cond)
         return trainer, trainer.domain_source((x_s, y_s, x_t), trainer.check_domains), trainer._step
 
     def draw(gen):  # the PixelDA trainers' stream (fastwgan.uses.pixelda docstring)
@@ -425,7 +429,7 @@ def _dirtt(case, device: str, plain_loop):
     return cfg, make, draw
 
 
-DOMAIN_BUILDERS = {"wdgrl": _wdgrl, "pixelda": _pixelda, "dirtt": _dirtt}
+DOMAIN_BUILDERS = {"wdgrl": _wdgrl, "pixelda": _pixelda, "pixelda_cond": _pixelda, "dirtt": _dirtt}
 
 
 @pytest.mark.parametrize("provider", ["fastwgan", "reference"])

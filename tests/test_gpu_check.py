@@ -111,7 +111,7 @@ def test_loop_generator_iteration_matches_reference(name):
             torch.testing.assert_close(p_loop, p_ref, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {net} {pname}: {m}")
 
 
-@pytest.mark.parametrize("method", ["wdgrl", "pixelda", "dirtt"])
+@pytest.mark.parametrize("method", ["wdgrl", "pixelda", "pixelda_cond", "dirtt"])
 def test_domain_loop_step_matches_reference(method):
     # The two-domain `loop` providers (plain_loop.PlainWDGRL / PlainPixelDA / PlainDIRTT) against the reference
     # trainers, one step from the same weights, data and draws (the benchmark's own builders): the same model loss
