@@ -20,6 +20,17 @@ The method's output is T (``predict``, ``accuracy``); ``adapt`` shows what G doe
                + lambda_ms / (mean|G(x_s, z2) - G(x_s, z)| / mean|z2 - z| + 1e-5)     mode seeking (optional)
         one optimizer step over G and T together (lr_g)
 
+``class_critic`` (off by default) makes the critic class-aware: every score, the penalty's included, is
+D(x, p(x)), p(x) = softmax(T(x)) with T's parameters detached (T frozen inside the critic: no critic or adversarial
+gradient reaches T, which learns from its two cross-entropies alone), D fastwgan's projection critic (Miyato & Koyama
+2018; ``class_aware`` builds it on the bundled critic's body, its class embedding zero at the start). On target
+images p is T's reading, on adaptations nearly the source label T fits them to, so the critic compares the classes'
+looks, not only the marginals (CDAN's idea, Long et al. 2018). p must be a function of the critic's input: with p
+computed on detached images the class path sits outside the penalty and the W-estimate grows without bound
+(measured: ``benchmarks/pixelda_diagnosis.py``, variants cond and condgp; docs/domain-adaptation.md). Off by default
+(ours, measured): on seeds 0-2 of the two MNIST <-> UCI-digits shifts at 4000 steps (``domain_digits.py``, arm
+pixelda_cond) T's target accuracy ends level with the plain critic's.
+
 ``photometric`` (off by default) varies the source batches' polarity, gain and offset per image and channel
 (``fastwgan.core.images.photometric_draw``, drawn after the step's other draws; T's warm start too), for a
 target whose colours or polarity the source never shows; measured in docs/domain-adaptation.md.
