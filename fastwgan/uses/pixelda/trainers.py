@@ -48,7 +48,9 @@ class ReferencePixelDATrainer(PixelDABase):
         self.groups = TorchGroups({"critic": self.opt_d, "model": self.opt_m})
 
     def _score(self):
-        """The critic's score function (``scorer``), T frozen: its parameters detached."""
+        """The critic's score function (``scorer``), T frozen: its parameters detached (class_critic only)."""
+        if not self.class_critic:
+            return self.scorer(self.critic, None)
         frozen_t = as_function(self.classifier, {k: v.detach() for k, v in self.classifier.named_parameters()})
         return self.scorer(self.critic, frozen_t)
 
@@ -140,7 +142,10 @@ class PixelDATrainer(PixelDABase):
         return lambda x, z: functional_call(self.generator, {**g_params, **g_bufs}, (x, z))
 
     def _frozen_task(self, m_flat):
-        """T as a function of images with the model group's parameters ``m_flat`` detached (``scorer``)."""
+        """T as a function of images with the model group's parameters ``m_flat`` detached (``scorer``; None
+        without ``class_critic``, which never calls it)."""
+        if not self.class_critic:
+            return None
         return as_function(self.classifier, self.flat_m.unflatten(m_flat.detach()), "classifier")
 
     def _critic_grad(self, d_flat, m_flat, x_t, fake, eps):
