@@ -399,6 +399,8 @@ def merge(results: list[dict]) -> dict:
             mine["runs"] = [by_seed[k] for k in mine["seeds"]]
     for shift, s in out["shifts"].items():
         s.update(summarise(s["runs"]))
+    # the seeds that ran (a partial run's settings list the seeds it was asked for)
+    out["settings"]["seeds"] = sorted({k for s in out["shifts"].values() for k in s["seeds"]})
     return out
 
 
