@@ -23,16 +23,7 @@ from ..domains import (
     critic_scores,
     need_labels,
 )
-from .losses import (
-    ADV_WEIGHT,
-    CLASS_CRITIC,
-    CONTENT_WEIGHT,
-    DIVERSITY_WEIGHT,
-    PRETRAIN_EPOCHS,
-    SEMANTIC_WEIGHT,
-    SHIFT,
-    TASK_WEIGHT,
-)
+from . import losses as defaults  # the options' defaults, each with its source
 
 
 def _weight(name: str, v) -> float:
@@ -73,17 +64,17 @@ class PixelDABase(DomainTrainerBase):
         classifier: nn.Module,
         config: TrainConfig,
         *,
-        adv_weight: float = ADV_WEIGHT,
-        task_weight: float = TASK_WEIGHT,
-        content_weight: float = CONTENT_WEIGHT,
+        adv_weight: float = defaults.ADV_WEIGHT,
+        task_weight: float = defaults.TASK_WEIGHT,
+        content_weight: float = defaults.CONTENT_WEIGHT,
         noise_dim: int | None = None,
-        shift: bool = SHIFT,
+        shift: bool = defaults.SHIFT,
         photometric: bool = False,
-        pretrain_epochs: int = PRETRAIN_EPOCHS,
+        pretrain_epochs: int = defaults.PRETRAIN_EPOCHS,
         semantic: nn.Module | None = None,
-        semantic_weight: float = SEMANTIC_WEIGHT,
-        diversity_weight: float = DIVERSITY_WEIGHT,
-        class_critic: bool = CLASS_CRITIC,
+        semantic_weight: float = defaults.SEMANTIC_WEIGHT,
+        diversity_weight: float = defaults.DIVERSITY_WEIGHT,
+        class_critic: bool = defaults.CLASS_CRITIC,
     ):
         super().__init__(config)
         self.diversity_weight = _weight("diversity_weight", diversity_weight)
@@ -96,19 +87,16 @@ class PixelDABase(DomainTrainerBase):
         # CyCADA's semantic consistency: a frozen classifier, in eval mode, never trained here
         self.semantic = None if semantic is None else semantic.to(self.device).eval().requires_grad_(False)
         check_networks(config, {"generator": generator, "critic": critic, "classifier": classifier}, ("critic",))
-        check_flags(class_critic=class_critic)
+        self.adv_weight = _weight("adv_weight", adv_weight)
+        self.task_weight = _weight("task_weight", task_weight)
+        self.content_weight = _weight("content_weight", content_weight)
+        check_flags(shift=shift, photometric=photometric, class_critic=class_critic)
         if class_critic and any(True for _ in classifier.buffers()):
             raise ValueError(
                 "class_critic: the critic reads the task classifier's class probabilities inside its gradient "
                 "penalty, so the classifier must have no buffers (batch norm); use one without, e.g. DigitClassifier"
             )
-        # the critic scores D(x, softmax(T(x))) with T frozen (``scorer``): a class-aware game, penalty included
-        self.class_critic = class_critic
-        self.adv_weight = _weight("adv_weight", adv_weight)
-        self.task_weight = _weight("task_weight", task_weight)
-        self.content_weight = _weight("content_weight", content_weight)
-        check_flags(shift=shift, photometric=photometric)
-        self.shift, self.photometric = shift, photometric
+        self.shift, self.photometric, self.class_critic = shift, photometric, class_critic
         if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int) or pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs must be a non-negative integer, got {pretrain_epochs!r}")
         self.pretrain_epochs = pretrain_epochs
@@ -159,10 +147,8 @@ class PixelDABase(DomainTrainerBase):
         }
 
     def scorer(self, critic, classify):
-        """The critic as a function of images, (B,) fp32, for both losses: D(x), or with ``class_critic``
-        D(x, softmax(T(x))), ``classify`` being T with its parameters detached (T frozen inside the critic: no
-        critic or adversarial gradient reaches T's parameters). p is a function of x, so the gradient penalty covers
-        the class path and the critic stays 1-Lipschitz in x; G's adversarial gradient flows through T's reading."""
+        """The critic as a function of images, (B,) fp32: D(x), or with ``class_critic`` D(x, softmax(T(x))),
+        ``classify`` T with detached parameters (package docstring: the penalty covers the class path)."""
         if not self.class_critic:
             return critic_scores(critic)
         return critic_scores(lambda x: critic(x, classify(x).float().softmax(1)))
